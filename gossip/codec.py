@@ -1,0 +1,213 @@
+"""The one wire format: compact JSON with a protocol version and a cluster id.
+
+Both the HTTP transport and the in-memory network use it, so byte counts are real.
+Decoding checks every type and limit; nothing half-checked reaches the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from gossip.clock import Timestamp
+from gossip.config import Config
+from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
+from gossip.limits import check_key, check_value
+from gossip.membership import MemberInfo
+from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.store import Entry
+
+PROTOCOL_VERSION = 1
+_MAX_INT = 2**53  # integers stay exact in every JSON implementation
+_KINDS = {"exchange": Exchange, "reply": Reply, "rumor": Rumor}
+
+
+def entry_to_wire(e: Entry) -> list[Any]:
+    return [e.key, e.value, e.ts.wall, e.ts.counter, int(e.deleted), e.expires_at]
+
+
+def entry_size(e: Entry) -> int:
+    """Bytes this entry adds to a message (close enough for a budget)."""
+    return len(_dumps(entry_to_wire(e))) + 1
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _member(m: MemberInfo) -> list[Any]:
+    return [m.id, m.address, m.generation, m.heartbeat]
+
+
+def _digest(d: Mapping[str, Timestamp]) -> dict[str, list[int]]:
+    return {origin: [ts.wall, ts.counter] for origin, ts in d.items()}
+
+
+class Codec:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def encode(self, message: Message) -> bytes:
+        body: dict[str, Any] = {
+            "v": PROTOCOL_VERSION,
+            "cluster": self.config.cluster_id,
+            "sender": _member(message.sender),
+        }
+        if isinstance(message, Rumor):
+            body["type"] = "rumor"
+            body["items"] = [
+                [i.entry.origin, i.prev.wall, i.prev.counter, *entry_to_wire(i.entry)]
+                for i in message.items
+            ]
+        else:
+            body["type"] = "exchange" if isinstance(message, Exchange) else "reply"
+            body["digest"] = _digest(message.digest)
+            body["members"] = [_member(m) for m in message.members]
+            body["delta"] = [
+                [d.origin, [*d.base], [*d.upto], [entry_to_wire(e) for e in d.entries]]
+                for d in message.delta
+            ]
+        return _dumps(body)
+
+    def decode(self, data: bytes) -> Message:
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedMessage(f"body is not JSON: {exc}") from exc
+        return _Decoder(self.config).message(body)
+
+
+class _Decoder:
+    """Turns parsed JSON into messages, naming the path of whatever is wrong."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.entries = 0
+
+    def message(self, body: object) -> Message:
+        obj = self.obj(body, "message")
+        for name in ("v", "cluster", "type"):
+            self.field(obj, name)
+        version = obj["v"]
+        if version != PROTOCOL_VERSION:
+            raise IncompatibleMessage(
+                f"protocol version {version!r}, this node speaks {PROTOCOL_VERSION}"
+            )
+        cluster = obj.get("cluster")
+        if cluster != self.config.cluster_id:
+            raise IncompatibleMessage(
+                f"cluster id {cluster!r}, this node is in {self.config.cluster_id!r}"
+            )
+        kind = obj.get("type")
+        if kind not in _KINDS:
+            raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
+        sender = self.member(self.field(obj, "sender"), "sender")
+        if kind == "rumor":
+            raw = self.array(self.field(obj, "items"), "items")
+            return Rumor(sender, tuple(self.rumor_item(r, f"items[{i}]") for i, r in enumerate(raw)))
+        raw_digest = self.obj(self.field(obj, "digest"), "digest")
+        if len(raw_digest) > self.config.max_members_per_message:
+            raise MalformedMessage(f"digest lists more than {self.config.max_members_per_message} writers")
+        digest = {
+            self.text(k, "digest key"): self.ts(v, f"digest[{k!r}]") for k, v in raw_digest.items()
+        }
+        raw_members = self.array(self.field(obj, "members"), "members")
+        if len(raw_members) > self.config.max_members_per_message:
+            raise MalformedMessage(f"more than {self.config.max_members_per_message} members")
+        members = tuple(self.member(m, f"members[{i}]") for i, m in enumerate(raw_members))
+        raw_delta = self.array(self.field(obj, "delta"), "delta")
+        delta = tuple(self.writer_delta(d, f"delta[{i}]") for i, d in enumerate(raw_delta))
+        cls = Exchange if kind == "exchange" else Reply
+        return cls(sender, digest, members, delta)
+
+    def writer_delta(self, raw: object, path: str) -> WriterDelta:
+        origin, base, upto, entries = self.tuple(raw, path, 4)
+        origin = self.text(origin, f"{path} origin")
+        base, upto = self.ts(base, f"{path} base"), self.ts(upto, f"{path} upto")
+        items = self.array(entries, f"{path} entries")
+        parsed = tuple(self.entry(origin, e, f"{path} entries[{i}]") for i, e in enumerate(items))
+        if any(not base < e.ts <= upto for e in parsed):
+            raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
+        return WriterDelta(origin, base, upto, parsed)
+
+    def rumor_item(self, raw: object, path: str) -> RumorItem:
+        fields = self.array(raw, path)
+        if len(fields) != 9:
+            raise MalformedMessage(f"{path}: expected 9 fields, got {len(fields)}")
+        origin = self.text(fields[0], f"{path} origin")
+        prev = self.ts(fields[1:3], f"{path} prev")
+        entry = self.entry(origin, fields[3:], path)
+        if not prev < entry.ts:
+            raise MalformedMessage(f"{path}: prev must be below the entry's timestamp")
+        return RumorItem(entry, prev)
+
+    def entry(self, origin: str, raw: object, path: str) -> Entry:
+        self.entries += 1
+        if self.entries > self.config.max_entries_per_message:
+            raise MalformedMessage(f"more than {self.config.max_entries_per_message} entries")
+        key, value, wall, counter, deleted, expires = self.tuple(raw, path, 6)
+        try:
+            key = check_key(key, self.config)
+            value = check_value(value, self.config)
+        except CallerError as exc:
+            raise MalformedMessage(f"{path}: {exc}") from exc
+        if deleted not in (0, 1) or isinstance(deleted, float):
+            raise MalformedMessage(f"{path}: deleted flag must be 0 or 1")
+        if deleted and value is not None:
+            raise MalformedMessage(f"{path}: a tombstone carries no value")
+        if expires is not None:
+            expires = self.int(expires, f"{path} expires_at")
+        ts = Timestamp(self.int(wall, f"{path} wall"), self.int(counter, f"{path} counter"))
+        return Entry(key, value, ts, origin, bool(deleted), expires)
+
+    def member(self, raw: object, path: str) -> MemberInfo:
+        id_, address, generation, heartbeat = self.tuple(raw, path, 4)
+        return MemberInfo(
+            self.text(id_, f"{path} id"),
+            self.text(address, f"{path} address"),
+            self.int(generation, f"{path} generation"),
+            self.int(heartbeat, f"{path} heartbeat"),
+        )
+
+    def ts(self, raw: object, path: str) -> Timestamp:
+        wall, counter = self.tuple(raw, path, 2)
+        return Timestamp(self.int(wall, f"{path} wall"), self.int(counter, f"{path} counter"))
+
+    # -- primitives --------------------------------------------------------------------
+
+    @staticmethod
+    def field(obj: dict[str, Any], name: str) -> object:
+        if name not in obj:
+            raise MalformedMessage(f"missing field {name!r}")
+        return obj[name]
+
+    @staticmethod
+    def obj(raw: object, path: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise MalformedMessage(f"{path} must be an object")
+        return raw
+
+    @staticmethod
+    def array(raw: object, path: str) -> list[Any]:
+        if not isinstance(raw, list):
+            raise MalformedMessage(f"{path} must be an array")
+        return raw
+
+    def tuple(self, raw: object, path: str, size: int) -> list[Any]:
+        items = self.array(raw, path)
+        if len(items) != size:
+            raise MalformedMessage(f"{path} must have {size} items, got {len(items)}")
+        return items
+
+    @staticmethod
+    def int(raw: object, path: str) -> int:
+        if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw < _MAX_INT:
+            raise MalformedMessage(f"{path} must be an integer in [0, 2**53), got {raw!r}")
+        return raw
+
+    @staticmethod
+    def text(raw: object, path: str) -> str:
+        if not isinstance(raw, str) or not 0 < len(raw) <= 256:
+            raise MalformedMessage(f"{path} must be a string of 1 to 256 characters")
+        return raw

@@ -1,0 +1,79 @@
+"""The protocol's settings: one frozen dataclass, each default with its trade-off."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from gossip.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    # Peers that carry one cluster's gossip; messages from another cluster are refused.
+    cluster_id: str = "default"
+    # Seconds between anti-entropy rounds: shorter repairs faster, costs more idle CPU and bytes.
+    gossip_interval: float = 1.0
+    # Peers per round and per eager push: rounds to converge shrink like log_(k+1) N, traffic grows with k.
+    fanout: int = 3
+    # Each interval is scaled by 1 +- jitter at random so nodes do not fall into lockstep.
+    jitter: float = 0.25
+    # Push each local write at once (rumor mongering); off leaves spreading to the rounds.
+    eager_push: bool = True
+    # Remote timestamps more than this ahead of local wall time are refused: tolerates skew,
+    # but a bad clock can pin a key this far in the future.
+    max_offset: float = 5.0
+    # Bytes of entries in one message; a peer far behind catches up over several rounds.
+    delta_budget_bytes: int = 512 * 1024
+    # Entries in one message, whatever their size.
+    max_entries_per_message: int = 10_000
+    # Members listed in one message.
+    max_members_per_message: int = 1_024
+    # Largest HTTP body a node accepts (413 above); must hold a full delta plus digests.
+    max_body_bytes: int = 2 * 1024 * 1024
+    # Longest key, in UTF-8 bytes.
+    max_key_bytes: int = 256
+    # Largest value, as compact JSON bytes.
+    max_value_bytes: int = 64 * 1024
+    # Deepest nesting of arrays and objects inside a value.
+    max_value_depth: int = 32
+    # Seconds to wait for a peer's answer before the exchange counts as failed.
+    request_timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.cluster_id or len(self.cluster_id) > 128:
+            raise ConfigError("cluster_id", "must be 1 to 128 characters")
+        positive = (
+            "gossip_interval", "fanout", "max_offset", "delta_budget_bytes",
+            "max_entries_per_message", "max_members_per_message", "max_body_bytes",
+            "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout",
+        )  # fmt: skip
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(name, f"must be a positive number, got {value!r}")
+        if not 0 <= self.jitter < 1:
+            raise ConfigError("jitter", f"must be in [0, 1), got {self.jitter!r}")
+        if self.max_value_bytes + self.max_key_bytes + 128 > self.delta_budget_bytes:
+            raise ConfigError("delta_budget_bytes", "must hold at least one largest entry")
+        if self.delta_budget_bytes * 2 > self.max_body_bytes:
+            raise ConfigError("max_body_bytes", "must be at least twice delta_budget_bytes")
+
+    @property
+    def max_offset_ms(self) -> int:
+        return int(self.max_offset * 1000)
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def local(cls, **changes: object) -> Config:
+        """Several nodes on one machine: fast rounds, since the network is free."""
+        return cls(gossip_interval=0.2, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_tests(cls, **changes: object) -> Config:
+        """Quick rounds and short timeouts so tests converge in well under a second."""
+        base = {"gossip_interval": 0.05, "request_timeout": 1.0}
+        base.update(changes)
+        return cls(**base)  # type: ignore[arg-type]

@@ -1,0 +1,51 @@
+"""Checks on keys and values, shared by the client API and the gossip decoder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from gossip.config import Config
+from gossip.errors import InvalidKey, InvalidValue
+from gossip.store import JSON
+
+
+def check_key(key: object, config: Config) -> str:
+    if not isinstance(key, str):
+        raise InvalidKey(f"key must be a string, got {type(key).__name__}")
+    if not key:
+        raise InvalidKey("key must not be empty")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > config.max_key_bytes:
+        raise InvalidKey(f"key is {size} bytes, the limit is {config.max_key_bytes}")
+    return key
+
+
+def check_value(value: JSON, config: Config) -> JSON:
+    _check_shape(value, config.max_value_depth)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > config.max_value_bytes:
+        raise InvalidValue(f"value is {size} bytes as JSON, the limit is {config.max_value_bytes}")
+    return value
+
+
+def _check_shape(value: JSON, max_depth: int) -> None:
+    """Only JSON types, finite numbers, nesting at most max_depth (iteratively, so a
+    hostile value cannot exhaust the stack)."""
+    stack: list[tuple[JSON, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                raise InvalidValue(f"value nests deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                if not all(isinstance(k, str) for k in item):
+                    raise InvalidValue("object keys in a value must be strings")
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidValue("numbers in a value must be finite")
+        elif item is not None and not isinstance(item, (str, int, bool)):
+            raise InvalidValue(f"{type(item).__name__} is not a JSON value")

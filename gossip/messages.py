@@ -1,0 +1,61 @@
+"""The messages nodes exchange. Frozen dataclasses; bytes are the codec's business."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gossip.clock import Timestamp
+from gossip.membership import MemberInfo
+from gossip.store import Entry
+
+
+@dataclass(frozen=True, slots=True)
+class WriterDelta:
+    """Entries of one writer with base < ts <= upto, in ts order: the receiver that held
+    everything up to base holds everything up to upto after applying it."""
+
+    origin: str
+    base: Timestamp
+    upto: Timestamp
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A round's request: our digest and view, and what the peer was known to lack."""
+
+    sender: MemberInfo
+    digest: Mapping[str, Timestamp]
+    members: tuple[MemberInfo, ...]
+    delta: tuple[WriterDelta, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to an Exchange: what the requester lacks by its digest, and ours."""
+
+    sender: MemberInfo
+    digest: Mapping[str, Timestamp]
+    members: tuple[MemberInfo, ...]
+    delta: tuple[WriterDelta, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RumorItem:
+    """A fresh write and its writer's previous write's ts, so a receiver that held
+    everything up to prev may move its watermark for that writer to entry.ts."""
+
+    entry: Entry
+    prev: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Rumor:
+    """Eagerly pushed writes; relayed once by each node they are news to."""
+
+    sender: MemberInfo
+    items: tuple[RumorItem, ...]
+
+
+Message = Exchange | Reply | Rumor

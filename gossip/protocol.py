@@ -1,0 +1,243 @@
+"""One node's protocol, free of I/O: inputs are writes, messages and the time; outputs
+are messages to send. node/ drives it over HTTP, simulations/ in virtual time."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gossip.clock import ZERO, HybridClock, Timestamp
+from gossip.codec import entry_size
+from gossip.config import Config
+from gossip.limits import check_key, check_value
+from gossip.membership import MemberInfo, Membership
+from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.store import JSON, Entry, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    address: str
+    message: Message
+
+
+@dataclass
+class Counters:
+    """What happened, for /health-style reporting and for tests."""
+
+    rounds: int = 0
+    exchanges_served: int = 0
+    rumors_received: int = 0
+    entries_applied: int = 0
+    rejected: int = 0
+    failures: int = 0
+    by_peer_failures: dict[str, int] = field(default_factory=dict)
+
+
+class GossipProtocol:
+    def __init__(
+        self,
+        config: Config,
+        node_id: str,
+        address: str,
+        rng: random.Random,
+        now_ms: int,
+        seeds: Iterable[str] = (),
+        generation: int | None = None,
+    ) -> None:
+        self.config = config
+        self.id = node_id
+        self.rng = rng
+        self.clock = HybridClock(config.max_offset_ms)
+        self.store = Store()
+        me = MemberInfo(node_id, address, now_ms if generation is None else generation, 0)
+        self.membership = Membership(me, tuple(s for s in seeds if s != address))
+        self.counters = Counters()
+        self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
+        self._rumors: list[RumorItem] = []
+
+    # -- the local API ---------------------------------------------------------------
+
+    def write(self, key: str, value: JSON, now_ms: int, ttl: float | None = None) -> Entry:
+        check_key(key, self.config)
+        check_value(value, self.config)
+        expires = None if ttl is None else now_ms + max(1, round(ttl * 1000))
+        return self._commit(key, value, False, expires, now_ms)
+
+    def delete(self, key: str, now_ms: int) -> Entry:
+        check_key(key, self.config)
+        return self._commit(key, None, True, None, now_ms)
+
+    def read(self, key: str, now_ms: int) -> Entry | None:
+        entry = self.store.get(key)
+        return entry if entry is not None and entry.is_live(now_ms) else None
+
+    def _commit(
+        self, key: str, value: JSON, deleted: bool, expires: int | None, now_ms: int
+    ) -> Entry:
+        prev = self.store.watermark(self.id)
+        entry = Entry(key, value, self.clock.tick(now_ms), self.id, deleted, expires)
+        self.store.merge(entry)
+        self.store.advance(self.id, prev, entry.ts)
+        if self.config.eager_push:
+            self._rumors.append(RumorItem(entry, prev))
+        return entry
+
+    # -- timing ------------------------------------------------------------------------
+
+    def first_delay(self) -> float:
+        """Stagger the first round over one interval so a cluster started at once does
+        not gossip in lockstep."""
+        return self.rng.uniform(0, self.config.gossip_interval)
+
+    def next_delay(self) -> float:
+        jitter = self.config.jitter
+        return self.config.gossip_interval * self.rng.uniform(1 - jitter, 1 + jitter)
+
+    # -- anti-entropy rounds ------------------------------------------------------------
+
+    def round(self, now_ms: int) -> list[Outgoing]:
+        """Start a round: one Exchange to each of `fanout` random peers."""
+        self.counters.rounds += 1
+        self.membership.beat()
+        out = []
+        for address in self.membership.pick_peers(self.config.fanout, self.rng):
+            known = self._peer_digests.get(address)
+            delta = self._delta_for(known) if known is not None else ()
+            out.append(Outgoing(address, self._summary(Exchange, delta)))
+        return out
+
+    def handle(self, message: Message, now_ms: int) -> Reply | None:
+        """Serve a message from a peer: an Exchange gets a Reply, a Rumor nothing.
+        Raises PeerError (and applies nothing) if any part of it is unacceptable."""
+        if isinstance(message, Rumor):
+            self._accept_rumor(message, now_ms)
+            return None
+        if isinstance(message, Reply):
+            self.on_reply(message.sender.address, message, now_ms)
+            return None
+        self._accept_summary(message, now_ms)
+        self.counters.exchanges_served += 1
+        self._peer_digests[message.sender.address] = message.digest
+        return self._summary(Reply, self._delta_for(message.digest))
+
+    def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
+        self._accept_summary(reply, now_ms)
+        self._peer_digests[address] = reply.digest
+
+    def on_failure(self, address: str) -> None:
+        """An exchange with `address` failed (timeout, refused, refusal)."""
+        self.counters.failures += 1
+        failures = self.counters.by_peer_failures
+        failures[address] = failures.get(address, 0) + 1
+        self._peer_digests.pop(address, None)
+
+    def _summary(
+        self, kind: type[Exchange] | type[Reply], delta: tuple[WriterDelta, ...]
+    ) -> Exchange | Reply:
+        digest = dict(self.store.watermarks)
+        return kind(self.membership.me, digest, tuple(self.membership.view()), delta)
+
+    def _delta_for(self, peer: Mapping[str, Timestamp]) -> tuple[WriterDelta, ...]:
+        """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
+        and entry budgets. Writers are visited in random order so that no writer starves
+        when every message is cut."""
+        budget = self.config.delta_budget_bytes
+        room = self.config.max_entries_per_message
+        behind = [o for o, mark in self.store.watermarks.items() if mark > peer.get(o, ZERO)]
+        self.rng.shuffle(behind)
+        deltas = []
+        for origin in behind:
+            base, mine = peer.get(origin, ZERO), self.store.watermarks[origin]
+            taken: list[Entry] = []
+            cut = False
+            for entry in self.store.newer_than(origin, base):
+                if entry.ts > mine:
+                    break  # held, but not yet covered by our own watermark
+                size = entry_size(entry)
+                if size > budget or room == 0:
+                    cut = True
+                    break
+                budget -= size
+                room -= 1
+                taken.append(entry)
+            if cut and not taken:
+                break
+            upto = taken[-1].ts if cut else mine
+            deltas.append(WriterDelta(origin, base, upto, tuple(taken)))
+            if cut:
+                break
+        return tuple(deltas)
+
+    def _accept_summary(self, message: Exchange | Reply, now_ms: int) -> None:
+        for ts in message.digest.values():
+            self.clock.check(ts, now_ms)
+        for delta in message.delta:
+            self.clock.check(delta.upto, now_ms)
+        self.membership.merge([message.sender, *message.members], now_ms)
+        for delta in message.delta:
+            for entry in delta.entries:
+                self._apply(entry, now_ms)
+            self.store.advance(delta.origin, delta.base, delta.upto)
+
+    def _apply(self, entry: Entry, now_ms: int) -> bool:
+        self.clock.observe(entry.ts, now_ms)
+        if not self.store.merge(entry):
+            return False
+        self.counters.entries_applied += 1
+        return True
+
+    # -- eager push --------------------------------------------------------------------
+
+    def _accept_rumor(self, rumor: Rumor, now_ms: int) -> None:
+        for item in rumor.items:
+            self.clock.check(item.entry.ts, now_ms)
+        self.counters.rumors_received += 1
+        self.membership.merge([rumor.sender], now_ms)
+        for item in rumor.items:
+            fresh = self._apply(item.entry, now_ms)
+            self.store.advance(item.entry.origin, item.prev, item.entry.ts)
+            if fresh and self.config.eager_push:
+                self._rumors.append(item)  # news to us: relay it once
+
+    def has_rumors(self) -> bool:
+        return bool(self._rumors)
+
+    def take_rumors(self) -> list[Outgoing]:
+        """Everything written or first heard since the last call, as Rumors (cut at the
+        message budgets) to each of `fanout` random peers. Called as often as the
+        transport keeps up, so writes that arrive while a push is in flight share the
+        next one."""
+        if not self._rumors:
+            return []
+        items, self._rumors = self._rumors, []
+        peers = self.membership.pick_peers(self.config.fanout, self.rng)
+        out = []
+        for batch in self._batches(items):
+            rumor = Rumor(self.membership.me, batch)
+            out.extend(Outgoing(address, rumor) for address in peers)
+        return out
+
+    def _batches(self, items: list[RumorItem]) -> list[tuple[RumorItem, ...]]:
+        batches: list[tuple[RumorItem, ...]] = []
+        batch: list[RumorItem] = []
+        budget = self.config.delta_budget_bytes
+        for item in items:
+            size = entry_size(item.entry) + 64
+            if batch and (size > budget or len(batch) == self.config.max_entries_per_message):
+                batches.append(tuple(batch))
+                batch, budget = [], self.config.delta_budget_bytes
+            batch.append(item)
+            budget -= size
+        if batch:
+            batches.append(tuple(batch))
+        return batches
+
+    # -- reading the state ------------------------------------------------------------------
+
+    def state_hash(self, now_ms: int) -> tuple[str, int]:
+        return self.store.state_hash(now_ms)
+
+    def live(self, now_ms: int) -> dict[str, Entry]:
+        return self.store.live(now_ms)

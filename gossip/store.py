@@ -1,0 +1,126 @@
+"""Last-writer-wins entries, the per-writer log that deltas are read from, and the
+watermarks that digests are made of. Rules: docs/PROTOCOL.md."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from bisect import bisect_right, insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gossip.clock import ZERO, Timestamp
+
+JSON = Any  # any value json.loads can return
+
+Digest = dict[str, Timestamp]  # writer node id -> the timestamp up to which we hold everything
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str
+    value: JSON  # None for a tombstone
+    ts: Timestamp
+    origin: str  # id of the node that wrote it
+    deleted: bool = False
+    expires_at: int | None = None  # wall ms; the entry reads as absent from then on
+
+    def wins_over(self, other: Entry) -> bool:
+        """The LWW order: (ts, origin), then a fixed tie-break on content, so that even
+        two different entries with equal (ts, origin) merge the same way everywhere."""
+        if (self.ts, self.origin) != (other.ts, other.origin):
+            return (self.ts, self.origin) > (other.ts, other.origin)
+        return _content(self) > _content(other)
+
+    def is_live(self, now_ms: int) -> bool:
+        return not self.deleted and (self.expires_at is None or now_ms < self.expires_at)
+
+
+def _content(entry: Entry) -> tuple[bool, str, int]:
+    value = json.dumps(entry.value, sort_keys=True, separators=(",", ":"))
+    return (entry.deleted, value, -1 if entry.expires_at is None else entry.expires_at)
+
+
+class Store:
+    """Entries by key, plus, per writer, a log of (ts, key) sorted by ts.
+
+    A log item whose entry has been overwritten is stale and skipped on reading; stale
+    items are dropped once they outnumber the live ones.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._logs: dict[str, list[tuple[int, int, str]]] = {}
+        self._stale: dict[str, int] = {}
+        self.watermarks: Digest = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    def entries(self) -> Iterator[Entry]:
+        return iter(self._entries.values())
+
+    def merge(self, entry: Entry) -> bool:
+        """Keep whichever of ours and theirs wins; True if ours changed."""
+        current = self._entries.get(entry.key)
+        if current is not None and not entry.wins_over(current):
+            return False
+        self._entries[entry.key] = entry
+        if current is not None:
+            self._mark_stale(current.origin)
+        log = self._logs.setdefault(entry.origin, [])
+        item = (entry.ts.wall, entry.ts.counter, entry.key)
+        if not log or log[-1] < item:
+            log.append(item)  # the usual case: a writer's entries arrive in ts order
+        else:
+            insort(log, item)
+        return True
+
+    def _mark_stale(self, origin: str) -> None:
+        stale = self._stale.get(origin, 0) + 1
+        log = self._logs[origin]
+        if stale * 2 > len(log) and stale > 16:
+            self._logs[origin] = [item for item in log if self._holds(origin, item)]
+            stale = 0
+        self._stale[origin] = stale
+
+    def _holds(self, origin: str, item: tuple[int, int, str]) -> bool:
+        entry = self._entries.get(item[2])
+        return entry is not None and entry.origin == origin and entry.ts == item[:2]
+
+    def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
+        """The entries we hold written by `origin` with ts > since, in ts order."""
+        log = self._logs.get(origin, [])
+        start = bisect_right(log, since, key=lambda item: (item[0], item[1]))
+        for item in log[start:]:
+            entry = self._entries.get(item[2])
+            if entry is not None and entry.origin == origin and entry.ts == item[:2]:
+                yield entry
+
+    def watermark(self, origin: str) -> Timestamp:
+        return self.watermarks.get(origin, ZERO)
+
+    def advance(self, origin: str, base: Timestamp, upto: Timestamp) -> None:
+        """We now hold everything `origin` wrote in (base, upto]: if we already held all
+        up to base, the watermark moves up to upto; otherwise a gap remains."""
+        current = self.watermark(origin)
+        if current >= base and upto > current:
+            self.watermarks[origin] = upto
+
+    def live(self, now_ms: int) -> dict[str, Entry]:
+        return {k: e for k, e in self._entries.items() if e.is_live(now_ms)}
+
+    def state_hash(self, now_ms: int) -> tuple[str, int]:
+        """A hash of the live state and its key count: equal iff the live states are."""
+        digest = hashlib.sha256()
+        live = self.live(now_ms)
+        for key in sorted(live):
+            e = live[key]
+            record = [key, e.value, e.ts.wall, e.ts.counter, e.origin, e.expires_at]
+            digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+            digest.update(b"\n")
+        return digest.hexdigest(), len(live)

@@ -1,0 +1,184 @@
+"""SharedState: the core protocol, a dict-like face for request handlers, and the
+background loops that gossip it over HTTP. Reads never touch the network."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import TaskStatus
+
+from gossip.codec import Codec
+from gossip.errors import GossipError, NetworkError, PeerError
+from gossip.messages import Reply
+from gossip.protocol import GossipProtocol, Outgoing
+from gossip.store import JSON, Entry
+from node.settings import Settings
+from node.transport import HttpTransport
+
+log = logging.getLogger("gossip.node")
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SharedState:
+    """One node's view of the shared state, and the loops that keep it in agreement."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.config
+        self.codec = Codec(self.config)
+        self.transport = HttpTransport(self.codec, client)
+        self.protocol = GossipProtocol(
+            self.config, settings.id, settings.address, rng or random.Random(),
+            wall_ms(), settings.seeds,
+        )  # fmt: skip
+        self.rejected = 0
+        self._rumor_ready = anyio.Event()
+
+    @property
+    def id(self) -> str:
+        return self.protocol.id
+
+    # -- the dict-like API ----------------------------------------------------------------
+
+    def entry(self, key: str) -> Entry | None:
+        """The live entry for `key` (value, timestamp, writer), or None."""
+        return self.protocol.read(key, wall_ms())
+
+    def get(self, key: str, default: JSON = None) -> JSON:
+        entry = self.entry(key)
+        return default if entry is None else entry.value
+
+    def __getitem__(self, key: str) -> JSON:
+        entry = self.entry(key)
+        if entry is None:
+            raise KeyError(key)
+        return entry.value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.entry(key) is not None
+
+    def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
+        """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
+        seconds; it spreads to every node in the background. Raises CallerError."""
+        entry = self.protocol.write(key, value, wall_ms(), ttl)
+        self._rumor_ready.set()
+        return entry
+
+    def __setitem__(self, key: str, value: JSON) -> None:
+        self.set(key, value)
+
+    def delete(self, key: str) -> Entry:
+        """Delete `key` everywhere (a tombstone that wins over every older write)."""
+        entry = self.protocol.delete(key, wall_ms())
+        self._rumor_ready.set()
+        return entry
+
+    def __delitem__(self, key: str) -> None:
+        self.delete(key)
+
+    def snapshot(self) -> dict[str, JSON]:
+        """Every live key and its value, as a plain dict."""
+        return {key: e.value for key, e in self.protocol.live(wall_ms()).items()}
+
+    def keys(self) -> list[str]:
+        return list(self.protocol.live(wall_ms()))
+
+    def items(self) -> list[tuple[str, JSON]]:
+        return list(self.snapshot().items())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.protocol.live(wall_ms()))
+
+    def state_hash(self) -> tuple[str, int]:
+        return self.protocol.state_hash(wall_ms())
+
+    def stats(self) -> dict[str, Any]:
+        c = self.protocol.counters
+        return {
+            "node": self.id,
+            "rounds": c.rounds,
+            "exchanges_served": c.exchanges_served,
+            "rumors_received": c.rumors_received,
+            "entries_applied": c.entries_applied,
+            "rejected": self.rejected,
+            "failures": c.failures,
+            "bytes_sent": self.transport.bytes_sent,
+            "bytes_received": self.transport.bytes_received,
+        }
+
+    # -- serving peers ----------------------------------------------------------------------
+
+    def receive(self, body: bytes) -> bytes | None:
+        """Handle a peer's message; the encoded reply, if any. Raises PeerError."""
+        try:
+            reply = self.protocol.handle(self.codec.decode(body), wall_ms())
+        except PeerError as exc:
+            self.rejected += 1
+            log.warning("%s: rejected gossip: %s", self.id, exc)
+            raise
+        if self.protocol.has_rumors():
+            self._rumor_ready.set()  # relay what was news to us
+        return None if reply is None else self.codec.encode(reply)
+
+    # -- the background loops ---------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Gossip until cancelled. Started by the lifespan in its task group."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._rounds)
+            tg.start_soon(self._eager_push)
+            task_status.started()
+
+    async def _rounds(self) -> None:
+        await anyio.sleep(self.protocol.first_delay())
+        while True:
+            started = anyio.current_time()
+            await self._send_all(self.protocol.round(wall_ms()))
+            elapsed = anyio.current_time() - started
+            await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
+
+    async def _eager_push(self) -> None:
+        while True:
+            await self._rumor_ready.wait()
+            self._rumor_ready = anyio.Event()
+            # Writes that land while this push is in flight wait for the next one.
+            await self._send_all(self.protocol.take_rumors())
+
+    async def _send_all(self, outgoing: list[Outgoing]) -> None:
+        async with anyio.create_task_group() as tg:
+            for out in outgoing:
+                tg.start_soon(self._send, out)
+
+    async def _send(self, out: Outgoing) -> None:
+        try:
+            answer = await self.transport.send(out.address, out.message)
+            if isinstance(answer, Reply):
+                self.protocol.on_reply(out.address, answer, wall_ms())
+        except (NetworkError, PeerError) as exc:
+            self.protocol.on_failure(out.address)
+            log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
+        except GossipError:
+            log.exception("%s: unexpected error talking to %s", self.id, out.address)
+            self.protocol.on_failure(out.address)
+        if self.protocol.has_rumors():
+            self._rumor_ready.set()
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
