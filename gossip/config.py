@@ -69,11 +69,9 @@ class Config:
     @classmethod
     def local(cls, **changes: object) -> Config:
         """Several nodes on one machine: fast rounds, since the network is free."""
-        return cls(gossip_interval=0.2, **changes)  # type: ignore[arg-type]
+        return cls(**{"gossip_interval": 0.2, **changes})  # type: ignore[arg-type]
 
     @classmethod
     def for_tests(cls, **changes: object) -> Config:
         """Quick rounds and short timeouts so tests converge in well under a second."""
-        base = {"gossip_interval": 0.05, "request_timeout": 1.0}
-        base.update(changes)
-        return cls(**base)  # type: ignore[arg-type]
+        return cls(**{"gossip_interval": 0.05, "request_timeout": 1.0, **changes})  # type: ignore[arg-type]

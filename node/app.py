@@ -61,6 +61,3 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level, access_log=False,
     )  # fmt: skip
 
-
-if __name__ == "__main__":
-    main()

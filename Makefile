@@ -1,0 +1,31 @@
+# `make run` and `make test` set everything up themselves on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NODES ?= 5
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench-propagation clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,sim]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreading
+	$(BIN)/gossip-cluster --nodes $(NODES) --demo
+
+test: $(STAMP)  ## the whole suite, what CI runs
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check gossip node scripts simulations tests examples
+
+lint: $(STAMP)
+	$(BIN)/ruff check gossip node scripts simulations tests examples
+	$(BIN)/mypy
+
+bench-propagation: $(STAMP)  ## time for a write to reach all nodes, eager push on and off
+	$(BIN)/python -m scripts.bench_propagation --nodes 10 --writes 60
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,3 @@
+from node.app import main
+
+main()

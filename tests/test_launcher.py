@@ -1,0 +1,63 @@
+"""The launcher stops every process it started, on SIGTERM and on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not yet reaped but no longer running
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_launcher_leaves_nothing_behind(signum: int) -> None:
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cluster", "--nodes", "3", "--base-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    pids: list[int] = []
+    lines = []
+    try:
+        assert launcher.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in launcher.stdout:
+            lines.append(line)
+            match = re.match(r"\s+n\d+\s+(\d+)\s+http://", line)
+            if match:
+                pids.append(int(match.group(1)))
+            if "Ctrl-C stops every node" in line or time.monotonic() > deadline:
+                break
+        assert len(pids) == 3, "".join(lines)
+        assert all(alive(p) for p in pids)
+        launcher.send_signal(signum)
+        out, _ = launcher.communicate(timeout=30)
+        assert launcher.returncode == 0, out
+        assert "stopped 3 nodes" in out
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in pids if alive(p)]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,106 @@
+"""Real uvicorn processes started by the launcher, speaking real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+
+from scripts.cluster import LocalCluster
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(nodes=5, interval=0.1) as c:
+        yield c
+
+
+async def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await anyio.sleep(0.05)
+
+
+async def digests(client: httpx.AsyncClient, urls: list[str]) -> list[str]:
+    return [(await client.get(u + "/digest")).json()["digest"] for u in urls]
+
+
+async def test_every_node_learns_every_member_from_one_seed(cluster: LocalCluster) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in cluster.urls:
+            members = (await client.get(url + "/members")).json()["members"]
+            assert sorted(m["id"] for m in members) == sorted(cluster.ids)
+            assert {m["address"] for m in members} == set(cluster.urls)
+            assert all(m["status"] == "alive" for m in members)
+
+
+async def test_writes_to_random_nodes_converge_to_lww(cluster: LocalCluster) -> None:
+    rng = random.Random(7)
+    written: list[dict[str, object]] = []
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def write(key: str, value: str) -> None:
+            url = rng.choice(cluster.urls)
+            r = await client.post(url + "/set", json={"key": key, "value": value})
+            assert r.status_code == 200, r.text
+            written.append(r.json())
+
+        for i in range(200):  # unique values, unique keys
+            await write(f"unique-{i}", f"value-{i}")
+        async with anyio.create_task_group() as tg:  # concurrent writes to the same keys
+            for i in range(100):
+                tg.start_soon(write, f"contended-{i % 5}", f"c-{i}")
+
+        expected: dict[str, dict[str, object]] = {}
+        for entry in written:
+            best = expected.get(entry["key"])  # type: ignore[arg-type]
+            if best is None or (entry["timestamp"], entry["node"]) > (best["timestamp"], best["node"]):
+                expected[entry["key"]] = entry  # type: ignore[index]
+
+        async def agreed() -> bool:
+            return len(set(await digests(client, cluster.urls))) == 1
+
+        await wait_until(agreed, what="every node to report the same /digest")
+        for url in cluster.urls:
+            values = (await client.get(url + "/get")).json()["values"]
+            for key, entry in expected.items():
+                assert values[key] == entry["value"], f"{url} has {key}={values.get(key)!r}"
+            one = (await client.get(url + "/get", params={"key": "contended-0"})).json()
+            best = expected["contended-0"]
+            assert (one["timestamp"], one["node"]) == (best["timestamp"], best["node"])
+
+
+async def test_delete_on_one_node_reads_404_everywhere(cluster: LocalCluster) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        await client.post(cluster.urls[1] + "/set", json={"key": "doomed", "value": 1})
+
+        async def everywhere(status: int) -> bool:
+            codes = [(await client.get(u + "/get", params={"key": "doomed"})).status_code for u in cluster.urls]
+            return all(c == status for c in codes)
+
+        await wait_until(lambda: everywhere(200), what="the write to reach every node")
+        r = await client.post(cluster.urls[3] + "/delete", json={"key": "doomed"})
+        assert r.status_code == 200
+        await wait_until(lambda: everywhere(404), what="the delete to reach every node")
+
+
+async def test_eager_push_off_still_converges() -> None:
+    with LocalCluster(nodes=3, interval=0.1, eager_push=False) as c:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await client.post(c.urls[2] + "/set", json={"key": "slow", "value": "by rounds"})
+
+            async def everywhere() -> bool:
+                rs = [await client.get(u + "/get", params={"key": "slow"}) for u in c.urls]
+                return all(r.status_code == 200 for r in rs)
+
+            await wait_until(everywhere, what="anti-entropy rounds to spread the write")
+            stats = (await client.get(c.urls[0] + "/stats")).json()
+            assert stats["rumors_received"] == 0
