@@ -60,6 +60,7 @@ class Codec:
                 [i.entry.origin, i.prev.wall, i.prev.counter, *entry_to_wire(i.entry)]
                 for i in message.items
             ]
+            body["cover"] = list(message.cover)
         else:
             body["type"] = "exchange" if isinstance(message, Exchange) else "reply"
             body["digest"] = _digest(message.digest)
@@ -105,7 +106,11 @@ class _Decoder:
         sender = self.member(self.field(obj, "sender"), "sender")
         if kind == "rumor":
             raw = self.array(self.field(obj, "items"), "items")
-            return Rumor(sender, tuple(self.rumor_item(r, f"items[{i}]") for i, r in enumerate(raw)))
+            items = tuple(self.rumor_item(r, f"items[{i}]") for i, r in enumerate(raw))
+            cover = self.array(self.field(obj, "cover"), "cover")
+            if len(cover) > self.config.max_members_per_message:
+                raise MalformedMessage(f"cover lists more than {self.config.max_members_per_message} peers")
+            return Rumor(sender, items, tuple(self.text(a, f"cover[{i}]") for i, a in enumerate(cover)))
         raw_digest = self.obj(self.field(obj, "digest"), "digest")
         if len(raw_digest) > self.config.max_members_per_message:
             raise MalformedMessage(f"digest lists more than {self.config.max_members_per_message} writers")

@@ -57,10 +57,13 @@ class Membership:
             m.info.address == address for m in self.members.values()
         )
 
+    def live_addresses(self) -> list[str]:
+        return sorted(m.info.address for m in self.members.values() if m.status == "alive")
+
     def pick_peers(self, count: int, rng: random.Random) -> list[str]:
         """Addresses of up to `count` random live peers, plus one seed we have not
         yet met, so a node told only seeds finds the cluster."""
-        live = sorted(m.info.address for m in self.members.values() if m.status == "alive")
+        live = self.live_addresses()
         picked = rng.sample(live, min(count, len(live)))
         unmet = [s for s in self.seeds if not self.knows_address(s)]
         if unmet:

@@ -52,10 +52,13 @@ class RumorItem:
 
 @dataclass(frozen=True, slots=True)
 class Rumor:
-    """Eagerly pushed writes; relayed once by each node they are news to."""
+    """Eagerly pushed writes. The receiver passes them on to the peers in `cover`,
+    which it splits among `fanout` of them in turn, so one push reaches each member
+    once, along a random tree of depth about log_fanout N."""
 
     sender: MemberInfo
     items: tuple[RumorItem, ...]
+    cover: tuple[str, ...] = ()  # addresses the receiver is to pass the items on to
 
 
 Message = Exchange | Reply | Rumor

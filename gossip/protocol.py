@@ -55,7 +55,8 @@ class GossipProtocol:
         self.membership = Membership(me, tuple(s for s in seeds if s != address))
         self.counters = Counters()
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
-        self._rumors: list[RumorItem] = []
+        # Items to push eagerly, each with the peers to cover (None: every peer).
+        self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
 
     # -- the local API ---------------------------------------------------------------
 
@@ -81,7 +82,7 @@ class GossipProtocol:
         self.store.merge(entry)
         self.store.advance(self.id, prev, entry.ts)
         if self.config.eager_push:
-            self._rumors.append(RumorItem(entry, prev))
+            self._rumors.append((RumorItem(entry, prev), None))
         return entry
 
     # -- timing ------------------------------------------------------------------------
@@ -196,28 +197,43 @@ class GossipProtocol:
         self.counters.rumors_received += 1
         self.membership.merge([rumor.sender], now_ms)
         for item in rumor.items:
-            fresh = self._apply(item.entry, now_ms)
+            self._apply(item.entry, now_ms)
             self.store.advance(item.entry.origin, item.prev, item.entry.ts)
-            if fresh and self.config.eager_push:
-                self._rumors.append(item)  # news to us: relay it once
+            if rumor.cover and self.config.eager_push:
+                self._rumors.append((item, rumor.cover))  # our part of the tree
 
     def has_rumors(self) -> bool:
         return bool(self._rumors)
 
     def take_rumors(self) -> list[Outgoing]:
-        """Everything written or first heard since the last call, as Rumors (cut at the
-        message budgets) to each of `fanout` random peers. Called as often as the
-        transport keeps up, so writes that arrive while a push is in flight share the
-        next one."""
-        if not self._rumors:
-            return []
-        items, self._rumors = self._rumors, []
-        peers = self.membership.pick_peers(self.config.fanout, self.rng)
+        """Pending pushes as Rumors. Each set of peers to cover (all live peers for our
+        own writes) is shuffled and split into `fanout` groups; the first peer of each
+        group is sent the items with the rest of its group to cover in turn. Called as
+        often as the transport keeps up, so writes that land while a push is in flight
+        share the next one."""
+        pending, self._rumors = self._rumors, []
+        by_cover: dict[tuple[str, ...] | None, list[RumorItem]] = {}
+        for item, cover in pending:
+            by_cover.setdefault(cover, []).append(item)
         out = []
-        for batch in self._batches(items):
-            rumor = Rumor(self.membership.me, batch)
-            out.extend(Outgoing(address, rumor) for address in peers)
+        for cover, items in by_cover.items():
+            peers = self.membership.live_addresses() if cover is None else list(cover)
+            peers = [p for p in peers if p != self.membership.me.address]
+            self.rng.shuffle(peers)
+            groups = [peers[i :: self.config.fanout] for i in range(self.config.fanout)]
+            for batch in self._batches(items):
+                for group in groups:
+                    if group:
+                        out.append(Outgoing(group[0], Rumor(self.membership.me, batch, tuple(group[1:]))))
         return out
+
+    def reroute(self, failed: Outgoing) -> Outgoing | None:
+        """A push that could not be delivered goes to the next peer of its group, so one
+        dead member does not cut off the part of the tree below it."""
+        rumor = failed.message
+        if not isinstance(rumor, Rumor) or not rumor.cover:
+            return None
+        return Outgoing(rumor.cover[0], Rumor(self.membership.me, rumor.items, rumor.cover[1:]))
 
     def _batches(self, items: list[RumorItem]) -> list[tuple[RumorItem, ...]]:
         batches: list[tuple[RumorItem, ...]] = []

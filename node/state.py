@@ -174,6 +174,9 @@ class SharedState:
         except (NetworkError, PeerError) as exc:
             self.protocol.on_failure(out.address)
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
+            detour = self.protocol.reroute(out)
+            if detour is not None:
+                await self._send(detour)
         except GossipError:
             log.exception("%s: unexpected error talking to %s", self.id, out.address)
             self.protocol.on_failure(out.address)

@@ -17,7 +17,7 @@ async def _wait_for(
         r = await client.get(url + "/get", params={"key": key})
         if r.status_code == 200 and r.json()["value"] == value:
             return time.perf_counter() - started
-        await anyio.sleep(0.001)
+        await anyio.sleep(0.005)
     return None
 
 
