@@ -21,8 +21,8 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.messages import Reply
 from gossip.protocol import GossipProtocol
-from scripts.cluster import LocalCluster
-from scripts.propagation import percentile, spread_times
+from node.cluster import LocalCluster
+from node.propagation import percentile, spread_times
 
 
 async def measure(cluster: LocalCluster, writes: int, seed: int) -> list[float]:

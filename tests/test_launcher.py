@@ -30,7 +30,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_launcher_leaves_nothing_behind(signum: int) -> None:
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "scripts.cluster", "--nodes", "3", "--base-port", "0"],
+        [sys.executable, "-m", "node.cluster", "--nodes", "3", "--base-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     pids: list[int] = []

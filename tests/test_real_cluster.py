@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from scripts.cluster import LocalCluster
+from node.cluster import LocalCluster
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,254 @@
+"""Launch N gossip nodes on 127.0.0.1, wait until they see each other, and stop every
+process started, by PID, on Ctrl-C or SIGTERM. `gossip-cluster --help` for options."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+
+import anyio
+import httpx
+
+from node.propagation import spread_times
+
+HOST = "127.0.0.1"
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS reports free right now (a small race remains until bound)."""
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            sockets.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class LocalCluster:
+    """N `gossip-node` processes. Node i (from 1) is `n<i>`; node 1 is every other
+    node's only seed, so membership is learned through gossip."""
+
+    def __init__(
+        self,
+        nodes: int = 5,
+        base_port: int = 0,
+        interval: float = 0.2,
+        fanout: int = 3,
+        eager_push: bool = True,
+        extra_args: Sequence[str] = (),
+        log_dir: Path | None = None,
+        cluster_id: str | None = None,
+    ) -> None:
+        if nodes < 1:
+            raise ClusterError("a cluster needs at least one node")
+        self.size = nodes
+        self.ports = free_ports(nodes) if base_port == 0 else list(range(base_port, base_port + nodes))
+        self.ids = [f"n{i}" for i in range(1, nodes + 1)]
+        self.urls = [f"http://{HOST}:{p}" for p in self.ports]
+        self.interval, self.fanout, self.eager_push = interval, fanout, eager_push
+        self.extra_args = list(extra_args)
+        self.cluster_id = cluster_id or f"local-{uuid.uuid4().hex[:8]}"
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="gossip-cluster-"))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def command(self, index: int) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "node",
+            "--host", HOST, "--port", str(self.ports[index]), "--node-id", self.ids[index],
+            "--cluster-id", self.cluster_id, "--interval", str(self.interval),
+            "--fanout", str(self.fanout), "--eager-push", "on" if self.eager_push else "off",
+        ]  # fmt: skip
+        if index > 0:
+            cmd += ["--seeds", self.urls[0]]
+        return cmd + self.extra_args
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        for port in self.ports:
+            with socket.socket() as s:
+                if s.connect_ex((HOST, port)) == 0:
+                    raise ClusterError(f"port {port} is already in use; pick another --base-port")
+        try:
+            for i, node_id in enumerate(self.ids):
+                self.start_node(node_id)
+                if i == 0:
+                    self.wait_healthy([node_id], timeout)
+            self.wait_healthy(self.ids, timeout)
+            self.wait_members(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_node(self, node_id: str) -> None:
+        index = self.ids.index(node_id)
+        log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 (the child owns it)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        root = Path(__file__).resolve().parent.parent
+        self.procs[node_id] = subprocess.Popen(
+            self.command(index), stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children by PID
+        )  # fmt: skip
+        log.close()
+
+    def url(self, node_id: str) -> str:
+        return self.urls[self.ids.index(node_id)]
+
+    def _poll(self, what: str, timeout: float, check: callable) -> None:  # type: ignore[valid-type]
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                for node_id, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        tail = (self.log_dir / f"{node_id}.log").read_text()[-2000:]
+                        raise ClusterError(f"node {node_id} exited with {proc.returncode}:\n{tail}")
+                try:
+                    if check(client):
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"timed out after {timeout}s waiting for {what}")
+                time.sleep(0.05)
+
+    def wait_healthy(self, node_ids: Sequence[str], timeout: float = 30.0) -> None:
+        def healthy(client: httpx.Client) -> bool:
+            return all(client.get(self.url(n) + "/health").status_code == 200 for n in node_ids)
+
+        self._poll(f"{', '.join(node_ids)} to answer /health", timeout, healthy)
+
+    def wait_members(self, timeout: float = 30.0) -> None:
+        def complete(client: httpx.Client) -> bool:
+            for url in self.urls:
+                members = client.get(url + "/members").json()["members"]
+                if len(members) < self.size:
+                    return False
+            return True
+
+        self._poll(f"every node to see all {self.size} members", timeout, complete)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM every node we started, then SIGKILL whatever outlives the deadline."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values()]
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def demo(cluster: LocalCluster) -> None:
+    """Write through node 1 and show each node receiving the value."""
+    key, value = "demo", f"hello-{uuid.uuid4().hex[:6]}"
+
+    async def run() -> list[float | None]:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            return await spread_times(client, cluster.urls, key, value)
+
+    seen = anyio.run(run)
+    for node_id, t in sorted(zip(cluster.ids, seen, strict=True), key=lambda p: p[1] or 1e9):
+        shown = "not within 10 s" if t is None else f"after {t * 1000:7.1f} ms"
+        print(f"  {node_id:<6} has {key}={value!r} {shown}")
+    if all(t is not None for t in seen):
+        print(f"  all {cluster.size} nodes have it {max(t or 0 for t in seen) * 1000:.1f} ms "
+              "after the write started (including the write itself)")  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gossip-cluster", description=__doc__)
+    p.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", 5)), help="how many nodes")
+    p.add_argument("--base-port", type=int, default=8001, help="node i listens on base+i-1; 0 picks free ports")
+    p.add_argument("--interval", type=float, default=0.2, help="seconds between gossip rounds")
+    p.add_argument("--fanout", type=int, default=3, help="peers per round and per eager push")
+    p.add_argument("--no-eager-push", action="store_true", help="spread writes by rounds only")
+    p.add_argument("--demo", action="store_true", help="write a key and show it reach every node")
+    p.add_argument("--log-dir", type=Path, help="where node logs go (default: a temp dir)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cluster = LocalCluster(
+        args.nodes, args.base_port, args.interval, args.fanout, not args.no_eager_push,
+        log_dir=args.log_dir,
+    )  # fmt: skip
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print(f"starting {args.nodes} nodes (logs in {cluster.log_dir}) ...", flush=True)
+        started = time.perf_counter()
+        cluster.start()
+        print(f"cluster {cluster.cluster_id} up in {time.perf_counter() - started:.1f} s; "
+              "every node sees every member\n")  # fmt: skip
+        print(f"  {'node':<6} {'pid':>7}  url")
+        for node_id, url in zip(cluster.ids, cluster.urls, strict=True):
+            print(f"  {node_id:<6} {cluster.procs[node_id].pid:>7}  {url}")
+        print(f"\n  try: curl -s -X POST {cluster.urls[0]}/set -H 'content-type: application/json' "
+              "-d '{\"key\": \"color\", \"value\": \"blue\"}'")  # fmt: skip
+        print(f"       curl -s '{cluster.urls[-1]}/get?key=color'\n")
+        if args.demo:
+            print("demo: writing through n1 ...")
+            demo(cluster)
+        print("\nrunning; Ctrl-C stops every node", flush=True)
+        while True:
+            for node_id, proc in cluster.procs.items():
+                if proc.poll() is not None:
+                    print(f"node {node_id} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not orphan nodes
+        pids = cluster.pids
+        cluster.stop()
+        if pids:
+            print(f"stopped {len(pids)} nodes (pids {', '.join(map(str, pids))})", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
