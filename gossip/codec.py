@@ -13,7 +13,7 @@ from typing import Any
 from gossip.clock import Timestamp
 from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
-from gossip.limits import check_key, check_value
+from gossip.limits import check_key, check_value, is_text
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
 from gossip.store import Entry
@@ -215,4 +215,6 @@ class _Decoder:
     def text(raw: object, path: str) -> str:
         if not isinstance(raw, str) or not 0 < len(raw) <= 256:
             raise MalformedMessage(f"{path} must be a string of 1 to 256 characters")
+        if not is_text(raw):
+            raise MalformedMessage(f"{path} is not valid Unicode text (a lone surrogate)")
         return raw

@@ -15,15 +15,29 @@ def check_key(key: object, config: Config) -> str:
         raise InvalidKey(f"key must be a string, got {type(key).__name__}")
     if not key:
         raise InvalidKey("key must not be empty")
-    size = len(key.encode("utf-8", "surrogatepass"))
+    if not is_text(key):
+        raise InvalidKey("key is not valid Unicode text (it holds a lone surrogate)")
+    size = len(key.encode("utf-8"))
     if size > config.max_key_bytes:
         raise InvalidKey(f"key is {size} bytes, the limit is {config.max_key_bytes}")
     return key
 
 
+def is_text(s: str) -> bool:
+    """True unless `s` holds a lone surrogate, which no UTF-8 message can carry."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_value(value: JSON, config: Config) -> JSON:
     _check_shape(value, config.max_value_depth)
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:  # a lone surrogate in a string: it could never be sent
+        raise InvalidValue("value is not valid Unicode text (it holds a lone surrogate)") from None
     if size > config.max_value_bytes:
         raise InvalidValue(f"value is {size} bytes as JSON, the limit is {config.max_value_bytes}")
     return value
