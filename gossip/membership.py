@@ -52,6 +52,10 @@ class Membership:
                 known.last_heard = now_ms
                 known.status = "alive"
 
+    def add_seeds(self, addresses: list[str]) -> None:
+        fresh = [a for a in addresses if a not in self.seeds and a != self.me.address]
+        self.seeds = (*self.seeds, *fresh)
+
     def knows_address(self, address: str) -> bool:
         return address == self.me.address or any(
             m.info.address == address for m in self.members.values()

@@ -1,8 +1,11 @@
 """The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport."""
 
-from node.api import router, shared_state
-from node.app import create_app, shared_state_lifespan
+from node.api import StateDep, gossip_router, router, shared_state
+from node.app import create_app, running_node, shared_state_lifespan
 from node.settings import Settings
 from node.state import SharedState
 
-__all__ = ["Settings", "SharedState", "create_app", "router", "shared_state", "shared_state_lifespan"]
+__all__ = [
+    "Settings", "SharedState", "StateDep", "create_app", "gossip_router", "router", "running_node",
+    "shared_state", "shared_state_lifespan",
+]  # fmt: skip

@@ -62,7 +62,7 @@ def shared_state(request: Request) -> SharedState:
     return state
 
 
-State = Annotated[SharedState, Depends(shared_state)]
+StateDep = Annotated[SharedState, Depends(shared_state)]
 
 
 class SetBody(BaseModel):
@@ -96,15 +96,17 @@ class AllValues(BaseModel):
     values: dict[str, Any]
 
 
-router = APIRouter(route_class=LimitedRoute, tags=["shared state"])
+read_router = APIRouter(route_class=LimitedRoute, tags=["shared state"])
+write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"])
+gossip_router = APIRouter(route_class=LimitedRoute, tags=["gossip"])
 
 
 def _caller_error(exc: CallerError) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-@router.post("/set", response_model=EntryOut)
-def set_value(body: SetBody, state: State) -> EntryOut:
+@write_router.post("/set", response_model=EntryOut)
+def set_value(body: SetBody, state: StateDep) -> EntryOut:
     """Store a value under a key; it spreads to every node."""
     try:
         return EntryOut.of(state.set(body.key, body.value, body.ttl))
@@ -112,8 +114,8 @@ def set_value(body: SetBody, state: State) -> EntryOut:
         raise _caller_error(exc) from exc
 
 
-@router.get("/get", response_model=EntryOut | AllValues)
-def get_value(state: State, key: Annotated[str | None, Query()] = None) -> EntryOut | AllValues:
+@read_router.get("/get", response_model=EntryOut | AllValues)
+def get_value(state: StateDep, key: Annotated[str | None, Query()] = None) -> EntryOut | AllValues:
     """One key's entry, or with no key every live key and its value."""
     if key is None:
         return AllValues(node=state.id, values=state.snapshot())
@@ -123,8 +125,8 @@ def get_value(state: State, key: Annotated[str | None, Query()] = None) -> Entry
     return EntryOut.of(entry)
 
 
-@router.post("/delete", response_model=EntryOut)
-def delete_value(body: DeleteBody, state: State) -> EntryOut:
+@write_router.post("/delete", response_model=EntryOut)
+def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
     """Delete a key on every node (a tombstone that wins over older writes)."""
     try:
         return EntryOut.of(state.delete(body.key))
@@ -132,8 +134,8 @@ def delete_value(body: DeleteBody, state: State) -> EntryOut:
         raise _caller_error(exc) from exc
 
 
-@router.get("/members")
-def members(state: State) -> dict[str, Any]:
+@read_router.get("/members")
+def members(state: StateDep) -> dict[str, Any]:
     """This node's view of the cluster."""
     now = wall_ms()
     me = state.protocol.membership.me
@@ -148,26 +150,33 @@ def members(state: State) -> dict[str, Any]:
     return {"members": sorted(out, key=lambda m: m["id"])}
 
 
-@router.get("/health")
-def health(state: State) -> dict[str, Any]:
+@read_router.get("/health")
+def health(state: StateDep) -> dict[str, Any]:
     return {"status": "ok", "node": state.id}
 
 
-@router.get("/digest")
-def digest(state: State) -> dict[str, Any]:
+@read_router.get("/digest")
+def digest(state: StateDep) -> dict[str, Any]:
     """A hash of the live state: equal on two nodes iff their live states are equal."""
     value, keys = state.state_hash()
     return {"digest": value, "keys": keys}
 
 
-@router.get("/stats")
-def stats(state: State) -> dict[str, Any]:
+@read_router.get("/stats")
+def stats(state: StateDep) -> dict[str, Any]:
     """Counters of gossip traffic, for monitoring and benchmarks."""
     return state.stats()
 
 
-@router.post("/gossip", include_in_schema=False)
-async def gossip(request: Request, state: State) -> Response:
+def peer_allowed(request: Request) -> None:
+    """Dependency: only addresses in the node's `allow` networks may send gossip."""
+    host = request.client.host if request.client else ""
+    if not shared_state(request).allows(host):
+        raise HTTPException(403, f"gossip from {host or 'an unknown address'} is not allowed")
+
+
+@gossip_router.post("/gossip", include_in_schema=False, dependencies=[Depends(peer_allowed)])
+async def gossip(request: Request, state: StateDep) -> Response:
     """Peer exchange (for peers only): a coded message in, a coded reply out."""
     try:
         reply = state.receive(await request.body())
@@ -178,3 +187,8 @@ async def gossip(request: Request, state: State) -> Response:
     if reply is None:
         return Response(status_code=204)
     return Response(reply, media_type="application/json")
+
+
+router = APIRouter()
+router.include_router(read_router)
+router.include_router(write_router)

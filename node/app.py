@@ -1,9 +1,10 @@
-"""The lifespan helper that runs shared state inside any FastAPI app, and the
-standalone node, which is just an app that uses it."""
+"""Running a node: inside any FastAPI app (one node per worker, with a gossip listener
+of its own) or as the standalone node, which is an app with the routes and nothing else."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -11,53 +12,108 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
-from node.api import router
+from gossip.errors import ConfigError
+from node import listener
+from node.api import gossip_router, router
+from node.discovery import HostDirectory
 from node.settings import Settings
 from node.state import SharedState
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+log = logging.getLogger("gossip.node")
+
+
+@asynccontextmanager
+async def running_node(
+    settings: Settings, client: httpx.AsyncClient | None = None, own_listener: bool = True
+) -> AsyncIterator[SharedState]:
+    """A node whose gossip loops run while the context is open. With `own_listener`
+    it serves gossip on a port of its own and registers in the host directory so the
+    other workers of this host find it; otherwise the caller's app serves /gossip."""
+    sock, directory = None, None
+    if own_listener:
+        sock = listener.bind(settings)
+        settings = settings.replace(port=sock.getsockname()[1])
+        if (path := settings.discovery_path) is not None:
+            directory = HostDirectory(path)
+            settings = settings.replace(seeds=(*settings.seeds, *directory.peers()))
+    state = SharedState(settings, client)
+    try:
+        async with anyio.create_task_group() as tg:
+            server = await tg.start(listener.serve, state, sock) if sock else None
+            async with anyio.create_task_group() as loops:
+                await loops.start(state.run)
+                if directory is not None:
+                    directory.register(state.id, settings.address)
+                    loops.start_soon(_watch, directory, state)
+                log.info("%s: gossiping at %s, seeds %s", state.id, settings.address, settings.seeds)
+                try:
+                    yield state
+                finally:
+                    if directory is not None:
+                        directory.unregister()
+                    loops.cancel_scope.cancel()
+            if server is not None:
+                server.should_exit = True  # the listener drains and closes by itself
+    finally:
+        await state.aclose()
+        if sock is not None:
+            sock.close()
+
+
+async def _watch(directory: HostDirectory, state: SharedState) -> None:
+    """Keep taking workers that register after us (or at the same moment) as seeds."""
+    while True:
+        await anyio.sleep(state.config.gossip_interval)
+        state.protocol.membership.add_seeds(directory.peers())
 
 
 def shared_state_lifespan(
-    settings: Settings, client: httpx.AsyncClient | None = None
+    settings: Settings | None = None, client: httpx.AsyncClient | None = None
 ) -> Lifespan:
-    """A FastAPI lifespan that starts a node's gossip loops with the app and stops them
-    with it; the node's SharedState is at app.state.shared_state."""
+    """A lifespan that gives any FastAPI app shared state: each process running the app
+    (each `uvicorn --workers N` worker) becomes a node. The state is at
+    `app.state.shared_state` and behind the `node.shared_state` dependency. Settings
+    default to GOSSIP_* environment variables (`Settings.from_env`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = SharedState(settings, client)
-        app.state.shared_state = state
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(state.run)
-                yield
-                tg.cancel_scope.cancel()
-        finally:
-            await state.aclose()
+        async with running_node(settings or Settings.from_env(), client) as state:
+            app.state.shared_state = state
+            yield
 
     return lifespan
 
 
 def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> FastAPI:
-    """The standalone node: the shared-state router and nothing else."""
+    """The standalone node: the client API and /gossip on one port."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_node(settings, client, own_listener=False) as state:
+            app.state.shared_state = state
+            yield
+
     app = FastAPI(
         title=f"gossip node {settings.id}",
         description="One node of a gossip cluster: local reads, writes spread by gossip.",
-        lifespan=shared_state_lifespan(settings, client),
+        lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(gossip_router)
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`gossip-node`: run one node under uvicorn."""
+    """`gossip-node`: run one standalone node under uvicorn."""
     import uvicorn
 
-    settings = Settings.parse(argv)
+    try:
+        settings = Settings.parse(argv)
+    except ConfigError as exc:
+        sys.exit(f"gossip-node: {exc}")
     logging.basicConfig(level=settings.log_level.upper())
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level, access_log=False,
     )  # fmt: skip
-

@@ -194,7 +194,7 @@ def demo(cluster: LocalCluster) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-cluster", description=__doc__)
     p.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", 5)), help="how many nodes")
-    p.add_argument("--base-port", type=int, default=8001, help="node i listens on base+i-1; 0 picks free ports")
+    p.add_argument("--base-port", type=int, default=8001, help="node i gets base+i-1; 0: free ports")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between gossip rounds")
     p.add_argument("--fanout", type=int, default=3, help="peers per round and per eager push")
     p.add_argument("--no-eager-push", action="store_true", help="spread writes by rounds only")

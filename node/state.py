@@ -3,6 +3,7 @@ background loops that gossip it over HTTP. Reads never touch the network."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import time
@@ -46,6 +47,7 @@ class SharedState:
             wall_ms(), settings.seeds,
         )  # fmt: skip
         self.rejected = 0
+        self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
 
     @property
@@ -124,6 +126,14 @@ class SharedState:
         }
 
     # -- serving peers ----------------------------------------------------------------------
+
+    def allows(self, host: str) -> bool:
+        """Whether `host` (a peer's IP address) may send us gossip."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in net for net in self._allowed)
 
     def receive(self, body: bytes) -> bytes | None:
         """Handle a peer's message; the encoded reply, if any. Raises PeerError."""

@@ -15,6 +15,7 @@ CONTENT_TYPE = "application/json"
 class HttpTransport:
     def __init__(self, codec: Codec, client: httpx.AsyncClient | None = None) -> None:
         self.codec = codec
+        self._owns_client = client is None
         timeout = codec.config.request_timeout
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
@@ -45,4 +46,5 @@ class HttpTransport:
         return self.codec.decode(response.content)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._owns_client:
+            await self.client.aclose()

@@ -86,7 +86,7 @@ def main() -> None:
     ratio = statistics.median(results[False]) / statistics.median(results[True])
     print(f"eager push speeds the median up {ratio:.1f}x")
     small, large = exchange_bytes(10), exchange_bytes(10_000)
-    print(f"\n# idle exchange (request + reply) between two agreeing nodes")
+    print("\n# idle exchange (request + reply) between two agreeing nodes")
     print(f"10 keys: {small} bytes; 10,000 keys: {large} bytes; ratio {large / small:.2f}")
 
 

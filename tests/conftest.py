@@ -6,3 +6,5 @@ import pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+pytest_plugins = ["node.pytest_plugin"]

@@ -83,8 +83,8 @@ async def test_delete_on_one_node_reads_404_everywhere(cluster: LocalCluster) ->
         await client.post(cluster.urls[1] + "/set", json={"key": "doomed", "value": 1})
 
         async def everywhere(status: int) -> bool:
-            codes = [(await client.get(u + "/get", params={"key": "doomed"})).status_code for u in cluster.urls]
-            return all(c == status for c in codes)
+            answers = [await client.get(u + "/get", params={"key": "doomed"}) for u in cluster.urls]
+            return all(r.status_code == status for r in answers)
 
         await wait_until(lambda: everywhere(200), what="the write to reach every node")
         r = await client.post(cluster.urls[3] + "/delete", json={"key": "doomed"})
