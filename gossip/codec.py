@@ -91,7 +91,7 @@ class _Decoder:
         for name in ("v", "cluster", "type"):
             self.field(obj, name)
         version = obj["v"]
-        if version != PROTOCOL_VERSION:
+        if type(version) is not int or version != PROTOCOL_VERSION:
             raise IncompatibleMessage(
                 f"protocol version {version!r}, this node speaks {PROTOCOL_VERSION}"
             )
@@ -157,7 +157,7 @@ class _Decoder:
             value = check_value(value, self.config)
         except CallerError as exc:
             raise MalformedMessage(f"{path}: {exc}") from exc
-        if deleted not in (0, 1) or isinstance(deleted, float):
+        if type(deleted) is not int or deleted not in (0, 1):
             raise MalformedMessage(f"{path}: deleted flag must be 0 or 1")
         if deleted and value is not None:
             raise MalformedMessage(f"{path}: a tombstone carries no value")

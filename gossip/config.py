@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from gossip.errors import ConfigError
 
+# Most bytes one member can add to a message: its record in the view plus its digest entry
+# (ids and addresses are at most 256 characters).
+MEMBER_WIRE_BYTES = 900
+
 
 @dataclass(frozen=True)
 class Config:
@@ -56,8 +60,13 @@ class Config:
             raise ConfigError("jitter", f"must be in [0, 1), got {self.jitter!r}")
         if self.max_value_bytes + self.max_key_bytes + 128 > self.delta_budget_bytes:
             raise ConfigError("delta_budget_bytes", "must hold at least one largest entry")
-        if self.delta_budget_bytes * 2 > self.max_body_bytes:
-            raise ConfigError("max_body_bytes", "must be at least twice delta_budget_bytes")
+        needed = self.delta_budget_bytes + self.max_members_per_message * MEMBER_WIRE_BYTES
+        if needed > self.max_body_bytes:
+            raise ConfigError(
+                "max_body_bytes",
+                f"must hold delta_budget_bytes plus {MEMBER_WIRE_BYTES} bytes for each of "
+                f"max_members_per_message members: at least {needed}",
+            )
 
     @property
     def max_offset_ms(self) -> int:

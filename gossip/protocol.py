@@ -138,7 +138,11 @@ class GossipProtocol:
         self, kind: type[Exchange] | type[Reply], delta: tuple[WriterDelta, ...]
     ) -> Exchange | Reply:
         digest = dict(self.store.watermarks)
-        return kind(self.membership.me, digest, tuple(self.membership.view()), delta)
+        view = self.membership.view()
+        limit = self.config.max_members_per_message
+        if len(view) > limit:  # a random part of a large view; the rest spreads in later rounds
+            view = [view[0], *self.rng.sample(view[1:], limit - 1)]
+        return kind(self.membership.me, digest, tuple(view), delta)
 
     def _delta_for(self, peer: Mapping[str, Timestamp]) -> tuple[WriterDelta, ...]:
         """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
@@ -151,8 +155,9 @@ class GossipProtocol:
         deltas = []
         for origin in behind:
             base, mine = peer.get(origin, ZERO), self.store.watermarks[origin]
+            budget -= len(origin) + 64  # the writer's header: origin, base, upto
             taken: list[Entry] = []
-            cut = False
+            cut = budget <= 0
             for entry in self.store.newer_than(origin, base):
                 if entry.ts > mine:
                     break  # held, but not yet covered by our own watermark
