@@ -46,4 +46,4 @@ async def run_job(state: StateDep, seconds: float = 1.0) -> dict[str, str]:
 @app.get("/busy")
 def busy(state: StateDep) -> list[str]:
     """Workers busy right now, fleet-wide."""
-    return sorted(key.removeprefix(BUSY) for key in state.keys() if key.startswith(BUSY))
+    return sorted(key.removeprefix(BUSY) for key in state if key.startswith(BUSY))
