@@ -3,9 +3,11 @@ background loops that gossip it over HTTP. Reads never touch the network."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +17,7 @@ import httpx
 from anyio.abc import TaskStatus
 
 from gossip.codec import Codec
-from gossip.errors import GossipError, NetworkError, PeerError
+from gossip.errors import NetworkError, PeerError
 from gossip.messages import Reply
 from gossip.protocol import GossipProtocol, Outgoing
 from gossip.store import JSON, Entry
@@ -29,8 +31,19 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class SharedState:
-    """One node's view of the shared state, and the loops that keep it in agreement."""
+    """One node's view of the shared state, and the loops that keep it in agreement.
+
+    Safe to use from the event loop and from threads (FastAPI runs plain `def` routes in
+    a thread pool): every touch of the protocol holds one lock, never across an await.
+    """
 
     def __init__(
         self,
@@ -49,6 +62,8 @@ class SharedState:
         self.rejected = 0
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def id(self) -> str:
@@ -58,7 +73,8 @@ class SharedState:
 
     def entry(self, key: str) -> Entry | None:
         """The live entry for `key` (value, timestamp, writer), or None."""
-        return self.protocol.read(key, wall_ms())
+        with self._lock:
+            return self.protocol.read(key, wall_ms())
 
     def get(self, key: str, default: JSON = None) -> JSON:
         entry = self.entry(key)
@@ -76,8 +92,9 @@ class SharedState:
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
         seconds; it spreads to every node in the background. Raises CallerError."""
-        entry = self.protocol.write(key, value, wall_ms(), ttl)
-        self._rumor_ready.set()
+        with self._lock:
+            entry = self.protocol.write(key, value, wall_ms(), ttl)
+        self._wake_pusher()
         return entry
 
     def __setitem__(self, key: str, value: JSON) -> None:
@@ -85,8 +102,9 @@ class SharedState:
 
     def delete(self, key: str) -> Entry:
         """Delete `key` everywhere (a tombstone that wins over every older write)."""
-        entry = self.protocol.delete(key, wall_ms())
-        self._rumor_ready.set()
+        with self._lock:
+            entry = self.protocol.delete(key, wall_ms())
+        self._wake_pusher()
         return entry
 
     def __delitem__(self, key: str) -> None:
@@ -94,10 +112,14 @@ class SharedState:
 
     def snapshot(self) -> dict[str, JSON]:
         """Every live key and its value, as a plain dict."""
-        return {key: e.value for key, e in self.protocol.live(wall_ms()).items()}
+        return {key: e.value for key, e in self._live().items()}
+
+    def _live(self) -> dict[str, Entry]:
+        with self._lock:
+            return self.protocol.live(wall_ms())
 
     def keys(self) -> list[str]:
-        return list(self.protocol.live(wall_ms()))
+        return list(self._live())
 
     def items(self) -> list[tuple[str, JSON]]:
         return list(self.snapshot().items())
@@ -106,10 +128,11 @@ class SharedState:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self.protocol.live(wall_ms()))
+        return len(self._live())
 
     def state_hash(self) -> tuple[str, int]:
-        return self.protocol.state_hash(wall_ms())
+        with self._lock:
+            return self.protocol.state_hash(wall_ms())
 
     def stats(self) -> dict[str, Any]:
         c = self.protocol.counters
@@ -138,19 +161,33 @@ class SharedState:
     def receive(self, body: bytes) -> bytes | None:
         """Handle a peer's message; the encoded reply, if any. Raises PeerError."""
         try:
-            reply = self.protocol.handle(self.codec.decode(body), wall_ms())
+            message = self.codec.decode(body)
+            with self._lock:
+                reply = self.protocol.handle(message, wall_ms())
+                relay = self.protocol.has_rumors()
         except PeerError as exc:
             self.rejected += 1
             log.warning("%s: rejected gossip: %s", self.id, exc)
             raise
-        if self.protocol.has_rumors():
-            self._rumor_ready.set()  # relay what was news to us
+        if relay:
+            self._wake_pusher()  # pass pushed writes on to our part of the tree
         return None if reply is None else self.codec.encode(reply)
+
+    def _wake_pusher(self) -> None:
+        """Start an eager push now, from the event loop or from any thread."""
+        loop = self._loop
+        if loop is None:
+            self._rumor_ready.set()  # not running yet: the first push takes it
+        elif loop is _running_loop():
+            self._rumor_ready.set()
+        else:
+            loop.call_soon_threadsafe(lambda: self._rumor_ready.set())
 
     # -- the background loops ---------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Gossip until cancelled. Started by the lifespan in its task group."""
+        self._loop = asyncio.get_running_loop()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds)
             tg.start_soon(self._eager_push)
@@ -160,7 +197,9 @@ class SharedState:
         await anyio.sleep(self.protocol.first_delay())
         while True:
             started = anyio.current_time()
-            await self._send_all(self.protocol.round(wall_ms()))
+            with self._lock:
+                outgoing = self.protocol.round(wall_ms())
+            await self._send_all(outgoing)
             elapsed = anyio.current_time() - started
             await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
 
@@ -168,8 +207,10 @@ class SharedState:
         while True:
             await self._rumor_ready.wait()
             self._rumor_ready = anyio.Event()
+            with self._lock:
+                outgoing = self.protocol.take_rumors()
             # Writes that land while this push is in flight wait for the next one.
-            await self._send_all(self.protocol.take_rumors())
+            await self._send_all(outgoing)
 
     async def _send_all(self, outgoing: list[Outgoing]) -> None:
         async with anyio.create_task_group() as tg:
@@ -180,18 +221,19 @@ class SharedState:
         try:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
-                self.protocol.on_reply(out.address, answer, wall_ms())
+                with self._lock:
+                    self.protocol.on_reply(out.address, answer, wall_ms())
         except (NetworkError, PeerError) as exc:
-            self.protocol.on_failure(out.address)
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
-            detour = self.protocol.reroute(out)
+            with self._lock:
+                self.protocol.on_failure(out.address)
+                detour = self.protocol.reroute(out)
             if detour is not None:
                 await self._send(detour)
-        except GossipError:
-            log.exception("%s: unexpected error talking to %s", self.id, out.address)
-            self.protocol.on_failure(out.address)
-        if self.protocol.has_rumors():
-            self._rumor_ready.set()
+        except Exception:  # a bug must not stop the loop: one bad exchange never stalls a round
+            log.exception("%s: unexpected error in an exchange with %s", self.id, out.address)
+            with self._lock:
+                self.protocol.on_failure(out.address)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
