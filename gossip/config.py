@@ -43,6 +43,9 @@ class Config:
     max_value_depth: int = 32
     # Seconds to wait for a peer's answer before the exchange counts as failed.
     request_timeout: float = 2.0
+    # Seconds a signed message stays acceptable (clock skew between nodes must fit in it);
+    # its nonce is remembered that long to refuse replays.
+    replay_window: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.cluster_id or len(self.cluster_id) > 128:
@@ -50,7 +53,7 @@ class Config:
         positive = (
             "gossip_interval", "fanout", "max_offset", "delta_budget_bytes",
             "max_entries_per_message", "max_members_per_message", "max_body_bytes",
-            "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout",
+            "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout", "replay_window",
         )  # fmt: skip
         for name in positive:
             value = getattr(self, name)

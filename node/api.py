@@ -6,13 +6,16 @@ lifespan helper in node.app puts there.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from gossip.auth import AuthError, KeyRing, KeyRingError, ReplayError, parse_key
 from gossip.errors import CallerError, IncompatibleMessage, PeerError
 from gossip.store import Entry
 from node.state import SharedState, wall_ms
@@ -96,8 +99,41 @@ class AllValues(BaseModel):
     values: dict[str, Any]
 
 
-read_router = APIRouter(route_class=LimitedRoute, tags=["shared state"])
-write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"])
+bearer = HTTPBearer(auto_error=False, description="the node's api_token, if one is set")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _check_token(state: SharedState, credentials: HTTPAuthorizationCredentials | None) -> None:
+    token = state.settings.api_token
+    given = credentials.credentials if credentials is not None else ""
+    if token and not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(
+            401, "a valid bearer token is required" if given else "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+
+
+def writer(state: StateDep, credentials: Credentials) -> None:
+    """Dependency: writes need the api token, when one is set."""
+    _check_token(state, credentials)
+
+
+def reader(state: StateDep, credentials: Credentials) -> None:
+    """Dependency: reads need the api token only with protect_reads."""
+    if state.settings.protect_reads:
+        _check_token(state, credentials)
+
+
+def admin(state: StateDep, credentials: Credentials) -> None:
+    """Dependency: admin routes exist only on a node with an api token."""
+    if not state.settings.api_token:
+        raise HTTPException(403, "admin routes are off: start the node with an api token")
+    _check_token(state, credentials)
+
+
+read_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(reader)])
+write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(writer)])
+admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)])
 gossip_router = APIRouter(route_class=LimitedRoute, tags=["gossip"])
 
 
@@ -179,14 +215,68 @@ def peer_allowed(request: Request) -> None:
 async def gossip(request: Request, state: StateDep) -> Response:
     """Peer exchange (for peers only): a coded message in, a coded reply out."""
     try:
-        reply = state.receive(await request.body())
+        reply = state.receive(await request.body(), request.headers)
+    except ReplayError as exc:
+        raise HTTPException(403, f"refused gossip: {exc}") from exc
+    except AuthError as exc:
+        raise HTTPException(401, f"unauthenticated gossip: {exc}") from exc
     except IncompatibleMessage as exc:
         raise HTTPException(409, f"incompatible gossip: {exc}") from exc
     except PeerError as exc:
         raise HTTPException(400, f"rejected gossip: {exc}") from exc
     if reply is None:
         return Response(status_code=204)
-    return Response(reply, media_type="application/json")
+    return Response(reply, media_type="application/json", headers=state.sign(reply))
+
+
+class KeyBody(BaseModel):
+    key: str = Field(description="a cluster key: 64 hex digits")
+
+
+def _ring(state: SharedState) -> KeyRing:
+    if state.keyring is None:
+        raise HTTPException(409, "gossip signing is off on this node (no gossip key)")
+    return state.keyring
+
+
+@admin_router.get("/admin/keys")
+def list_keys(state: StateDep) -> dict[str, object]:
+    """Ids of the installed keys and of the primary one (never the keys themselves)."""
+    return _ring(state).describe()
+
+
+@admin_router.post("/admin/keys")
+def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
+    """Install a key that verifies; step 1 of a rotation, safe to repeat."""
+    try:
+        key = parse_key(body.key)
+    except KeyRingError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    with state.keyring_lock():
+        _ring(state).install(key)
+    return _ring(state).describe()
+
+
+@admin_router.post("/admin/keys/{kid}/primary")
+def use_key(kid: str, state: StateDep) -> dict[str, object]:
+    """Sign with an installed key from now on; step 2, safe to repeat."""
+    try:
+        with state.keyring_lock():
+            _ring(state).use(kid)
+    except KeyRingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return _ring(state).describe()
+
+
+@admin_router.delete("/admin/keys/{kid}")
+def remove_key(kid: str, state: StateDep) -> dict[str, object]:
+    """Stop accepting a key; step 3, safe to repeat."""
+    try:
+        with state.keyring_lock():
+            _ring(state).remove(kid)
+    except KeyRingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return _ring(state).describe()
 
 
 router = APIRouter()

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from gossip.errors import ConfigError
 from node import listener
-from node.api import gossip_router, router
+from node.api import admin_router, gossip_router, router
 from node.discovery import HostDirectory
 from node.settings import Settings
 from node.state import SharedState
@@ -101,6 +101,7 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     )
     app.include_router(router)
     app.include_router(gossip_router)
+    app.include_router(admin_router)
     return app
 
 
@@ -115,5 +116,5 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper())
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level, access_log=False,
+        log_level=settings.log_level, access_log=False, **settings.server_tls(),  # type: ignore[arg-type]
     )  # fmt: skip

@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -44,9 +47,24 @@ class ClusterError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for every node: its certificate and key, and the CA that signs peers."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    def client(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
 class LocalCluster:
     """N `gossip-node` processes. Node i (from 1) is `n<i>`; node 1 is every other
-    node's only seed, so membership is learned through gossip."""
+    node's only seed, so membership is learned through gossip. Gossip is signed with a
+    fresh cluster key unless `key=None`."""
 
     def __init__(
         self,
@@ -58,13 +76,25 @@ class LocalCluster:
         extra_args: Sequence[str] = (),
         log_dir: Path | None = None,
         cluster_id: str | None = None,
+        key: str | None = "generate",
+        tls: TlsFiles | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
         self.size = nodes
         self.ports = free_ports(nodes) if base_port == 0 else list(range(base_port, base_port + nodes))
         self.ids = [f"n{i}" for i in range(1, nodes + 1)]
-        self.urls = [f"http://{HOST}:{p}" for p in self.ports]
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        self.urls = [f"{scheme}://{HOST}:{p}" for p in self.ports]
+        self.key = secrets.token_hex(32) if key == "generate" else key
+        self.env = {**(env or {})}
+        if self.key:
+            self.env["GOSSIP_KEY"] = self.key  # not a flag: flags show in ps
+        if tls:
+            self.env.update(GOSSIP_TLS_CERT=str(tls.cert), GOSSIP_TLS_KEY=str(tls.key),
+                            GOSSIP_TLS_CA=str(tls.ca))  # fmt: skip
         self.interval, self.fanout, self.eager_push = interval, fanout, eager_push
         self.extra_args = list(extra_args)
         self.cluster_id = cluster_id or f"local-{uuid.uuid4().hex[:8]}"
@@ -102,7 +132,7 @@ class LocalCluster:
     def start_node(self, node_id: str) -> None:
         index = self.ids.index(node_id)
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 (the child owns it)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         root = Path(__file__).resolve().parent.parent
         self.procs[node_id] = subprocess.Popen(
             self.command(index), stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
@@ -110,12 +140,16 @@ class LocalCluster:
         )  # fmt: skip
         log.close()
 
+    def http_verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client talking to the nodes should pass as `verify`."""
+        return self.tls.client() if self.tls else True
+
     def url(self, node_id: str) -> str:
         return self.urls[self.ids.index(node_id)]
 
     def _poll(self, what: str, timeout: float, check: callable) -> None:  # type: ignore[valid-type]
         deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as client:
+        with httpx.Client(timeout=1.0, verify=self.http_verify()) as client:
             while True:
                 for node_id, proc in self.procs.items():
                     if proc.poll() is not None:
@@ -179,7 +213,7 @@ def demo(cluster: LocalCluster) -> None:
     key, value = "demo", f"hello-{uuid.uuid4().hex[:6]}"
 
     async def run() -> list[float | None]:
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, verify=cluster.http_verify()) as client:
             return await spread_times(client, cluster.urls, key, value)
 
     seen = anyio.run(run)

@@ -13,7 +13,7 @@ from anyio.abc import TaskStatus
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from node.api import gossip_router, read_router
+from node.api import admin_router, gossip_router, read_router
 from node.settings import Settings
 from node.state import SharedState
 
@@ -51,6 +51,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.state.shared_state = state
     app.include_router(read_router)
     app.include_router(gossip_router)
+    app.include_router(admin_router)
     return app
 
 
@@ -61,7 +62,7 @@ async def serve(
     # log_config and log_level None: leave the app's logging exactly as configured.
     config = uvicorn.Config(
         listener_app(state), http=_QuietProtocol, lifespan="off", log_config=None,
-        log_level=None, timeout_graceful_shutdown=1,
+        log_level=None, timeout_graceful_shutdown=1, **state.settings.server_tls(),  # type: ignore[arg-type]
     )  # fmt: skip
     server = uvicorn.Server(config)
     # The app's own server owns the process's signals; this one must not take them.

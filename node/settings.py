@@ -7,11 +7,13 @@ import dataclasses
 import ipaddress
 import os
 import socket
+import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gossip.auth import KeyRing, KeyRingError, parse_key
 from gossip.config import Config
 from gossip.errors import ConfigError
 
@@ -35,10 +37,34 @@ class Settings:
     # Embedded nodes register here so the workers of one host find each other; empty:
     # <tmp>/fastapi-gossip/<cluster_id>; "off" disables it.
     discovery_dir: str = ""
+    # Cluster key (64 hex digits) that signs gossip; empty: gossip is unsigned.
+    gossip_key: str = ""
+    # More keys that verify (during a rotation).
+    accepted_keys: tuple[str, ...] = ()
+    # Bearer token required by /set, /delete and the admin routes; empty: open writes,
+    # and no admin routes.
+    api_token: str = ""
+    # Require the token for reads too.
+    protect_reads: bool = False
+    # PEM files: our certificate and key (serve HTTPS) and the CA peers must be signed by.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
     config: Config = field(default_factory=Config.local)
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert", "tls_cert and tls_key go together")
+        for name, keys in (("gossip_key", [self.gossip_key] if self.gossip_key else []),
+                           ("accepted_keys", self.accepted_keys)):  # fmt: skip
+            for key in keys:
+                try:
+                    parse_key(key)
+                except KeyRingError as exc:
+                    raise ConfigError(name, str(exc)) from exc
+        if self.accepted_keys and not self.gossip_key:
+            raise ConfigError("accepted_keys", "needs a gossip_key to sign with")
         for net in self.allow:
             try:
                 ipaddress.ip_network(net, strict=False)
@@ -55,8 +81,12 @@ class Settings:
         return f"{host}:{self.port}"
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    @property
     def address(self) -> str:
-        return (self.advertise or f"http://{self.host}:{self.port}").rstrip("/")
+        return (self.advertise or f"{self.scheme}://{self.host}:{self.port}").rstrip("/")
 
     @property
     def discovery_path(self) -> Path | None:
@@ -65,6 +95,30 @@ class Settings:
         if self.discovery_dir:
             return Path(self.discovery_dir)
         return Path(tempfile.gettempdir()) / "fastapi-gossip" / self.config.cluster_id
+
+    def keyring(self) -> KeyRing | None:
+        if not self.gossip_key:
+            return None
+        return KeyRing.of(parse_key(self.gossip_key), *map(parse_key, self.accepted_keys))
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """How we reach peers over TLS: trust tls_ca, show our own certificate."""
+        if not (self.tls_ca or self.tls_cert):
+            return None
+        context = ssl.create_default_context(cafile=self.tls_ca or None)
+        if self.tls_cert:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
+
+    def server_tls(self) -> dict[str, object]:
+        """uvicorn's TLS arguments: serve HTTPS, and require a certificate signed by
+        tls_ca from every client when a CA is given."""
+        if not self.tls_cert:
+            return {}
+        options: dict[str, object] = {"ssl_certfile": self.tls_cert, "ssl_keyfile": self.tls_key}
+        if self.tls_ca:
+            options.update(ssl_ca_certs=self.tls_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return options
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -80,12 +134,16 @@ class Settings:
             fanout=args.fanout,
             eager_push=args.eager_push,
             max_offset=args.max_offset,
+            replay_window=args.replay_window,
         )
         lo, _, hi = str(args.port).partition("-")
         return cls(
             host=args.host, port=int(lo), port_max=int(hi or 0), node_id=args.node_id,
             advertise=args.advertise, seeds=_split(args.seeds), allow=_split(args.allow),
-            discovery_dir=args.discovery_dir, config=config, log_level=args.log_level,
+            discovery_dir=args.discovery_dir, gossip_key=args.key,
+            accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
+            protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
+            tls_ca=args.tls_ca, config=config, log_level=args.log_level,
         )  # fmt: skip
 
     @classmethod
@@ -134,5 +192,14 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("fanout", local.fanout, "peers per round and per eager push", int)
     opt("eager-push", "on", "push each write at once (on/off)", _flag)
     opt("max-offset", local.max_offset, "seconds a peer's timestamp may run ahead", float)
+    opt("key", "", "cluster key, 64 hex digits: gossip is signed and verified with it "
+        "(prefer the GOSSIP_KEY variable: flags show in ps)")
+    opt("accepted-keys", "", "comma-separated further keys that verify (for a rotation)")
+    opt("replay-window", local.replay_window, "seconds a signed message stays valid", float)
+    opt("api-token", "", "bearer token required by /set, /delete and /admin")
+    opt("protect-reads", "off", "require the token for reads too (on/off)", _flag)
+    opt("tls-cert", "", "PEM certificate: serve HTTPS")
+    opt("tls-key", "", "PEM private key of --tls-cert")
+    opt("tls-ca", "", "PEM CA: peers must present a certificate it signed")
     opt("log-level", "warning", "uvicorn and node log level")
     return p

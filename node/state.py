@@ -7,15 +7,18 @@ import asyncio
 import ipaddress
 import logging
 import random
+import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
 import httpx
 from anyio.abc import TaskStatus
 
+from gossip.auth import KeyRing, Verifier, sign
 from gossip.codec import Codec
 from gossip.errors import NetworkError, PeerError
 from gossip.messages import Reply
@@ -54,12 +57,17 @@ class SharedState:
         self.settings = settings
         self.config = settings.config
         self.codec = Codec(self.config)
-        self.transport = HttpTransport(self.codec, client)
+        self.keyring: KeyRing | None = settings.keyring()
+        self._verifier = None
+        if self.keyring is not None:
+            window_ms = int(self.config.replay_window * 1000)
+            self._verifier = Verifier(self.keyring, self.config.cluster_id, window_ms)
+        self.transport = HttpTransport(self.codec, client, self, settings.client_tls())
         self.protocol = GossipProtocol(
             self.config, settings.id, settings.address, rng or random.Random(),
             wall_ms(), settings.seeds,
         )  # fmt: skip
-        self.rejected = 0
+        self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
         self._lock = threading.Lock()
@@ -142,7 +150,8 @@ class SharedState:
             "exchanges_served": c.exchanges_served,
             "rumors_received": c.rumors_received,
             "entries_applied": c.entries_applied,
-            "rejected": self.rejected,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(self.rejected),
             "failures": c.failures,
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
@@ -158,15 +167,34 @@ class SharedState:
             return False
         return any(address in net for net in self._allowed)
 
-    def receive(self, body: bytes) -> bytes | None:
-        """Handle a peer's message; the encoded reply, if any. Raises PeerError."""
+    def keyring_lock(self) -> threading.Lock:
+        """Hold while changing the key ring (admin routes run in a thread pool)."""
+        return self._lock
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        """Headers that authenticate an outgoing body (none without a key)."""
+        if self.keyring is None:
+            return {}
+        with self._lock:
+            return sign(self.keyring, self.config.cluster_id, body, wall_ms(), secrets.token_hex(16))
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise AuthError unless `body` is signed by a key we accept (no-op without one)."""
+        if self._verifier is not None:
+            with self._lock:
+                self._verifier.verify(headers, body, wall_ms())
+
+    def receive(self, body: bytes, headers: Mapping[str, str]) -> bytes | None:
+        """Handle a peer's message; the encoded reply, if any. Raises PeerError (and
+        its AuthError) having applied nothing."""
         try:
+            self.verify(headers, body)
             message = self.codec.decode(body)
             with self._lock:
                 reply = self.protocol.handle(message, wall_ms())
                 relay = self.protocol.has_rumors()
         except PeerError as exc:
-            self.rejected += 1
+            self.rejected[type(exc).__name__] += 1
             log.warning("%s: rejected gossip: %s", self.id, exc)
             raise
         if relay:
