@@ -27,5 +27,14 @@ lint: $(STAMP)
 bench-propagation: $(STAMP)  ## time for a write to reach all nodes, eager push on and off
 	$(BIN)/python -m scripts.bench_propagation --nodes 10 --writes 60
 
+.PHONY: bench bench-quick
+bench: $(STAMP)  ## read path, propagation, idle cost, write load, memory vs baselines -> docs/benchmarks/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)  ## the same, reduced (under 3 minutes) -> docs/benchmarks/quick/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
