@@ -1,0 +1,1 @@
+"""Benchmarks that run the project side by side with its baselines (`make bench`)."""

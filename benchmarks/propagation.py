@@ -1,0 +1,149 @@
+"""Part 2, propagation: from the start of a write on one node until every node reads
+the new value, for N nodes with eager push on and off, against Redis (write, then N
+clients read), one Redis write after each cluster write."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from matplotlib import pyplot as plt
+
+from benchmarks.rawhttp import Connection
+from benchmarks.redis_server import RedisServer
+from benchmarks.report import Section, ms
+from benchmarks.system import start_cluster
+from node.cluster import LocalCluster
+from node.propagation import percentile
+
+POLL = 0.005  # seconds between one reader's polls, for the nodes and for Redis alike
+TIMEOUT = 10.0
+
+
+async def _gossip_write(conns: list[Connection], writer: int, key: str) -> float | None:
+    value = uuid.uuid4().hex
+    started = time.perf_counter()
+    status, _ = await conns[writer].post_json("/set", {"key": key, "value": value})
+    assert status == 200, status
+
+    async def watch(conn: Connection) -> bool:
+        while time.perf_counter() - started < TIMEOUT:
+            status, body = await conn.get_json(f"/get?key={key}")
+            if status == 200 and body["value"] == value:
+                return True
+            await asyncio.sleep(POLL)
+        return False
+
+    seen = await asyncio.gather(*(watch(c) for c in conns))
+    return time.perf_counter() - started if all(seen) else None
+
+
+async def _redis_write(clients: list[aioredis.Redis], key: str) -> float:
+    value = uuid.uuid4().hex
+    started = time.perf_counter()
+    await clients[0].set(key, value)
+
+    async def watch(client: aioredis.Redis) -> None:
+        while await client.get(key) != value:
+            await asyncio.sleep(POLL)
+
+    await asyncio.wait_for(asyncio.gather(*(watch(c) for c in clients)), TIMEOUT)
+    return time.perf_counter() - started
+
+
+async def _measure(cluster: LocalCluster, redis_url: str, writes: int, seed: int
+                   ) -> tuple[list[float], list[float], int]:  # fmt: skip
+    rng = random.Random(seed)
+    conns = [Connection(port) for port in cluster.ports]
+    # One connection pool per reader, so the N Redis readers are N clients.
+    clients = [aioredis.from_url(redis_url, decode_responses=True) for _ in cluster.ports]
+    gossip, redis, missed = [], [], 0
+    try:
+        for c in conns:
+            await c.get_json("/health")
+        for n in range(writes):
+            t = await _gossip_write(conns, rng.randrange(len(conns)), f"prop-{n % 20}")
+            if t is None:
+                missed += 1
+            else:
+                gossip.append(t * 1000)
+            redis.append(await _redis_write(clients, f"prop-{n % 20}") * 1000)
+            await asyncio.sleep(0.02)
+    finally:
+        for c in conns:
+            c.close()
+        for client in clients:
+            await client.aclose()
+    return gossip, redis, missed
+
+
+def run(quick: bool, command: str, out_dir: Path) -> Section:
+    writes = 20 if quick else 100
+    sizes = (5, 10) if quick else (5, 10, 20)
+    results: dict[tuple[int, bool], tuple[list[float], list[float], int]] = {}
+    redis = RedisServer()
+    try:
+        for nodes in sizes:
+            for eager in (True, False):
+                cluster = start_cluster(nodes, eager_push=eager)
+                try:
+                    results[nodes, eager] = asyncio.run(_measure(cluster, redis.url, writes, nodes))
+                finally:
+                    cluster.stop()
+                g = results[nodes, eager][0]
+                print(f"  propagation N={nodes} eager={eager}: median "
+                      f"{statistics.median(g):.1f} ms", flush=True)  # fmt: skip
+    finally:
+        redis.stop()
+    return _section(results, quick, writes, command, out_dir)
+
+
+def _section(results: dict[tuple[int, bool], tuple[list[float], list[float], int]], quick: bool,
+             writes: int, command: str, out_dir: Path) -> Section:  # fmt: skip
+    section = Section(
+        "2. Propagation", command,
+        f"{writes} writes per row, each through a random node to one of 20 keys, a fresh value; "
+        f"time from the start of POST /set until GET /get on every node returns the value, each "
+        f"node polled every {POLL * 1000:.0f} ms over keep-alive connections (so +-{POLL * 1000:.0f}"
+        f" ms resolution); gossip interval 0.2 s (the launcher's default), fanout 3; Redis row: "
+        f"SET through one client, then N clients (own connections) poll GET the same way, one "
+        f"Redis write after each cluster write (interleaved).",
+        ["N", "eager push", "writes", "median ms", "p99 ms", "max ms", "not seen in 10 s",
+         "Redis median ms", "Redis p99 ms"],
+    )  # fmt: skip
+    for (nodes, eager), (g, r, missed) in results.items():
+        section.rows.append([str(nodes), "on" if eager else "off", str(len(g)),
+                             ms(statistics.median(g)), ms(percentile(g, 99)), ms(max(g)),
+                             str(missed), ms(statistics.median(r)), ms(percentile(r, 99))])  # fmt: skip
+    g = results[10, True][0]
+    med, p99 = statistics.median(g), percentile(g, 99)
+    section.goals += [
+        (f"N=10, eager push: median <= 50 ms ({med:.1f} ms)", med <= 50),
+        (f"N=10, eager push: p99 <= 200 ms ({p99:.1f} ms)", p99 <= 200),
+    ]
+    if quick:
+        section.notes.append("Quick mode: N = 5 and 10 only, 20 writes per row.")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for (nodes, eager), (g, _, _) in results.items():
+        xs = sorted(g)
+        ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))],
+                label=f"N={nodes}, eager {'on' if eager else 'off'}",
+                linestyle="-" if eager else "--")  # fmt: skip
+    r = sorted(x for _, rs, _ in results.values() for x in rs)
+    ax.plot(r, [(i + 1) / len(r) for i in range(len(r))], color="black", label="Redis (all N)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms from start of write until every node reads it (log)")
+    ax.set_ylabel("fraction of writes")
+    ax.legend(fontsize=8)
+    section.save_plot(fig, out_dir, "propagation.png")
+    return section
+
+
+if __name__ == "__main__":
+    print(run(True, " ".join(sys.argv), Path("/tmp")).markdown())

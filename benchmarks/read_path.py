@@ -1,0 +1,109 @@
+"""Part 1, the read path: GET /get?key=K on one node of a gossiping cluster against a
+bare FastAPI app (dict) and the same app reading Redis, runs interleaved."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+import httpx
+from matplotlib import pyplot as plt
+
+from benchmarks.redis_server import RedisServer
+from benchmarks.report import Section, ms
+from benchmarks.system import HOST, running, start_cluster, uvicorn_app, wait_http
+from benchmarks.wrk import WrkResult, run_wrk
+from node.cluster import free_ports
+
+KEY = "bench-key"
+VALUE = "v" * 100
+NODES = 5
+CONNECTIONS = 32
+
+
+def run(quick: bool, command: str, out_dir: Path) -> Section:
+    seconds, rounds = (3, 3) if quick else (10, 5)
+    cluster = start_cluster(NODES)
+    redis = RedisServer()
+    bare_port, redis_port, mounted_port = free_ports(3)
+    bare = uvicorn_app("bare", "benchmarks.apps:bare", bare_port)
+    redis_app = uvicorn_app("redis-app", "benchmarks.apps:redis_backed", redis_port,
+                            {"REDIS_URL": redis.url})  # fmt: skip
+    mounted = uvicorn_app("node-async", "benchmarks.apps:node_async_get", mounted_port, {
+        "GOSSIP_PORT": str(mounted_port), "GOSSIP_NODE_ID": "async-reader",
+        "GOSSIP_SEEDS": cluster.urls[0], "GOSSIP_CLUSTER_ID": cluster.cluster_id,
+        "GOSSIP_KEY": cluster.key or "",
+    }, factory=True)  # fmt: skip
+    try:
+        with running(bare, redis_app, mounted, redis.process):
+            for port, proc in ((bare_port, bare), (redis_port, redis_app), (mounted_port, mounted)):
+                wait_http(f"http://{HOST}:{port}/health", proc)
+            for base in (f"http://{HOST}:{bare_port}", f"http://{HOST}:{redis_port}",
+                         cluster.urls[0]):  # fmt: skip
+                httpx.post(base + "/set", json={"key": KEY, "value": VALUE}).raise_for_status()
+            targets = {
+                "bare FastAPI + dict": f"http://{HOST}:{bare_port}/get?key={KEY}",
+                "gossip node": f"{cluster.urls[-1]}/get?key={KEY}",
+                "FastAPI + Redis (redis-py asyncio)": f"http://{HOST}:{redis_port}/get?key={KEY}",
+                "gossip, async /get (proposed)": f"http://{HOST}:{mounted_port}/fast/get?key={KEY}",
+            }
+            for url in targets.values():  # every target holds the value, and warms up
+                wait_http(url, timeout=30)
+                run_wrk(url, 1, CONNECTIONS)
+            results: dict[str, list[WrkResult]] = {name: [] for name in targets}
+            names = list(targets)
+            for r in range(rounds):  # rotate the order so no target always goes first
+                for name in names[r % len(names):] + names[: r % len(names)]:
+                    results[name].append(run_wrk(targets[name], seconds, CONNECTIONS))
+                    print(f"  read {name}: {results[name][-1].requests_per_s:.0f} req/s",
+                          flush=True)  # fmt: skip
+    finally:
+        cluster.stop()
+    return _section(results, quick, seconds, rounds, command, out_dir)
+
+
+def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rounds: int,
+             command: str, out_dir: Path) -> Section:  # fmt: skip
+    rps = {n: statistics.median(r.requests_per_s for r in rs) for n, rs in results.items()}
+    p50 = {n: statistics.median(r.p50_ms for r in rs) for n, rs in results.items()}
+    p99 = {n: statistics.median(r.p99_ms for r in rs) for n, rs in results.items()}
+    bare, node, redis = (rps[n] for n in ("bare FastAPI + dict", "gossip node",
+                                          "FastAPI + Redis (redis-py asyncio)"))  # fmt: skip
+    section = Section(
+        "1. Read path", command,
+        f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, {rounds} interleaved rounds (order "
+        f"rotated each round), medians over rounds; every server one uvicorn worker, default loop "
+        f"and HTTP implementation, log level warning, no access log; the gossip node is one of "
+        f"{NODES} gossiping at 0.2 s; value a {len(VALUE)}-byte string; wrk shares the 2 cores.",
+        ["server", "requests/s", "min-max req/s", "p50 ms", "p99 ms", "vs bare", "vs Redis",
+         "errors"],
+    )  # fmt: skip
+    for name, rs in results.items():
+        lo, hi = min(r.requests_per_s for r in rs), max(r.requests_per_s for r in rs)
+        section.rows.append([name, f"{rps[name]:.0f}", f"{lo:.0f}-{hi:.0f}", ms(p50[name]),
+                             ms(p99[name]), f"{rps[name] / bare:.2f}x", f"{rps[name] / redis:.2f}x",
+                             str(sum(r.errors for r in rs))])  # fmt: skip
+    section.goals += [
+        (f"gossip node >= 0.9x bare app: {node / bare:.2f}x", node / bare >= 0.9),
+        (f"gossip node >= 1.8x Redis-backed app: {node / redis:.2f}x", node / redis >= 1.8),
+    ]
+    if quick:
+        section.notes.append("Quick mode: short runs, expect wide spread.")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    labels = [n.replace(" (", "\n(") for n in results]
+    a.barh(labels, [rps[n] for n in results], color="tab:blue")
+    a.set_xlabel("requests/s (median of rounds)")
+    a.invert_yaxis()
+    b.barh(labels, [p99[n] for n in results], color="tab:red", label="p99")
+    b.barh(labels, [p50[n] for n in results], color="tab:orange", label="p50")
+    b.set_xlabel("latency ms")
+    b.invert_yaxis()
+    b.legend()
+    b.set_yticklabels([])
+    section.save_plot(fig, out_dir, "read_path.png")
+    return section
+
+
+if __name__ == "__main__":
+    print(run(True, " ".join(sys.argv), Path("/tmp")).markdown())
