@@ -33,7 +33,8 @@ def is_text(s: str) -> bool:
 
 
 def check_value(value: JSON, config: Config) -> JSON:
-    _check_shape(value, config.max_value_depth)
+    if type(value) not in _PLAIN_SCALARS:  # the common case skips the walk (hot on decode)
+        _check_shape(value, config.max_value_depth)
     try:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     except UnicodeEncodeError:  # a lone surrogate in a string: it could never be sent
@@ -41,6 +42,11 @@ def check_value(value: JSON, config: Config) -> JSON:
     if size > config.max_value_bytes:
         raise InvalidValue(f"value is {size} bytes as JSON, the limit is {config.max_value_bytes}")
     return value
+
+
+# Exact types that are JSON values as they stand (floats need a finiteness check, and
+# subclasses go through the full walk).
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _check_shape(value: JSON, max_depth: int) -> None:
