@@ -108,7 +108,10 @@ class Verifier:
         key = self.ring.keys.get(kid)
         if key is None:
             raise AuthError(f"signed with key {kid[:12]!r}, which this node does not accept")
-        if not time_text.isdigit() or len(nonce) > 64:
+        # ASCII only and bounded: int() refuses digits like '²' and > 4300 digits, and
+        # compare_digest refuses non-ASCII text; either would escape as a 500.
+        if not (time_text.isascii() and time_text.isdigit() and len(time_text) <= 20
+                and len(nonce) <= 64 and signature.isascii()):  # fmt: skip
             raise AuthError("malformed signature headers")
         time_ms = int(time_text)
         expected = _mac(key, self.cluster_id, time_ms, nonce, body)

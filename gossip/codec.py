@@ -101,7 +101,7 @@ class _Decoder:
                 f"cluster id {cluster!r}, this node is in {self.config.cluster_id!r}"
             )
         kind = obj.get("type")
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:  # a list or object is unhashable
             raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
         sender = self.member(self.field(obj, "sender"), "sender")
         if kind == "rumor":

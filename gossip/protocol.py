@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
+from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import MemberInfo, Membership
 from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
@@ -55,6 +56,9 @@ class GossipProtocol:
         self.membership = Membership(me, tuple(s for s in seeds if s != address))
         self.counters = Counters()
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
+        # The digest we heard last, from any peer: our guess at what a peer whose own
+        # digest we do not know holds, so a round pushes news to it too (push-pull).
+        self._recent_digest: Mapping[str, Timestamp] | None = None
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
 
@@ -63,6 +67,10 @@ class GossipProtocol:
     def write(self, key: str, value: JSON, now_ms: int, ttl: float | None = None) -> Entry:
         check_key(key, self.config)
         check_value(value, self.config)
+        # Finite, and an expiry the codec can carry (ints below 2**53): round(inf) raised
+        # OverflowError (a 500), and a larger expiry made every message with it refused.
+        if ttl is not None and not 0 < ttl * 1000 < 2**53 - 1 - now_ms:
+            raise InvalidValue(f"ttl must be a positive number of seconds below {(2**53 - now_ms) // 1000}")
         expires = None if ttl is None else now_ms + max(1, round(ttl * 1000))
         return self._commit(key, value, False, expires, now_ms)
 
@@ -104,7 +112,7 @@ class GossipProtocol:
         self.membership.beat()
         out = []
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
-            known = self._peer_digests.get(address)
+            known = self._peer_digests.get(address, self._recent_digest)
             delta = self._delta_for(known) if known is not None else ()
             out.append(Outgoing(address, self._summary(Exchange, delta)))
         return out
@@ -120,12 +128,12 @@ class GossipProtocol:
             return None
         self._accept_summary(message, now_ms)
         self.counters.exchanges_served += 1
-        self._peer_digests[message.sender.address] = message.digest
+        self._peer_digests[message.sender.address] = self._recent_digest = message.digest
         return self._summary(Reply, self._delta_for(message.digest))
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
         self._accept_summary(reply, now_ms)
-        self._peer_digests[address] = reply.digest
+        self._peer_digests[address] = self._recent_digest = reply.digest
 
     def on_failure(self, address: str) -> None:
         """An exchange with `address` failed (timeout, refused, refusal)."""

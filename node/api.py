@@ -131,9 +131,24 @@ def admin(state: StateDep, credentials: Credentials) -> None:
     _check_token(state, credentials)
 
 
-read_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(reader)])
-write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(writer)])
-admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)])
+class ErrorOut(BaseModel):
+    """Every error answer: what was wrong (request validation gives a list of problems)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route documents in the OpenAPI spec (422 replaces FastAPI's
+    default, whose `detail` is only ever a list)."""
+    return {code: {"model": ErrorOut} for code in codes}
+
+
+read_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(reader)],
+                        responses=_errors(401, 413, 422))  # fmt: skip
+write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], dependencies=[Depends(writer)],
+                         responses=_errors(400, 401, 413, 422))  # fmt: skip
+admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)],
+                         responses=_errors(400, 401, 403, 409, 413, 422))  # fmt: skip
 gossip_router = APIRouter(route_class=LimitedRoute, tags=["gossip"])
 
 
@@ -150,7 +165,7 @@ def set_value(body: SetBody, state: StateDep) -> EntryOut:
         raise _caller_error(exc) from exc
 
 
-@read_router.get("/get", response_model=EntryOut | AllValues)
+@read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404))
 def get_value(state: StateDep, key: Annotated[str | None, Query()] = None) -> EntryOut | AllValues:
     """One key's entry, or with no key every live key and its value."""
     if key is None:
