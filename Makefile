@@ -36,5 +36,11 @@ bench-quick: $(STAMP)  ## the same, reduced (under 3 minutes) -> docs/benchmarks
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
+FUZZ_EXAMPLES ?= 1000
+.PHONY: fuzz
+fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLES) examples each
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
+		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
