@@ -105,7 +105,7 @@ class _Decoder:
             raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
         sender = self.member(self.field(obj, "sender"), "sender")
         if kind == "rumor":
-            raw = self.array(self.field(obj, "items"), "items")
+            raw = self.count(self.array(self.field(obj, "items"), "items"))
             items = tuple(self.rumor_item(r, f"items[{i}]") for i, r in enumerate(raw))
             cover = self.array(self.field(obj, "cover"), "cover")
             if len(cover) > self.config.max_members_per_message:
@@ -130,7 +130,7 @@ class _Decoder:
         origin, base, upto, entries = self.tuple(raw, path, 4)
         origin = self.text(origin, f"{path} origin")
         base, upto = self.ts(base, f"{path} base"), self.ts(upto, f"{path} upto")
-        items = self.array(entries, f"{path} entries")
+        items = self.count(self.array(entries, f"{path} entries"))
         parsed = tuple(self.entry(origin, e, f"{path} entries[{i}]") for i, e in enumerate(items))
         if any(not base < e.ts <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
@@ -147,10 +147,14 @@ class _Decoder:
             raise MalformedMessage(f"{path}: prev must be below the entry's timestamp")
         return RumorItem(entry, prev)
 
-    def entry(self, origin: str, raw: object, path: str) -> Entry:
-        self.entries += 1
+    def count(self, entries: list[Any]) -> list[Any]:
+        """Refuse a message with too many entries before looking at any of them."""
+        self.entries += len(entries)
         if self.entries > self.config.max_entries_per_message:
             raise MalformedMessage(f"more than {self.config.max_entries_per_message} entries")
+        return entries
+
+    def entry(self, origin: str, raw: object, path: str) -> Entry:
         key, value, wall, counter, deleted, expires = self.tuple(raw, path, 6)
         try:
             key = check_key(key, self.config)
