@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         "work (colleagues' tests and simulations) while this ran, so figures are noisy: each "
         "baseline runs in the same run as its subject, interleaved with it, and the ratios "
         "are the figures to read. Everything runs on 127.0.0.1; load generators share the "
-        "cores with the servers.\n\n## Goals\n"
+        "cores with the servers. What limits each missed goal, with profiles "
+        "(`python -m benchmarks.profile`), is in "
+        f"[ANALYSIS.md]({'../' if args.quick else ''}ANALYSIS.md).\n\n## Goals\n"
     )
     report = write_report(out, sections, preamble)
     print(f"report: {report.relative_to(ROOT)}")
