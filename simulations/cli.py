@@ -1,0 +1,225 @@
+"""gossip-sim: convergence of the real gossip core in virtual time.
+
+  gossip-sim converge --nodes 100 --trials 50
+  gossip-sim sweep --nodes 10,30,100 --out out/sweep
+  gossip-sim scenario partition-heal --seed 7
+  gossip-sim scale --nodes 1000,2000,5000,10000
+
+Output on stdout depends only on the arguments and the seed (scale also prints wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, summarize
+from simulations.progress import Progress
+from simulations.scenarios import SCENARIOS, ScenarioFailed
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def _flags(text: str) -> list[bool]:
+    return [x.strip() in ("on", "1", "true", "yes") for x in text.split(",")]
+
+
+def _modes(text: str) -> list[bool]:
+    return [x.strip() == "push-pull" for x in text.split(",")]
+
+
+def _fmt(x: float) -> str:
+    return "-" if math.isinf(x) else f"{x:.2f}"
+
+
+def _setup_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2, help="rounds before the write")
+    p.add_argument("--asynchronous", action="store_true",
+                   help="real timing: jitter, staggered rounds, latency tail")  # fmt: skip
+    p.add_argument("--latency", type=float, default=0.001, help="one-way seconds")
+    p.add_argument("--members-per-message", type=int, default=16)
+
+
+def _trials(setup: Setup, args: argparse.Namespace, progress: Progress) -> list[Trial]:
+    out = []
+    for i in range(args.trials):
+        out.append(run_trial(setup, f"{args.seed}:{setup}:{i}"))
+        progress()
+    return out
+
+
+def converge_lines(s: Summary) -> list[str]:
+    st = s.setup
+    timing = "asynchronous" if not st.synchronous else "synchronous rounds"
+    lines = [
+        f"converge: N={st.nodes} fanout={st.fanout} loss={st.loss:g} interval={st.interval:g}s "
+        f"{st.mode} eager={'on' if st.eager else 'off'} {timing} trials={s.trials}",
+        f"{'':6}{'rounds median / p99 / max':>30}{'seconds median / p99 / max':>32}",
+    ]
+    for f in FRACTIONS:
+        r, sec = s.rounds[f], s.seconds[f]
+        lines.append(f"{f:>5.0%} {_fmt(r[1]):>12} {_fmt(r[2]):>8} {_fmt(r[3]):>8}"
+                     f"{_fmt(sec[1]):>16} {_fmt(sec[2]):>8} {_fmt(sec[3]):>8}")  # fmt: skip
+    lines += [
+        f"mean rounds to 100%: {_fmt(s.rounds[1.0][0])}   incomplete trials: {s.incomplete}",
+        f"per node per round: {s.messages_per_node_round:.2f} messages, "
+        f"{s.bytes_per_node_round:.0f} bytes",
+    ]
+    return lines
+
+
+def cmd_converge(args: argparse.Namespace) -> int:
+    setup = Setup(
+        nodes=args.nodes, fanout=args.fanout, loss=args.loss, interval=args.interval,
+        eager=args.eager, pull=not args.push_only, synchronous=not args.asynchronous,
+        latency=args.latency, warmup=args.warmup, members_per_message=args.members_per_message,
+    )  # fmt: skip
+    trials = _trials(setup, args, Progress(args.trials, "converge"))
+    print("\n".join(converge_lines(summarize(setup, trials))))
+    return 0
+
+
+CSV_FIELDS = [
+    "nodes", "fanout", "loss", "interval", "eager", "mode", "synchronous", "trials", "incomplete",
+    "rounds50_median", "rounds99_median", "rounds100_mean", "rounds100_median", "rounds100_p99",
+    "rounds100_max", "seconds100_median", "seconds100_p99", "messages_per_node_round",
+    "bytes_per_node_round",
+]  # fmt: skip
+
+
+def csv_row(s: Summary) -> list[object]:
+    st = s.setup
+    r100, sec = s.rounds[1.0], s.seconds[1.0]
+    return [
+        st.nodes, st.fanout, st.loss, st.interval, int(st.eager), st.mode, int(st.synchronous),
+        s.trials, s.incomplete, f"{s.rounds[0.5][1]:.3f}", f"{s.rounds[0.99][1]:.3f}",
+        f"{r100[0]:.3f}", f"{r100[1]:.3f}", f"{r100[2]:.3f}", f"{r100[3]:.3f}",
+        f"{sec[1]:.4f}", f"{sec[2]:.4f}", f"{s.messages_per_node_round:.3f}",
+        f"{s.bytes_per_node_round:.1f}",
+    ]  # fmt: skip
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    grid = list(itertools.product(args.nodes, args.fanout, args.loss, args.interval,
+                                  args.eager, args.mode))  # fmt: skip
+    progress = Progress(len(grid) * args.trials, "sweep")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries: list[Summary] = []
+    curves: list[tuple[str, list[Trial]]] = []
+    for n, k, loss, interval, eager, pull in grid:
+        setup = Setup(
+            nodes=n, fanout=k, loss=loss, interval=interval, eager=eager, pull=pull,
+            synchronous=not args.asynchronous, latency=args.latency, warmup=args.warmup,
+            members_per_message=args.members_per_message,
+        )  # fmt: skip
+        trials = _trials(setup, args, progress)
+        summary = summarize(setup, trials)
+        summaries.append(summary)
+        label = f"N={n} k={k} loss={loss:g} {setup.mode}" + (" eager" if eager else "")
+        curves.append((label, trials))
+        print(f"{label:40} mean rounds to 100%: {_fmt(summary.rounds[1.0][0]):>6}  "
+              f"p99 {_fmt(summary.rounds[1.0][2]):>6}")  # fmt: skip
+    with open(out / "sweep.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        writer.writerows(csv_row(s) for s in summaries)
+    if not args.no_plots:
+        from simulations.plots import rounds_vs_n, spread_over_time
+
+        rounds_vs_n(summaries, out / "rounds_vs_n.png")
+        spread_over_time(curves, out / "spread_over_time.png")
+    print(f"wrote {out / 'sweep.csv'}" + ("" if args.no_plots else " and 2 PNG plots"))
+    return 0
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    names = list(SCENARIOS) if args.name == "all" else [args.name]
+    status = 0
+    for name in names:
+        try:
+            report = SCENARIOS[name](seed=args.seed)
+        except ScenarioFailed as exc:
+            print(exc)
+            status = 1
+            continue
+        print("\n".join(report.lines()))
+    return status
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    """Wall time of one write to full convergence (asynchronous, eager push as given)."""
+    print(f"{'N':>7} {'wall s':>8} {'virtual s':>10} {'messages':>10} {'MB':>8}")
+    for n in args.nodes:
+        setup = Setup(nodes=n, eager=args.eager, synchronous=False, warmup=1,
+                      members_per_message=args.members_per_message)  # fmt: skip
+        started = time.perf_counter()
+        trial = run_trial(setup, f"{args.seed}:scale:{n}")
+        wall = time.perf_counter() - started
+        print(f"{n:>7} {wall:>8.2f} {trial.seconds_to(1.0):>10.3f} {trial.messages:>10} "
+              f"{trial.bytes / 1e6:>8.2f}", flush=True)  # fmt: skip
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("converge", help="one write through N nodes, over many trials")
+    c.add_argument("--nodes", type=int, default=100)
+    c.add_argument("--fanout", type=int, default=3)
+    c.add_argument("--loss", type=float, default=0.0)
+    c.add_argument("--interval", type=float, default=1.0)
+    c.add_argument("--eager", action="store_true", help="eager push on")
+    c.add_argument("--push-only", action="store_true", help="replies carry no delta")
+    _setup_args(c)
+    c.set_defaults(run=cmd_converge)
+
+    s = sub.add_parser("sweep", help="a grid of settings; CSV and PNG plots")
+    s.add_argument("--nodes", type=_ints, default=[10, 30, 100])
+    s.add_argument("--fanout", type=_ints, default=[3])
+    s.add_argument("--loss", type=_floats, default=[0.0])
+    s.add_argument("--interval", type=_floats, default=[1.0])
+    s.add_argument("--eager", type=_flags, default=[False], help="e.g. off,on")
+    s.add_argument("--mode", type=_modes, default=[False, True], help="push,push-pull")
+    s.add_argument("--out", default="out/sweep")
+    s.add_argument("--no-plots", action="store_true")
+    _setup_args(s)
+    s.set_defaults(run=cmd_sweep)
+
+    f = sub.add_parser("scenario", help="a named fault scenario")
+    f.add_argument("name", choices=[*SCENARIOS, "all"])
+    f.add_argument("--seed", type=int, default=1)
+    f.set_defaults(run=cmd_scenario)
+
+    w = sub.add_parser("scale", help="wall seconds for one write through N nodes")
+    w.add_argument("--nodes", type=_ints, default=[100, 1000])
+    w.add_argument("--eager", action="store_true")
+    w.add_argument("--seed", type=int, default=1)
+    w.add_argument("--members-per-message", type=int, default=16)
+    w.set_defaults(run=cmd_scale)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The modelled network: latency, loss, duplication and partitions. No protocol here."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NetworkModel:
+    # One-way delay in seconds: base plus an exponential tail with this mean.
+    latency: float = 0.001
+    latency_tail: float = 0.0005
+    # Probability that one message (request, reply or rumor) is lost.
+    loss: float = 0.0
+    # Probability that a delivered message arrives twice.
+    duplicate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("latency", "latency_tail"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"network field {name!r} must be >= 0")
+        for name in ("loss", "duplicate"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"network field {name!r} must be in [0, 1)")
+
+
+@dataclass
+class Network:
+    """Decides the fate of each message with its own RNG, so runs replay from a seed."""
+
+    model: NetworkModel
+    rng: random.Random
+    # Named groups cut off from everyone outside them.
+    cuts: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def delay(self) -> float:
+        tail = self.model.latency_tail
+        return self.model.latency + (self.rng.expovariate(1 / tail) if tail > 0 else 0.0)
+
+    def lost(self) -> bool:
+        return self.model.loss > 0 and self.rng.random() < self.model.loss
+
+    def duplicated(self) -> bool:
+        return self.model.duplicate > 0 and self.rng.random() < self.model.duplicate
+
+    def connected(self, a: str, b: str) -> bool:
+        return all((a in group) == (b in group) for group in self.cuts.values())
+
+    def cut(self, name: str, group: frozenset[str]) -> None:
+        self.cuts[name] = group
+
+    def heal(self, name: str) -> None:
+        self.cuts.pop(name, None)
