@@ -111,9 +111,12 @@ class GossipProtocol:
         self.counters.rounds += 1
         self.membership.beat()
         out = []
+        # With eager push on, writes younger than one interval are left to the push, so
+        # that an exchange repairs what it missed instead of sending everything twice.
+        fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
             known = self._peer_digests.get(address, self._recent_digest)
-            delta = self._delta_for(known) if known is not None else ()
+            delta = self._delta_for(known, fresh) if known is not None else ()
             out.append(Outgoing(address, self._summary(Exchange, delta)))
         return out
 
@@ -152,10 +155,13 @@ class GossipProtocol:
             view = [view[0], *self.rng.sample(view[1:], limit - 1)]
         return kind(self.membership.me, digest, tuple(view), delta)
 
-    def _delta_for(self, peer: Mapping[str, Timestamp]) -> tuple[WriterDelta, ...]:
+    def _delta_for(
+        self, peer: Mapping[str, Timestamp], until_wall: int | None = None
+    ) -> tuple[WriterDelta, ...]:
         """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
-        and entry budgets. Writers are visited in random order so that no writer starves
-        when every message is cut."""
+        and entry budgets (and before entries written after `until_wall`, if given).
+        Writers are visited in random order so that no writer starves when every
+        message is cut."""
         budget = self.config.delta_budget_bytes
         room = self.config.max_entries_per_message
         behind = [o for o, mark in self.store.watermarks.items() if mark > peer.get(o, ZERO)]
@@ -166,9 +172,13 @@ class GossipProtocol:
             budget -= len(origin) + 64  # the writer's header: origin, base, upto
             taken: list[Entry] = []
             cut = budget <= 0
+            young = False
             for entry in self.store.newer_than(origin, base):
                 if entry.ts > mine:
                     break  # held, but not yet covered by our own watermark
+                if until_wall is not None and entry.ts.wall > until_wall:
+                    young = True
+                    break
                 size = entry_size(entry)
                 if size > budget or room == 0:
                     cut = True
@@ -178,7 +188,9 @@ class GossipProtocol:
                 taken.append(entry)
             if cut and not taken:
                 break
-            upto = taken[-1].ts if cut else mine
+            if young and not taken:
+                continue
+            upto = taken[-1].ts if cut or young else mine
             deltas.append(WriterDelta(origin, base, upto, tuple(taken)))
             if cut:
                 break

@@ -37,13 +37,17 @@ class Entry:
         return not self.deleted and (self.expires_at is None or now_ms < self.expires_at)
 
 
+def _ts(entry: Entry) -> Timestamp:
+    return entry.ts
+
+
 def _content(entry: Entry) -> tuple[bool, str, int]:
     value = json.dumps(entry.value, sort_keys=True, separators=(",", ":"))
     return (entry.deleted, value, -1 if entry.expires_at is None else entry.expires_at)
 
 
 class Store:
-    """Entries by key, plus, per writer, a log of (ts, key) sorted by ts.
+    """Entries by key, plus, per writer, a log of its entries sorted by ts.
 
     A log item whose entry has been overwritten is stale and skipped on reading; stale
     items are dropped once they outnumber the live ones.
@@ -51,7 +55,7 @@ class Store:
 
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
-        self._logs: dict[str, list[tuple[int, int, str]]] = {}
+        self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
         self.watermarks: Digest = {}
 
@@ -73,32 +77,26 @@ class Store:
         if current is not None:
             self._mark_stale(current.origin)
         log = self._logs.setdefault(entry.origin, [])
-        item = (entry.ts.wall, entry.ts.counter, entry.key)
-        if not log or log[-1] < item:
-            log.append(item)  # the usual case: a writer's entries arrive in ts order
+        if not log or log[-1].ts < entry.ts:
+            log.append(entry)  # the usual case: a writer's entries arrive in ts order
         else:
-            insort(log, item)
+            insort(log, entry, key=_ts)
         return True
 
     def _mark_stale(self, origin: str) -> None:
         stale = self._stale.get(origin, 0) + 1
         log = self._logs[origin]
         if stale * 2 > len(log) and stale > 16:
-            self._logs[origin] = [item for item in log if self._holds(origin, item)]
+            self._logs[origin] = [e for e in log if self._entries.get(e.key) is e]
             stale = 0
         self._stale[origin] = stale
-
-    def _holds(self, origin: str, item: tuple[int, int, str]) -> bool:
-        entry = self._entries.get(item[2])
-        return entry is not None and entry.origin == origin and entry.ts == item[:2]
 
     def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
         """The entries we hold written by `origin` with ts > since, in ts order."""
         log = self._logs.get(origin, [])
-        start = bisect_right(log, since, key=lambda item: (item[0], item[1]))
-        for item in log[start:]:
-            entry = self._entries.get(item[2])
-            if entry is not None and entry.origin == origin and entry.ts == item[:2]:
+        for i in range(bisect_right(log, since, key=_ts), len(log)):
+            entry = log[i]
+            if self._entries.get(entry.key) is entry:  # not overwritten since
                 yield entry
 
     def watermark(self, origin: str) -> Timestamp:
@@ -115,12 +113,15 @@ class Store:
         return {k: e for k, e in self._entries.items() if e.is_live(now_ms)}
 
     def state_hash(self, now_ms: int) -> tuple[str, int]:
-        """A hash of the live state and its key count: equal iff the live states are."""
-        digest = hashlib.sha256()
-        live = self.live(now_ms)
-        for key in sorted(live):
-            e = live[key]
-            record = [key, e.value, e.ts.wall, e.ts.counter, e.origin, e.expires_at]
-            digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
-            digest.update(b"\n")
-        return digest.hexdigest(), len(live)
+        return state_hash(self.live(now_ms))
+
+
+def state_hash(live: dict[str, Entry]) -> tuple[str, int]:
+    """A hash of a live state and its key count: equal iff the live states are."""
+    digest = hashlib.sha256()
+    for key in sorted(live):
+        e = live[key]
+        record = [key, e.value, e.ts.wall, e.ts.counter, e.origin, e.expires_at]
+        digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(b"\n")
+    return digest.hexdigest(), len(live)

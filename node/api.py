@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -51,18 +52,22 @@ class LimitedRoute(APIRoute):
 
         async def limited(request: Request) -> Response:
             limited_request = LimitedRequest(request.scope, request.receive)
-            limited_request.max_bytes = shared_state(request).config.max_body_bytes
+            limited_request.max_bytes = state_of(request).config.max_body_bytes
             return await handler(limited_request)
 
         return limited
 
 
-def shared_state(request: Request) -> SharedState:
-    """FastAPI dependency: this node's SharedState."""
+def state_of(request: Request) -> SharedState:
     state = getattr(request.app.state, "shared_state", None)
     if state is None:
         raise RuntimeError("shared state is not running: use node.app.shared_state_lifespan")
     return state
+
+
+async def shared_state(request: Request) -> SharedState:
+    """FastAPI dependency: this node's SharedState (async: no thread hop per request)."""
+    return state_of(request)
 
 
 StateDep = Annotated[SharedState, Depends(shared_state)]
@@ -88,10 +93,13 @@ class EntryOut(BaseModel):
 
     @classmethod
     def of(cls, e: Entry) -> EntryOut:
-        return cls(
-            key=e.key, value=e.value, timestamp=(e.ts.wall, e.ts.counter), node=e.origin,
-            deleted=e.deleted, expires_at=e.expires_at,
-        )  # fmt: skip
+        return cls(**entry_json(e))
+
+
+def entry_json(e: Entry) -> dict[str, Any]:
+    """An entry as the API shows it (the shape of EntryOut)."""
+    return {"key": e.key, "value": e.value, "timestamp": [e.ts.wall, e.ts.counter], "node": e.origin,
+            "deleted": e.deleted, "expires_at": e.expires_at}  # fmt: skip
 
 
 class AllValues(BaseModel):
@@ -113,18 +121,18 @@ def _check_token(state: SharedState, credentials: HTTPAuthorizationCredentials |
         )  # fmt: skip
 
 
-def writer(state: StateDep, credentials: Credentials) -> None:
+async def writer(state: StateDep, credentials: Credentials) -> None:
     """Dependency: writes need the api token, when one is set."""
     _check_token(state, credentials)
 
 
-def reader(state: StateDep, credentials: Credentials) -> None:
+async def reader(state: StateDep, credentials: Credentials) -> None:
     """Dependency: reads need the api token only with protect_reads."""
     if state.settings.protect_reads:
         _check_token(state, credentials)
 
 
-def admin(state: StateDep, credentials: Credentials) -> None:
+async def admin(state: StateDep, credentials: Credentials) -> None:
     """Dependency: admin routes exist only on a node with an api token."""
     if not state.settings.api_token:
         raise HTTPException(403, "admin routes are off: start the node with an api token")
@@ -157,7 +165,7 @@ def _caller_error(exc: CallerError) -> HTTPException:
 
 
 @write_router.post("/set", response_model=EntryOut)
-def set_value(body: SetBody, state: StateDep) -> EntryOut:
+async def set_value(body: SetBody, state: StateDep) -> EntryOut:
     """Store a value under a key; it spreads to every node."""
     try:
         return EntryOut.of(state.set(body.key, body.value, body.ttl))
@@ -166,18 +174,18 @@ def set_value(body: SetBody, state: StateDep) -> EntryOut:
 
 
 @read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404))
-def get_value(state: StateDep, key: Annotated[str | None, Query()] = None) -> EntryOut | AllValues:
+async def get_value(state: StateDep, key: Annotated[str | None, Query()] = None) -> Response:
     """One key's entry, or with no key every live key and its value."""
     if key is None:
-        return AllValues(node=state.id, values=state.snapshot())
+        return JSONResponse({"node": state.id, "values": state.snapshot()})
     entry = state.entry(key)
     if entry is None:
         raise HTTPException(404, f"key {key!r} not found (absent, deleted or expired)")
-    return EntryOut.of(entry)
+    return JSONResponse(entry_json(entry))  # the hot path: no model validation
 
 
 @write_router.post("/delete", response_model=EntryOut)
-def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
+async def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
     """Delete a key on every node (a tombstone that wins over older writes)."""
     try:
         return EntryOut.of(state.delete(body.key))
@@ -186,7 +194,7 @@ def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
 
 
 @read_router.get("/members")
-def members(state: StateDep) -> dict[str, Any]:
+async def members(state: StateDep) -> dict[str, Any]:
     """This node's view of the cluster."""
     now = wall_ms()
     me = state.protocol.membership.me
@@ -202,7 +210,7 @@ def members(state: StateDep) -> dict[str, Any]:
 
 
 @read_router.get("/health")
-def health(state: StateDep) -> dict[str, Any]:
+async def health(state: StateDep) -> dict[str, Any]:
     return {"status": "ok", "node": state.id}
 
 
@@ -214,15 +222,15 @@ def digest(state: StateDep) -> dict[str, Any]:
 
 
 @read_router.get("/stats")
-def stats(state: StateDep) -> dict[str, Any]:
+async def stats(state: StateDep) -> dict[str, Any]:
     """Counters of gossip traffic, for monitoring and benchmarks."""
     return state.stats()
 
 
-def peer_allowed(request: Request) -> None:
+async def peer_allowed(request: Request) -> None:
     """Dependency: only addresses in the node's `allow` networks may send gossip."""
     host = request.client.host if request.client else ""
-    if not shared_state(request).allows(host):
+    if not state_of(request).allows(host):
         raise HTTPException(403, f"gossip from {host or 'an unknown address'} is not allowed")
 
 
@@ -255,13 +263,13 @@ def _ring(state: SharedState) -> KeyRing:
 
 
 @admin_router.get("/admin/keys")
-def list_keys(state: StateDep) -> dict[str, object]:
+async def list_keys(state: StateDep) -> dict[str, object]:
     """Ids of the installed keys and of the primary one (never the keys themselves)."""
     return _ring(state).describe()
 
 
 @admin_router.post("/admin/keys")
-def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
+async def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
     """Install a key that verifies; step 1 of a rotation, safe to repeat."""
     try:
         key = parse_key(body.key)
@@ -273,7 +281,7 @@ def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
 
 
 @admin_router.post("/admin/keys/{kid}/primary")
-def use_key(kid: str, state: StateDep) -> dict[str, object]:
+async def use_key(kid: str, state: StateDep) -> dict[str, object]:
     """Sign with an installed key from now on; step 2, safe to repeat."""
     try:
         with state.keyring_lock():
@@ -284,7 +292,7 @@ def use_key(kid: str, state: StateDep) -> dict[str, object]:
 
 
 @admin_router.delete("/admin/keys/{kid}")
-def remove_key(kid: str, state: StateDep) -> dict[str, object]:
+async def remove_key(kid: str, state: StateDep) -> dict[str, object]:
     """Stop accepting a key; step 3, safe to repeat."""
     try:
         with state.keyring_lock():

@@ -23,9 +23,11 @@ from types import FrameType, TracebackType
 import anyio
 import httpx
 
+from gossip.config import Config
 from node.propagation import spread_times
 
 HOST = "127.0.0.1"
+DEFAULT_INTERVAL = Config.gossip_interval
 
 
 def free_ports(count: int) -> list[int]:
@@ -70,7 +72,7 @@ class LocalCluster:
         self,
         nodes: int = 5,
         base_port: int = 0,
-        interval: float = 0.2,
+        interval: float = DEFAULT_INTERVAL,
         fanout: int = 3,
         eager_push: bool = True,
         extra_args: Sequence[str] = (),
@@ -229,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-cluster", description=__doc__)
     p.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", 5)), help="how many nodes")
     p.add_argument("--base-port", type=int, default=8001, help="node i gets base+i-1; 0: free ports")
-    p.add_argument("--interval", type=float, default=0.2, help="seconds between gossip rounds")
+    p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, help="seconds between gossip rounds")
     p.add_argument("--fanout", type=int, default=3, help="peers per round and per eager push")
     p.add_argument("--no-eager-push", action="store_true", help="spread writes by rounds only")
     p.add_argument("--demo", action="store_true", help="write a key and show it reach every node")

@@ -50,7 +50,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
-    config: Config = field(default_factory=Config.local)
+    config: Config = field(default_factory=Config)
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -128,7 +128,7 @@ class Settings:
         """Flags, with GOSSIP_* environment variables as their defaults."""
         env = os.environ if env is None else env
         args = _parser(env).parse_args(argv)
-        config = Config.local(
+        config = Config(
             cluster_id=args.cluster_id,
             gossip_interval=args.interval,
             fanout=args.fanout,
@@ -168,7 +168,7 @@ def _flag(value: str) -> bool:
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    local = Config.local()
+    local = Config()
     p = argparse.ArgumentParser(
         prog="gossip-node",
         description="Run one gossip node. Each flag defaults to the environment variable "

@@ -23,7 +23,7 @@ from gossip.codec import Codec
 from gossip.errors import NetworkError, PeerError
 from gossip.messages import Reply
 from gossip.protocol import GossipProtocol, Outgoing
-from gossip.store import JSON, Entry
+from gossip.store import JSON, Entry, state_hash
 from node.settings import Settings
 from node.transport import HttpTransport
 
@@ -139,8 +139,8 @@ class SharedState:
         return len(self._live())
 
     def state_hash(self) -> tuple[str, int]:
-        with self._lock:
-            return self.protocol.state_hash(wall_ms())
+        """(hash of the live state, key count): hashed outside the lock, on a copy."""
+        return state_hash(self._live())
 
     def stats(self) -> dict[str, Any]:
         c = self.protocol.counters
