@@ -37,7 +37,7 @@ def _dumps(obj: object) -> bytes:
 
 
 def _member(m: MemberInfo) -> list[Any]:
-    return [m.id, m.address, m.generation, m.heartbeat]
+    return [m.id, m.address, m.generation, m.heartbeat, int(m.left)]
 
 
 def _digest(d: Mapping[str, Timestamp]) -> dict[str, list[int]]:
@@ -69,6 +69,7 @@ class Codec:
                 [d.origin, [*d.base], [*d.upto], [entry_to_wire(e) for e in d.entries]]
                 for d in message.delta
             ]
+            body["reset"] = int(message.reset)
         return _dumps(body)
 
     def decode(self, data: bytes) -> Message:
@@ -123,8 +124,9 @@ class _Decoder:
         members = tuple(self.member(m, f"members[{i}]") for i, m in enumerate(raw_members))
         raw_delta = self.array(self.field(obj, "delta"), "delta")
         delta = tuple(self.writer_delta(d, f"delta[{i}]") for i, d in enumerate(raw_delta))
+        reset = self.flag(obj.get("reset", 0), "reset")
         cls = Exchange if kind == "exchange" else Reply
-        return cls(sender, digest, members, delta)
+        return cls(sender, digest, members, delta, reset)
 
     def writer_delta(self, raw: object, path: str) -> WriterDelta:
         origin, base, upto, entries = self.tuple(raw, path, 4)
@@ -161,8 +163,7 @@ class _Decoder:
             value = check_value(value, self.config)
         except CallerError as exc:
             raise MalformedMessage(f"{path}: {exc}") from exc
-        if type(deleted) is not int or deleted not in (0, 1):
-            raise MalformedMessage(f"{path}: deleted flag must be 0 or 1")
+        deleted = self.flag(deleted, f"{path} deleted")
         if deleted and value is not None:
             raise MalformedMessage(f"{path}: a tombstone carries no value")
         if expires is not None:
@@ -171,12 +172,13 @@ class _Decoder:
         return Entry(key, value, ts, origin, bool(deleted), expires)
 
     def member(self, raw: object, path: str) -> MemberInfo:
-        id_, address, generation, heartbeat = self.tuple(raw, path, 4)
+        id_, address, generation, heartbeat, left = self.tuple(raw, path, 5)
         return MemberInfo(
             self.text(id_, f"{path} id"),
             self.text(address, f"{path} address"),
             self.int(generation, f"{path} generation"),
             self.int(heartbeat, f"{path} heartbeat"),
+            self.flag(left, f"{path} left"),
         )
 
     def ts(self, raw: object, path: str) -> Timestamp:
@@ -214,6 +216,12 @@ class _Decoder:
         if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw < _MAX_INT:
             raise MalformedMessage(f"{path} must be an integer in [0, 2**53), got {raw!r}")
         return raw
+
+    @staticmethod
+    def flag(raw: object, path: str) -> bool:
+        if type(raw) is not int or raw not in (0, 1):
+            raise MalformedMessage(f"{path} must be 0 or 1, got {raw!r}")
+        return bool(raw)
 
     @staticmethod
     def text(raw: object, path: str) -> str:

@@ -43,6 +43,22 @@ class Config:
     max_value_depth: int = 32
     # Seconds to wait for a peer's answer before the exchange counts as failed.
     request_timeout: float = 2.0
+    # Suspicion (phi accrual) at which a silent member is shown as suspect; still a target.
+    phi_suspect: float = 5.0
+    # Phi at which it is declared dead and leaves the fanout (Cassandra and chitchat use 8):
+    # lower detects crashes sooner, and mistakes a paused node for a dead one more often.
+    # At interval I a crash is detected after about phi_dead / log10(e) * I = 18 I.
+    phi_dead: float = 8.0
+    # Heartbeat intervals remembered per member by the detector.
+    detector_window: int = 100
+    # Chance per round of also gossiping with one dead member, so a recovered node rejoins.
+    dead_probe_chance: float = 0.2
+    # Seconds after which a member dead or gone that long is forgotten.
+    reap_after: float = 3600.0
+    # Seconds tombstones and expired entries are kept before they are collected. A node away
+    # longer than this is reset when it returns (its state could bring deleted keys back), so
+    # it must exceed the longest outage a node should survive with its state.
+    tombstone_grace: float = 3600.0
     # Seconds a signed message stays acceptable (clock skew between nodes must fit in it);
     # its nonce is remembered that long to refuse replays.
     replay_window: float = 30.0
@@ -54,11 +70,16 @@ class Config:
             "gossip_interval", "fanout", "max_offset", "delta_budget_bytes",
             "max_entries_per_message", "max_members_per_message", "max_body_bytes",
             "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout", "replay_window",
+            "phi_suspect", "phi_dead", "detector_window", "reap_after", "tombstone_grace",
         )  # fmt: skip
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(name, f"must be a positive number, got {value!r}")
+        if self.phi_suspect > self.phi_dead:
+            raise ConfigError("phi_suspect", "must not exceed phi_dead")
+        if not 0 <= self.dead_probe_chance <= 1:
+            raise ConfigError("dead_probe_chance", f"must be in [0, 1], got {self.dead_probe_chance!r}")
         if not 0 <= self.jitter < 1:
             raise ConfigError("jitter", f"must be in [0, 1), got {self.jitter!r}")
         if self.max_value_bytes + self.max_key_bytes + 128 > self.delta_budget_bytes:

@@ -1,9 +1,15 @@
-"""Who is in the cluster: seeds to join through, members learned from peers."""
+"""Who is in the cluster: seeds to join through, members learned from peers, and how
+alive each one looks (alive / suspect / dead by phi accrual, or left by its own word)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from gossip.config import Config
+from gossip.failure import PhiAccrual
+
+ALIVE, SUSPECT, DEAD, LEFT = "alive", "suspect", "dead", "left"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +20,7 @@ class MemberInfo:
     address: str  # base URL peers send gossip to
     generation: int  # set when the node starts; a restarted node has a higher one
     heartbeat: int  # counts the node's own rounds
+    left: bool = False  # the node said it is leaving for good
 
     def newer_than(self, other: MemberInfo) -> bool:
         return (self.generation, self.heartbeat) > (other.generation, other.heartbeat)
@@ -22,53 +29,97 @@ class MemberInfo:
 @dataclass(slots=True)
 class Member:
     info: MemberInfo
+    detector: PhiAccrual
     last_heard: int  # local wall ms when its heartbeat last moved
-    status: str = "alive"
+    status: str = ALIVE
+    since: int = 0  # local wall ms when the status last changed
 
 
 @dataclass
 class Membership:
     me: MemberInfo
+    config: Config
     seeds: tuple[str, ...] = ()
     members: dict[str, Member] = field(default_factory=dict)
+    # Forgotten members, and the newest record seen of them: older gossip about them
+    # does not bring them back.
+    reaped: dict[str, tuple[MemberInfo, int]] = field(default_factory=dict)
 
     def beat(self) -> None:
-        self.me = MemberInfo(
-            self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1
-        )
+        self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1)
+
+    def leave(self) -> None:
+        self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1, True)
 
     def view(self) -> list[MemberInfo]:
         return [self.me, *(m.info for m in self.members.values())]
+
+    def _detector(self) -> PhiAccrual:
+        interval_ms = self.config.gossip_interval * 1000
+        return PhiAccrual(self.config.detector_window, interval_ms, interval_ms * (1 - self.config.jitter))
 
     def merge(self, infos: list[MemberInfo], now_ms: int) -> None:
         for info in infos:
             if info.id == self.me.id:
                 continue
+            forgotten = self.reaped.get(info.id)
+            if forgotten is not None:
+                if not info.newer_than(forgotten[0]):
+                    continue
+                del self.reaped[info.id]
             known = self.members.get(info.id)
             if known is None:
-                self.members[info.id] = Member(info, now_ms)
+                known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
             elif info.newer_than(known.info):
+                if info.generation != known.info.generation:
+                    known.detector = self._detector()  # a restarted node: a new history
                 known.info = info
-                known.last_heard = now_ms
-                known.status = "alive"
+            else:
+                continue
+            known.detector.heartbeat(now_ms)
+            known.last_heard = now_ms
+            self._set(known, LEFT if info.left else ALIVE, now_ms)
+
+    @staticmethod
+    def _set(member: Member, status: str, now_ms: int) -> None:
+        if member.status != status:
+            member.status, member.since = status, now_ms
+
+    def update(self, now_ms: int) -> None:
+        """Re-judge every member by its phi, and forget the long dead or gone."""
+        reap_ms = self.config.reap_after * 1000
+        for member_id, member in list(self.members.items()):
+            if member.status != LEFT:
+                phi = member.detector.phi(now_ms)
+                suspect = SUSPECT if phi >= self.config.phi_suspect else ALIVE
+                self._set(member, DEAD if phi >= self.config.phi_dead else suspect, now_ms)
+            if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
+                del self.members[member_id]
+                self.reaped[member_id] = (member.info, now_ms)
+        for member_id, (_, at) in list(self.reaped.items()):
+            if now_ms - at > reap_ms:
+                del self.reaped[member_id]
 
     def add_seeds(self, addresses: list[str]) -> None:
         fresh = [a for a in addresses if a not in self.seeds and a != self.me.address]
         self.seeds = (*self.seeds, *fresh)
 
     def knows_address(self, address: str) -> bool:
-        return address == self.me.address or any(
-            m.info.address == address for m in self.members.values()
-        )
+        return address == self.me.address or any(m.info.address == address for m in self.members.values())
 
     def live_addresses(self) -> list[str]:
-        return sorted(m.info.address for m in self.members.values() if m.status == "alive")
+        """Members we gossip with: alive, or suspect but not yet given up on."""
+        return sorted(m.info.address for m in self.members.values() if m.status in (ALIVE, SUSPECT))
 
     def pick_peers(self, count: int, rng: random.Random) -> list[str]:
-        """Addresses of up to `count` random live peers, plus one seed we have not
-        yet met, so a node told only seeds finds the cluster."""
+        """Up to `count` random live peers; now and then one dead member, so a node
+        that recovers is found again; and one seed we have not met, so a node told
+        only seeds finds the cluster. Members that left are never picked."""
         live = self.live_addresses()
         picked = rng.sample(live, min(count, len(live)))
+        dead = sorted(m.info.address for m in self.members.values() if m.status == DEAD)
+        if dead and rng.random() < self.config.dead_probe_chance:
+            picked.append(rng.choice(dead))
         unmet = [s for s in self.seeds if not self.knows_address(s)]
         if unmet:
             picked.append(rng.choice(unmet))

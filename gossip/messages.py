@@ -29,6 +29,8 @@ class Exchange:
     digest: Mapping[str, Timestamp]
     members: tuple[MemberInfo, ...]
     delta: tuple[WriterDelta, ...]
+    # You are behind my tombstone collection: drop your state and catch up afresh.
+    reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ class Reply:
     digest: Mapping[str, Timestamp]
     members: tuple[MemberInfo, ...]
     delta: tuple[WriterDelta, ...]
+    # You are behind my tombstone collection: drop your state and catch up afresh.
+    reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)

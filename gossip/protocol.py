@@ -14,7 +14,7 @@ from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import MemberInfo, Membership
 from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
-from gossip.store import JSON, Entry, Store
+from gossip.store import JSON, Entry, Store, writer_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,8 @@ class Counters:
     entries_applied: int = 0
     rejected: int = 0
     failures: int = 0
+    collected: int = 0  # tombstones and expired entries dropped after the grace period
+    resets: int = 0  # times we were behind a peer's collection and started afresh
     by_peer_failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -52,8 +54,13 @@ class GossipProtocol:
         self.rng = rng
         self.clock = HybridClock(config.max_offset_ms)
         self.store = Store()
-        me = MemberInfo(node_id, address, now_ms if generation is None else generation, 0)
-        self.membership = Membership(me, tuple(s for s in seeds if s != address))
+        generation = now_ms if generation is None else generation
+        # Each life of a node writes as a writer of its own, so a node restarted empty
+        # never claims (in its digest) to hold what it wrote in an earlier life.
+        self._generation = generation
+        self.writer = writer_id(node_id, generation)
+        me = MemberInfo(node_id, address, generation, 0)
+        self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
         self.counters = Counters()
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
         # The digest we heard last, from any peer: our guess at what a peer whose own
@@ -61,6 +68,9 @@ class GossipProtocol:
         self._recent_digest: Mapping[str, Timestamp] | None = None
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
+        self._last_write: RumorItem | None = None
+        # Peers found behind our tombstone collection: told to reset in our next exchange.
+        self._must_reset: set[str] = set()
 
     # -- the local API ---------------------------------------------------------------
 
@@ -85,13 +95,22 @@ class GossipProtocol:
     def _commit(
         self, key: str, value: JSON, deleted: bool, expires: int | None, now_ms: int
     ) -> Entry:
-        prev = self.store.watermark(self.id)
-        entry = Entry(key, value, self.clock.tick(now_ms), self.id, deleted, expires)
+        prev = self.store.watermark(self.writer)
+        entry = Entry(key, value, self.clock.tick(now_ms), self.writer, deleted, expires)
         self.store.merge(entry)
-        self.store.advance(self.id, prev, entry.ts)
+        self.store.advance(self.writer, prev, entry.ts)
+        self._last_write = RumorItem(entry, prev)
         if self.config.eager_push:
-            self._rumors.append((RumorItem(entry, prev), None))
+            self._rumors.append((self._last_write, None))
         return entry
+
+    def push_last_write(self, addresses: list[str]) -> list[Outgoing]:
+        """The latest local write, pushed straight to `addresses` (no relaying): each
+        answer is an acknowledgement that that peer holds it (for `replicas=k`)."""
+        if self._last_write is None:
+            return []
+        rumor = Rumor(self.membership.me, (self._last_write,))
+        return [Outgoing(address, rumor) for address in addresses]
 
     # -- timing ------------------------------------------------------------------------
 
@@ -107,8 +126,11 @@ class GossipProtocol:
     # -- anti-entropy rounds ------------------------------------------------------------
 
     def round(self, now_ms: int) -> list[Outgoing]:
-        """Start a round: one Exchange to each of `fanout` random peers."""
+        """Start a round: judge members, collect old tombstones, then one Exchange to
+        each of `fanout` random peers."""
         self.counters.rounds += 1
+        self.membership.update(now_ms)
+        self.counters.collected += self.store.collect(now_ms - int(self.config.tombstone_grace * 1000))
         self.membership.beat()
         out = []
         # With eager push on, writes younger than one interval are left to the push, so
@@ -117,8 +139,16 @@ class GossipProtocol:
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
             known = self._peer_digests.get(address, self._recent_digest)
             delta = self._delta_for(known, fresh) if known is not None else ()
-            out.append(Outgoing(address, self._summary(Exchange, delta)))
+            reset = address in self._must_reset
+            self._must_reset.discard(address)
+            out.append(Outgoing(address, self._summary(Exchange, delta, reset)))
         return out
+
+    def leave(self) -> list[Outgoing]:
+        """Say goodbye: mark ourselves as left and tell every live peer, so they stop
+        gossiping with us and show us as left, not dead."""
+        self.membership.leave()
+        return [Outgoing(a, self._summary(Exchange, ())) for a in self.membership.live_addresses()]
 
     def handle(self, message: Message, now_ms: int) -> Reply | None:
         """Serve a message from a peer: an Exchange gets a Reply, a Rumor nothing.
@@ -129,13 +159,16 @@ class GossipProtocol:
         if isinstance(message, Reply):
             self.on_reply(message.sender.address, message, now_ms)
             return None
-        self._accept_summary(message, now_ms)
+        stale = self._accept_summary(message, now_ms)
         self.counters.exchanges_served += 1
         self._peer_digests[message.sender.address] = self._recent_digest = message.digest
+        if stale:  # it could bring deleted keys back: take nothing, tell it to reset
+            return self._summary(Reply, (), reset=True)
         return self._summary(Reply, self._delta_for(message.digest))
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
-        self._accept_summary(reply, now_ms)
+        if self._accept_summary(reply, now_ms):
+            self._must_reset.add(address)
         self._peer_digests[address] = self._recent_digest = reply.digest
 
     def on_failure(self, address: str) -> None:
@@ -146,14 +179,14 @@ class GossipProtocol:
         self._peer_digests.pop(address, None)
 
     def _summary(
-        self, kind: type[Exchange] | type[Reply], delta: tuple[WriterDelta, ...]
+        self, kind: type[Exchange] | type[Reply], delta: tuple[WriterDelta, ...], reset: bool = False
     ) -> Exchange | Reply:
         digest = dict(self.store.watermarks)
         view = self.membership.view()
         limit = self.config.max_members_per_message
         if len(view) > limit:  # a random part of a large view; the rest spreads in later rounds
             view = [view[0], *self.rng.sample(view[1:], limit - 1)]
-        return kind(self.membership.me, digest, tuple(view), delta)
+        return kind(self.membership.me, digest, tuple(view), delta, reset)
 
     def _delta_for(
         self, peer: Mapping[str, Timestamp], until_wall: int | None = None
@@ -196,16 +229,37 @@ class GossipProtocol:
                 break
         return tuple(deltas)
 
-    def _accept_summary(self, message: Exchange | Reply, now_ms: int) -> None:
+    def _accept_summary(self, message: Exchange | Reply, now_ms: int) -> bool:
+        """Take in a peer's view and delta; True (and the delta left out) if the peer is
+        behind our tombstone collection."""
         for ts in message.digest.values():
             self.clock.check(ts, now_ms)
         for delta in message.delta:
             self.clock.check(delta.upto, now_ms)
         self.membership.merge([message.sender, *message.members], now_ms)
+        if message.reset:
+            self._reset(now_ms)
+        if self.store.behind_horizon(message.digest):
+            return True
         for delta in message.delta:
             for entry in delta.entries:
                 self._apply(entry, now_ms)
             self.store.advance(delta.origin, delta.base, delta.upto)
+        return False
+
+    def _reset(self, now_ms: int) -> None:
+        """We were away longer than the grace period: tombstones we never saw are gone,
+        so what we hold could bring deleted keys back. Drop it all and catch up from
+        peers from scratch, writing from now on as a new writer (a stream that starts
+        empty). Writes we took while away and never passed on are lost with it."""
+        self._generation = max(now_ms, self._generation + 1)
+        self.writer = writer_id(self.id, self._generation)
+        self.store.clear()
+        self._last_write = None
+        self._rumors.clear()
+        self._peer_digests.clear()
+        self._recent_digest = None
+        self.counters.resets += 1
 
     def _apply(self, entry: Entry, now_ms: int) -> bool:
         self.clock.observe(entry.ts, now_ms)
@@ -245,7 +299,9 @@ class GossipProtocol:
             peers = self.membership.live_addresses() if cover is None else list(cover)
             peers = [p for p in peers if p != self.membership.me.address]
             self.rng.shuffle(peers)
-            groups = [peers[i :: self.config.fanout] for i in range(self.config.fanout)]
+            # More groups in a cluster so large that a group would not fit in a message.
+            count = max(self.config.fanout, -(-len(peers) // self.config.max_members_per_message))
+            groups = [peers[i::count] for i in range(count)]
             for batch in self._batches(items):
                 for group in groups:
                     if group:

@@ -4,9 +4,11 @@ watermarks that digests are made of. Rules: docs/PROTOCOL.md."""
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 from bisect import bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,12 @@ from gossip.clock import ZERO, Timestamp
 
 JSON = Any  # any value json.loads can return
 
-Digest = dict[str, Timestamp]  # writer node id -> the timestamp up to which we hold everything
+Digest = dict[str, Timestamp]  # writer -> the timestamp up to which we hold everything
+WRITER_SEP = "#"
+
+
+def writer_id(node_id: str, generation: int) -> str:
+    return f"{node_id}{WRITER_SEP}{generation}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +29,24 @@ class Entry:
     key: str
     value: JSON  # None for a tombstone
     ts: Timestamp
-    origin: str  # id of the node that wrote it
+    origin: str  # the writer: "<node id>#<generation>", one per life of a node
     deleted: bool = False
     expires_at: int | None = None  # wall ms; the entry reads as absent from then on
+
+    @property
+    def node(self) -> str:
+        """The id of the node that wrote it."""
+        return self.origin.rpartition(WRITER_SEP)[0] or self.origin
+
+    @property
+    def mortal_at(self) -> int | None:
+        """Wall ms after which, plus the grace period, the entry may be collected:
+        tombstones and entries with an expiry; None for the others."""
+        if self.deleted:
+            return self.ts.wall
+        if self.expires_at is not None:
+            return max(self.ts.wall, self.expires_at)
+        return None
 
     def wins_over(self, other: Entry) -> bool:
         """The LWW order: (ts, origin), then a fixed tie-break on content, so that even
@@ -54,10 +76,17 @@ class Store:
     """
 
     def __init__(self) -> None:
+        self.horizon: Digest = {}
+        self._clear()
+
+    def _clear(self) -> None:
         self._entries: dict[str, Entry] = {}
         self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
         self.watermarks: Digest = {}
+        # Tombstones and expiring entries by when they may be collected (lazily cleaned).
+        self._mortal: list[tuple[int, int, Entry]] = []
+        self._pushed = itertools.count()  # a tie-break, so entries are never compared
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -76,6 +105,8 @@ class Store:
         self._entries[entry.key] = entry
         if current is not None:
             self._mark_stale(current.origin)
+        if (at := entry.mortal_at) is not None:
+            heapq.heappush(self._mortal, (at, next(self._pushed), entry))
         log = self._logs.setdefault(entry.origin, [])
         if not log or log[-1].ts < entry.ts:
             log.append(entry)  # the usual case: a writer's entries arrive in ts order
@@ -90,6 +121,31 @@ class Store:
             self._logs[origin] = [e for e in log if self._entries.get(e.key) is e]
             stale = 0
         self._stale[origin] = stale
+
+    def collect(self, before_wall: int) -> int:
+        """Drop tombstones and expired entries whose time (see Entry.mortal_at) is before
+        `before_wall`, raising the horizon; how many were dropped."""
+        dropped = 0
+        while self._mortal and self._mortal[0][0] < before_wall:
+            entry = heapq.heappop(self._mortal)[2]
+            if self._entries.get(entry.key) is not entry:
+                continue  # overwritten since
+            del self._entries[entry.key]
+            self._mark_stale(entry.origin)
+            if entry.ts > self.horizon.get(entry.origin, ZERO):
+                self.horizon[entry.origin] = entry.ts
+            dropped += 1
+        return dropped
+
+    def behind_horizon(self, digest: Mapping[str, Timestamp]) -> bool:
+        """Whether a peer with this digest may hold entries that our collected
+        tombstones overwrote (it holds some of a writer's history, but not up to the
+        newest entry of that writer we collected)."""
+        return any(ZERO < digest.get(w, ZERO) < mark for w, mark in self.horizon.items())
+
+    def clear(self) -> None:
+        """Forget every entry and watermark (a reset); the horizon stays."""
+        self._clear()
 
     def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
         """The entries we hold written by `origin` with ts > since, in ts order."""

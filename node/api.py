@@ -98,7 +98,7 @@ class EntryOut(BaseModel):
 
 def entry_json(e: Entry) -> dict[str, Any]:
     """An entry as the API shows it (the shape of EntryOut)."""
-    return {"key": e.key, "value": e.value, "timestamp": [e.ts.wall, e.ts.counter], "node": e.origin,
+    return {"key": e.key, "value": e.value, "timestamp": [e.ts.wall, e.ts.counter], "node": e.node,
             "deleted": e.deleted, "expires_at": e.expires_at}  # fmt: skip
 
 

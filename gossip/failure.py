@@ -1,0 +1,40 @@
+"""Phi accrual failure detection (Hayashibara et al.), as Cassandra and chitchat use it:
+instead of a fixed timeout, each member's suspicion grows with the time since its
+heartbeat last moved, measured against the intervals seen so far from it."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+_LOG10_E = math.log10(math.e)
+
+
+class PhiAccrual:
+    """Heartbeat arrivals of one member. With exponentially distributed intervals of
+    mean m, the chance of a silence of t is e^(-t/m), so phi = -log10 of it =
+    t / m * log10(e): phi 8 means one chance in 10^8 that the member is merely slow."""
+
+    def __init__(self, window: int, first_interval_ms: float, min_interval_ms: float) -> None:
+        self._intervals: deque[float] = deque(maxlen=window)
+        self._intervals.append(first_interval_ms)  # a prior, so one sample is not all we know
+        self._sum = first_interval_ms
+        self._min = min_interval_ms
+        self.last: int | None = None
+
+    def heartbeat(self, now_ms: int) -> None:
+        if self.last is not None and now_ms > self.last:
+            if len(self._intervals) == self._intervals.maxlen:
+                self._sum -= self._intervals[0]
+            interval = float(now_ms - self.last)
+            self._intervals.append(interval)
+            self._sum += interval
+        self.last = now_ms
+
+    def mean(self) -> float:
+        return max(self._min, self._sum / len(self._intervals))
+
+    def phi(self, now_ms: int) -> float:
+        if self.last is None:
+            return 0.0
+        return max(0, now_ms - self.last) / self.mean() * _LOG10_E
