@@ -3,6 +3,7 @@
   gossip-sim converge --nodes 100 --trials 50
   gossip-sim sweep --nodes 10,30,100 --out out/sweep
   gossip-sim scenario partition-heal --seed 7
+  gossip-sim scenario crash-detect --repeat 10
   gossip-sim scale --nodes 1000,2000,5000,10000
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
@@ -14,14 +15,18 @@ import argparse
 import csv
 import itertools
 import math
+import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, summarize
+from simulations.lifecycle import LIFECYCLE
 from simulations.progress import Progress
-from simulations.scenarios import SCENARIOS, ScenarioFailed
+from simulations.scenarios import FAULTS, Report, ScenarioFailed
+
+SCENARIOS = {**FAULTS, **LIFECYCLE}
 
 
 def _ints(text: str) -> list[int]:
@@ -148,17 +153,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    names = list(SCENARIOS) if args.name == "all" else [args.name]
+    names = {"all": list(SCENARIOS), "faults": list(FAULTS), "lifecycle": list(LIFECYCLE)}.get(
+        args.name, [args.name]
+    )
     status = 0
     for name in names:
-        try:
-            report = SCENARIOS[name](seed=args.seed)
-        except ScenarioFailed as exc:
-            print(exc)
-            status = 1
-            continue
-        print("\n".join(report.lines()))
+        reports: list[Report] = []
+        for seed in range(args.seed, args.seed + args.repeat):
+            try:
+                report = SCENARIOS[name](seed=seed)
+            except ScenarioFailed as exc:
+                print(exc)
+                status = 1
+                continue
+            reports.append(report)
+            if args.repeat == 1:
+                print("\n".join(report.lines()))
+        if args.repeat > 1:
+            print("\n".join(repeat_lines(name, args.seed, args.repeat, reports)))
     return status
+
+
+def repeat_lines(name: str, seed: int, repeat: int, reports: list[Report]) -> list[str]:
+    """Each figure's median and max over the seeds that passed."""
+    lines = [f"scenario {name}  seeds {seed}..{seed + repeat - 1}  passed {len(reports)}/{repeat}"]
+    after = [r.converged_after for r in reports if r.converged_after is not None]
+    figures: dict[str, list[float]] = {"converged after fault s": after}
+    for report in reports:
+        for key, value in report.figures.items():
+            figures.setdefault(key, []).append(value)
+    lines.append(f"  {'':<30}{'median':>10}{'max':>10}{'min':>10}")
+    for key, values in figures.items():
+        if values:
+            lines.append(f"  {key:<30}{statistics.median(values):>10.3f}{max(values):>10.3f}"
+                         f"{min(values):>10.3f}")  # fmt: skip
+    return lines
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
@@ -203,8 +232,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_sweep)
 
     f = sub.add_parser("scenario", help="a named fault scenario")
-    f.add_argument("name", choices=[*SCENARIOS, "all"])
+    f.add_argument("name", choices=[*SCENARIOS, "all", "faults", "lifecycle"])
     f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--repeat", type=int, default=1, help="seeds seed..seed+R-1: median and max")
     f.set_defaults(run=cmd_scenario)
 
     w = sub.add_parser("scale", help="wall seconds for one write through N nodes")

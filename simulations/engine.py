@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -118,6 +118,8 @@ class Simulation:
         self.traffic = Traffic()
         self.acks: list[Ack] = []
         self.watchers: list[Watcher] = []
+        # Messages (exchanges and rumors) sent to each address, to check who is a target.
+        self.sent_to: Counter[str] = Counter()
         self.tracing = trace
         self.trace: deque[str] = deque(maxlen=trace_limit)
         self._timeout_us = to_us(config.request_timeout)
@@ -214,20 +216,44 @@ class Simulation:
         node.incarnation += 1
         self.note(f"crash {node_id}")
 
-    def restart(self, node_id: str, *, keep_state: bool, seeds: Iterable[str] = ()) -> None:
-        """Bring a crashed node back: as it was (a paused process) or empty, knowing
-        only `seeds`, with a new generation."""
+    def restart(self, node_id: str, *, keep_state: bool, seeds: Iterable[str] = (),
+                new_life: bool = False) -> None:  # fmt: skip
+        """Bring a crashed node back: as it was (keep_state, a paused process), empty
+        (knowing only `seeds`, with a new generation), or with its state and a new
+        generation (keep_state and new_life: a process restarted from a snapshot of its
+        store and its clock's high-water mark, as a node with a data directory)."""
         node = self.nodes[node_id]
         if node.up:
             raise ValueError(f"node {node_id!r} is not down")
-        if not keep_state:
+        if not keep_state or new_life:
+            old = node.protocol
             addresses = [self.nodes[s].address for s in seeds]
             node.protocol = self._protocol(
                 node.id, node.address, node.incarnation, self.node_ms(node), addresses
             )
+            if keep_state:
+                node.protocol.store = old.store
+                node.protocol.clock.last = old.clock.last
         node.up = True
-        self.note(f"restart {node_id} keep_state={keep_state}")
+        self.note(f"restart {node_id} keep_state={keep_state} new_life={new_life}")
         self._start(node)
+
+    def leave(self, node_id: str) -> None:
+        """The node says goodbye (GossipProtocol.leave) to every live peer and stops its
+        rounds; it still hears the replies until it is `crash`ed (stopped)."""
+        node = self._live(node_id)
+        self.note(f"leave {node_id}")
+        # A leaving node runs no more rounds: the core's round() would announce it alive
+        # again (Membership.beat() drops the left flag). A new life ends the round timer;
+        # the goodbyes are sent in it, so their replies still arrive.
+        node.incarnation += 1
+        for out in node.protocol.leave():
+            self._send_exchange(node, out)
+
+    def status(self, observer: str, member: str) -> str | None:
+        """How `observer` sees `member` (alive / suspect / dead / left), None if unknown."""
+        known = self.nodes[observer].protocol.membership.members.get(member)
+        return None if known is None else known.status
 
     def up_nodes(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.up]
@@ -288,7 +314,10 @@ class Simulation:
         self.after(node.protocol.next_delay(), lambda: self._round(node, life))
 
     def _send_round(self, node: SimNode) -> None:
-        for out in node.protocol.round(self.node_ms(node)):
+        outgoing = node.protocol.round(self.node_ms(node))
+        for watch in self.watchers:  # a round re-judges members and collects tombstones
+            watch(node)
+        for out in outgoing:
             self._send_exchange(node, out)
 
     # -- messages -------------------------------------------------------------------------
@@ -304,6 +333,7 @@ class Simulation:
     def _send_exchange(self, src: SimNode, out: Outgoing) -> None:
         data = self.codec.encode(out.message)
         self.traffic.count("exchange", len(data))
+        self.sent_to[out.address] += 1
         life, sent = src.incarnation, self.now_us
         self.note(f"{src.id} -> {out.address} exchange {len(data)}B")
         dst = self._route(src, out.address)
@@ -389,6 +419,7 @@ class Simulation:
         request timeout; refused: after a round trip) is rerouted as the node does."""
         data = self.codec.encode(out.message)
         self.traffic.count("rumor", len(data))
+        self.sent_to[out.address] += 1
         self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
         life = src.incarnation
         dst = self._route(src, out.address)
@@ -435,11 +466,18 @@ class Simulation:
 
     def lost_acks(self) -> list[tuple[str, Ack]]:
         """(node, write) for each acknowledged write an up node neither holds nor holds
-        something newer for: a write superseded by a later timestamp is not lost."""
+        something newer for: a write superseded by a later timestamp is not lost, nor
+        is one whose key was last deleted and whose tombstone has been collected."""
+        newest: dict[str, Ack] = {}
+        for ack in self.acks:
+            if ack.key not in newest or (ack.ts, ack.origin) > (newest[ack.key].ts, newest[ack.key].origin):
+                newest[ack.key] = ack
         lost = []
         for node in self.up_nodes():
             for ack in self.acks:
                 entry = node.protocol.store.get(ack.key)
+                if entry is None and newest[ack.key].deleted:
+                    continue  # deleted last, the tombstone collected after its grace period
                 if entry is None or (entry.ts, entry.origin) < (ack.ts, ack.origin):
                     lost.append((node.id, ack))
         return lost

@@ -33,14 +33,21 @@ class Setup:
     # Members listed per message. Convergence runs introduce every node up front and
     # nothing reads heartbeats yet, so a small sample changes no outcome, only the cost.
     members_per_message: int = 16
+    # The failure detector. Off: every member stays alive, as in the textbook model. With a
+    # sampled view (members_per_message < nodes) a node hears each member's heartbeat only
+    # now and then, so from about 18 rounds on phi would mark live members dead and drop
+    # them from the fanout, which real nodes, sending the whole view, do not do.
+    detector: bool = False
 
     def config(self) -> Config:
+        quiet = {} if self.detector else {"phi_suspect": 1e9, "phi_dead": 1e9}
         return Config(
             gossip_interval=self.interval,
             fanout=self.fanout,
             jitter=0.0 if self.synchronous else Config.jitter,
             eager_push=self.eager,
             max_members_per_message=self.members_per_message,
+            **quiet,  # type: ignore[arg-type]
         )
 
     def network(self) -> NetworkModel:

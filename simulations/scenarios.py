@@ -34,6 +34,8 @@ class Report:
     messages: int = 0
     bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    # Named measurements (virtual seconds, counts), summarised over seeds by `--repeat`.
+    figures: dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         after = "never" if self.converged_after is None else f"{self.converged_after:.2f} s"
@@ -44,6 +46,7 @@ class Report:
             f"  acknowledged writes lost: {self.lost_writes}  (superseded by a later write: "
             f"{self.superseded_writes})",
             f"  traffic             {self.messages} messages, {self.bytes} bytes",
+            *(f"  {name:<28}{value:g}" for name, value in self.figures.items()),
             *(f"  {note}" for note in self.notes),
         ]
 
@@ -77,12 +80,21 @@ class Story:
     def crash(self, node_id: str) -> None:
         self.sim.crash(node_id)
 
-    def restart(self, node_id: str, *, keep_state: bool, seeds: list[str]) -> None:
-        self.sim.restart(node_id, keep_state=keep_state, seeds=seeds)
+    def restart(self, node_id: str, *, keep_state: bool, seeds: list[str] | None = None,
+                new_life: bool = False) -> None:  # fmt: skip
+        self.sim.restart(node_id, keep_state=keep_state, seeds=seeds or [], new_life=new_life)
 
     def wait(self, seconds: float) -> None:
         self.sim.note(f"wait {seconds}s")
         self.sim.run_for(seconds)
+
+    def wait_until(self, done: Callable[[], bool], timeout: float, what: str) -> float:
+        """Run until `done()` holds; the virtual seconds it took (fails after `timeout`)."""
+        took = self.sim.wait_for(done, timeout, step=0.01)
+        if took is None:
+            self.fail(f"not within {timeout} virtual seconds: {what}")
+        self.sim.note(f"{what} after {took:.3f}s")
+        return took  # type: ignore[return-value]
 
     def wait_converged(self, timeout: float) -> float:
         took = self.sim.wait_for(self.sim.converged, timeout)
@@ -180,8 +192,10 @@ def clock_skew(seed: int = 1, nodes: int = 10, skew_ms: int = 4000) -> Report:
     return report
 
 
-SCENARIOS: dict[str, Callable[..., Report]] = {
+FAULTS: dict[str, Callable[..., Report]] = {
     "partition-heal": partition_heal,
     "crash-restart": crash_restart,
     "clock-skew": clock_skew,
 }
+
+SCENARIOS = FAULTS  # the lifecycle ones are in simulations.lifecycle.LIFECYCLE

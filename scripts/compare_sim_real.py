@@ -1,0 +1,168 @@
+"""Does gossip-sim predict the real cluster? (issue 3, item 3)
+
+For each cluster size: launch a real local cluster (eager push off, so writes spread by
+the anti-entropy rounds only), time how long each of --writes writes takes to be readable
+on every node (write through a random node, poll every node's GET /get?key=K until all
+return the value), and, meanwhile, time signed POST /gossip exchanges to measure what one
+exchange really costs (network, HMAC, decode, handle, encode, under the same load). Then
+run the simulator with the same interval, jitter, fanout and eager push off, and a
+latency model taken from that measurement (one way = half the round trip: the minimum as
+the base, the mean excess as the exponential tail), and compare the medians.
+
+    python -m scripts.compare_sim_real                        # N = 10 and 20, 30 writes each
+    python -m scripts.compare_sim_real --nodes 10 --writes 60 --seed 2
+
+Wall-clock figures vary from run to run; the simulator's figures depend only on the seed
+and the measured latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import httpx
+
+from gossip.auth import KeyRing, parse_key, sign
+from gossip.codec import Codec
+from gossip.config import Config
+from gossip.membership import MemberInfo
+from gossip.messages import Exchange
+from node.cluster import LocalCluster
+from node.propagation import percentile, spread_times
+from node.transport import CONTENT_TYPE, GOSSIP_PATH
+from simulations.experiments import Setup, run_trial
+
+TOLERANCE = 0.30  # the simulator's median must be within 30% of the measured one
+
+
+@dataclass
+class Measured:
+    nodes: int
+    spread_ms: list[float] = field(default_factory=list)  # per write, time until all nodes had it
+    rtt_ms: list[float] = field(default_factory=list)  # per probe exchange
+    first_ms: list[float] = field(default_factory=list)  # per write, until the first node had it
+    missed: int = 0  # writes not everywhere within the timeout
+
+
+class Prober:
+    """Signed exchanges to the nodes, each posing as the node itself (so membership
+    ignores the sender) with a full-size view of records no newer than the nodes'
+    own; the reply is a real one. One at a time, to add little load."""
+
+    def __init__(self, cluster: LocalCluster, rng: random.Random) -> None:
+        self.cluster, self.rng = cluster, rng
+        self.codec = Codec(Config(cluster_id=cluster.cluster_id))
+        self.ring = KeyRing.of(parse_key(cluster.key)) if cluster.key else None
+        self.view = tuple(MemberInfo(i, u, 0, 0) for i, u in zip(cluster.ids, cluster.urls, strict=True))
+
+    async def once(self, client: httpx.AsyncClient) -> float:
+        i = self.rng.randrange(self.cluster.size)
+        me = self.view[i]
+        body = self.codec.encode(Exchange(me, {}, self.view, ()))
+        headers = {"content-type": CONTENT_TYPE}
+        if self.ring is not None:
+            now_ms = time.time_ns() // 1_000_000
+            headers |= sign(self.ring, self.cluster.cluster_id, body, now_ms, secrets.token_hex(16))
+        started = time.perf_counter()
+        r = await client.post(me.address + GOSSIP_PATH, content=body, headers=headers)
+        took = time.perf_counter() - started
+        r.raise_for_status()
+        return took * 1000
+
+    async def run(self, client: httpx.AsyncClient, out: list[float], stop: anyio.Event) -> None:
+        while not stop.is_set():
+            out.append(await self.once(client))
+            with anyio.move_on_after(0.05):
+                await stop.wait()
+
+
+async def measure(cluster: LocalCluster, writes: int, seed: int) -> Measured:
+    rng = random.Random(seed)
+    result = Measured(cluster.size)
+    prober = Prober(cluster, random.Random(f"{seed}:probe"))
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in cluster.urls:  # warm every connection first
+            await client.get(url + "/health")
+        for n in range(writes):
+            writer = rng.randrange(cluster.size)
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(prober.run, client, result.rtt_ms, stop)
+                key, value = f"compare-{n % 10}", uuid.uuid4().hex
+                seen = await spread_times(client, cluster.urls, key, value, writer)
+                stop.set()
+            if any(t is None for t in seen):
+                result.missed += 1
+                continue
+            result.spread_ms.append(max(t for t in seen if t is not None) * 1000)
+            result.first_ms.append(min(t for t in seen if t is not None) * 1000)
+    return result
+
+
+def simulate(nodes: int, interval: float, fanout: int, rtt_ms: Sequence[float], trials: int,
+             seed: int) -> list[float]:  # fmt: skip
+    """Virtual ms to all nodes for `trials` writes, latency from the measured round trips."""
+    base = min(rtt_ms) / 2 / 1000
+    tail = max(0.0, statistics.mean(rtt_ms) / 2 / 1000 - base)
+    setup = Setup(
+        nodes=nodes, fanout=fanout, interval=interval, eager=False, synchronous=False,
+        latency=base, latency_tail=tail, warmup=10, members_per_message=Config.max_members_per_message,
+        detector=True,
+    )  # fmt: skip
+    return [run_trial(setup, f"{seed}:compare:{nodes}:{i}").seconds_to(1.0) * 1000 for i in range(trials)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 20],
+                   help="cluster sizes, comma separated")  # fmt: skip
+    p.add_argument("--writes", type=int, default=30, help="measured writes per size (at least 30)")
+    p.add_argument("--interval", type=float, default=0.2)
+    p.add_argument("--fanout", type=int, default=3)
+    p.add_argument("--sim-trials", type=int, default=300, help="simulated writes per size")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    print(f"# sim vs real: interval {args.interval} s, fanout {args.fanout}, eager push off, "
+          f"jitter {Config.jitter}, signed gossip; seed {args.seed}")  # fmt: skip
+    print(f"# {platform.node()} ({platform.machine()}, Python {platform.python_version()}), "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+    header = (f"{'N':>3} {'writes':>6} {'real median':>11} {'real p90':>8} {'exch rtt med/mean':>17} "
+              f"{'sim median':>10} {'sim p90':>8} {'sim/real':>8}  within 30%")  # fmt: skip
+    rows = []
+    ok = True
+    for n in args.nodes:
+        with LocalCluster(n, interval=args.interval, fanout=args.fanout, eager_push=False) as cluster:
+            real = anyio.run(measure, cluster, args.writes, args.seed)
+        if not real.spread_ms:
+            print(f"N={n}: no write reached every node", file=sys.stderr)
+            return 1
+        sim = simulate(n, args.interval, args.fanout, real.rtt_ms, args.sim_trials, args.seed)
+        real_med, sim_med = statistics.median(real.spread_ms), statistics.median(sim)
+        ratio = sim_med / real_med
+        within = abs(ratio - 1) <= TOLERANCE
+        ok &= within
+        rows.append(
+            f"{n:>3} {len(real.spread_ms):>6} {real_med:>9.0f}ms {percentile(real.spread_ms, 90):>6.0f}ms "
+            f"{statistics.median(real.rtt_ms):>7.1f}/{statistics.mean(real.rtt_ms):>5.1f} ms "
+            f"{sim_med:>8.0f}ms {percentile(sim, 90):>6.0f}ms {ratio:>8.2f}  {'yes' if within else 'NO'}"
+        )
+        print(f"N={n}: {len(real.rtt_ms)} probe exchanges, first node had the write after "
+              f"{statistics.median(real.first_ms):.1f} ms (median); missed writes: {real.missed}",
+              flush=True)  # fmt: skip
+    print(header)
+    print("\n".join(rows))
+    return 0 if ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
