@@ -15,7 +15,7 @@ from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
 from gossip.limits import check_key, check_value, is_text
 from gossip.membership import MemberInfo
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, Snapshot, WriterDelta
 from gossip.store import Entry
 
 PROTOCOL_VERSION = 1
@@ -72,6 +72,41 @@ class Codec:
             body["reset"] = int(message.reset)
         return _dumps(body)
 
+    def encode_snapshot(self, snap: Snapshot) -> bytes:
+        return _dumps({
+            "v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "snapshot",
+            "clock": [*snap.clock], "watermarks": _digest(snap.watermarks),
+            "horizon": _digest(snap.horizon),
+            "entries": [[e.origin, *entry_to_wire(e)] for e in snap.entries],
+            "last_contact": snap.last_contact,
+        })  # fmt: skip
+
+    def decode_snapshot(self, data: bytes) -> Snapshot:
+        """A snapshot file, checked like any message (it may be damaged or foreign)."""
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedMessage(f"snapshot is not JSON: {exc}") from exc
+        d = _Decoder(self.config, max_entries=2**62)  # a snapshot holds the whole state
+        obj = d.obj(body, "snapshot")
+        if obj.get("v") != PROTOCOL_VERSION or obj.get("cluster") != self.config.cluster_id:
+            raise IncompatibleMessage("snapshot of another protocol version or cluster")
+
+        def digest(name: str) -> dict[str, Timestamp]:
+            raw = d.obj(d.field(obj, name), name)
+            return {d.text(k, f"{name} key"): d.ts(v, f"{name}[{k!r}]") for k, v in raw.items()}
+
+        entries = []
+        for i, raw in enumerate(d.array(d.field(obj, "entries"), "entries")):
+            item = d.array(raw, f"entries[{i}]")
+            if not item:
+                raise MalformedMessage(f"entries[{i}] is empty")
+            entries.append(d.entry(d.text(item[0], f"entries[{i}] origin"), item[1:], f"entries[{i}]"))
+        contact = obj.get("last_contact")
+        last_contact = None if contact is None else d.int(contact, "last_contact")
+        return Snapshot(d.ts(d.field(obj, "clock"), "clock"), digest("watermarks"), digest("horizon"),
+                        tuple(entries), last_contact)  # fmt: skip
+
     def decode(self, data: bytes) -> Message:
         try:
             body = json.loads(data)
@@ -83,9 +118,10 @@ class Codec:
 class _Decoder:
     """Turns parsed JSON into messages, naming the path of whatever is wrong."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, max_entries: int | None = None) -> None:
         self.config = config
         self.entries = 0
+        self.max_entries = config.max_entries_per_message if max_entries is None else max_entries
 
     def message(self, body: object) -> Message:
         obj = self.obj(body, "message")
@@ -152,8 +188,8 @@ class _Decoder:
     def count(self, entries: list[Any]) -> list[Any]:
         """Refuse a message with too many entries before looking at any of them."""
         self.entries += len(entries)
-        if self.entries > self.config.max_entries_per_message:
-            raise MalformedMessage(f"more than {self.config.max_entries_per_message} entries")
+        if self.entries > self.max_entries:
+            raise MalformedMessage(f"more than {self.max_entries} entries")
         return entries
 
     def entry(self, origin: str, raw: object, path: str) -> Entry:

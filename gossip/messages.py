@@ -66,3 +66,14 @@ class Rumor:
 
 
 Message = Exchange | Reply | Rumor
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a node needs to restart with its state: what `--data-dir` keeps."""
+
+    clock: Timestamp  # the highest timestamp issued or seen: new writes start above it
+    watermarks: Mapping[str, Timestamp]
+    horizon: Mapping[str, Timestamp]
+    entries: tuple[Entry, ...]
+    last_contact: int | None = None  # wall ms of the last completed exchange

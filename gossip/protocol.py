@@ -13,7 +13,7 @@ from gossip.config import Config
 from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import MemberInfo, Membership
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, Snapshot, WriterDelta
 from gossip.store import JSON, Entry, Store, writer_id
 
 
@@ -35,6 +35,7 @@ class Counters:
     failures: int = 0
     collected: int = 0  # tombstones and expired entries dropped after the grace period
     resets: int = 0  # times we were behind a peer's collection and started afresh
+    refused_old: int = 0  # entries older than the grace period for keys we do not hold
     by_peer_failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -71,6 +72,9 @@ class GossipProtocol:
         self._last_write: RumorItem | None = None
         # Peers found behind our tombstone collection: told to reset in our next exchange.
         self._must_reset: set[str] = set()
+        # Wall ms of our last completed exchange: a node away longer than the grace
+        # period may hold keys whose tombstones the others have collected since.
+        self.last_contact: int | None = None
 
     # -- the local API ---------------------------------------------------------------
 
@@ -167,6 +171,10 @@ class GossipProtocol:
         return self._summary(Reply, self._delta_for(message.digest))
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
+        grace_ms = int(self.config.tombstone_grace * 1000)
+        if self.last_contact is not None and now_ms - self.last_contact > grace_ms:
+            self._reset(now_ms)  # back after a long absence: start afresh, as if told to
+        self.last_contact = now_ms
         if self._accept_summary(reply, now_ms):
             self._must_reset.add(address)
         self._peer_digests[address] = self._recent_digest = reply.digest
@@ -247,6 +255,15 @@ class GossipProtocol:
             self.store.advance(delta.origin, delta.base, delta.upto)
         return False
 
+    def _forgotten(self, entry: Entry, now_ms: int) -> bool:
+        """An entry older than the grace period, for a key we do not hold, once we have
+        collected tombstones: it may be one of the keys those deleted (a peer that was
+        away passing on its old copy), so it must not come back. A node with nothing
+        collected (new, or just reset) takes everything."""
+        if not self.store.horizon or self.store.get(entry.key) is not None:
+            return False
+        return entry.ts.wall < now_ms - int(self.config.tombstone_grace * 1000)
+
     def _reset(self, now_ms: int) -> None:
         """We were away longer than the grace period: tombstones we never saw are gone,
         so what we hold could bring deleted keys back. Drop it all and catch up from
@@ -254,7 +271,7 @@ class GossipProtocol:
         empty). Writes we took while away and never passed on are lost with it."""
         self._generation = max(now_ms, self._generation + 1)
         self.writer = writer_id(self.id, self._generation)
-        self.store.clear()
+        self.store.clear(horizon=True)
         self._last_write = None
         self._rumors.clear()
         self._peer_digests.clear()
@@ -263,6 +280,9 @@ class GossipProtocol:
 
     def _apply(self, entry: Entry, now_ms: int) -> bool:
         self.clock.observe(entry.ts, now_ms)
+        if self._forgotten(entry, now_ms):
+            self.counters.refused_old += 1
+            return False
         if not self.store.merge(entry):
             return False
         self.counters.entries_applied += 1
@@ -330,6 +350,24 @@ class GossipProtocol:
         if batch:
             batches.append(tuple(batch))
         return batches
+
+    # -- durability --------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        store = self.store
+        return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
+                        tuple(store.entries()), self.last_contact)  # fmt: skip
+
+    def restore(self, snap: Snapshot) -> None:
+        """Start from a snapshot (before talking to anyone): its entries, what we held
+        completely, what we had collected, and a clock above all we ever wrote."""
+        for entry in snap.entries:
+            self.store.merge(entry)
+        self.store.watermarks.update(snap.watermarks)
+        self.store.horizon.update(snap.horizon)
+        if snap.clock > self.clock.last:
+            self.clock.last = snap.clock
+        self.last_contact = snap.last_contact
 
     # -- reading the state ------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ class Store:
         self._clear()
 
     def _clear(self) -> None:
+        self.version = getattr(self, "version", 0) + 1  # moves on every change
         self._entries: dict[str, Entry] = {}
         self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
@@ -103,6 +104,7 @@ class Store:
         if current is not None and not entry.wins_over(current):
             return False
         self._entries[entry.key] = entry
+        self.version += 1
         if current is not None:
             self._mark_stale(current.origin)
         if (at := entry.mortal_at) is not None:
@@ -131,6 +133,7 @@ class Store:
             if self._entries.get(entry.key) is not entry:
                 continue  # overwritten since
             del self._entries[entry.key]
+            self.version += 1
             self._mark_stale(entry.origin)
             if entry.ts > self.horizon.get(entry.origin, ZERO):
                 self.horizon[entry.origin] = entry.ts
@@ -143,9 +146,11 @@ class Store:
         newest entry of that writer we collected)."""
         return any(ZERO < digest.get(w, ZERO) < mark for w, mark in self.horizon.items())
 
-    def clear(self) -> None:
-        """Forget every entry and watermark (a reset); the horizon stays."""
+    def clear(self, horizon: bool = False) -> None:
+        """Forget every entry and watermark (a reset), and the horizon if asked."""
         self._clear()
+        if horizon:
+            self.horizon = {}
 
     def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
         """The entries we hold written by `origin` with ts > since, in ts order."""

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from gossip.auth import AuthError, KeyRing, KeyRingError, ReplayError, parse_key
 from gossip.errors import CallerError, IncompatibleMessage, PeerError
 from gossip.store import Entry
-from node.state import SharedState, wall_ms
+from node.state import ReplicationTimeout, SharedState
 
 
 class LimitedRequest(Request):
@@ -77,6 +77,7 @@ class SetBody(BaseModel):
     key: str = Field(description="the key, 1 to max_key_bytes UTF-8 bytes")
     value: Any = Field(description="any JSON value, null included")
     ttl: float | None = Field(None, gt=0, description="seconds until the entry expires")
+    replicas: int = Field(0, ge=0, le=64, description="answer once this many peers hold the write")
 
 
 class DeleteBody(BaseModel):
@@ -164,13 +165,18 @@ def _caller_error(exc: CallerError) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-@write_router.post("/set", response_model=EntryOut)
+@write_router.post("/set", response_model=EntryOut, responses=_errors(504))
 async def set_value(body: SetBody, state: StateDep) -> EntryOut:
-    """Store a value under a key; it spreads to every node."""
+    """Store a value under a key; it spreads to every node. With `replicas`, the answer
+    waits until that many peers hold it (504 saying how many did, if they do not)."""
     try:
+        if body.replicas:
+            return EntryOut.of(await state.aset(body.key, body.value, body.ttl, body.replicas))
         return EntryOut.of(state.set(body.key, body.value, body.ttl))
     except CallerError as exc:
         raise _caller_error(exc) from exc
+    except ReplicationTimeout as exc:
+        raise HTTPException(504, str(exc)) from exc
 
 
 @read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404))
@@ -195,18 +201,9 @@ async def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
 
 @read_router.get("/members")
 async def members(state: StateDep) -> dict[str, Any]:
-    """This node's view of the cluster."""
-    now = wall_ms()
-    me = state.protocol.membership.me
-    out = [{"id": me.id, "address": me.address, "status": "alive", "self": True,
-            "generation": me.generation, "heartbeat": me.heartbeat, "last_heard_ms_ago": 0}]  # fmt: skip
-    for m in state.protocol.membership.members.values():
-        out.append({
-            "id": m.info.id, "address": m.info.address, "status": m.status, "self": False,
-            "generation": m.info.generation, "heartbeat": m.info.heartbeat,
-            "last_heard_ms_ago": max(0, now - m.last_heard),
-        })  # fmt: skip
-    return {"members": sorted(out, key=lambda m: m["id"])}
+    """This node's view of the cluster: each member's status (alive, suspect, dead or
+    left), the failure detector's phi, and when its heartbeat last moved."""
+    return {"members": state.members()}
 
 
 @read_router.get("/health")

@@ -52,7 +52,11 @@ async def running_node(
                 finally:
                     if directory is not None:
                         directory.unregister()
+                    with anyio.CancelScope(shield=True):
+                        await state.leave()
                     loops.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await state.save()
             if server is not None:
                 server.should_exit = True  # the listener drains and closes by itself
     finally:

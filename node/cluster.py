@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import os
 import secrets
+import select
 import signal
 import socket
 import ssl
@@ -81,6 +82,7 @@ class LocalCluster:
         key: str | None = "generate",
         tls: TlsFiles | None = None,
         env: dict[str, str] | None = None,
+        data: bool = False,
     ) -> None:
         if nodes < 1:
             raise ClusterError("a cluster needs at least one node")
@@ -102,6 +104,8 @@ class LocalCluster:
         self.cluster_id = cluster_id or f"local-{uuid.uuid4().hex[:8]}"
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="gossip-cluster-"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.data = data  # each node keeps a snapshot in <log_dir>/<id>-data
+        self.down: set[str] = set()  # nodes stopped on purpose (kill, leave)
 
     def command(self, index: int) -> list[str]:
         cmd = [
@@ -112,6 +116,8 @@ class LocalCluster:
         ]  # fmt: skip
         if index > 0:
             cmd += ["--seeds", self.urls[0]]
+        if self.data:
+            cmd += ["--data-dir", str(self.log_dir / f"{self.ids[index]}-data")]
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
@@ -131,13 +137,13 @@ class LocalCluster:
             raise
         return self
 
-    def start_node(self, node_id: str) -> None:
+    def start_node(self, node_id: str, extra_args: Sequence[str] = ()) -> None:
         index = self.ids.index(node_id)
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 (the child owns it)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         root = Path(__file__).resolve().parent.parent
         self.procs[node_id] = subprocess.Popen(
-            self.command(index), stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
+            [*self.command(index), *extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children by PID
         )  # fmt: skip
         log.close()
@@ -196,6 +202,42 @@ class LocalCluster:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Signal one node; for SIGKILL and SIGTERM, wait until it is gone."""
+        proc = self.procs[node_id]
+        proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            proc.wait(timeout)
+            self.down.add(node_id)
+
+    def leave(self, node_id: str) -> None:
+        """Stop a node gracefully: it tells its peers it is leaving, then exits."""
+        self.kill(node_id, signal.SIGTERM)
+
+    def restart(self, node_id: str, timeout: float = 30.0, extra_args: Sequence[str] = ()) -> None:
+        """Start a stopped (or running: it is killed first) node again, same id and
+        port, and, with `data`, the same data directory."""
+        if self.procs[node_id].poll() is None:
+            self.kill(node_id)
+        self.start_node(node_id, extra_args)
+        self.down.discard(node_id)
+        self.wait_healthy([node_id], timeout)
+
+    def command_line(self, line: str) -> str:
+        """Carry out a typed command (`kill n3`, `leave n3`, `restart n3`, `pause n3`,
+        `resume n3`, `status`); what to print."""
+        words = line.split()
+        actions = {"kill": self.kill, "leave": self.leave, "restart": self.restart,
+                   "pause": lambda n: self.kill(n, signal.SIGSTOP),
+                   "resume": lambda n: self.kill(n, signal.SIGCONT)}  # fmt: skip
+        if words == ["status"]:
+            return "\n".join(f"  {n:<6} {'down' if p.poll() is not None else 'up':<5} pid {p.pid}"
+                             for n, p in self.procs.items())  # fmt: skip
+        if len(words) == 2 and words[0] in actions and words[1] in self.procs:
+            actions[words[0]](words[1])
+            return f"  {words[0]} {words[1]}: done"
+        return "  commands: kill|leave|restart|pause|resume <node id>, status"
 
     @property
     def pids(self) -> list[int]:
@@ -265,13 +307,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             print("demo: writing through n1 ...")
             demo(cluster)
-        print("\nrunning; Ctrl-C stops every node", flush=True)
+        interactive = sys.stdin.isatty()
+        print("\nrunning; Ctrl-C stops every node"
+              + ("; type `help` for kill, leave, restart, pause, resume" if interactive else ""), flush=True)
         while True:
             for node_id, proc in cluster.procs.items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and node_id not in cluster.down:
                     print(f"node {node_id} exited with {proc.returncode}; stopping", file=sys.stderr)
                     return 1
-            time.sleep(0.5)
+            if interactive and select.select([sys.stdin], [], [], 0.5)[0]:
+                try:
+                    print(cluster.command_line(sys.stdin.readline()), flush=True)
+                except (ClusterError, subprocess.TimeoutExpired) as exc:
+                    print(f"  error: {exc}", flush=True)
+            elif not interactive:
+                time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
     except ClusterError as exc:

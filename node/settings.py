@@ -50,6 +50,9 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    # Directory for the state snapshot (and clock high-water mark); empty: no persistence,
+    # a restarted node catches up from peers.
+    data_dir: str = ""
     config: Config = field(default_factory=Config)
     log_level: str = "warning"
 
@@ -63,6 +66,8 @@ class Settings:
                     parse_key(key)
                 except KeyRingError as exc:
                     raise ConfigError(name, str(exc)) from exc
+        if "#" in self.node_id:
+            raise ConfigError("node_id", "must not contain '#' (it separates a node's lives)")
         if self.accepted_keys and not self.gossip_key:
             raise ConfigError("accepted_keys", "needs a gossip_key to sign with")
         for net in self.allow:
@@ -135,6 +140,10 @@ class Settings:
             eager_push=args.eager_push,
             max_offset=args.max_offset,
             replay_window=args.replay_window,
+            tombstone_grace=args.tombstone_grace,
+            reap_after=args.reap_after,
+            phi_dead=args.phi_dead,
+            phi_suspect=min(args.phi_suspect, args.phi_dead),
         )
         lo, _, hi = str(args.port).partition("-")
         return cls(
@@ -143,7 +152,7 @@ class Settings:
             discovery_dir=args.discovery_dir, gossip_key=args.key,
             accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
             protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
-            tls_ca=args.tls_ca, config=config, log_level=args.log_level,
+            tls_ca=args.tls_ca, data_dir=args.data_dir, config=config, log_level=args.log_level,
         )  # fmt: skip
 
     @classmethod
@@ -201,5 +210,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("tls-cert", "", "PEM certificate: serve HTTPS")
     opt("tls-key", "", "PEM private key of --tls-cert")
     opt("tls-ca", "", "PEM CA: peers must present a certificate it signed")
+    opt("data-dir", "", "keep a snapshot of the state here, to restart with it")
+    opt("tombstone-grace", local.tombstone_grace, "seconds deletes are remembered (longest outage)", float)
+    opt("reap-after", local.reap_after, "seconds after which dead or left members are forgotten", float)
+    opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
+    opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
     opt("log-level", "warning", "uvicorn and node log level")
     return p

@@ -12,18 +12,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 from anyio.abc import TaskStatus
 
 from gossip.auth import KeyRing, Verifier, sign
 from gossip.codec import Codec
-from gossip.errors import NetworkError, PeerError
+from gossip.errors import GossipError, InvalidValue, NetworkError, PeerError
 from gossip.messages import Reply
 from gossip.protocol import GossipProtocol, Outgoing
 from gossip.store import JSON, Entry, state_hash
+from node.persistence import SnapshotFile
 from node.settings import Settings
 from node.transport import HttpTransport
 
@@ -39,6 +42,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
+PUSH_WAIT = 0.05  # seconds an eager push waits for its slowest peer before the next push
+
+
+class ReplicationTimeout(GossipError):
+    """Fewer peers than asked confirmed a write in time (the write itself stands)."""
+
+    def __init__(self, acked: int, wanted: int, timeout: float, peers: int) -> None:
+        super().__init__(
+            f"only {acked} of {wanted} replicas confirmed the write within {timeout} s "
+            f"({peers} live peers); it is stored on this node and spreads by gossip"
+        )
+        self.acked, self.wanted = acked, wanted
 
 
 class SharedState:
@@ -67,6 +85,10 @@ class SharedState:
             self.config, settings.id, settings.address, rng or random.Random(),
             wall_ms(), settings.seeds,
         )  # fmt: skip
+        self._snapshots = SnapshotFile(Path(settings.data_dir), self.codec) if settings.data_dir else None
+        if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
+            self.protocol.restore(saved)  # serve the old state before talking to anyone
+        self._saved_version = self.protocol.store.version
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
@@ -103,6 +125,39 @@ class SharedState:
         with self._lock:
             entry = self.protocol.write(key, value, wall_ms(), ttl)
         self._wake_pusher()
+        return entry
+
+    async def aset(
+        self, key: str, value: JSON, ttl: float | None = None, replicas: int = 0, timeout: float = 2.0
+    ) -> Entry:
+        """set(), and with `replicas` > 0 return only once that many peers hold the write
+        (pushed to them directly, trying further peers if some fail), so it survives the
+        loss of this node. Raises ReplicationTimeout, saying how many did, otherwise; the
+        write stays stored here and spreads as usual either way."""
+        with self._lock:
+            peers = self.protocol.membership.live_addresses()
+            if replicas > len(peers):
+                raise InvalidValue(f"replicas={replicas} cannot be met: {len(peers)} live peers")
+            entry = self.protocol.write(key, value, wall_ms(), ttl)
+            self.protocol.rng.shuffle(peers)
+            pushes = self.protocol.push_last_write(peers) if replicas > 0 else []
+        self._wake_pusher()
+        acked = 0
+
+        async def replicate(scope: anyio.CancelScope) -> None:
+            nonlocal acked
+            while pushes and acked < replicas:
+                if await self._send(pushes.pop(0)):
+                    acked += 1
+            if acked >= replicas:
+                scope.cancel()
+
+        with anyio.move_on_after(timeout) as scope:
+            async with anyio.create_task_group() as tg:
+                for _ in range(replicas):
+                    tg.start_soon(replicate, scope)
+        if acked < replicas:
+            raise ReplicationTimeout(acked, replicas, timeout, len(peers))
         return entry
 
     def __setitem__(self, key: str, value: JSON) -> None:
@@ -142,6 +197,22 @@ class SharedState:
         """(hash of the live state, key count): hashed outside the lock, on a copy."""
         return state_hash(self._live())
 
+    def members(self) -> list[dict[str, Any]]:
+        """Every member as this node sees it, itself included, sorted by id."""
+        now = wall_ms()
+        with self._lock:
+            me = self.protocol.membership.me
+            out = [{"id": me.id, "address": me.address, "status": "left" if me.left else "alive",
+                    "self": True, "generation": me.generation, "heartbeat": me.heartbeat,
+                    "phi": 0.0, "last_heard_ms_ago": 0}]  # fmt: skip
+            for m in self.protocol.membership.members.values():
+                out.append({
+                    "id": m.info.id, "address": m.info.address, "status": m.status, "self": False,
+                    "generation": m.info.generation, "heartbeat": m.info.heartbeat,
+                    "phi": round(m.detector.phi(now), 2), "last_heard_ms_ago": max(0, now - m.last_heard),
+                })  # fmt: skip
+        return sorted(out, key=lambda m: str(m["id"]))
+
     def stats(self) -> dict[str, Any]:
         c = self.protocol.counters
         return {
@@ -153,6 +224,10 @@ class SharedState:
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(self.rejected),
             "failures": c.failures,
+            "failures_by_peer": dict(c.by_peer_failures),
+            "collected": c.collected,
+            "resets": c.resets,
+            "refused_old": c.refused_old,
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
         }
@@ -218,8 +293,34 @@ class SharedState:
         self._loop = asyncio.get_running_loop()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds)
-            tg.start_soon(self._eager_push)
+            tg.start_soon(self._eager_push, tg)
+            if self._snapshots is not None:
+                tg.start_soon(self._save_now_and_then)
             task_status.started()
+
+    async def leave(self, timeout: float = 1.0) -> None:
+        """Tell every live peer we are leaving (they show us as left, not dead)."""
+        with self._lock:
+            outgoing = self.protocol.leave()
+        with anyio.move_on_after(timeout):
+            await self._send_all(outgoing)
+
+    async def save(self) -> None:
+        """Write the snapshot to --data-dir if the state changed since the last one."""
+        if self._snapshots is None:
+            return
+        with self._lock:
+            version = self.protocol.store.version
+            if version == self._saved_version:
+                return
+            snapshot = self.protocol.snapshot()
+        await anyio.to_thread.run_sync(self._snapshots.save, snapshot)
+        self._saved_version = version
+
+    async def _save_now_and_then(self) -> None:
+        while True:
+            await anyio.sleep(SAVE_EVERY)
+            await self.save()
 
     async def _rounds(self) -> None:
         await anyio.sleep(self.protocol.first_delay())
@@ -231,26 +332,34 @@ class SharedState:
             elapsed = anyio.current_time() - started
             await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
 
-    async def _eager_push(self) -> None:
+    async def _eager_push(self, tg: anyio.abc.TaskGroup) -> None:
         while True:
             await self._rumor_ready.wait()
             self._rumor_ready = anyio.Event()
             with self._lock:
                 outgoing = self.protocol.take_rumors()
-            # Writes that land while this push is in flight wait for the next one.
-            await self._send_all(outgoing)
+            # Writes that land while this push is in flight wait for the next one, but
+            # a slow or silent peer holds the next push back no longer than PUSH_WAIT.
+            sent = anyio.Event()
+            tg.start_soon(self._send_all, outgoing, sent)
+            with anyio.move_on_after(PUSH_WAIT):
+                await sent.wait()
 
-    async def _send_all(self, outgoing: list[Outgoing]) -> None:
+    async def _send_all(self, outgoing: list[Outgoing], done: anyio.Event | None = None) -> None:
         async with anyio.create_task_group() as tg:
             for out in outgoing:
                 tg.start_soon(self._send, out)
+        if done is not None:
+            done.set()
 
-    async def _send(self, out: Outgoing) -> None:
+    async def _send(self, out: Outgoing) -> bool:
+        """Deliver one message (and take in the answer); whether the peer took it."""
         try:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
                 with self._lock:
                     self.protocol.on_reply(out.address, answer, wall_ms())
+            return True
         except (NetworkError, PeerError) as exc:
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
             with self._lock:
@@ -262,6 +371,7 @@ class SharedState:
             log.exception("%s: unexpected error in an exchange with %s", self.id, out.address)
             with self._lock:
                 self.protocol.on_failure(out.address)
+        return False
 
     async def aclose(self) -> None:
         await self.transport.aclose()
