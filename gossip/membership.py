@@ -46,7 +46,8 @@ class Membership:
     reaped: dict[str, tuple[MemberInfo, int]] = field(default_factory=dict)
 
     def beat(self) -> None:
-        self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1)
+        me = self.me
+        self.me = MemberInfo(me.id, me.address, me.generation, me.heartbeat + 1, me.left)
 
     def leave(self) -> None:
         self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1, True)
@@ -96,6 +97,8 @@ class Membership:
             if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
                 del self.members[member_id]
                 self.reaped[member_id] = (member.info, now_ms)
+                if member.status == LEFT:  # a seed that said goodbye is no longer a seed
+                    self.seeds = tuple(a for a in self.seeds if a != member.info.address)
         for member_id, (_, at) in list(self.reaped.items()):
             if now_ms - at > reap_ms:
                 del self.reaped[member_id]
@@ -105,7 +108,11 @@ class Membership:
         self.seeds = (*self.seeds, *fresh)
 
     def knows_address(self, address: str) -> bool:
-        return address == self.me.address or any(m.info.address == address for m in self.members.values())
+        return (
+            address == self.me.address
+            or any(m.info.address == address for m in self.members.values())
+            or any(info.address == address for info, _ in self.reaped.values())
+        )
 
     def live_addresses(self) -> list[str]:
         """Members we gossip with: alive, or suspect but not yet given up on."""
@@ -113,14 +120,16 @@ class Membership:
 
     def pick_peers(self, count: int, rng: random.Random) -> list[str]:
         """Up to `count` random live peers; now and then one dead member, so a node
-        that recovers is found again; and one seed we have not met, so a node told
-        only seeds finds the cluster. Members that left are never picked."""
+        that recovers is found again; and a seed we have not met, so a node told only
+        seeds finds the cluster. Members that left are never picked."""
         live = self.live_addresses()
         picked = rng.sample(live, min(count, len(live)))
         dead = sorted(m.info.address for m in self.members.values() if m.status == DEAD)
         if dead and rng.random() < self.config.dead_probe_chance:
             picked.append(rng.choice(dead))
         unmet = [s for s in self.seeds if not self.knows_address(s)]
-        if unmet:
+        # Seeds we have not met: always while we know nobody alive (joining), otherwise
+        # now and then (two clusters started apart find each other; a gone seed costs little).
+        if unmet and (not live or rng.random() < self.config.dead_probe_chance):
             picked.append(rng.choice(unmet))
         return picked

@@ -75,6 +75,10 @@ class GossipProtocol:
         # Wall ms of our last completed exchange: a node away longer than the grace
         # period may hold keys whose tombstones the others have collected since.
         self.last_contact: int | None = None
+        self._reset_at = -(2**62)
+        # Reset requests from peers that saw our digest before we reset are stale for
+        # a few rounds afterwards.
+        self._reset_quiet_ms = int(max(5 * config.gossip_interval, 2 * config.request_timeout) * 1000)
 
     # -- the local API ---------------------------------------------------------------
 
@@ -245,10 +249,11 @@ class GossipProtocol:
         for delta in message.delta:
             self.clock.check(delta.upto, now_ms)
         self.membership.merge([message.sender, *message.members], now_ms)
-        if message.reset:
-            self._reset(now_ms)
+        if message.reset and now_ms - self._reset_at > self._reset_quiet_ms:
+            self._reset(now_ms)  # (a reset asked for before our last one took effect is moot)
         if self.store.behind_horizon(message.digest):
             return True
+        self._must_reset.discard(message.sender.address)  # it caught up meanwhile
         for delta in message.delta:
             for entry in delta.entries:
                 self._apply(entry, now_ms)
@@ -269,6 +274,7 @@ class GossipProtocol:
         so what we hold could bring deleted keys back. Drop it all and catch up from
         peers from scratch, writing from now on as a new writer (a stream that starts
         empty). Writes we took while away and never passed on are lost with it."""
+        self._reset_at = now_ms
         self._generation = max(now_ms, self._generation + 1)
         self.writer = writer_id(self.id, self._generation)
         self.store.clear(horizon=True)

@@ -1,7 +1,6 @@
 """Node lifecycle in virtual time (issue 4, item 7): crash, restart, pause, leave and long
 absence, with the core's phi-accrual detector, reaping and tombstone collection.
 
-A strict xfail records what the core gets wrong today; see docs/SIMULATIONS.md.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from simulations.lifecycle import (
     restart_state,
     short_absence,
 )
-from simulations.scenarios import ScenarioFailed
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -60,11 +58,8 @@ def test_left_node_is_left_everywhere_and_never_a_target_again() -> None:
     assert report.figures["still listed by"] == 0  # reaped after reap_after
 
 
-SEED_REPROBED = "core: once a left seed is reaped, pick_peers sends to it as an unmet seed"
-
-
-@pytest.mark.xfail(strict=True, raises=ScenarioFailed, reason=SEED_REPROBED)
 def test_left_seed_is_never_a_target_again() -> None:
+    """A seed that said goodbye stops being a seed once it is reaped (R18)."""
     leave_seed(seed=7)
 
 
