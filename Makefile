@@ -18,10 +18,10 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 
 test: $(STAMP)  ## the whole suite, what CI runs
 	$(BIN)/python -m pytest -q
-	$(BIN)/ruff check gossip node scripts simulations tests examples
+	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check gossip node scripts simulations tests examples
+	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
 	$(BIN)/mypy
 
 bench-propagation: $(STAMP)  ## time for a write to reach all nodes, eager push on and off

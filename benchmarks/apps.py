@@ -80,9 +80,10 @@ async def redis_set(body: SetBody) -> dict[str, Any]:
 
 
 def node_async_get() -> FastAPI:
-    """The standalone gossip node plus `GET /fast/get`: an `async def` returning a plain
-    dict, the change proposed for node/api.py. Settings come from the GOSSIP_*
-    environment (`uvicorn --factory`)."""
+    """The standalone gossip node plus `GET /fast/get`: a user's own `async def` route
+    reading the shared state (`state.entry`) and returning a plain dict, as an app that
+    embeds shared state would. Settings come from the GOSSIP_* environment
+    (`uvicorn --factory`)."""
     app = create_app(Settings.parse([]))
 
     @app.get("/fast/get")
@@ -92,6 +93,6 @@ def node_async_get() -> FastAPI:
         if entry is None:
             raise HTTPException(404, "not found")
         return {"key": key, "value": entry.value, "timestamp": [entry.ts.wall, entry.ts.counter],
-                "node": entry.origin}  # fmt: skip
+                "node": entry.node}  # fmt: skip
 
     return app

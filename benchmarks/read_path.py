@@ -46,7 +46,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                 "bare FastAPI + dict": f"http://{HOST}:{bare_port}/get?key={KEY}",
                 "gossip node": f"{cluster.urls[-1]}/get?key={KEY}",
                 "FastAPI + Redis (redis-py asyncio)": f"http://{HOST}:{redis_port}/get?key={KEY}",
-                "gossip, async /get (proposed)": f"http://{HOST}:{mounted_port}/fast/get?key={KEY}",
+                "user route reading shared state": f"http://{HOST}:{mounted_port}/fast/get?key={KEY}",
             }
             for url in targets.values():  # every target holds the value, and warms up
                 wait_http(url, timeout=30)

@@ -272,31 +272,29 @@ async def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
         key = parse_key(body.key)
     except KeyRingError as exc:
         raise HTTPException(422, str(exc)) from exc
-    with state.keyring_lock():
-        _ring(state).install(key)
-    return _ring(state).describe()
+    return _change_ring(state, lambda ring: ring.install(key))
 
 
 @admin_router.post("/admin/keys/{kid}/primary")
 async def use_key(kid: str, state: StateDep) -> dict[str, object]:
     """Sign with an installed key from now on; step 2, safe to repeat."""
-    try:
-        with state.keyring_lock():
-            _ring(state).use(kid)
-    except KeyRingError as exc:
-        raise HTTPException(409, str(exc)) from exc
-    return _ring(state).describe()
+    return _change_ring(state, lambda ring: ring.use(kid))
 
 
 @admin_router.delete("/admin/keys/{kid}")
 async def remove_key(kid: str, state: StateDep) -> dict[str, object]:
     """Stop accepting a key; step 3, safe to repeat."""
+    return _change_ring(state, lambda ring: ring.remove(kid))
+
+
+def _change_ring(state: SharedState, change: Callable[[KeyRing], object]) -> dict[str, object]:
+    ring = _ring(state)
     try:
         with state.keyring_lock():
-            _ring(state).remove(kid)
+            change(ring)
     except KeyRingError as exc:
         raise HTTPException(409, str(exc)) from exc
-    return _ring(state).describe()
+    return ring.describe()
 
 
 router = APIRouter()

@@ -195,7 +195,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
     print(f"{'N':>7} {'wall s':>8} {'virtual s':>10} {'messages':>10} {'MB':>8}")
     for n in args.nodes:
         setup = Setup(nodes=n, eager=args.eager, synchronous=False, warmup=1,
-                      members_per_message=args.members_per_message)  # fmt: skip
+                      members_per_message=args.members_per_message,
+                      introduce=None if n <= args.introduce_all_up_to else 64)  # fmt: skip
         started = time.perf_counter()
         trial = run_trial(setup, f"{args.seed}:scale:{n}")
         wall = time.perf_counter() - started
@@ -242,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--eager", action="store_true")
     w.add_argument("--seed", type=int, default=1)
     w.add_argument("--members-per-message", type=int, default=16)
+    w.add_argument("--introduce-all-up-to", type=int, default=2000,
+                   help="above this N each node starts knowing 64 random others, not all")  # fmt: skip
     w.set_defaults(run=cmd_scale)
     return p
 

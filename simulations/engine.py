@@ -197,6 +197,15 @@ class Simulation:
     def add_nodes(self, count: int, **kwargs: object) -> list[SimNode]:
         return [self.add_node(**kwargs) for _ in range(count)]  # type: ignore[arg-type]
 
+    def introduce_some(self, count: int) -> None:
+        """Tell every node about `count` random others (a sparse start, for very large
+        clusters where a full member table per node would need N^2 memory); gossip's
+        member views spread the rest."""
+        infos = [n.protocol.membership.me for n in self.nodes.values()]
+        rng = random.Random(f"{self.seed}:introduce")
+        for node in self.nodes.values():
+            node.protocol.membership.merge(rng.sample(infos, min(count, len(infos))), self.node_ms(node))
+
     def introduce_all(self) -> None:
         """Tell every node about every other (a cluster that has long found itself),
         through the core's own membership merge."""

@@ -38,6 +38,9 @@ class Setup:
     # now and then, so from about 18 rounds on phi would mark live members dead and drop
     # them from the fanout, which real nodes, sending the whole view, do not do.
     detector: bool = False
+    # Introduce each node to this many random others instead of to all (None): the scale
+    # runs, where N^2 member records would not fit in memory.
+    introduce: int | None = None
 
     def config(self) -> Config:
         quiet = {} if self.detector else {"phi_suspect": 1e9, "phi_dead": 1e9}
@@ -92,7 +95,10 @@ def run_trial(setup: Setup, seed: int | str, trace: bool = False) -> Trial:
     sim = Simulation(setup.config(), setup.network(), seed, synchronous=setup.synchronous,
                      pull=setup.pull, trace=trace)  # fmt: skip
     sim.add_nodes(setup.nodes)
-    sim.introduce_all()
+    if setup.introduce is None:
+        sim.introduce_all()
+    else:
+        sim.introduce_some(setup.introduce)
     if setup.synchronous:
         sim.start_ticker()
     start = setup.warmup * setup.interval
