@@ -4,6 +4,7 @@ are messages to send. node/ drives it over HTTP, simulations/ in virtual time.""
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -66,7 +67,7 @@ class GossipProtocol:
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
         # The digest we heard last, from any peer: our guess at what a peer whose own
         # digest we do not know holds, so a round pushes news to it too (push-pull).
-        self._recent_digest: Mapping[str, Timestamp] | None = None
+        self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
         self._last_write: RumorItem | None = None
@@ -145,12 +146,27 @@ class GossipProtocol:
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
-            known = self._peer_digests.get(address, self._recent_digest)
+            known = self._peer_digests.get(address, self._guess())
             delta = self._delta_for(known, fresh) if known is not None else ()
             reset = address in self._must_reset
             self._must_reset.discard(address)
             out.append(Outgoing(address, self._summary(Exchange, delta, reset)))
         return out
+
+    def _guess(self) -> Mapping[str, Timestamp] | None:
+        """What a peer whose digest we do not know probably holds: the least of the
+        last few digests we heard, so news that one of those peers lacked is pushed."""
+        if not self._recent_digests:
+            return None
+        guess = dict(self._recent_digests[0])
+        for digest in list(self._recent_digests)[1:]:
+            for writer in list(guess):
+                mark = digest.get(writer)
+                if mark is None:
+                    del guess[writer]
+                elif mark < guess[writer]:
+                    guess[writer] = mark
+        return guess
 
     def leave(self) -> list[Outgoing]:
         """Say goodbye: mark ourselves as left and tell every live peer, so they stop
@@ -169,7 +185,8 @@ class GossipProtocol:
             return None
         stale = self._accept_summary(message, now_ms)
         self.counters.exchanges_served += 1
-        self._peer_digests[message.sender.address] = self._recent_digest = message.digest
+        self._peer_digests[message.sender.address] = message.digest
+        self._recent_digests.append(message.digest)
         if stale:  # it could bring deleted keys back: take nothing, tell it to reset
             return self._summary(Reply, (), reset=True)
         return self._summary(Reply, self._delta_for(message.digest))
@@ -181,7 +198,8 @@ class GossipProtocol:
         self.last_contact = now_ms
         if self._accept_summary(reply, now_ms):
             self._must_reset.add(address)
-        self._peer_digests[address] = self._recent_digest = reply.digest
+        self._peer_digests[address] = reply.digest
+        self._recent_digests.append(reply.digest)
 
     def on_failure(self, address: str) -> None:
         """An exchange with `address` failed (timeout, refused, refusal)."""
@@ -281,7 +299,7 @@ class GossipProtocol:
         self._last_write = None
         self._rumors.clear()
         self._peer_digests.clear()
-        self._recent_digest = None
+        self._recent_digests.clear()
         self.counters.resets += 1
 
     def _apply(self, entry: Entry, now_ms: int) -> bool:
