@@ -19,6 +19,7 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 test: $(STAMP)  ## the whole suite, what CI runs
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
+	$(BIN)/mypy
 
 lint: $(STAMP)
 	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks

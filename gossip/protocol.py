@@ -7,6 +7,7 @@ import random
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
@@ -16,6 +17,8 @@ from gossip.limits import check_key, check_value
 from gossip.membership import MemberInfo, Membership
 from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, Snapshot, WriterDelta
 from gossip.store import JSON, Entry, Store, writer_id
+
+Summary = TypeVar("Summary", Exchange, Reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +211,10 @@ class GossipProtocol:
         failures[address] = failures.get(address, 0) + 1
         self._peer_digests.pop(address, None)
 
-    def _summary(
-        self, kind: type[Exchange] | type[Reply], delta: tuple[WriterDelta, ...], reset: bool = False
-    ) -> Exchange | Reply:
+    def _summary(self, kind: type[Summary], delta: tuple[WriterDelta, ...], reset: bool = False) -> Summary:
         digest = dict(self.store.watermarks)
-        view = self.membership.view()
-        limit = self.config.max_members_per_message
+        view: list[MemberInfo] = self.membership.view()
+        limit: int = self.config.max_members_per_message
         if len(view) > limit:  # a random part of a large view; the rest spreads in later rounds
             view = [view[0], *self.rng.sample(view[1:], limit - 1)]
         return kind(self.membership.me, digest, tuple(view), delta, reset)

@@ -60,7 +60,7 @@ class LimitedRoute(APIRoute):
 
 def state_of(request: Request) -> SharedState:
     state = getattr(request.app.state, "shared_state", None)
-    if state is None:
+    if not isinstance(state, SharedState):
         raise RuntimeError("shared state is not running: use node.app.shared_state_lifespan")
     return state
 

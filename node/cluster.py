@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -155,7 +155,7 @@ class LocalCluster:
     def url(self, node_id: str) -> str:
         return self.urls[self.ids.index(node_id)]
 
-    def _poll(self, what: str, timeout: float, check: callable) -> None:  # type: ignore[valid-type]
+    def _poll(self, what: str, timeout: float, check: Callable[[httpx.Client], bool]) -> None:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=1.0, verify=self.http_verify()) as client:
             while True:
@@ -228,7 +228,8 @@ class LocalCluster:
         """Carry out a typed command (`kill n3`, `leave n3`, `restart n3`, `pause n3`,
         `resume n3`, `status`); what to print."""
         words = line.split()
-        actions = {"kill": self.kill, "leave": self.leave, "restart": self.restart,
+        actions: dict[str, Callable[[str], object]] = {
+                   "kill": self.kill, "leave": self.leave, "restart": self.restart,
                    "pause": lambda n: self.kill(n, signal.SIGSTOP),
                    "resume": lambda n: self.kill(n, signal.SIGCONT)}  # fmt: skip
         if words == ["status"]:

@@ -70,7 +70,7 @@ async def serve(
     )  # fmt: skip
     server = uvicorn.Server(config)
     # The app's own server owns the process's signals; this one must not take them.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
         with anyio.fail_after(10):

@@ -57,7 +57,9 @@ def exchange_bytes(keys: int) -> int:
                 reply = receiver.handle(codec.decode(request), now)
                 assert isinstance(reply, Reply)
                 answer = codec.encode(reply)
-                sender.on_reply(out.address, codec.decode(answer), now)
+                answered = codec.decode(answer)
+                assert isinstance(answered, Reply)
+                sender.on_reply(out.address, answered, now)
                 total = len(request) + len(answer)
         now += 100
     assert a.state_hash(now) == b.state_hash(now)

@@ -13,6 +13,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from gossip.clock import Timestamp
 from gossip.codec import Codec
@@ -353,9 +354,10 @@ class Simulation:
         priority = 1 if self.synchronous and out.message.delta else 0  # type: ignore[union-attr]
         copies = 2 if self.net.duplicated() else 1
         for copy in range(copies):
+            answer = copy == 0
             self.after(
                 self.net.delay(),
-                lambda answer=copy == 0: self._deliver_exchange(src, life, dst, data, sent, answer),
+                partial(self._deliver_exchange, src, life, dst, data, sent, answer),
                 priority,
             )
 
