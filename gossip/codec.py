@@ -92,10 +92,6 @@ class Codec:
         if obj.get("v") != PROTOCOL_VERSION or obj.get("cluster") != self.config.cluster_id:
             raise IncompatibleMessage("snapshot of another protocol version or cluster")
 
-        def digest(name: str) -> dict[str, Timestamp]:
-            raw = d.obj(d.field(obj, name), name)
-            return {d.text(k, f"{name} key"): d.ts(v, f"{name}[{k!r}]") for k, v in raw.items()}
-
         entries = []
         for i, raw in enumerate(d.array(d.field(obj, "entries"), "entries")):
             item = d.array(raw, f"entries[{i}]")
@@ -104,8 +100,8 @@ class Codec:
             entries.append(d.entry(d.text(item[0], f"entries[{i}] origin"), item[1:], f"entries[{i}]"))
         contact = obj.get("last_contact")
         last_contact = None if contact is None else d.int(contact, "last_contact")
-        return Snapshot(d.ts(d.field(obj, "clock"), "clock"), digest("watermarks"), digest("horizon"),
-                        tuple(entries), last_contact)  # fmt: skip
+        return Snapshot(d.ts(d.field(obj, "clock"), "clock"), d.digest(obj, "watermarks"),
+                        d.digest(obj, "horizon"), tuple(entries), last_contact)  # fmt: skip
 
     def decode(self, data: bytes) -> Message:
         try:
@@ -148,12 +144,7 @@ class _Decoder:
             if len(cover) > self.config.max_members_per_message:
                 raise MalformedMessage(f"cover lists more than {self.config.max_members_per_message} peers")
             return Rumor(sender, items, tuple(self.text(a, f"cover[{i}]") for i, a in enumerate(cover)))
-        raw_digest = self.obj(self.field(obj, "digest"), "digest")
-        if len(raw_digest) > self.config.max_members_per_message:
-            raise MalformedMessage(f"digest lists more than {self.config.max_members_per_message} writers")
-        digest = {
-            self.text(k, "digest key"): self.ts(v, f"digest[{k!r}]") for k, v in raw_digest.items()
-        }
+        digest = self.digest(obj, "digest", limit=self.config.max_members_per_message)
         raw_members = self.array(self.field(obj, "members"), "members")
         if len(raw_members) > self.config.max_members_per_message:
             raise MalformedMessage(f"more than {self.config.max_members_per_message} members")
@@ -163,6 +154,13 @@ class _Decoder:
         reset = self.flag(obj.get("reset", 0), "reset")
         cls = Exchange if kind == "exchange" else Reply
         return cls(sender, digest, members, delta, reset)
+
+    def digest(self, obj: dict[str, Any], name: str, limit: int | None = None) -> dict[str, Timestamp]:
+        """A writer -> timestamp map (a digest, watermarks or a horizon)."""
+        raw = self.obj(self.field(obj, name), name)
+        if limit is not None and len(raw) > limit:
+            raise MalformedMessage(f"{name} lists more than {limit} writers")
+        return {self.text(k, f"{name} key"): self.ts(v, f"{name}[{k!r}]") for k, v in raw.items()}
 
     def writer_delta(self, raw: object, path: str) -> WriterDelta:
         origin, base, upto, entries = self.tuple(raw, path, 4)

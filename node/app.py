@@ -73,16 +73,17 @@ async def _watch(directory: HostDirectory, state: SharedState) -> None:
 
 
 def shared_state_lifespan(
-    settings: Settings | None = None, client: httpx.AsyncClient | None = None
+    settings: Settings | None = None, client: httpx.AsyncClient | None = None, own_listener: bool = True
 ) -> Lifespan:
     """A lifespan that gives any FastAPI app shared state: each process running the app
-    (each `uvicorn --workers N` worker) becomes a node. The state is at
-    `app.state.shared_state` and behind the `node.shared_state` dependency. Settings
-    default to GOSSIP_* environment variables (`Settings.from_env`)."""
+    (each `uvicorn --workers N` worker) becomes a node, serving gossip on a listener of its
+    own (or, with own_listener=False, on the app's routes, as the standalone node does).
+    The state is at `app.state.shared_state` and behind the `node.shared_state`
+    dependency. Settings default to GOSSIP_* environment variables (`Settings.from_env`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_node(settings or Settings.from_env(), client) as state:
+        async with running_node(settings or Settings.from_env(), client, own_listener) as state:
             app.state.shared_state = state
             yield
 
@@ -91,17 +92,10 @@ def shared_state_lifespan(
 
 def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> FastAPI:
     """The standalone node: the client API and /gossip on one port."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_node(settings, client, own_listener=False) as state:
-            app.state.shared_state = state
-            yield
-
     app = FastAPI(
         title=f"gossip node {settings.id}",
         description="One node of a gossip cluster: local reads, writes spread by gossip.",
-        lifespan=lifespan,
+        lifespan=shared_state_lifespan(settings, client, own_listener=False),
     )
     app.include_router(router)
     app.include_router(gossip_router)
