@@ -10,14 +10,20 @@ import os
 from pathlib import Path
 
 
-def _running(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process runs: it exists, and is not a zombie awaiting its reaper."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # alive, owned by someone else
-    return True
+        pass  # alive, owned by someone else
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # with /proc: it has just gone
+    except (OSError, IndexError):
+        return True  # nothing to ask: os.kill saw it
 
 
 class HostDirectory:
@@ -36,7 +42,7 @@ class HostDirectory:
                 continue  # being written, or not ours
             if pid == os.getpid():
                 continue
-            if _running(pid):
+            if process_alive(pid):
                 found.append(address)
             else:
                 with contextlib.suppress(OSError):

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from gossip.config import Config
 from node.app import create_app
 from node.cluster import HOST, free_ports
+from node.discovery import process_alive
 from node.settings import Settings
 from node.state import SharedState
 
@@ -159,7 +160,7 @@ class UvicornWorkers:
                 record = json.loads(file.read_text())
             except (OSError, ValueError):
                 continue
-            if _alive(int(record["pid"])):
+            if process_alive(int(record["pid"])):
                 found[int(record["pid"])] = record["address"]
         self._seen_pids.update(found)
         return found
@@ -195,7 +196,7 @@ class UvicornWorkers:
                 self.proc.kill()
                 self.proc.wait()
         for pid in self._seen_pids:
-            if _alive(pid):
+            if process_alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -204,17 +205,6 @@ class UvicornWorkers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead, only not yet reaped
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _live_members(client: httpx.Client, address: str) -> int:

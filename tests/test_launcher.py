@@ -12,19 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from node.discovery import process_alive
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is not yet reaped but no longer running
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -46,18 +36,18 @@ def test_launcher_leaves_nothing_behind(signum: int) -> None:
             if "Ctrl-C stops every node" in line or time.monotonic() > deadline:
                 break
         assert len(pids) == 3, "".join(lines)
-        assert all(alive(p) for p in pids)
+        assert all(process_alive(p) for p in pids)
         launcher.send_signal(signum)
         out, _ = launcher.communicate(timeout=30)
         assert launcher.returncode == 0, out
         assert "stopped 3 nodes" in out
         deadline = time.monotonic() + 10
-        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(process_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not [p for p in pids if alive(p)]
+        assert not [p for p in pids if process_alive(p)]
     finally:
         if launcher.poll() is None:
             launcher.kill()
         for pid in pids:
-            if alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
