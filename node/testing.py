@@ -176,7 +176,7 @@ class UvicornWorkers:
                 workers = self.workers()
                 try:
                     if len(workers) == self.size and all(
-                        _live_members(client, address) >= self.size for address in workers.values()
+                        live_members(client, address) >= self.size for address in workers.values()
                     ):
                         return workers
                 except httpx.HTTPError:
@@ -207,6 +207,7 @@ class UvicornWorkers:
         self.stop()
 
 
-def _live_members(client: httpx.Client, address: str) -> int:
+def live_members(client: httpx.Client, address: str) -> int:
+    """How many members the node at `address` (a base URL) shows as alive."""
     members = client.get(address + "/members").json()["members"]
     return sum(1 for m in members if m["status"] == "alive")

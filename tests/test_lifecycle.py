@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 
 import httpx
 
 from node.cluster import LocalCluster
+from tests.polling import wait_until
 
 FAST = ["--tombstone-grace", "3", "--reap-after", "120"]
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
-    detail: Callable[[], object] = lambda: "",
-) -> float:
-    """Poll until `check()`; the seconds it took. AssertionError (with `detail()`) at the deadline."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} {detail()}")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def statuses(client: httpx.Client, url: str) -> dict[str, str]:

@@ -11,16 +11,10 @@ import httpx
 
 from gossip.auth import KeyRing, key_id, sign
 from node.cluster import LocalCluster
+from tests.polling import wait_until
 
 TOKEN = "rotation-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
-
-
-def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_rotation_with_writes_flowing() -> None:
@@ -52,12 +46,12 @@ def test_rotation_with_writes_flowing() -> None:
             wait_until(  # every message signed with the old key has been answered
                 lambda: all(client.get(u + "/stats").json()["rounds"] >= r + 2
                             for u, r in zip(cluster.urls, rounds, strict=True)),  # fmt: skip
-                what="two more rounds on every node",
+                what="two more rounds on every node", timeout=20,
             )
             for url in cluster.urls:  # 3: stop accepting the old key
                 ring = client.delete(url + f"/admin/keys/{old_id}").json()
                 assert ring == {"primary": new_id, "keys": [new_id]}
-            wait_until(lambda: len(written) > 100, what="writes after the rotation")
+            wait_until(lambda: len(written) > 100, timeout=20, what="writes after the rotation")
         finally:
             stop.set()
             thread.join()
@@ -66,7 +60,7 @@ def test_rotation_with_writes_flowing() -> None:
         assert [s["rejected"] for s in stats] == [0] * 5, [s["rejected_by_reason"] for s in stats]
         wait_until(
             lambda: len({client.get(u + "/digest").json()["digest"] for u in cluster.urls}) == 1,
-            what="convergence",
+            timeout=20, what="convergence",
         )
         keys = {client.get(u + "/digest").json()["keys"] for u in cluster.urls}
         assert keys == {len(set(written))}

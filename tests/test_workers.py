@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.testing import UvicornWorkers
+from node.testing import UvicornWorkers, live_members
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "examples.pid_app:app"
@@ -38,11 +38,6 @@ def wait_everywhere(workers: UvicornWorkers, value: str, timeout: float = 10.0) 
             if pending and time.monotonic() > deadline:
                 raise AssertionError(f"workers {sorted(pending)} lack {value!r} after {timeout}s")
             time.sleep(0.005)
-
-
-def live_members(address: str) -> int:
-    members = httpx.get(address + "/members").json()["members"]
-    return sum(m["status"] == "alive" for m in members)
 
 
 @pytest.fixture
@@ -82,10 +77,11 @@ def test_two_hosts_joined_by_a_seed(tmp_path: Path) -> None:
         b = UvicornWorkers(APP, 2, env=joined, discovery_dir=tmp_path / "b", cwd=ROOT)
         with b:
             addresses = [*a.workers().values(), *b.workers().values()]
-            deadline = time.monotonic() + 20
-            while not all(live_members(x) == 4 for x in addresses):
-                assert time.monotonic() < deadline, "the two hosts did not join"
-                time.sleep(0.05)
+            with httpx.Client(timeout=5) as client:
+                deadline = time.monotonic() + 20
+                while not all(live_members(client, x) == 4 for x in addresses):
+                    assert time.monotonic() < deadline, "the two hosts did not join"
+                    time.sleep(0.05)
             httpx.post(a.url + "/set", params={"value": "from-a"})
             for w in (a, b):
                 wait_everywhere(w, "from-a")
