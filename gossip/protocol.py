@@ -148,8 +148,9 @@ class GossipProtocol:
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
+        guess = self._guess()  # once a round, for the peers whose digest we do not know
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
-            known = self._peer_digests.get(address, self._guess())
+            known = self._peer_digests.get(address, guess)
             delta = self._delta_for(known, fresh) if known is not None else ()
             reset = address in self._must_reset
             self._must_reset.discard(address)
