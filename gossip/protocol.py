@@ -3,6 +3,7 @@ are messages to send. node/ drives it over HTTP, simulations/ in virtual time.""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,13 @@ class Counters:
     by_peer_failures: dict[str, int] = field(default_factory=dict)
 
 
+def news_rounds(members: int) -> int:
+    """How many rounds a write counts as news, pushed to peers whose digest we do not
+    know: twice the rounds push gossip needs to reach `members` nodes (log2 N + ln N,
+    Pittel), which leaves room for lost messages and the slowest nodes."""
+    return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
+
+
 class GossipProtocol:
     def __init__(
         self,
@@ -68,8 +76,8 @@ class GossipProtocol:
         self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
         self.counters = Counters()
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
-        # The digest we heard last, from any peer: our guess at what a peer whose own
-        # digest we do not know holds, so a round pushes news to it too (push-pull).
+        # The last digests we heard, from any peer: part of our guess at what a peer whose
+        # own digest we do not know holds (see _guess).
         self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
@@ -148,28 +156,27 @@ class GossipProtocol:
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
-        guess = self._guess()  # once a round, for the peers whose digest we do not know
+        guess = self._guess(now_ms)  # once a round, for the peers whose digest we do not know
         for address in self.membership.pick_peers(self.config.fanout, self.rng):
-            known = self._peer_digests.get(address, guess)
-            delta = self._delta_for(known, fresh) if known is not None else ()
+            delta = self._delta_for(self._peer_digests.get(address, guess), fresh)
             reset = address in self._must_reset
             self._must_reset.discard(address)
             out.append(Outgoing(address, self._summary(Exchange, delta, reset)))
         return out
 
-    def _guess(self) -> Mapping[str, Timestamp] | None:
-        """What a peer whose digest we do not know probably holds: the least of the
-        last few digests we heard, so news that one of those peers lacked is pushed."""
-        if not self._recent_digests:
-            return None
-        guess = dict(self._recent_digests[0])
-        for digest in list(self._recent_digests)[1:]:
-            for writer in list(guess):
-                mark = digest.get(writer)
-                if mark is None:
-                    del guess[writer]
-                elif mark < guess[writer]:
-                    guess[writer] = mark
+    def _guess(self, now_ms: int) -> dict[str, Timestamp]:
+        """What a peer whose digest we do not know probably holds: neither the news (what
+        was written in the last few rounds, see news_rounds) nor what one of the last few
+        digests we heard lacks. So news goes to every peer we pick, as in rumor
+        mongering, while the peers we know are sent only what they lack."""
+        rounds = news_rounds(len(self.membership.live_addresses()) + 1)
+        news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
+        guess = {writer: min(mark, news) for writer, mark in self.store.watermarks.items()}
+        for digest in self._recent_digests:
+            for writer, mark in guess.items():
+                theirs = digest.get(writer, ZERO)
+                if theirs < mark:
+                    guess[writer] = theirs
         return guess
 
     def leave(self) -> list[Outgoing]:

@@ -43,12 +43,14 @@ def test_partitioned_side_does_not_hear_the_other() -> None:
 
 def test_push_only_replies_carry_no_delta() -> None:
     sim = Simulation(Config(eager_push=False, jitter=0), seed=1, synchronous=True, pull=False)
-    sim.add_nodes(2)
-    sim.introduce_all()
+    n0, n1 = sim.add_nodes(2)
+    n0.protocol.membership.merge([n1.protocol.membership.me], sim.node_ms(n0))  # n1 knows no one
     sim.write("n1", "k", 1)
     sim.start_ticker()
     sim.run_for(0.5)  # n0 asks n1 and learns n1's digest, but not the entry
-    assert sim.nodes["n0"].protocol.read("k", sim.node_ms(sim.nodes["n0"])) is None
+    assert n1.protocol.counters.exchanges_served == 1
+    assert n0.protocol.read("k", sim.node_ms(n0)) is None
+    assert n0.protocol.store.watermarks == {}
 
 
 def test_failed_story_names_its_seed_and_trace() -> None:
