@@ -20,6 +20,7 @@ class PhiAccrual:
         self._intervals.append(first_interval_ms)  # a prior, so one sample is not all we know
         self._sum = first_interval_ms
         self._min = min_interval_ms
+        self._scale = _LOG10_E / self.mean()  # phi per ms of silence (read once a round per member)
         self.last: int | None = None
 
     def heartbeat(self, now_ms: int) -> None:
@@ -29,6 +30,7 @@ class PhiAccrual:
             interval = float(now_ms - self.last)
             self._intervals.append(interval)
             self._sum += interval
+            self._scale = _LOG10_E / self.mean()
         self.last = now_ms
 
     def mean(self) -> float:
@@ -37,4 +39,5 @@ class PhiAccrual:
     def phi(self, now_ms: int) -> float:
         if self.last is None:
             return 0.0
-        return max(0, now_ms - self.last) / self.mean() * _LOG10_E
+        silence = now_ms - self.last
+        return silence * self._scale if silence > 0 else 0.0

@@ -44,6 +44,10 @@ class Membership:
     # Forgotten members, and the newest record seen of them: older gossip about them
     # does not bring them back.
     reaped: dict[str, tuple[MemberInfo, int]] = field(default_factory=dict)
+    # Derived from `members`, kept until a member comes, goes or changes status: each
+    # round and each message reads them, so a large cluster does not rebuild them.
+    _live: list[str] | None = field(default=None, init=False, repr=False)
+    _ids: list[str] | None = field(default=None, init=False, repr=False)
 
     def beat(self) -> None:
         me = self.me
@@ -52,8 +56,15 @@ class Membership:
     def leave(self) -> None:
         self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1, True)
 
-    def view(self) -> list[MemberInfo]:
-        return [self.me, *(m.info for m in self.members.values())]
+    def view(self, limit: int, rng: random.Random) -> list[MemberInfo]:
+        """What we tell peers about the cluster: ourselves, then every member, or a
+        random `limit - 1` of them in a view larger than `limit` (the rest spreads in
+        later rounds)."""
+        if len(self.members) < limit:
+            return [self.me, *(m.info for m in self.members.values())]
+        if self._ids is None:
+            self._ids = list(self.members)
+        return [self.me, *(self.members[i].info for i in rng.sample(self._ids, limit - 1))]
 
     def _detector(self) -> PhiAccrual:
         interval_ms = self.config.gossip_interval * 1000
@@ -71,9 +82,12 @@ class Membership:
             known = self.members.get(info.id)
             if known is None:
                 known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
+                self._live = self._ids = None
             elif info.newer_than(known.info):
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
+                if info.address != known.info.address:
+                    self._live = None
                 known.info = info
             else:
                 continue
@@ -81,24 +95,30 @@ class Membership:
             known.last_heard = now_ms
             self._set(known, LEFT if info.left else ALIVE, now_ms)
 
-    @staticmethod
-    def _set(member: Member, status: str, now_ms: int) -> None:
+    def _set(self, member: Member, status: str, now_ms: int) -> None:
         if member.status != status:
             member.status, member.since = status, now_ms
+            self._live = None
 
     def update(self, now_ms: int) -> None:
         """Re-judge every member by its phi, and forget the long dead or gone."""
         reap_ms = self.config.reap_after * 1000
-        for member_id, member in list(self.members.items()):
+        phi_suspect, phi_dead = self.config.phi_suspect, self.config.phi_dead
+        gone = []
+        for member in self.members.values():
             if member.status != LEFT:
                 phi = member.detector.phi(now_ms)
-                suspect = SUSPECT if phi >= self.config.phi_suspect else ALIVE
-                self._set(member, DEAD if phi >= self.config.phi_dead else suspect, now_ms)
+                status = DEAD if phi >= phi_dead else SUSPECT if phi >= phi_suspect else ALIVE
+                if status != member.status:
+                    self._set(member, status, now_ms)
             if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
-                del self.members[member_id]
-                self.reaped[member_id] = (member.info, now_ms)
-                if member.status == LEFT:  # a seed that said goodbye is no longer a seed
-                    self.seeds = tuple(a for a in self.seeds if a != member.info.address)
+                gone.append(member)
+        for member in gone:
+            del self.members[member.info.id]
+            self._live = self._ids = None
+            self.reaped[member.info.id] = (member.info, now_ms)
+            if member.status == LEFT:  # a seed that said goodbye is no longer a seed
+                self.seeds = tuple(a for a in self.seeds if a != member.info.address)
         for member_id, (_, at) in list(self.reaped.items()):
             if now_ms - at > reap_ms:
                 del self.reaped[member_id]
@@ -116,7 +136,9 @@ class Membership:
 
     def live_addresses(self) -> list[str]:
         """Members we gossip with: alive, or suspect but not yet given up on."""
-        return sorted(m.info.address for m in self.members.values() if m.status in (ALIVE, SUSPECT))
+        if self._live is None:
+            self._live = sorted(m.info.address for m in self.members.values() if m.status in (ALIVE, SUSPECT))
+        return list(self._live)
 
     def pick_peers(self, count: int, rng: random.Random) -> list[str]:
         """Up to `count` random live peers; now and then one dead member, so a node

@@ -221,10 +221,7 @@ class GossipProtocol:
 
     def _summary(self, kind: type[Summary], delta: tuple[WriterDelta, ...], reset: bool = False) -> Summary:
         digest = dict(self.store.watermarks)
-        view: list[MemberInfo] = self.membership.view()
-        limit: int = self.config.max_members_per_message
-        if len(view) > limit:  # a random part of a large view; the rest spreads in later rounds
-            view = [view[0], *self.rng.sample(view[1:], limit - 1)]
+        view = self.membership.view(self.config.max_members_per_message, self.rng)
         return kind(self.membership.me, digest, tuple(view), delta, reset)
 
     def _delta_for(
