@@ -332,10 +332,10 @@ class Simulation:
 
     # -- messages -------------------------------------------------------------------------
 
-    def _route(self, src: SimNode, address: str) -> SimNode | None:
+    def _route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
         """The destination if the message gets through the network, else None."""
         dst = self._by_address.get(address)
-        if dst is None or not self.net.connected(src.address, address) or self.net.lost():
+        if dst is None or not self.net.connected(src.address, address) or self.net.lost(reply):
             self.traffic.lost += 1
             return None
         return dst
@@ -377,7 +377,7 @@ class Simulation:
             reply = dataclasses.replace(reply, delta=())
         rdata = self.codec.encode(reply)
         self.traffic.count("reply", len(rdata))
-        back = self._route(dst, src.address)
+        back = self._route(dst, src.address, reply=True)
         arrive = self.now_us + to_us(self.net.delay())
         if back is None or arrive - sent > self._timeout_us:
             self._fail_at(sent + self._timeout_us, src, life, dst.address)

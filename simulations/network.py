@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Literal
+
+LossUnit = Literal["message", "exchange"]
 
 
 @dataclass(frozen=True)
@@ -11,8 +14,13 @@ class NetworkModel:
     # One-way delay in seconds: base plus an exponential tail with this mean.
     latency: float = 0.001
     latency_tail: float = 0.0005
-    # Probability that one message (request, reply or rumor) is lost.
+    # Probability that a message is lost. Per "message": each request, reply and rumor
+    # on its own, so an exchange (request and reply) survives with (1 - loss)^2. Per
+    # "exchange": a request is lost with that probability and a reply never on its own,
+    # so an exchange either fails whole or succeeds whole (the loss model of the textbook
+    # figures the synchronous mode is compared with, see simulations/theory.py).
     loss: float = 0.0
+    loss_unit: LossUnit = "message"
     # Probability that a delivered message arrives twice.
     duplicate: float = 0.0
 
@@ -23,6 +31,8 @@ class NetworkModel:
         for name in ("loss", "duplicate"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"network field {name!r} must be in [0, 1)")
+        if self.loss_unit not in ("message", "exchange"):
+            raise ValueError(f"network field 'loss_unit' must be message or exchange: {self.loss_unit!r}")
 
 
 @dataclass
@@ -38,7 +48,9 @@ class Network:
         tail = self.model.latency_tail
         return self.model.latency + (self.rng.expovariate(1 / tail) if tail > 0 else 0.0)
 
-    def lost(self) -> bool:
+    def lost(self, reply: bool = False) -> bool:
+        if reply and self.model.loss_unit == "exchange":
+            return False
         return self.model.loss > 0 and self.rng.random() < self.model.loss
 
     def duplicated(self) -> bool:
