@@ -5,6 +5,7 @@
   gossip-sim scenario partition-heal --seed 7
   gossip-sim scenario crash-detect --repeat 10
   gossip-sim scale --nodes 1000,2000,5000,10000
+  gossip-sim theory --nodes 10,30,100
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
 """
@@ -15,13 +16,15 @@ import argparse
 import csv
 import itertools
 import math
+import os
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, summarize
+from simulations.agreement import CASES, check
+from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
 from simulations.progress import Progress
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
@@ -57,14 +60,18 @@ def _setup_args(p: argparse.ArgumentParser) -> None:
                    help="real timing: jitter, staggered rounds, latency tail")  # fmt: skip
     p.add_argument("--latency", type=float, default=0.001, help="one-way seconds")
     p.add_argument("--members-per-message", type=int, default=16)
+    p.add_argument("--loss-per", choices=["message", "exchange"], default="message",
+                   help="message: request and reply lost apart; exchange: both or neither")  # fmt: skip
+    _workers_arg(p)
+
+
+def _workers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes to run trials in (the output does not change)")  # fmt: skip
 
 
 def _trials(setup: Setup, args: argparse.Namespace, progress: Progress) -> list[Trial]:
-    out = []
-    for i in range(args.trials):
-        out.append(run_trial(setup, f"{args.seed}:{setup}:{i}"))
-        progress()
-    return out
+    return run_trials(setup, args.trials, args.seed, progress, args.workers)
 
 
 def converge_lines(s: Summary) -> list[str]:
@@ -92,6 +99,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
         nodes=args.nodes, fanout=args.fanout, loss=args.loss, interval=args.interval,
         eager=args.eager, pull=not args.push_only, synchronous=not args.asynchronous,
         latency=args.latency, warmup=args.warmup, members_per_message=args.members_per_message,
+        loss_unit=args.loss_per,
     )  # fmt: skip
     trials = _trials(setup, args, Progress(args.trials, "converge"))
     print("\n".join(converge_lines(summarize(setup, trials))))
@@ -130,7 +138,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         setup = Setup(
             nodes=n, fanout=k, loss=loss, interval=interval, eager=eager, pull=pull,
             synchronous=not args.asynchronous, latency=args.latency, warmup=args.warmup,
-            members_per_message=args.members_per_message,
+            members_per_message=args.members_per_message, loss_unit=args.loss_per,
         )  # fmt: skip
         trials = _trials(setup, args, progress)
         summary = summarize(setup, trials)
@@ -205,6 +213,22 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    """Synchronous rounds of the core against the reference figures (exit 1 on a miss)."""
+    cases = [c for c in CASES if c.nodes in args.nodes]
+    print(f"{'case':<38} {'trials':>6} {'core mean/p99':>14} {'reference':>12}  {'from':<10} within")
+    misses = 0
+    for case in cases:
+        trials = args.trials if case.nodes < 1000 else args.large_trials
+        a = check(case, trials, args.seed, args.workers)
+        misses += not a.within
+        print(f"{case.label:<38} {trials:>6} {a.mean:>8.2f} / {a.p99:<3g} "
+              f"{a.ref_mean:>6.2f} / {a.ref_p99:<3g}  {a.source:<10} {'yes' if a.within else 'NO'}",
+              flush=True)  # fmt: skip
+    print(f"{len(cases) - misses} of {len(cases)} within the band (mean +-1 round, p99 +-2)")
+    return 1 if misses else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -246,6 +270,14 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--introduce-all-up-to", type=int, default=2000,
                    help="above this N each node starts knowing 64 random others, not all")  # fmt: skip
     w.set_defaults(run=cmd_scale)
+
+    t = sub.add_parser("theory", help="synchronous rounds against DESIGN.md's Monte Carlo table")
+    t.add_argument("--nodes", type=_ints, default=[10, 30, 100, 1000])
+    t.add_argument("--trials", type=int, default=100, help="per case below N=1000")
+    t.add_argument("--large-trials", type=int, default=10, help="per case at N=1000")
+    t.add_argument("--seed", type=int, default=1)
+    _workers_arg(t)
+    t.set_defaults(run=cmd_theory)
     return p
 
 

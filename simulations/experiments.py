@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from gossip.config import Config
 from gossip.store import Entry
 from simulations.engine import SimNode, Simulation, to_us
-from simulations.network import NetworkModel
+from simulations.network import LossUnit, NetworkModel
 
 FRACTIONS = (0.5, 0.99, 1.0)
 
@@ -22,6 +24,7 @@ class Setup:
     nodes: int
     fanout: int = 3
     loss: float = 0.0
+    loss_unit: LossUnit = "message"  # or "exchange": see NetworkModel
     interval: float = 1.0
     eager: bool = False
     pull: bool = True  # False: push-only (replies carry no delta)
@@ -54,7 +57,8 @@ class Setup:
         )
 
     def network(self) -> NetworkModel:
-        return NetworkModel(latency=self.latency, latency_tail=self.latency_tail, loss=self.loss)
+        return NetworkModel(latency=self.latency, latency_tail=self.latency_tail, loss=self.loss,
+                            loss_unit=self.loss_unit)
 
     @property
     def mode(self) -> str:
@@ -133,13 +137,21 @@ def run_trial(setup: Setup, seed: int | str, trace: bool = False) -> Trial:
 
 
 def run_trials(setup: Setup, trials: int, seed: int,
-               progress: Callable[[int], None] | None = None) -> list[Trial]:  # fmt: skip
-    out = []
-    for i in range(trials):
-        out.append(run_trial(setup, f"{seed}:{setup}:{i}"))
-        if progress:
-            progress(1)
-    return out
+               progress: Callable[[int], None] | None = None, workers: int = 1) -> list[Trial]:  # fmt: skip
+    """`trials` runs, each from its own seed; with workers > 1 spread over as many
+    processes (same results, in the same order)."""
+    seeds = [f"{seed}:{setup}:{i}" for i in range(trials)]
+    if workers <= 1 or trials <= 1:
+        runs: Iterator[Trial] = (run_trial(setup, s) for s in seeds)
+        return [_counted(t, progress) for t in runs]
+    with ProcessPoolExecutor(min(workers, trials)) as pool:
+        return [_counted(t, progress) for t in pool.map(partial(run_trial, setup), seeds)]
+
+
+def _counted(trial: Trial, progress: Callable[[int], None] | None) -> Trial:
+    if progress:
+        progress(1)
+    return trial
 
 
 def quantile(values: Sequence[float], q: float) -> float:

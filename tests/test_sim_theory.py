@@ -1,47 +1,76 @@
-"""Synchronous rounds of the real core against the Monte Carlo figures of DESIGN.md
-(issue 3, item 2): mean rounds to 100% within 1 round, p99 within 2.
+"""Synchronous rounds of the real core against the reference figures (issue 3, item 2):
+mean rounds to 100% within 1 round, p99 within 2; see simulations/agreement.py.
 
-Cases the core does not meet are strict xfails, with the reason; see docs/SIMULATIONS.md.
-"""
+Every case below N=1000 runs here. A p99 needs trials: the nearest-rank p99 of 20 trials
+is their maximum, about the 95th percentile, which for lossy push lies 2-3 rounds under
+the p99 (measured: 10 against 13, seed 3). Those cases run 50 trials (the maximum of 50
+stays at 10 or below about once in 1,000 seeds). At N=1000 (about 10 s a trial) two
+cases, the ones that missed before, two trials each: a check of the mean, not the tail.
+Trials run on every core. `gossip-sim theory` runs every case with more trials
+(docs/SIMULATIONS.md has its output)."""
 
 from __future__ import annotations
 
+import os
+import random
+
 import pytest
 
-from simulations.experiments import Setup, run_trials, summarize
-from simulations.theory import MONTE_CARLO
+from simulations.agreement import CASES, Case, check
+from simulations.experiments import mean, quantile
+from simulations.network import Network, NetworkModel
+from simulations.theory import MONTE_CARLO, textbook
 
-# Loss: DESIGN.md's Monte Carlo loses push and pull independently; in a real exchange a
-# lost request also loses its answer, and a failed exchange forgets the peer's digest.
-PULL_LOSSY = "a lost request also loses the pull half; the reference loses them independently"
-
-CASES = [
-    # N, fanout, loss, mode, trials, expected failure
-    (10, 3, 0.0, "push-pull", 30, None),
-    (30, 3, 0.0, "push-pull", 30, None),
-    (30, 3, 0.2, "push-pull", 30, None),
-    (100, 3, 0.0, "push-pull", 20, None),
-    (100, 3, 0.5, "push-pull", 10, PULL_LOSSY),
-    (1000, 3, 0.0, "push-pull", 2, None),
-    (10, 3, 0.0, "push", 30, None),
-    (30, 3, 0.0, "push", 30, None),
-    (30, 3, 0.2, "push", 30, None),  # 5.9 / 8 since the lifecycle core (was 6.12 / 10)
-    (100, 3, 0.0, "push", 10, None),  # since unknown peers are guessed from several digests
-]
+LARGE = {"N1000-k3-loss0-push", "N1000-k3-loss0.5-per-exchange-push-pull"}
+SELECTED = [c for c in CASES if c.nodes < 1000 or c.label in LARGE]
 
 
-@pytest.mark.parametrize(
-    ("nodes", "fanout", "loss", "mode", "trials"),
-    [pytest.param(*c[:5], marks=pytest.mark.xfail(reason=c[5], strict=True)) if c[5]
-     else pytest.param(*c[:5]) for c in CASES],
-    ids=[f"N{c[0]}-k{c[1]}-loss{c[2]:g}-{c[3]}" for c in CASES],
-)  # fmt: skip
-def test_matches_monte_carlo(nodes: int, fanout: int, loss: float, mode: str, trials: int) -> None:
-    setup = Setup(nodes=nodes, fanout=fanout, loss=loss, pull=mode == "push-pull", warmup=2,
-                  members_per_message=8)  # fmt: skip
-    summary = summarize(setup, run_trials(setup, trials, seed=3))
-    mean, _, p99, _ = summary.rounds[1.0]
-    ref_mean, ref_p99 = MONTE_CARLO[(nodes, fanout, loss)][mode]
-    assert summary.incomplete == 0
-    assert abs(mean - ref_mean) <= 1, f"mean {mean:.2f} vs {ref_mean}"
-    assert abs(p99 - ref_p99) <= 2, f"p99 {p99} vs {ref_p99}"
+def trials(case: Case) -> int:
+    if case.nodes >= 1000:
+        return 2
+    return 50 if case.mode == "push" and case.loss >= 0.5 else 30
+
+
+def test_every_large_case_named_exists() -> None:
+    assert {c.label for c in CASES} >= LARGE
+
+
+@pytest.mark.parametrize("case", SELECTED, ids=[c.label for c in SELECTED])
+def test_core_matches_theory(case: Case) -> None:
+    a = check(case, trials(case), seed=3, workers=os.cpu_count() or 1)
+    assert a.incomplete == 0
+    assert abs(a.mean - a.ref_mean) <= 1, f"mean {a.mean:.2f} vs {a.ref_mean:.2f} ({a.source})"
+    assert abs(a.p99 - a.ref_p99) <= 2, f"p99 {a.p99} vs {a.ref_p99} ({a.source})"
+
+
+ROWS = [(key, mode) for key, modes in MONTE_CARLO.items() for mode in modes]
+
+
+@pytest.mark.parametrize(("row", "mode"), ROWS, ids=[f"N{r[0]}-k{r[1]}-loss{r[2]:g}-{m}" for r, m in ROWS])
+def test_textbook_model_with_loss_per_exchange_reproduces_design_table(
+    row: tuple[int, int, float], mode: str
+) -> None:
+    """The reference table's loss is per contact: our textbook Monte Carlo of that model
+    gives its figures (so the cases above compare like with like)."""
+    n, k, loss = row
+    rounds = textbook(n, k, loss, mode == "push-pull", "exchange", 400, seed=1)
+    ref_mean, ref_p99 = MONTE_CARLO[row][mode]
+    assert abs(mean(rounds) - ref_mean) <= 0.3
+    assert abs(quantile(rounds, 0.99) - ref_p99) <= 2
+
+
+def test_loss_per_message_is_a_different_model() -> None:
+    """With loss per message a pull needs both messages: at 50 % loss push-pull is more
+    than a round slower than the table, which is why such cases have their own reference."""
+    rounds = textbook(100, 3, 0.5, True, "message", 400, seed=1)
+    assert mean(rounds) > MONTE_CARLO[(100, 3, 0.5)]["push-pull"][0] + 1
+
+
+def test_loss_per_exchange_never_loses_a_reply_on_its_own() -> None:
+    per_exchange = Network(NetworkModel(loss=0.9, loss_unit="exchange"), random.Random(1))
+    per_message = Network(NetworkModel(loss=0.9), random.Random(1))
+    assert not any(per_exchange.lost(reply=True) for _ in range(100))
+    assert sum(per_exchange.lost() for _ in range(100)) > 50
+    assert sum(per_message.lost(reply=True) for _ in range(100)) > 50
+    with pytest.raises(ValueError, match="loss_unit"):
+        NetworkModel(loss_unit="packet")  # type: ignore[arg-type]
