@@ -1,0 +1,75 @@
+"""Which writes a round's Exchange carries to a peer whose digest we do not know
+(PROTOCOL.md R12): the news, and what recent digests lack; a known digest decides alone."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from gossip.clock import Timestamp
+from gossip.config import Config
+from gossip.membership import MemberInfo
+from gossip.messages import Exchange, Reply
+from gossip.protocol import GossipProtocol, news_rounds
+
+T0 = 1_700_000_000_000
+PEERS = [MemberInfo(f"p{i}", f"mem://p{i}", 1, 1) for i in range(3)]
+
+
+def node() -> GossipProtocol:
+    config = Config(gossip_interval=1.0, fanout=3, eager_push=False, phi_suspect=1e9, phi_dead=1e9)
+    p = GossipProtocol(config, "me", "mem://me", random.Random(1), T0)
+    p.membership.merge(PEERS, T0)
+    return p
+
+
+def keys_sent(p: GossipProtocol, now_ms: int) -> dict[str, set[str]]:
+    out = {}
+    for o in p.round(now_ms):
+        assert isinstance(o.message, Exchange)
+        out[o.address] = {e.key for d in o.message.delta for e in d.entries}
+    return out
+
+
+def reply_from(p: GossipProtocol, peer: MemberInfo, digest: Mapping[str, Timestamp], now_ms: int) -> None:
+    p.on_reply(peer.address, Reply(peer, digest, (), ()), now_ms)
+
+
+def test_news_goes_to_every_peer_whose_digest_is_unknown() -> None:
+    p = node()
+    p.write("fresh", 1, T0)
+    assert keys_sent(p, T0 + 1000) == {peer.address: {"fresh"} for peer in PEERS}
+
+
+def test_old_writes_are_not_news() -> None:
+    p = node()
+    p.write("old", 1, T0)
+    later = T0 + (news_rounds(4) + 1) * 1000
+    p.write("fresh", 2, later - 500)
+    assert keys_sent(p, later) == {peer.address: {"fresh"} for peer in PEERS}
+
+
+def test_old_writes_a_recent_digest_lacks_are_sent_too() -> None:
+    p = node()
+    p.write("old", 1, T0)
+    later = T0 + (news_rounds(4) + 1) * 1000
+    reply_from(p, PEERS[0], {}, later - 100)  # p0 holds nothing at all
+    sent = keys_sent(p, later)
+    assert sent[PEERS[0].address] == {"old"}  # its own digest says so
+    assert sent[PEERS[1].address] == sent[PEERS[2].address] == {"old"}  # guessed from it
+
+
+def test_a_known_digest_decides_and_a_failure_forgets_it() -> None:
+    p = node()
+    p.write("fresh", 1, T0)
+    holder = PEERS[0]
+    reply_from(p, holder, dict(p.store.watermarks), T0 + 500)  # it holds the write
+    assert keys_sent(p, T0 + 1000)[holder.address] == set()
+    p.on_failure(holder.address)  # it may have restarted empty since
+    assert keys_sent(p, T0 + 2000)[holder.address] == {"fresh"}
+
+
+def test_news_lasts_twice_the_rounds_push_gossip_needs() -> None:
+    assert news_rounds(1) == 1
+    assert news_rounds(10) == 12  # 2 * (3.32 + 2.30)
+    assert news_rounds(1000) == 34  # 2 * (9.97 + 6.91)
