@@ -53,7 +53,7 @@ async def _writer(ports: list[int], run: Run, rng: random.Random, wid: int, stop
             if status != 200:
                 run.refused += 1
             elif "timestamp" in body:
-                run.acks.append((key, value, tuple(body["timestamp"]), body["node"]))  # type: ignore[arg-type]
+                run.acks.append((key, value, tuple(body["timestamp"]), body["node"]))
             else:  # the baseline has no timestamps
                 run.acks.append((key, value, (0, 0), ""))
     finally:
@@ -106,7 +106,7 @@ async def _lost(ports: list[int], run: Run) -> tuple[int, int]:
         for key in sorted({a[0] for a in run.acks}):
             status, body = await conn.get_json(f"/get?key={key}")
             if status == 200:
-                final[key] = (body["value"], tuple(body["timestamp"]), body["node"])  # type: ignore[assignment]
+                final[key] = (body["value"], tuple(body["timestamp"]), body["node"])
     finally:
         conn.close()
     lost = 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from simulations.experiments import Summary, Trial
 from simulations.theory import MONTE_CARLO, push_pull_rounds, push_rounds
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +38,10 @@ def rounds_vs_n(summaries: Sequence[Summary], path: Path) -> None:
     ax.plot(grid, [push_rounds(n) for n in grid], "k--", label="theory push k=1: log2 N + ln N")
     ax.plot(grid, [push_pull_rounds(n) for n in grid], "k:",
             label="theory push-pull k=1: log3 N + ln ln N")  # fmt: skip
-    for (n, _, _), ref in sorted(MONTE_CARLO.items()):
+    swept = {(s.setup.fanout, s.setup.loss) for s in summaries}
+    for (n, k, loss), ref in sorted(MONTE_CARLO.items()):
+        if (k, loss) not in swept:
+            continue  # a reference for settings this sweep did not run
         for mode, marker in (("push", "x"), ("push-pull", "+")):
             ax.plot([n], [ref[mode][0]], marker, color="grey", markersize=9)
     ax.plot([], [], "x", color="grey", label="Monte Carlo (DESIGN.md): push")
