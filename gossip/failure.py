@@ -15,12 +15,16 @@ class PhiAccrual:
     mean m, the chance of a silence of t is e^(-t/m), so phi = -log10 of it =
     t / m * log10(e): phi 8 means one chance in 10^8 that the member is merely slow."""
 
+    __slots__ = ("_intervals", "_sum", "_min", "_scale", "last")
+
     def __init__(self, window: int, first_interval_ms: float, min_interval_ms: float) -> None:
-        self._intervals: deque[float] = deque(maxlen=window)
-        self._intervals.append(first_interval_ms)  # a prior, so one sample is not all we know
+        # A prior interval, so one sample is not all we know.
+        self._intervals: deque[float] = deque((first_interval_ms,), window)
         self._sum = first_interval_ms
         self._min = min_interval_ms
-        self._scale = _LOG10_E / self.mean()  # phi per ms of silence (read once a round per member)
+        # Phi per ms of silence, kept up to date: phi is read once a round per member.
+        mean = first_interval_ms if first_interval_ms > min_interval_ms else min_interval_ms
+        self._scale = _LOG10_E / mean
         self.last: int | None = None
 
     def heartbeat(self, now_ms: int) -> None:

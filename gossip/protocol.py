@@ -47,7 +47,8 @@ class Counters:
 def news_rounds(members: int) -> int:
     """How many rounds a write counts as news, pushed to peers whose digest we do not
     know: twice the rounds push gossip needs to reach `members` nodes (log2 N + ln N,
-    Pittel), which leaves room for lost messages and the slowest nodes."""
+    Pittel), which leaves room for lost messages and the slowest nodes. (Counting dead
+    members too, as the caller does, only lengthens it a little.)"""
     return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
 
 
@@ -169,7 +170,7 @@ class GossipProtocol:
         was written in the last few rounds, see news_rounds) nor what one of the last few
         digests we heard lacks. So news goes to every peer we pick, as in rumor
         mongering, while the peers we know are sent only what they lack."""
-        rounds = news_rounds(len(self.membership.live_addresses()) + 1)
+        rounds = news_rounds(len(self.membership.members) + 1)
         news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
         guess = {writer: min(mark, news) for writer, mark in self.store.watermarks.items()}
         for digest in self._recent_digests:
