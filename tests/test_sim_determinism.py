@@ -25,6 +25,11 @@ def test_same_seed_same_output(capsys: pytest.CaptureFixture[str], argv: tuple[s
     assert first == run(capsys, *argv, "--seed", "7")
 
 
+def test_output_does_not_depend_on_the_number_of_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ("converge", "--nodes", "20", "--trials", "4", "--loss", "0.2", "--loss-per", "exchange")
+    assert run(capsys, *argv, "--workers", "1") == run(capsys, *argv, "--workers", "2")
+
+
 def test_another_seed_another_run(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ("converge", "--nodes", "20", "--trials", "3", "--asynchronous")
     assert run(capsys, *argv, "--seed", "1") != run(capsys, *argv, "--seed", "2")
