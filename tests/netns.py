@@ -1,0 +1,104 @@
+"""Two "hosts" as Linux network namespaces, for real-process partition tests.
+
+Each host has two links, each a veth pair into a bridge in the root namespace: a cluster
+network (10.77.1.0/24) that gossip uses, and an admin network (10.77.2.0/24) that the
+test client uses. Taking a host's cluster link down partitions gossip while the client
+still reaches every node. Needs root and `ip`; everything is removed on close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+
+CLUSTER_NET, ADMIN_NET = "10.77.1", "10.77.2"
+
+
+def available() -> str | None:
+    """Why namespaces cannot be used here, or None if they can."""
+    if shutil.which("ip") is None:
+        return "no `ip` command"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    return None
+
+
+def ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10).stdout
+
+
+def remove_leftovers() -> None:
+    """Namespaces and links of an earlier run that was killed before it could clean up:
+    their subnets would clash with ours."""
+    for name in re.findall(r"^(gossip-\w{4}-h\d+)", ip("netns", "list"), re.MULTILINE):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            ip("netns", "del", name)
+    for name in re.findall(r"^\d+: (g[ca]\w{4}(?:br|\d+))[@:]", ip("-o", "link"), re.MULTILINE):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            ip("link", "del", name)
+
+
+@dataclass
+class Hosts:
+    count: int = 2
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
+    _made: list[tuple[str, ...]] = field(default_factory=list)  # undo commands, newest last
+
+    def ns(self, host: int) -> str:
+        return f"gossip-{self.tag}-h{host}"
+
+    def cluster_ip(self, host: int) -> str:
+        return f"{CLUSTER_NET}.{host}"
+
+    def admin_ip(self, host: int) -> str:
+        return f"{ADMIN_NET}.{host}"
+
+    def _link(self, kind: str, host: int) -> str:
+        return f"g{kind}{self.tag}{host}"  # root side of a veth pair (15 characters at most)
+
+    def __enter__(self) -> Hosts:
+        remove_leftovers()
+        try:
+            for kind, net in (("c", CLUSTER_NET), ("a", ADMIN_NET)):
+                bridge = f"g{kind}{self.tag}br"
+                ip("link", "add", bridge, "type", "bridge")
+                self._made.append(("link", "del", bridge))
+                if kind == "a":  # the client, in the root namespace, lives on the admin net
+                    ip("addr", "add", f"{net}.254/24", "dev", bridge)
+                ip("link", "set", bridge, "up")
+            for host in range(1, self.count + 1):
+                ns = self.ns(host)
+                ip("netns", "add", ns)
+                self._made.append(("netns", "del", ns))
+                ip("-n", ns, "link", "set", "lo", "up")
+                for kind, net, inside in (("c", CLUSTER_NET, "cl0"), ("a", ADMIN_NET, "ad0")):
+                    outside = self._link(kind, host)
+                    ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns)
+                    self._made.append(("link", "del", outside))
+                    ip("link", "set", outside, "master", f"g{kind}{self.tag}br", "up")
+                    ip("-n", ns, "addr", "add", f"{net}.{host}/24", "dev", inside)
+                    ip("-n", ns, "link", "set", inside, "up")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def cut(self, host: int) -> None:
+        """Take the host off the cluster network (both directions)."""
+        ip("link", "set", self._link("c", host), "down")
+
+    def heal(self, host: int) -> None:
+        ip("link", "set", self._link("c", host), "up")
+
+    def close(self) -> None:
+        while self._made:
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                ip(*self._made.pop())
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
