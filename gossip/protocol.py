@@ -166,13 +166,16 @@ class GossipProtocol:
         return out
 
     def _guess(self, now_ms: int) -> dict[str, Timestamp]:
-        """What a peer whose digest we do not know probably holds: neither the news (what
-        was written in the last few rounds, see news_rounds) nor what one of the last few
-        digests we heard lacks. So news goes to every peer we pick, as in rumor
-        mongering, while the peers we know are sent only what they lack."""
-        rounds = news_rounds(len(self.membership.members) + 1)
-        news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
-        guess = {writer: min(mark, news) for writer, mark in self.store.watermarks.items()}
+        """What a peer whose digest we do not know probably holds: not what one of the
+        last few digests we heard lacks and, with eager push off, not the news (what was
+        written in the last few rounds, see news_rounds). So without eager push news
+        goes to every peer we pick, as in rumor mongering; with it, the push has
+        already carried the news and the exchange only repairs."""
+        guess = dict(self.store.watermarks)
+        if not self.config.eager_push:
+            rounds = news_rounds(len(self.membership.members) + 1)
+            news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
+            guess = {writer: min(mark, news) for writer, mark in guess.items()}
         for digest in self._recent_digests:
             for writer, mark in guess.items():
                 theirs = digest.get(writer, ZERO)

@@ -1,5 +1,6 @@
 """Which writes a round's Exchange carries to a peer whose digest we do not know
-(PROTOCOL.md R12): the news, and what recent digests lack; a known digest decides alone."""
+(PROTOCOL.md R12): what recent digests lack and, with eager push off, the news; a known
+digest decides alone."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ T0 = 1_700_000_000_000
 PEERS = [MemberInfo(f"p{i}", f"mem://p{i}", 1, 1) for i in range(3)]
 
 
-def node() -> GossipProtocol:
-    config = Config(gossip_interval=1.0, fanout=3, eager_push=False, phi_suspect=1e9, phi_dead=1e9)
+def node(eager_push: bool = False) -> GossipProtocol:
+    config = Config(gossip_interval=1.0, fanout=3, eager_push=eager_push, phi_suspect=1e9, phi_dead=1e9)
     p = GossipProtocol(config, "me", "mem://me", random.Random(1), T0)
     p.membership.merge(PEERS, T0)
     return p
@@ -39,6 +40,14 @@ def test_news_goes_to_every_peer_whose_digest_is_unknown() -> None:
     p = node()
     p.write("fresh", 1, T0)
     assert keys_sent(p, T0 + 1000) == {peer.address: {"fresh"} for peer in PEERS}
+
+
+def test_with_eager_push_the_push_carries_the_news_and_exchanges_only_repair() -> None:
+    p = node(eager_push=True)
+    p.write("fresh", 1, T0)
+    assert keys_sent(p, T0 + 2000) == {peer.address: set() for peer in PEERS}
+    reply_from(p, PEERS[0], {}, T0 + 2500)  # p0 holds nothing: it missed the push
+    assert keys_sent(p, T0 + 3000) == {peer.address: {"fresh"} for peer in PEERS}
 
 
 def test_old_writes_are_not_news() -> None:
