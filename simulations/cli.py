@@ -78,7 +78,8 @@ def converge_lines(s: Summary) -> list[str]:
     st = s.setup
     timing = "asynchronous" if not st.synchronous else "synchronous rounds"
     lines = [
-        f"converge: N={st.nodes} fanout={st.fanout} loss={st.loss:g} interval={st.interval:g}s "
+        f"converge: N={st.nodes} fanout={st.fanout} loss={st.loss:g} per {st.loss_unit} "
+        f"interval={st.interval:g}s "
         f"{st.mode} eager={'on' if st.eager else 'off'} {timing} trials={s.trials}",
         f"{'':6}{'rounds median / p99 / max':>30}{'seconds median / p99 / max':>32}",
     ]
@@ -107,7 +108,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
 
 
 CSV_FIELDS = [
-    "nodes", "fanout", "loss", "interval", "eager", "mode", "synchronous", "trials", "incomplete",
+    "nodes", "fanout", "loss", "loss_per", "interval", "eager", "mode", "synchronous", "trials", "incomplete",
     "rounds50_median", "rounds99_median", "rounds100_mean", "rounds100_median", "rounds100_p99",
     "rounds100_max", "seconds100_median", "seconds100_p99", "messages_per_node_round",
     "bytes_per_node_round",
@@ -118,7 +119,7 @@ def csv_row(s: Summary) -> list[object]:
     st = s.setup
     r100, sec = s.rounds[1.0], s.seconds[1.0]
     return [
-        st.nodes, st.fanout, st.loss, st.interval, int(st.eager), st.mode, int(st.synchronous),
+        st.nodes, st.fanout, st.loss, st.loss_unit, st.interval, int(st.eager), st.mode, int(st.synchronous),
         s.trials, s.incomplete, f"{s.rounds[0.5][1]:.3f}", f"{s.rounds[0.99][1]:.3f}",
         f"{r100[0]:.3f}", f"{r100[1]:.3f}", f"{r100[2]:.3f}", f"{r100[3]:.3f}",
         f"{sec[1]:.4f}", f"{sec[2]:.4f}", f"{s.messages_per_node_round:.3f}",
@@ -143,7 +144,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         trials = _trials(setup, args, progress)
         summary = summarize(setup, trials)
         summaries.append(summary)
-        label = f"N={n} k={k} loss={loss:g} {setup.mode}" + (" eager" if eager else "")
+        unit = f" per {setup.loss_unit}" if loss else ""
+        label = f"N={n} k={k} loss={loss:g}{unit} {setup.mode}" + (" eager" if eager else "")
         curves.append((label, trials))
         print(f"{label:40} mean rounds to 100%: {_fmt(summary.rounds[1.0][0]):>6}  "
               f"p99 {_fmt(summary.rounds[1.0][2]):>6}")  # fmt: skip

@@ -4,7 +4,7 @@ mean rounds to 100% within 1 round, p99 within 2; see simulations/agreement.py.
 Every case below N=1000 runs here. A p99 needs trials: the nearest-rank p99 of 20 trials
 is their maximum, about the 95th percentile, which for lossy push lies 2-3 rounds under
 the p99 (measured: 10 against 13, seed 3). Those cases run 50 trials (the maximum of 50
-stays at 10 or below about once in 1,000 seeds). At N=1000 (about 10 s a trial) two
+stays at 10 or below for about 4 seeds in 1,000). At N=1000 (about 10 s a trial) two
 cases, the ones that missed before, two trials each: a check of the mean, not the tail.
 Trials run on every core. `gossip-sim theory` runs every case with more trials
 (docs/SIMULATIONS.md has its output)."""
