@@ -6,6 +6,7 @@
   gossip-sim scenario crash-detect --repeat 10
   gossip-sim scale --nodes 1000,2000,5000,10000
   gossip-sim theory --nodes 10,30,100
+  gossip-sim load --nodes 100 --rate 20 --loss 0.05
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from simulations.agreement import CASES, check
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
+from simulations.load import Load, run_load
 from simulations.progress import Progress
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
 
@@ -231,6 +233,22 @@ def cmd_theory(args: argparse.Namespace) -> int:
     return 1 if misses else 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    """Traffic per node under a steady write load, by message kind."""
+    load = Load(nodes=args.nodes, rate=args.rate, seconds=args.seconds, keys=args.keys,
+                interval=args.interval, eager=args.eager, loss=args.loss,
+                loss_unit=args.loss_per)  # fmt: skip
+    t = run_load(load, args.seed)
+    print(f"load: N={load.nodes} {load.rate:g} writes/s for {load.seconds:g} s over {load.keys} keys, "
+          f"interval={load.interval:g}s eager={'on' if load.eager else 'off'} "
+          f"loss={load.loss:g} per {load.loss_unit}")  # fmt: skip
+    print(f"{'per node per second':<20}" + "".join(f"{k:>10}" for k in t.kilobytes))
+    print(f"{'kB':<20}" + "".join(f"{v:>10.1f}" for v in t.kilobytes.values()))
+    print(f"{'messages':<20}" + "".join(f"{v:>10.2f}" for v in t.messages.values()))
+    print(f"converged after the load: {'yes' if t.converged else 'NO'}")
+    return 0 if t.converged else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -272,6 +290,18 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--introduce-all-up-to", type=int, default=2000,
                    help="above this N each node starts knowing 64 random others, not all")  # fmt: skip
     w.set_defaults(run=cmd_scale)
+
+    ld = sub.add_parser("load", help="traffic per node under a steady write load")
+    ld.add_argument("--nodes", type=int, default=10)
+    ld.add_argument("--rate", type=float, default=20.0, help="writes per second, cluster-wide")
+    ld.add_argument("--seconds", type=float, default=30.0)
+    ld.add_argument("--keys", type=int, default=500)
+    ld.add_argument("--interval", type=float, default=1.0)
+    ld.add_argument("--eager", type=lambda s: _flags(s)[0], default=True, help="on or off")
+    ld.add_argument("--loss", type=float, default=0.0)
+    ld.add_argument("--loss-per", choices=["message", "exchange"], default="message")
+    ld.add_argument("--seed", type=int, default=1)
+    ld.set_defaults(run=cmd_load)
 
     t = sub.add_parser("theory", help="synchronous rounds against DESIGN.md's Monte Carlo table")
     t.add_argument("--nodes", type=_ints, default=[10, 30, 100, 1000])

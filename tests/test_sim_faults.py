@@ -6,6 +6,7 @@ import pytest
 
 from gossip.config import Config
 from simulations.engine import Simulation
+from simulations.load import Load, run_load
 from simulations.network import NetworkModel
 from simulations.scenarios import ScenarioFailed, Story, clock_skew, crash_restart, partition_heal
 
@@ -60,3 +61,11 @@ def test_failed_story_names_its_seed_and_trace() -> None:
     with pytest.raises(ScenarioFailed, match=r"seed 42") as caught:
         story.check(False, "on purpose")
     assert "write n0: k=1" in str(caught.value)
+
+
+def test_load_counts_traffic_by_kind_and_ends_converged() -> None:
+    eager = run_load(Load(nodes=5, rate=10, seconds=5, loss=0.05), seed=2)
+    quiet = run_load(Load(nodes=5, rate=10, seconds=5, eager=False), seed=2)
+    assert eager.converged and quiet.converged
+    assert eager.messages["rumor"] > 0 and quiet.messages["rumor"] == 0
+    assert eager.kilobytes["rumor"] > 0 and quiet.kilobytes["exchange"] > 0
