@@ -93,6 +93,10 @@ class GossipProtocol:
         # a few rounds afterwards.
         self._reset_quiet_ms = int(max(5 * config.gossip_interval, 2 * config.request_timeout) * 1000)
 
+    @property
+    def _grace_ms(self) -> int:
+        return int(self.config.tombstone_grace * 1000)
+
     # -- the local API ---------------------------------------------------------------
 
     def write(self, key: str, value: JSON, now_ms: int, ttl: float | None = None) -> Entry:
@@ -151,7 +155,7 @@ class GossipProtocol:
         each of `fanout` random peers."""
         self.counters.rounds += 1
         self.membership.update(now_ms)
-        self.counters.collected += self.store.collect(now_ms - int(self.config.tombstone_grace * 1000))
+        self.counters.collected += self.store.collect(now_ms - self._grace_ms)
         self.membership.beat()
         out = []
         # With eager push on, writes younger than one interval are left to the push, so
@@ -207,8 +211,7 @@ class GossipProtocol:
         return self._summary(Reply, self._delta_for(message.digest))
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
-        grace_ms = int(self.config.tombstone_grace * 1000)
-        if self.last_contact is not None and now_ms - self.last_contact > grace_ms:
+        if self.last_contact is not None and now_ms - self.last_contact > self._grace_ms:
             self._reset(now_ms)  # back after a long absence: start afresh, as if told to
         self.last_contact = now_ms
         if self._accept_summary(reply, now_ms):
@@ -295,7 +298,11 @@ class GossipProtocol:
         collected (new, or just reset) takes everything."""
         if not self.store.horizon or self.store.get(entry.key) is not None:
             return False
-        return entry.ts.wall < now_ms - int(self.config.tombstone_grace * 1000)
+        return entry.ts.wall < now_ms - self._grace_ms
+
+    def _collectable(self, entry: Entry, now_ms: int) -> bool:
+        mortal_at = entry.mortal_at
+        return mortal_at is not None and mortal_at < now_ms - self._grace_ms
 
     def _reset(self, now_ms: int) -> None:
         """We were away longer than the grace period: tombstones we never saw are gone,
@@ -316,6 +323,12 @@ class GossipProtocol:
         self.clock.observe(entry.ts, now_ms)
         if self._forgotten(entry, now_ms):
             self.counters.refused_old += 1
+            return False
+        if self.store.get(entry.key) is None and self._collectable(entry, now_ms):
+            # A delete (or expiry) already past the grace period, for a key we lack: it
+            # removes nothing, and collecting it would raise our horizon, after which a
+            # node catching up (new, or just reset) would refuse the old live entries it
+            # still needs (R7c).
             return False
         if not self.store.merge(entry):
             return False
