@@ -296,11 +296,10 @@ class GossipProtocol:
         collected tombstones: it may be one of the keys those deleted (a peer that was
         away passing on its old copy), so it must not come back. A node with nothing
         collected (new, or just reset) takes everything."""
-        if not self.store.horizon or self.store.get(entry.key) is not None:
-            return False
-        return entry.ts.wall < now_ms - self._grace_ms
+        return bool(self.store.horizon) and entry.ts.wall < now_ms - self._grace_ms
 
     def _collectable(self, entry: Entry, now_ms: int) -> bool:
+        """A delete (or expiry) already past the grace period: collected at once if kept."""
         mortal_at = entry.mortal_at
         return mortal_at is not None and mortal_at < now_ms - self._grace_ms
 
@@ -321,15 +320,15 @@ class GossipProtocol:
 
     def _apply(self, entry: Entry, now_ms: int) -> bool:
         self.clock.observe(entry.ts, now_ms)
-        if self._forgotten(entry, now_ms):
-            self.counters.refused_old += 1
-            return False
-        if self.store.get(entry.key) is None and self._collectable(entry, now_ms):
-            # A delete (or expiry) already past the grace period, for a key we lack: it
-            # removes nothing, and collecting it would raise our horizon, after which a
-            # node catching up (new, or just reset) would refuse the old live entries it
-            # still needs (R7c).
-            return False
+        if self.store.get(entry.key) is None:  # R7c: old entries for a key we lack
+            if self._forgotten(entry, now_ms):
+                self.counters.refused_old += 1
+                return False
+            if self._collectable(entry, now_ms):
+                # It removes nothing, and collecting it would raise our horizon, after
+                # which a node catching up (new, or just reset) would refuse the old live
+                # entries it still needs.
+                return False
         if not self.store.merge(entry):
             return False
         self.counters.entries_applied += 1

@@ -26,7 +26,7 @@ class Load:
 
 
 @dataclass(frozen=True)
-class Traffic:
+class LoadCost:
     """Per node and second of the load, by message kind."""
 
     kilobytes: dict[str, float]
@@ -34,7 +34,7 @@ class Traffic:
     converged: bool  # every node held the same state a few rounds after the load
 
 
-def run_load(load: Load, seed: int | str) -> Traffic:
+def run_load(load: Load, seed: int | str) -> LoadCost:
     config = Config(gossip_interval=load.interval, eager_push=load.eager)
     network = NetworkModel(latency=0.001, loss=load.loss, loss_unit=load.loss_unit)
     sim = Simulation(config, network, seed)
@@ -56,4 +56,4 @@ def run_load(load: Load, seed: int | str) -> Traffic:
     kilobytes = {k: (sim.traffic.bytes[k] - bytes0[k]) / 1000 / scale for k in KINDS}
     messages = {k: (sim.traffic.messages[k] - messages0[k]) / scale for k in KINDS}
     converged = sim.wait_for(sim.converged, timeout=10 * load.interval) is not None
-    return Traffic(kilobytes, messages, converged)
+    return LoadCost(kilobytes, messages, converged)
