@@ -18,14 +18,14 @@ from gossip.errors import (
     PeerUnreachable,
 )
 from gossip.membership import Member, MemberInfo, Membership
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.messages import Behind, Exchange, Message, Reply, Rumor, RumorItem, Summary, WriterDelta
 from gossip.protocol import GossipProtocol, Outgoing
 from gossip.store import Entry, Store
 
 __all__ = [
-    "PROTOCOL_VERSION", "CallerError", "ClockSkewRejected", "Codec", "Config", "ConfigError",
+    "PROTOCOL_VERSION", "Behind", "CallerError", "ClockSkewRejected", "Codec", "Config", "ConfigError",
     "Entry", "Exchange", "GossipError", "GossipProtocol", "HybridClock", "IncompatibleMessage",
     "InvalidKey", "InvalidValue", "MalformedMessage", "Member", "MemberInfo", "Membership",
     "Message", "NetworkError", "Outgoing", "PeerError", "PeerTimeout", "PeerUnreachable",
-    "Reply", "Rumor", "RumorItem", "Store", "Timestamp", "WriterDelta",
+    "Reply", "Rumor", "RumorItem", "Store", "Summary", "Timestamp", "WriterDelta",
 ]  # fmt: skip

@@ -15,10 +15,21 @@ from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
 from gossip.limits import check_key, check_value, is_text
 from gossip.membership import MemberInfo
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, Snapshot, WriterDelta
+from gossip.messages import (
+    BEHIND_REASONS,
+    Behind,
+    Exchange,
+    Message,
+    Reply,
+    Rumor,
+    RumorItem,
+    Snapshot,
+    WriterDelta,
+)  # fmt: skip
 from gossip.store import Entry
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+SNAPSHOT_VERSIONS = (1, 2)  # a snapshot of version 1 (no retired writers) still loads
 _MAX_INT = 2**53  # integers stay exact in every JSON implementation
 _KINDS = {"exchange": Exchange, "reply": Reply, "rumor": Rumor}
 
@@ -69,16 +80,22 @@ class Codec:
                 [d.origin, [*d.base], [*d.upto], [entry_to_wire(e) for e in d.entries]]
                 for d in message.delta
             ]
-            body["reset"] = int(message.reset)
+            body["horizon"] = _digest(message.horizon)
+            body["retired"] = _digest(message.retired)
+            body["collected"] = [*message.collected]
+            body["boot"] = int(message.bootstrap)
+            body["more"] = int(message.more)
+            if (b := message.behind) is not None:
+                body["behind"] = [b.reason, b.writer, b.mark.wall, b.mark.counter]
         return _dumps(body)
 
     def encode_snapshot(self, snap: Snapshot) -> bytes:
         return _dumps({
             "v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "snapshot",
             "clock": [*snap.clock], "watermarks": _digest(snap.watermarks),
-            "horizon": _digest(snap.horizon),
+            "horizon": _digest(snap.horizon), "retired": _digest(snap.retired),
+            "forgotten": dict(snap.forgotten),
             "entries": [[e.origin, *entry_to_wire(e)] for e in snap.entries],
-            "last_contact": snap.last_contact,
         })  # fmt: skip
 
     def decode_snapshot(self, data: bytes) -> Snapshot:
@@ -89,7 +106,7 @@ class Codec:
             raise MalformedMessage(f"snapshot is not JSON: {exc}") from exc
         d = _Decoder(self.config, max_entries=2**62)  # a snapshot holds the whole state
         obj = d.obj(body, "snapshot")
-        if obj.get("v") != PROTOCOL_VERSION or obj.get("cluster") != self.config.cluster_id:
+        if obj.get("v") not in SNAPSHOT_VERSIONS or obj.get("cluster") != self.config.cluster_id:
             raise IncompatibleMessage("snapshot of another protocol version or cluster")
 
         entries = []
@@ -98,10 +115,12 @@ class Codec:
             if not item:
                 raise MalformedMessage(f"entries[{i}] is empty")
             entries.append(d.entry(d.text(item[0], f"entries[{i}] origin"), item[1:], f"entries[{i}]"))
-        contact = obj.get("last_contact")
-        last_contact = None if contact is None else d.int(contact, "last_contact")
+        retired = d.digest(obj, "retired") if "retired" in obj else {}
+        raw_forgotten = d.obj(obj.get("forgotten", {}), "forgotten")
+        forgotten = {d.text(k, "forgotten key"): d.int(v, f"forgotten[{k!r}]")
+                     for k, v in raw_forgotten.items()}  # fmt: skip
         return Snapshot(d.ts(d.field(obj, "clock"), "clock"), d.digest(obj, "watermarks"),
-                        d.digest(obj, "horizon"), tuple(entries), last_contact)  # fmt: skip
+                        d.digest(obj, "horizon"), tuple(entries), retired, forgotten)  # fmt: skip
 
     def decode(self, data: bytes) -> Message:
         try:
@@ -144,16 +163,28 @@ class _Decoder:
             if len(cover) > self.config.max_members_per_message:
                 raise MalformedMessage(f"cover lists more than {self.config.max_members_per_message} peers")
             return Rumor(sender, items, tuple(self.text(a, f"cover[{i}]") for i, a in enumerate(cover)))
-        digest = self.digest(obj, "digest", limit=self.config.max_members_per_message)
+        limit = self.config.max_members_per_message
+        digest = self.digest(obj, "digest", limit=limit)
         raw_members = self.array(self.field(obj, "members"), "members")
-        if len(raw_members) > self.config.max_members_per_message:
-            raise MalformedMessage(f"more than {self.config.max_members_per_message} members")
+        if len(raw_members) > limit:
+            raise MalformedMessage(f"more than {limit} members")
         members = tuple(self.member(m, f"members[{i}]") for i, m in enumerate(raw_members))
         raw_delta = self.array(self.field(obj, "delta"), "delta")
         delta = tuple(self.writer_delta(d, f"delta[{i}]") for i, d in enumerate(raw_delta))
-        reset = self.flag(obj.get("reset", 0), "reset")
+        horizon = self.digest(obj, "horizon", limit=limit)
+        retired = self.digest(obj, "retired", limit=limit)
+        collected = self.ts(self.field(obj, "collected"), "collected")
+        bootstrap = self.flag(self.field(obj, "boot"), "boot")
+        more = self.flag(self.field(obj, "more"), "more")
+        behind = self.behind(obj["behind"]) if obj.get("behind") is not None else None
         cls = Exchange if kind == "exchange" else Reply
-        return cls(sender, digest, members, delta, reset)
+        return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind)
+
+    def behind(self, raw: object) -> Behind:
+        reason, writer, wall, counter = self.tuple(raw, "behind", 4)
+        if not isinstance(reason, str) or reason not in BEHIND_REASONS:
+            raise MalformedMessage(f"behind reason must be one of {list(BEHIND_REASONS)}, got {reason!r}")
+        return Behind(reason, self.text(writer, "behind writer"), self.ts([wall, counter], "behind mark"))
 
     def digest(self, obj: dict[str, Any], name: str, limit: int | None = None) -> dict[str, Timestamp]:
         """A writer -> timestamp map (a digest, watermarks or a horizon)."""

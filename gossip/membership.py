@@ -48,6 +48,7 @@ class Membership:
     # round and each message reads them, so a large cluster does not rebuild them.
     _live: list[str] | None = field(default=None, init=False, repr=False)
     _ids: list[str] | None = field(default=None, init=False, repr=False)
+    _addresses: dict[str, str] | None = field(default=None, init=False, repr=False)  # address -> id
 
     def beat(self) -> None:
         me = self.me
@@ -82,12 +83,12 @@ class Membership:
             known = self.members.get(info.id)
             if known is None:
                 known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
-                self._live = self._ids = None
+                self._live = self._ids = self._addresses = None
             elif info.newer_than(known.info):
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
                 if info.address != known.info.address:
-                    self._live = None
+                    self._live = self._addresses = None
                 known.info = info
             else:
                 continue
@@ -100,8 +101,11 @@ class Membership:
             member.status, member.since = status, now_ms
             self._live = None
 
-    def update(self, now_ms: int) -> None:
-        """Re-judge every member by its phi, and forget the long dead or gone."""
+    def update(self, now_ms: int) -> list[MemberInfo]:
+        """Re-judge every member by its phi, and forget the long gone; the records of
+        those forgotten now. A member that left is forgotten reap_after later; a dead one
+        only by a node that sees a majority of the cluster alive, so that the two sides
+        of a partition never both forget the other (R18)."""
         reap_ms = self.config.reap_after * 1000
         phi_suspect, phi_dead = self.config.phi_suspect, self.config.phi_dead
         gone = []
@@ -113,15 +117,30 @@ class Membership:
                     self._set(member, status, now_ms)
             if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
                 gone.append(member)
+        if gone and not self.has_majority():
+            gone = [m for m in gone if m.status == LEFT]
         for member in gone:
             del self.members[member.info.id]
-            self._live = self._ids = None
+            self._live = self._ids = self._addresses = None
             self.reaped[member.info.id] = (member.info, now_ms)
             if member.status == LEFT:  # a seed that said goodbye is no longer a seed
                 self.seeds = tuple(a for a in self.seeds if a != member.info.address)
         for member_id, (_, at) in list(self.reaped.items()):
             if now_ms - at > reap_ms:
                 del self.reaped[member_id]
+        return [member.info for member in gone]
+
+    def has_majority(self) -> bool:
+        """Whether we and the members we gossip with are more than half of the members
+        that have not left (counting us)."""
+        staying = 1 + sum(m.status != LEFT for m in self.members.values())
+        return 2 * (1 + len(self.live_addresses())) > staying
+
+    def by_address(self, address: str) -> Member | None:
+        if self._addresses is None:
+            self._addresses = {m.info.address: i for i, m in self.members.items()}
+        member_id = self._addresses.get(address)
+        return None if member_id is None else self.members.get(member_id)
 
     def add_seeds(self, addresses: list[str]) -> None:
         fresh = [a for a in addresses if a not in self.seeds and a != self.me.address]

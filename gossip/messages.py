@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from gossip.clock import Timestamp
+from gossip.clock import ZERO, Timestamp
 from gossip.membership import MemberInfo
 from gossip.store import Entry
 
@@ -21,28 +21,50 @@ class WriterDelta:
     entries: tuple[Entry, ...]
 
 
+# Why a node holds state older than the cluster's collections (docs/PROTOCOL.md, R7d).
+HORIZON = "horizon"  # it lacks a writer's history up to a collected delete of that writer
+RETIRED = "retired"  # it lacks part of a retired writer's history, which everyone else held
+FORGOTTEN = "forgotten"  # its life was forgotten (reaped) by the sender, who has collected since
+BEHIND_REASONS = (HORIZON, RETIRED, FORGOTTEN)
+
+
 @dataclass(frozen=True, slots=True)
-class Exchange:
+class Behind:
+    """Evidence, sent to a peer, that its state predates collections it never saw, so
+    that merging it could bring deleted keys back: `writer` and `mark` say which."""
+
+    reason: str  # one of BEHIND_REASONS
+    writer: str  # the writer concerned (for FORGOTTEN: the receiver's node id)
+    mark: Timestamp  # the collection it missed (for FORGOTTEN: its generation, as (gen, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What an Exchange and its Reply carry: the sender's digest, view and collection
+    state, and the delta the receiver lacks."""
+
+    sender: MemberInfo
+    digest: Mapping[str, Timestamp]
+    members: tuple[MemberInfo, ...]
+    delta: tuple[WriterDelta, ...]
+    # Per writer, the newest of its entries the sender has collected (writers in the digest).
+    horizon: Mapping[str, Timestamp] = field(default_factory=dict)
+    # Retired writers (every member held all of them: gone from digests), and where they end.
+    retired: Mapping[str, Timestamp] = field(default_factory=dict)
+    collected: Timestamp = ZERO  # the newest entry the sender has ever collected
+    bootstrap: bool = False  # the sender is catching up from scratch (R7e)
+    more: bool = False  # the delta was cut: there is more to send
+    behind: Behind | None = None  # the receiver must reset (R7d)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange(Summary):
     """A round's request: our digest and view, and what the peer was known to lack."""
 
-    sender: MemberInfo
-    digest: Mapping[str, Timestamp]
-    members: tuple[MemberInfo, ...]
-    delta: tuple[WriterDelta, ...]
-    # You are behind my tombstone collection: drop your state and catch up afresh.
-    reset: bool = False
-
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(Summary):
     """The answer to an Exchange: what the requester lacks by its digest, and ours."""
-
-    sender: MemberInfo
-    digest: Mapping[str, Timestamp]
-    members: tuple[MemberInfo, ...]
-    delta: tuple[WriterDelta, ...]
-    # You are behind my tombstone collection: drop your state and catch up afresh.
-    reset: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,4 +98,5 @@ class Snapshot:
     watermarks: Mapping[str, Timestamp]
     horizon: Mapping[str, Timestamp]
     entries: tuple[Entry, ...]
-    last_contact: int | None = None  # wall ms of the last completed exchange
+    retired: Mapping[str, Timestamp] = field(default_factory=dict)
+    forgotten: Mapping[str, int] = field(default_factory=dict)  # node id -> last life reaped

@@ -3,8 +3,10 @@ are messages to send. node/ drives it over HTTP, simulations/ in virtual time.""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from bisect import insort
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,11 +17,29 @@ from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
-from gossip.membership import MemberInfo, Membership
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, Snapshot, WriterDelta
-from gossip.store import JSON, Entry, Store, writer_id
+from gossip.membership import LEFT, MemberInfo, Membership
+from gossip.messages import (
+    FORGOTTEN,
+    HORIZON,
+    RETIRED,
+    Behind,
+    Exchange,
+    Message,
+    Reply,
+    Rumor,
+    RumorItem,
+    Snapshot,
+    Summary,
+    WriterDelta,
+)  # fmt: skip
+from gossip.stability import Stability
+from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
 
-Summary = TypeVar("Summary", Exchange, Reply)
+SummaryType = TypeVar("SummaryType", Exchange, Reply)
+
+
+def _prev(item: RumorItem) -> Timestamp:
+    return item.prev
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +58,22 @@ class Counters:
     entries_applied: int = 0
     rejected: int = 0
     failures: int = 0
-    collected: int = 0  # tombstones and expired entries dropped after the grace period
-    resets: int = 0  # times we were behind a peer's collection and started afresh
-    refused_old: int = 0  # entries older than the grace period for keys we do not hold
+    collected: int = 0  # tombstones and expired entries dropped once every member held them
+    retired: int = 0  # writers (ended lives) taken out of the digest once every member held them
+    resets: int = 0  # times our state was found older than a peer's collections (R7d)
+    refused_superseded: int = 0  # entries for keys we lack that our watermark already covers
+    refused_stale: int = 0  # pushed entries too old to be news, for keys we lack
+    behind_peers: int = 0  # summaries refused because the peer's state predates our collections
     by_peer_failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetNotice:
+    """Why the last reset happened: the evidence, the peer that gave it, and when."""
+
+    evidence: Behind
+    peer: str
+    at_ms: int
 
 
 def news_rounds(members: int) -> int:
@@ -50,6 +82,12 @@ def news_rounds(members: int) -> int:
     Pittel), which leaves room for lost messages and the slowest nodes. (Counting dead
     members too, as the caller does, only lengthens it a little.)"""
     return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
+
+
+def writer_life(writer: str) -> tuple[str, int] | None:
+    """(node id, generation) of a writer id, or None if it is not one of ours."""
+    node, sep, generation = writer.rpartition(WRITER_SEP)
+    return (node, int(generation)) if sep and generation.isdigit() else None
 
 
 class GossipProtocol:
@@ -83,15 +121,25 @@ class GossipProtocol:
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
         self._last_write: RumorItem | None = None
-        # Peers found behind our tombstone collection: told to reset in our next exchange.
-        self._must_reset: set[str] = set()
-        # Wall ms of our last completed exchange: a node away longer than the grace
-        # period may hold keys whose tombstones the others have collected since.
-        self.last_contact: int | None = None
-        self._reset_at = -(2**62)
-        # Reset requests from peers that saw our digest before we reset are stale for
-        # a few rounds afterwards.
-        self._reset_quiet_ms = int(max(5 * config.gossip_interval, 2 * config.request_timeout) * 1000)
+        # Pushes that arrived before an earlier write of their writer, by prev, applied
+        # once that gap is filled (by an exchange, or the missing push).
+        self._pending: dict[str, list[RumorItem]] = {}
+        # What each member holds, from its own digests: collection and retirement wait
+        # until every member holds what they drop (R7a, R20).
+        self.stability = Stability()
+        # Lives we forgot (reaped), with what we had collected then: if one comes back and
+        # we have collected since, its state may hold keys deleted meanwhile (R7d).
+        self.forgotten: dict[str, tuple[int, Timestamp]] = {}
+        # Peers found behind our collections: the evidence goes with our next exchange.
+        self._behind: dict[str, Behind] = {}
+        # A life that starts empty with seeds to join through (or is reset) catches up
+        # from one peer, its source, before it judges or is judged by anyone (R7e). A
+        # node with no seeds founds a cluster: there is nothing to catch up with.
+        self.bootstrapping = bool(self.membership.seeds)
+        self.source: str | None = None
+        self.last_reset: ResetNotice | None = None
+        self._retired_at: dict[str, int] = {}
+        self._announce: dict[str, Timestamp] = {}  # retired writers some member still lists
 
     @property
     def _grace_ms(self) -> int:
@@ -151,23 +199,37 @@ class GossipProtocol:
     # -- anti-entropy rounds ------------------------------------------------------------
 
     def round(self, now_ms: int) -> list[Outgoing]:
-        """Start a round: judge members, collect old tombstones, then one Exchange to
-        each of `fanout` random peers."""
+        """Start a round: judge members, forget the long gone, collect and retire what
+        every member holds, then one Exchange to each of `fanout` random peers (only to
+        our source while we catch up)."""
         self.counters.rounds += 1
-        self.membership.update(now_ms)
-        self.counters.collected += self.store.collect(now_ms - self._grace_ms)
+        for info in self.membership.update(now_ms):
+            self.forgotten[info.id] = (info.generation, self.store.collected)
+            self.stability.forget(info.id)
+        self._collect(now_ms)
+        self._retire(now_ms)
         self.membership.beat()
-        out = []
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
+        if self.bootstrapping and self.source is not None:
+            peers = [self.source]
+        else:
+            peers = self.membership.pick_peers(self.config.fanout, self.rng)
         guess = self._guess(now_ms)  # once a round, for the peers whose digest we do not know
-        for address in self.membership.pick_peers(self.config.fanout, self.rng):
-            delta = self._delta_for(self._peer_digests.get(address, guess), fresh)
-            reset = address in self._must_reset
-            self._must_reset.discard(address)
-            out.append(Outgoing(address, self._summary(Exchange, delta, reset)))
-        return out
+        return [Outgoing(a, self._exchange_for(a, guess, fresh)) for a in peers]
+
+    def _exchange_for(self, address: str, guess: Mapping[str, Timestamp], fresh: int | None) -> Exchange:
+        behind = self._behind.get(address)
+        member = self.membership.by_address(address)
+        if behind is None and member is not None:
+            behind = self._forgotten_evidence(member.info)
+        if behind is not None or self.bootstrapping:
+            # Nothing of ours for a peer that must reset first (our delta could make its
+            # stale state look current); a catching-up node's deltas are not taken (R7e).
+            return self._summary(Exchange, (), behind=behind)
+        delta, more = self._delta_for(self._peer_digests.get(address, guess), fresh)
+        return self._summary(Exchange, delta, more=more)
 
     def _guess(self, now_ms: int) -> dict[str, Timestamp]:
         """What a peer whose digest we do not know probably holds: not what one of the
@@ -179,7 +241,9 @@ class GossipProtocol:
         if not self.config.eager_push:
             rounds = news_rounds(len(self.membership.members) + 1)
             news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
-            guess = {writer: min(mark, news) for writer, mark in guess.items()}
+            # From the writer's last write before the news, so that a peer holding all
+            # that came before takes the delta (R10).
+            guess = {w: self.store.point_before(w, min(mark, news)) for w, mark in guess.items()}
         for digest in self._recent_digests:
             for writer, mark in guess.items():
                 theirs = digest.get(writer, ZERO)
@@ -202,20 +266,23 @@ class GossipProtocol:
         if isinstance(message, Reply):
             self.on_reply(message.sender.address, message, now_ms)
             return None
-        stale = self._accept_summary(message, now_ms)
+        behind = self._take_summary(message, now_ms)
         self.counters.exchanges_served += 1
+        if behind is not None:  # it could bring deleted keys back: take nothing, tell it
+            return self._summary(Reply, (), behind=behind)
         self._peer_digests[message.sender.address] = message.digest
         self._recent_digests.append(message.digest)
-        if stale:  # it could bring deleted keys back: take nothing, tell it to reset
-            return self._summary(Reply, (), reset=True)
-        return self._summary(Reply, self._delta_for(message.digest))
+        if self.bootstrapping and not message.bootstrap:
+            return self._summary(Reply, ())  # our deltas are not taken until we have caught up
+        delta, more = self._delta_for(message.digest, newcomer=message.bootstrap)
+        return self._summary(Reply, delta, more=more, newcomer=message.bootstrap)
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
-        if self.last_contact is not None and now_ms - self.last_contact > self._grace_ms:
-            self._reset(now_ms)  # back after a long absence: start afresh, as if told to
-        self.last_contact = now_ms
-        if self._accept_summary(reply, now_ms):
-            self._must_reset.add(address)
+        behind = self._take_summary(reply, now_ms)
+        if behind is not None:
+            self._behind[address] = behind
+            self._peer_digests.pop(address, None)
+            return
         self._peer_digests[address] = reply.digest
         self._recent_digests.append(reply.digest)
 
@@ -225,26 +292,44 @@ class GossipProtocol:
         failures = self.counters.by_peer_failures
         failures[address] = failures.get(address, 0) + 1
         self._peer_digests.pop(address, None)
+        if address == self.source:
+            self.source = None  # catch up from whoever answers next
 
-    def _summary(self, kind: type[Summary], delta: tuple[WriterDelta, ...], reset: bool = False) -> Summary:
-        digest = dict(self.store.watermarks)
-        view = self.membership.view(self.config.max_members_per_message, self.rng)
-        return kind(self.membership.me, digest, tuple(view), delta, reset)
+    def _summary(
+        self, kind: type[SummaryType], delta: tuple[WriterDelta, ...], *, more: bool = False,
+        behind: Behind | None = None, newcomer: bool = False,
+    ) -> SummaryType:  # fmt: skip
+        """Our digest, view and collection state, around `delta`. A newcomer (catching
+        up) is told of every retired writer and every collection, not only the news."""
+        store, limit = self.store, self.config.max_members_per_message
+        retired = dict(itertools.islice(store.retired.items(), limit)) if newcomer else self._announce
+        # The horizon of writers in our digest; a newcomer adopts that of retired ones too.
+        horizon = {w: t for w, t in store.horizon.items()
+                   if w in store.watermarks or (newcomer and w in retired)}  # fmt: skip
+        view = self.membership.view(limit, self.rng)
+        return kind(
+            self.membership.me, dict(store.watermarks), tuple(view), delta, horizon, retired,
+            store.collected, self.bootstrapping, more, behind,
+        )  # fmt: skip
 
     def _delta_for(
-        self, peer: Mapping[str, Timestamp], until_wall: int | None = None
-    ) -> tuple[WriterDelta, ...]:
+        self, peer: Mapping[str, Timestamp], until_wall: int | None = None, newcomer: bool = False
+    ) -> tuple[tuple[WriterDelta, ...], bool]:
         """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
-        and entry budgets (and before entries written after `until_wall`, if given).
-        Writers are visited in random order so that no writer starves when every
-        message is cut."""
+        and entry budgets (and before entries written after `until_wall`, if given), and
+        whether it was cut. A newcomer also gets retired writers. Writers are visited in
+        random order so that no writer starves when every message is cut."""
         budget = self.config.delta_budget_bytes
         room = self.config.max_entries_per_message
-        behind = [o for o, mark in self.store.watermarks.items() if mark > peer.get(o, ZERO)]
+        marks = dict(self.store.watermarks)
+        if newcomer:
+            marks.update(self.store.retired)
+        behind = [o for o, mark in marks.items() if mark > peer.get(o, ZERO)]
         self.rng.shuffle(behind)
         deltas = []
+        cut = False
         for origin in behind:
-            base, mine = peer.get(origin, ZERO), self.store.watermarks[origin]
+            base, mine = peer.get(origin, ZERO), marks[origin]
             budget -= len(origin) + 64  # the writer's header: origin, base, upto
             taken: list[Entry] = []
             cut = budget <= 0
@@ -270,68 +355,280 @@ class GossipProtocol:
             deltas.append(WriterDelta(origin, base, upto, tuple(taken)))
             if cut:
                 break
-        return tuple(deltas)
+        return tuple(deltas), cut
 
-    def _accept_summary(self, message: Exchange | Reply, now_ms: int) -> bool:
-        """Take in a peer's view and delta; True (and the delta left out) if the peer is
-        behind our tombstone collection."""
+    # -- taking in a peer's summary (R7d, R7e) -----------------------------------------------
+
+    def _take_summary(self, message: Summary, now_ms: int) -> Behind | None:
+        """Take in a peer's digest, view and delta. Returns evidence (and applies none of
+        its delta) if the peer's state predates our collections; resets us instead if
+        ours predates its. Raises PeerError, having applied nothing, on a bad timestamp."""
+        self._check_clock(message, now_ms)
+        sender = message.sender
+        self.membership.merge([sender, *message.members], now_ms)
+        # Neither side judges a node that is catching up: it holds only its source's state.
+        theirs = None if message.bootstrap or self.bootstrapping else self._evidence_against(message)
+        mine = self._evidence_for_us(message)
+        if mine is not None and (theirs is None or self._yields_to(message)):
+            self._reset(now_ms, sender.address, mine)
+            return None
+        if self.bootstrapping:
+            if self.source is None and isinstance(message, Reply):
+                self.source = sender.address  # the first peer that answers
+            if sender.address == self.source:
+                self._catch_up(message, now_ms)
+            return None
+        self.stability.hear(sender, message.digest, message.retired)
+        if message.bootstrap:
+            self._behind.pop(sender.address, None)
+            return None  # its delta is not taken until it has caught up
+        if theirs is not None:
+            self.counters.behind_peers += 1
+            return theirs
+        self._behind.pop(sender.address, None)
+        self._merge_collections(message)
+        self._apply_deltas(message.delta, now_ms)
+        return None
+
+    def _evidence_for_us(self, message: Summary) -> Behind | None:
+        """Whether our state predates the sender's collections: by its own evidence, or
+        by the horizon it sends (a node catching up only heeds being forgotten)."""
+        claim = message.behind
+        if claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping):
+            if self._verify(claim):
+                return claim
+        if self.bootstrapping or message.bootstrap:
+            return None
+        return self._evidence_against_us(message)
+
+    def _check_clock(self, message: Summary, now_ms: int) -> None:
+        check = self.clock.check
         for ts in message.digest.values():
-            self.clock.check(ts, now_ms)
+            check(ts, now_ms)
+        for ts in message.horizon.values():
+            check(ts, now_ms)
+        for ts in message.retired.values():
+            check(ts, now_ms)
         for delta in message.delta:
-            self.clock.check(delta.upto, now_ms)
-        self.membership.merge([message.sender, *message.members], now_ms)
-        if message.reset and now_ms - self._reset_at > self._reset_quiet_ms:
-            self._reset(now_ms)  # (a reset asked for before our last one took effect is moot)
-        if self.store.behind_horizon(message.digest):
-            return True
-        self._must_reset.discard(message.sender.address)  # it caught up meanwhile
-        for delta in message.delta:
+            check(delta.upto, now_ms)
+
+    def _catch_up(self, message: Summary, now_ms: int) -> None:
+        """A delta from our source while we catch up: take all of it, and what it has
+        collected and retired; done once it had nothing more to send (R7e)."""
+        self._apply_deltas(message.delta, now_ms)
+        store = self.store
+        for writer, mark in message.horizon.items():
+            if mark > store.horizon.get(writer, ZERO):
+                store.horizon[writer] = mark
+        for writer, upto in message.retired.items():
+            if store.watermarks.get(writer) == upto:
+                store.retire(writer, upto)
+                self._retired_at[writer] = now_ms
+        self.stability.hear(message.sender, message.digest, message.retired)
+        # A source still catching up itself may lack what others hold: it completes us
+        # only if nothing was ever collected or retired on either side (a cold start).
+        fresh = not (message.horizon or message.retired or store.horizon or store.retired)
+        # Only an answer to our own request carries every retired writer (the newcomer's share).
+        done = isinstance(message, Reply) and not message.more
+        if done and all(store.coverage(w) >= m for w, m in message.digest.items()) and (
+            fresh or not message.bootstrap
+        ):
+            self.bootstrapping = False
+            self.source = None
+
+    def _merge_collections(self, message: Summary) -> None:
+        """A peer we are not behind: what it collected, we hold past already, so its
+        horizon becomes ours too (we can judge others by it); a writer it retired that we
+        hold to its end, we retire too."""
+        store = self.store
+        for writer, mark in message.horizon.items():
+            if mark > store.horizon.get(writer, ZERO) and store.coverage(writer) >= mark:
+                store.horizon[writer] = mark
+        for writer, upto in message.retired.items():
+            if store.watermarks.get(writer) == upto:  # (holding more, we spread it instead)
+                store.retire(writer, upto)
+                self.counters.retired += 1
+
+    def _evidence_against(self, message: Summary) -> Behind | None:
+        """Whether the sender's state predates our collections (R7d), and the evidence."""
+        sender = message.sender
+        forgotten = self._forgotten_evidence(sender)
+        if forgotten is not None:
+            return forgotten
+        store = self.store
+        for writer, mark in store.horizon.items():
+            if writer in store.retired or writer in message.retired:
+                continue
+            if max(message.digest.get(writer, ZERO), message.horizon.get(writer, ZERO)) >= mark:
+                continue
+            if writer in message.digest or not self._ended(writer):
+                return Behind(HORIZON, writer, mark)
+            # (An ended writer it does not list: it may have retired it long ago.)
+        for writer, theirs in message.digest.items():
+            upto = store.retired.get(writer)
+            if upto is not None and theirs < upto:
+                return Behind(RETIRED, writer, upto)
+        return None
+
+    def _forgotten_evidence(self, member: MemberInfo) -> Behind | None:
+        """A life we forgot, back while we have collected since: its state may hold keys
+        deleted meanwhile."""
+        forgotten = self.forgotten.get(member.id)
+        if forgotten is None or member.generation > forgotten[0]:
+            return None
+        if self.store.collected <= forgotten[1]:
+            return None
+        return Behind(FORGOTTEN, member.id, Timestamp(member.generation, 0))
+
+    def _evidence_against_us(self, message: Summary) -> Behind | None:
+        """Whether our state predates the sender's collections, by what it tells us."""
+        store = self.store
+        for writer, mark in message.horizon.items():
+            if max(store.coverage(writer), store.horizon.get(writer, ZERO)) < mark:
+                return Behind(HORIZON, writer, mark)
+        for writer, upto in message.retired.items():
+            mine = store.watermarks.get(writer)
+            if mine is not None and mine < upto:
+                return Behind(RETIRED, writer, upto)
+        return None
+
+    def _verify(self, evidence: Behind) -> bool:
+        """Whether a peer's claim that we are behind its collections holds for us."""
+        store = self.store
+        if evidence.reason == FORGOTTEN:
+            return evidence.writer == self.id and evidence.mark.wall == self._generation
+        if evidence.reason == RETIRED:
+            mine = store.watermarks.get(evidence.writer)
+            return mine is not None and mine < evidence.mark
+        covered = max(store.coverage(evidence.writer), store.horizon.get(evidence.writer, ZERO))
+        return covered < evidence.mark
+
+    def _yields_to(self, message: Summary) -> bool:
+        """Each behind the other's collections (a split longer than reap_after): the one
+        that collected less recently resets (ties: the lower id)."""
+        return (self.store.collected, self.id) < (message.collected, message.sender.id)
+
+    def _reset(self, now_ms: int, source: str, evidence: Behind) -> None:
+        """Our state predates collections a peer made (we were forgotten, or restored
+        old state): what we hold could bring deleted keys back. Drop it all and catch up
+        from that peer, as a new life: a new generation, a new writer. Writes we took
+        that no other node holds are lost with it."""
+        self._generation = max(now_ms, self._generation + 1)
+        self.writer = writer_id(self.id, self._generation)
+        me = self.membership.me
+        self.membership.me = MemberInfo(me.id, me.address, self._generation, 0, me.left)
+        self.store.clear()
+        self.stability.clear()
+        self._last_write = None
+        self._rumors.clear()
+        self._pending.clear()
+        self._peer_digests.clear()
+        self._recent_digests.clear()
+        self._behind.clear()
+        self.forgotten.clear()  # judged against the state we drop; our source judges for us now
+        self._retired_at.clear()
+        self._announce = {}
+        self.bootstrapping, self.source = True, source
+        self.counters.resets += 1
+        self.last_reset = ResetNotice(evidence, source, now_ms)
+
+    # -- collection and retirement (R7a, R20) ------------------------------------------------
+
+    def _collect(self, now_ms: int) -> None:
+        before = now_ms - self._grace_ms
+        if not self._knows_cluster() or not self.store.has_ripe(before):
+            return
+        members = [m.info for m in self.membership.members.values()]
+        store, stability = self.store, self.stability
+
+        def stable(writer: str) -> Timestamp:
+            if writer in store.retired:
+                return store.retired[writer]
+            mine = store.watermark(writer)
+            return min(mine, stability.coverage(members, writer)) if members else mine
+
+        self.counters.collected += store.collect(before, stable)
+
+    def _knows_cluster(self) -> bool:
+        """Whether we know whom to ask before collecting or retiring: not while catching
+        up, nor with seeds but no member met yet (a node restarted from its data)."""
+        return not self.bootstrapping and bool(self.membership.members or not self.membership.seeds)
+
+    def _ended(self, writer: str) -> bool:
+        """Whether `writer`'s life is over: its node started a newer life, left, or was
+        forgotten. (A writer we know nothing of may be a live node not yet met.)"""
+        life = writer_life(writer)
+        if life is None:
+            return False
+        node, generation = life
+        if node == self.id:
+            return generation != self._generation
+        member = self.membership.members.get(node)
+        if member is not None:
+            return member.info.generation > generation or (
+                member.info.generation == generation and member.status == LEFT
+            )
+        forgotten = self.forgotten.get(node)
+        return forgotten is not None and forgotten[0] >= generation
+
+    def _retire(self, now_ms: int) -> None:
+        """Take ended writers that every member holds to the same end out of the digest,
+        so that digests track live nodes, not history (R20). A retired writer is
+        announced while some member still lists it, and forgotten once none does, none
+        of its entries is left here, and reap_after has passed."""
+        store = self.store
+        if self._knows_cluster():
+            members = [m.info for m in self.membership.members.values()]
+            for writer, upto in list(store.watermarks.items()):
+                if self._ended(writer) and self.stability.all_hold(members, writer, upto):
+                    store.retire(writer, upto)
+                    self._retired_at[writer] = now_ms
+                    self.counters.retired += 1
+        for writer in [w for w in self._pending if w in store.retired]:
+            del self._pending[writer]  # its missing writes are gone for good
+        for writer in [w for w in self._retired_at if w not in store.retired]:
+            del self._retired_at[writer]  # taken back into the digest (Store.merge)
+        reap_ms = self.config.reap_after * 1000
+        announce = {}
+        for writer, upto in list(store.retired.items()):
+            if self.stability.listed_by_any(writer):
+                announce[writer] = upto
+                continue
+            since = self._retired_at.setdefault(writer, now_ms)
+            if now_ms - since > reap_ms and not store.holds_any(writer):
+                store.forget_writer(writer)
+                del self._retired_at[writer]
+        self._announce = announce
+
+    def _apply_deltas(self, deltas: Iterable[WriterDelta], now_ms: int) -> None:
+        """Apply each writer's delta that starts where our history of it ends (R10): one
+        that starts past it (the sender guessed our digest wrong) is left for the next
+        exchange, so that we never hold a writer's entry above a gap in its history."""
+        for delta in deltas:
+            if self.store.coverage(delta.origin) < delta.base:
+                continue
             for entry in delta.entries:
                 self._apply(entry, now_ms)
             self.store.advance(delta.origin, delta.base, delta.upto)
-        return False
+            self._drain_pending(delta.origin, now_ms)
 
-    def _forgotten(self, entry: Entry, now_ms: int) -> bool:
-        """An entry older than the grace period, for a key we do not hold, once we have
-        collected tombstones: it may be one of the keys those deleted (a peer that was
-        away passing on its old copy), so it must not come back. A node with nothing
-        collected (new, or just reset) takes everything."""
-        return bool(self.store.horizon) and entry.ts.wall < now_ms - self._grace_ms
-
-    def _collectable(self, entry: Entry, now_ms: int) -> bool:
-        """A delete (or expiry) already past the grace period: collected at once if kept."""
-        mortal_at = entry.mortal_at
-        return mortal_at is not None and mortal_at < now_ms - self._grace_ms
-
-    def _reset(self, now_ms: int) -> None:
-        """We were away longer than the grace period: tombstones we never saw are gone,
-        so what we hold could bring deleted keys back. Drop it all and catch up from
-        peers from scratch, writing from now on as a new writer (a stream that starts
-        empty). Writes we took while away and never passed on are lost with it."""
-        self._reset_at = now_ms
-        self._generation = max(now_ms, self._generation + 1)
-        self.writer = writer_id(self.id, self._generation)
-        self.store.clear(horizon=True)
-        self._last_write = None
-        self._rumors.clear()
-        self._peer_digests.clear()
-        self._recent_digests.clear()
-        self.counters.resets += 1
-
-    def _apply(self, entry: Entry, now_ms: int) -> bool:
+    def _apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
+        """Merge an incoming entry. False only if it is refused as possibly stale: then
+        the caller must not count it as held (no watermark moves past it)."""
         self.clock.observe(entry.ts, now_ms)
-        if self.store.get(entry.key) is None:  # R7c: old entries for a key we lack
-            if self._forgotten(entry, now_ms):
-                self.counters.refused_old += 1
+        if self.store.get(entry.key) is None:
+            if entry.ts <= self.store.coverage(entry.origin):
+                # We held this writer's history past it, and the key is gone: something
+                # newer replaced it, and has been collected since (R7c).
+                self.counters.refused_superseded += 1
+                return True
+            if pushed and entry.ts <= self.store.collected:
+                # A push is news; one as old as what we have collected may come from a
+                # node that was away. Anti-entropy brings it if it is not stale (R7c).
+                self.counters.refused_stale += 1
                 return False
-            if self._collectable(entry, now_ms):
-                # It removes nothing, and collecting it would raise our horizon, after
-                # which a node catching up (new, or just reset) would refuse the old live
-                # entries it still needs.
-                return False
-        if not self.store.merge(entry):
-            return False
-        self.counters.entries_applied += 1
+        if self.store.merge(entry):
+            self.counters.entries_applied += 1
         return True
 
     # -- eager push --------------------------------------------------------------------
@@ -342,10 +639,34 @@ class GossipProtocol:
         self.counters.rumors_received += 1
         self.membership.merge([rumor.sender], now_ms)
         for item in rumor.items:
-            self._apply(item.entry, now_ms)
-            self.store.advance(item.entry.origin, item.prev, item.entry.ts)
+            origin = item.entry.origin
+            if self.store.coverage(origin) >= item.prev or item.entry.ts <= self.store.coverage(origin):
+                if not self._apply_pushed(item, now_ms):
+                    continue
+                self._drain_pending(origin, now_ms)
+            else:  # an earlier write of its writer has not reached us yet (R15)
+                self._hold(item)
             if rumor.cover and self.config.eager_push:
                 self._rumors.append((item, rumor.cover))  # our part of the tree
+
+    def _apply_pushed(self, item: RumorItem, now_ms: int) -> bool:
+        if not self._apply(item.entry, now_ms, pushed=True):
+            return False
+        self.store.advance(item.entry.origin, item.prev, item.entry.ts)
+        return True
+
+    def _hold(self, item: RumorItem) -> None:
+        pending = self._pending.setdefault(item.entry.origin, [])
+        if len(pending) < self.config.max_entries_per_message:
+            insort(pending, item, key=_prev)
+
+    def _drain_pending(self, origin: str, now_ms: int) -> None:
+        """Apply held pushes of `origin` that now follow on from what we hold."""
+        pending = self._pending.get(origin)
+        while pending and pending[0].prev <= self.store.coverage(origin):
+            self._apply_pushed(pending.pop(0), now_ms)
+        if not pending:
+            self._pending.pop(origin, None)
 
     def has_rumors(self) -> bool:
         return bool(self._rumors)
@@ -401,19 +722,25 @@ class GossipProtocol:
 
     def snapshot(self) -> Snapshot:
         store = self.store
+        forgotten = {node: generation for node, (generation, _) in self.forgotten.items()}
         return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
-                        tuple(store.entries()), self.last_contact)  # fmt: skip
+                        tuple(store.entries()), dict(store.retired), forgotten)  # fmt: skip
 
-    def restore(self, snap: Snapshot) -> None:
+    def restore(self, snap: Snapshot, now_ms: int) -> None:
         """Start from a snapshot (before talking to anyone): its entries, what we held
-        completely, what we had collected, and a clock above all we ever wrote."""
+        completely, what we had collected and retired, and a clock above all we ever
+        wrote. A node with state does not catch up from scratch: peers judge it (R7d)."""
         for entry in snap.entries:
             self.store.merge(entry)
         self.store.watermarks.update(snap.watermarks)
         self.store.horizon.update(snap.horizon)
+        self.store.retired.update(snap.retired)
+        self._retired_at.update(dict.fromkeys(snap.retired, now_ms))
+        for node, generation in snap.forgotten.items():
+            self.forgotten[node] = (generation, self.store.collected)
         if snap.clock > self.clock.last:
             self.clock.last = snap.clock
-        self.last_contact = snap.last_contact
+        self.bootstrapping = not (snap.entries or snap.watermarks or snap.retired)
 
     # -- reading the state ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import heapq
 import itertools
 import json
 from bisect import bisect_right, insort
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,6 @@ class Store:
     """
 
     def __init__(self) -> None:
-        self.horizon: Digest = {}
         self._clear()
 
     def _clear(self) -> None:
@@ -85,8 +84,14 @@ class Store:
         self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
         self.watermarks: Digest = {}
-        # Tombstones and expiring entries by when they may be collected (lazily cleaned).
+        # Writers every member held completely, taken out of the digest: where they end.
+        self.retired: Digest = {}
+        # Per writer, the newest of its entries collected here or by the peers we caught up from.
+        self.horizon: Digest = {}
+        # Tombstones and expiring entries by when they become ripe (lazily cleaned), then,
+        # once ripe, per writer by ts, waiting until every member holds them.
         self._mortal: list[tuple[int, int, Entry]] = []
+        self._ripe: dict[str, list[tuple[Timestamp, int, Entry]]] = {}
         self._pushed = itertools.count()  # a tie-break, so entries are never compared
 
     def __len__(self) -> int:
@@ -105,6 +110,11 @@ class Store:
             return False
         self._entries[entry.key] = entry
         self.version += 1
+        ended = self.retired.get(entry.origin)
+        if ended is not None and entry.ts > ended:
+            # More of a writer we took for ended (a forgotten node that still wrote):
+            # back into the digest, so that anti-entropy spreads the rest of it too.
+            self.watermarks[entry.origin] = self.retired.pop(entry.origin)
         if current is not None:
             self._mark_stale(current.origin)
         if (at := entry.mortal_at) is not None:
@@ -124,33 +134,45 @@ class Store:
             stale = 0
         self._stale[origin] = stale
 
-    def collect(self, before_wall: int) -> int:
-        """Drop tombstones and expired entries whose time (see Entry.mortal_at) is before
-        `before_wall`, raising the horizon; how many were dropped."""
-        dropped = 0
+    def has_ripe(self, before_wall: int) -> bool:
+        """Whether some tombstone or expired entry is old enough to be collected, if
+        every member holds it (so that the caller computes that only when needed)."""
+        return bool(self._ripe) or bool(self._mortal and self._mortal[0][0] < before_wall)
+
+    def collect(self, before_wall: int, stable: Callable[[str], Timestamp]) -> int:
+        """Drop tombstones and expired entries whose time (Entry.mortal_at) is before
+        `before_wall` and whose timestamp is at most `stable(writer)`: the point up to
+        which every member holds that writer's history. Raises the horizon; returns how
+        many were dropped (R7a)."""
         while self._mortal and self._mortal[0][0] < before_wall:
-            entry = heapq.heappop(self._mortal)[2]
-            if self._entries.get(entry.key) is not entry:
-                continue  # overwritten since
-            del self._entries[entry.key]
-            self.version += 1
-            self._mark_stale(entry.origin)
-            if entry.ts > self.horizon.get(entry.origin, ZERO):
-                self.horizon[entry.origin] = entry.ts
-            dropped += 1
+            _, seq, entry = heapq.heappop(self._mortal)
+            if self._entries.get(entry.key) is entry:
+                heapq.heappush(self._ripe.setdefault(entry.origin, []), (entry.ts, seq, entry))
+        dropped = 0
+        for origin in list(self._ripe):
+            waiting, mark = self._ripe[origin], stable(origin)
+            while waiting and waiting[0][0] <= mark:
+                entry = heapq.heappop(waiting)[2]
+                if self._entries.get(entry.key) is not entry:
+                    continue  # overwritten since
+                del self._entries[entry.key]
+                self.version += 1
+                self._mark_stale(entry.origin)
+                if entry.ts > self.horizon.get(entry.origin, ZERO):
+                    self.horizon[entry.origin] = entry.ts
+                dropped += 1
+            if not waiting:
+                del self._ripe[origin]
         return dropped
 
-    def behind_horizon(self, digest: Mapping[str, Timestamp]) -> bool:
-        """Whether a peer with this digest may hold entries that our collected
-        tombstones overwrote (it holds some of a writer's history, but not up to the
-        newest entry of that writer we collected)."""
-        return any(ZERO < digest.get(w, ZERO) < mark for w, mark in self.horizon.items())
+    @property
+    def collected(self) -> Timestamp:
+        """The newest entry collected here (or by the peers we caught up from)."""
+        return max(self.horizon.values(), default=ZERO)
 
-    def clear(self, horizon: bool = False) -> None:
-        """Forget every entry and watermark (a reset), and the horizon if asked."""
+    def clear(self) -> None:
+        """Forget every entry, watermark, retired writer and the horizon (a reset)."""
         self._clear()
-        if horizon:
-            self.horizon = {}
 
     def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
         """The entries we hold written by `origin` with ts > since, in ts order."""
@@ -160,15 +182,46 @@ class Store:
             if self._entries.get(entry.key) is entry:  # not overwritten since
                 yield entry
 
+    def point_before(self, origin: str, ts: Timestamp) -> Timestamp:
+        """The newest timestamp at or before `ts` in `origin`'s history as we know it
+        (ZERO if none): a point a peer's watermark for it can stand at."""
+        log = self._logs.get(origin, [])
+        i = bisect_right(log, ts, key=_ts)
+        return log[i - 1].ts if i else ZERO
+
+    def holds_any(self, origin: str) -> bool:
+        """Whether some entry we hold now was written by `origin`."""
+        return next(self.newer_than(origin, ZERO), None) is not None
+
     def watermark(self, origin: str) -> Timestamp:
         return self.watermarks.get(origin, ZERO)
 
+    def coverage(self, origin: str) -> Timestamp:
+        """Up to where we hold (or held, before collecting) everything `origin` wrote."""
+        return self.watermarks.get(origin) or self.retired.get(origin, ZERO)
+
     def advance(self, origin: str, base: Timestamp, upto: Timestamp) -> None:
         """We now hold everything `origin` wrote in (base, upto]: if we already held all
-        up to base, the watermark moves up to upto; otherwise a gap remains."""
+        up to base, the watermark moves up to upto; otherwise a gap remains. (A retired
+        writer has ended: nothing of it is left to hold.)"""
+        if origin in self.retired:
+            return
         current = self.watermark(origin)
         if current >= base and upto > current:
             self.watermarks[origin] = upto
+
+    def retire(self, origin: str, upto: Timestamp) -> None:
+        """Every member holds all `origin` wrote, up to `upto`, where it ended: take it
+        out of the digest (its entries stay, and are still served to newcomers)."""
+        self.watermarks.pop(origin, None)
+        self.retired[origin] = upto
+
+    def forget_writer(self, origin: str) -> None:
+        """Drop a retired writer none of whose entries we hold any more."""
+        self.retired.pop(origin, None)
+        self.horizon.pop(origin, None)
+        self._logs.pop(origin, None)
+        self._stale.pop(origin, None)
 
     def live(self, now_ms: int) -> dict[str, Entry]:
         return {k: e for k, e in self._entries.items() if e.is_live(now_ms)}

@@ -87,7 +87,7 @@ class SharedState:
         )  # fmt: skip
         self._snapshots = SnapshotFile(Path(settings.data_dir), self.codec) if settings.data_dir else None
         if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
-            self.protocol.restore(saved)  # serve the old state before talking to anyone
+            self.protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
         self._saved_version = self.protocol.store.version
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
@@ -226,8 +226,12 @@ class SharedState:
             "failures": c.failures,
             "failures_by_peer": dict(c.by_peer_failures),
             "collected": c.collected,
+            "retired_writers": c.retired,
             "resets": c.resets,
-            "refused_old": c.refused_old,
+            "refused_superseded": c.refused_superseded,
+            "refused_stale": c.refused_stale,
+            "behind_peers": c.behind_peers,
+            "catching_up": self.protocol.bootstrapping,
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
         }
@@ -266,8 +270,10 @@ class SharedState:
             self.verify(headers, body)
             message = self.codec.decode(body)
             with self._lock:
+                resets = self.protocol.counters.resets
                 reply = self.protocol.handle(message, wall_ms())
                 relay = self.protocol.has_rumors()
+                self._log_reset(resets)
         except PeerError as exc:
             self.rejected[type(exc).__name__] += 1
             log.warning("%s: rejected gossip: %s", self.id, exc)
@@ -275,6 +281,16 @@ class SharedState:
         if relay:
             self._wake_pusher()  # pass pushed writes on to our part of the tree
         return None if reply is None else self.codec.encode(reply)
+
+    def _log_reset(self, resets_before: int) -> None:
+        notice = self.protocol.last_reset
+        if self.protocol.counters.resets != resets_before and notice is not None:
+            e = notice.evidence
+            log.warning(
+                "%s: reset: our state predates collections of %s (%s: %s at %s); dropped it and "
+                "catching up from that peer as a new life; writes only this node held are lost",
+                self.id, notice.peer, e.reason, e.writer, tuple(e.mark),
+            )
 
     def _wake_pusher(self) -> None:
         """Start an eager push now, from the event loop or from any thread."""
@@ -358,7 +374,9 @@ class SharedState:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
                 with self._lock:
+                    resets = self.protocol.counters.resets
                     self.protocol.on_reply(out.address, answer, wall_ms())
+                    self._log_reset(resets)
             return True
         except (NetworkError, PeerError) as exc:
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)

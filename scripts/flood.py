@@ -38,7 +38,7 @@ import httpx
 
 from gossip.auth import KeyRing, key_id, sign
 from gossip.clock import Timestamp
-from gossip.codec import Codec
+from gossip.codec import PROTOCOL_VERSION, Codec
 from gossip.config import Config
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange, Rumor, RumorItem, WriterDelta
@@ -163,7 +163,8 @@ def _wrong_cluster_in_body(f: Forger) -> Attack:
 
 def _wrong_version(f: Forger) -> Attack:
     msg = f.exchange_dict()
-    msg["v"] = f.rng.choice([0, 2, 99, "1", 1.0, None, True])
+    v = PROTOCOL_VERSION
+    msg["v"] = f.rng.choice([0, v + 1, 99, str(v), float(v), None, True])
     return f.gossip(f.dumps(msg))
 
 

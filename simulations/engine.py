@@ -226,12 +226,16 @@ class Simulation:
         node.incarnation += 1
         self.note(f"crash {node_id}")
 
+    def save(self, node_id: str) -> bytes:
+        """The node's snapshot file as `--data-dir` would write it now."""
+        return self.codec.encode_snapshot(self.nodes[node_id].protocol.snapshot())
+
     def restart(self, node_id: str, *, keep_state: bool, seeds: Iterable[str] = (),
-                new_life: bool = False) -> None:  # fmt: skip
+                new_life: bool = False, snapshot: bytes | None = None) -> None:  # fmt: skip
         """Bring a crashed node back: as it was (keep_state, a paused process), empty
         (knowing only `seeds`, with a new generation), or with its state and a new
-        generation (keep_state and new_life: a process restarted from a snapshot of its
-        store and its clock's high-water mark, as a node with a data directory)."""
+        generation (keep_state and new_life: a process restarted from its data
+        directory: `snapshot`, from save(), or else one taken as it stopped)."""
         node = self.nodes[node_id]
         if node.up:
             raise ValueError(f"node {node_id!r} is not down")
@@ -242,8 +246,8 @@ class Simulation:
                 node.id, node.address, node.incarnation, self.node_ms(node), addresses
             )
             if keep_state:
-                node.protocol.store = old.store
-                node.protocol.clock.last = old.clock.last
+                saved = self.codec.encode_snapshot(old.snapshot()) if snapshot is None else snapshot
+                node.protocol.restore(self.codec.decode_snapshot(saved), self.node_ms(node))
         node.up = True
         self.note(f"restart {node_id} keep_state={keep_state} new_life={new_life}")
         self._start(node)
@@ -275,15 +279,23 @@ class Simulation:
         self.net.cut(name, group)
         self.note(f"cut {name}: {sorted(node_ids)}")
 
+    def block(self, name: str, src_ids: Iterable[str], dst_ids: Iterable[str]) -> None:
+        """A one-way cut: messages from `src_ids` to `dst_ids` are lost (both requests
+        and replies travelling that way)."""
+        src, dst = sorted(src_ids), sorted(dst_ids)
+        self.net.block(name, frozenset(self.nodes[i].address for i in src),
+                       frozenset(self.nodes[i].address for i in dst))  # fmt: skip
+        self.note(f"block {name}: {src} -/-> {dst}")
+
     def heal(self, name: str) -> None:
         self.net.heal(name)
         self.note(f"heal {name}")
 
     # -- the local API ------------------------------------------------------------------
 
-    def write(self, node_id: str, key: str, value: JSON) -> Entry:
+    def write(self, node_id: str, key: str, value: JSON, ttl: float | None = None) -> Entry:
         node = self._live(node_id)
-        entry = node.protocol.write(key, value, self.node_ms(node))
+        entry = node.protocol.write(key, value, self.node_ms(node), ttl)
         return self._acknowledge(node, entry)
 
     def delete(self, node_id: str, key: str) -> Entry:

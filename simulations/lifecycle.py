@@ -1,5 +1,5 @@
-"""Node lifecycle scenarios (issue 4, item 7): crash, restart, leave, pause and long
-absence, in virtual time, with the core's own failure detector and tombstone collection.
+"""Node lifecycle scenarios: crash, restart, leave, pause and long absence, in virtual
+time, with the core's own failure detector and tombstone collection.
 
 Every node's view of every other is read from `membership.members[id].status`, after each
 round and each message the node handles (a watcher), so a status that holds for a moment
@@ -18,7 +18,7 @@ from simulations.engine import SimNode
 from simulations.network import NetworkModel
 from simulations.scenarios import Report, Story
 
-INTERVAL = 0.2  # seconds, as the real-cluster goals of issue 4
+INTERVAL = 0.2  # seconds, as in the real-cluster lifecycle tests
 GRACE = 10.0  # tombstone_grace, short so that a long absence fits in a quick run
 REAP = 30.0  # reap_after
 
@@ -239,6 +239,9 @@ def leave_seed(seed: int = 1, nodes: int = 10, after: float = 3 * REAP) -> Repor
 
 
 def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool) -> Report:
+    """A node cut off for `away` seconds while keys are deleted elsewhere. Shorter than
+    reap_after, nobody collects a delete it has not seen, so it catches up with no reset;
+    longer, it is forgotten, the others collect, and on its return it is reset."""
     s = Story(name, seed, life_config(), life_network())
     log = _form(s, nodes, 5.0)
     victim = s.ids[-1]
@@ -282,11 +285,15 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
     resets = final.protocol.counters.resets
     others = sum(s.sim.nodes[i].protocol.counters.resets for i in s.ids[:-1])
     s.check(others == 0, "a node that stayed was reset")
-    long = away > GRACE + 2 * INTERVAL
-    s.check(resets >= 1 if long else resets == 0, f"the absent node was reset {resets} times")
+    forgotten = away > REAP + 10  # dead after ~4 s, then reaped REAP seconds later
+    if forgotten:
+        s.check(1 <= resets <= 2, f"the forgotten node was reset {resets} times")
+    else:
+        s.check(resets == 0, f"the absent node was reset {resets} times")
+        s.check(collected == 0, f"{collected} deletes collected before the absent node had them")
     report = s.report(healed, took)  # type: ignore[arg-type]
     report.figures.update({
-        "absence s": round(healed - cut_at, 3), "tombstones collected (others)": collected,
+        "absence s": round(healed - cut_at, 3), "deletes collected while away (others)": collected,
         "resets of the absent node": resets, "resets of the others": others,
         "deleted keys back (node, key)": len(resurrected),
         "catch-up after heal s": round(took, 3),  # type: ignore[arg-type]
@@ -295,8 +302,9 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
 
 
 def long_absence(seed: int = 1, nodes: int = 10, away: float = 2 * GRACE) -> Report:
-    """A node cut off longer than tombstone_grace while keys are deleted elsewhere: after
-    the heal no deleted key comes back anywhere, and the absent node is reset."""
+    """A node cut off longer than tombstone_grace (shorter than reap_after) while keys are
+    deleted elsewhere: nobody collects those deletes before it has them, so it catches
+    up with no reset, and no deleted key comes back."""
     return _absence("long-absence", seed, nodes, away, new_deleter=False)
 
 
@@ -306,10 +314,15 @@ def short_absence(seed: int = 1, nodes: int = 10, away: float = GRACE / 2) -> Re
     return _absence("short-absence", seed, nodes, away, new_deleter=False)
 
 
-def long_absence_new_writer(seed: int = 1, nodes: int = 10, away: float = 2 * GRACE) -> Report:
-    """A long absence where the deletes come from a writer the absent node never heard of
-    (a node that had not written before, or a new life of one)."""
-    return _absence("long-absence-new-writer", seed, nodes, away, new_deleter=True)
+def forgotten(seed: int = 1, nodes: int = 10, away: float = 2 * REAP) -> Report:
+    """A node cut off longer than reap_after: the others forget it and collect deletes
+    it never saw; on its return it is reset (R7d), and no deleted key comes back."""
+    return _absence("forgotten", seed, nodes, away, new_deleter=False)
+
+
+def forgotten_new_writer(seed: int = 1, nodes: int = 10, away: float = 2 * REAP) -> Report:
+    """The same, the deletes made by a writer it never heard of."""
+    return _absence("forgotten-new-writer", seed, nodes, away, new_deleter=True)
 
 
 LIFECYCLE: dict[str, Callable[..., Report]] = {
@@ -321,5 +334,6 @@ LIFECYCLE: dict[str, Callable[..., Report]] = {
     "leave-seed": leave_seed,
     "long-absence": long_absence,
     "short-absence": short_absence,
-    "long-absence-new-writer": long_absence_new_writer,
+    "forgotten": forgotten,
+    "forgotten-new-writer": forgotten_new_writer,
 }

@@ -43,6 +43,8 @@ class Network:
     rng: random.Random
     # Named groups cut off from everyone outside them.
     cuts: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Named one-way cuts: nothing from the first group reaches the second.
+    blocks: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
 
     def delay(self) -> float:
         tail = self.model.latency_tail
@@ -57,10 +59,17 @@ class Network:
         return self.model.duplicate > 0 and self.rng.random() < self.model.duplicate
 
     def connected(self, a: str, b: str) -> bool:
-        return all((a in group) == (b in group) for group in self.cuts.values())
+        """Whether a message from `a` reaches `b`."""
+        if not all((a in group) == (b in group) for group in self.cuts.values()):
+            return False
+        return not any(a in src and b in dst for src, dst in self.blocks.values())
 
     def cut(self, name: str, group: frozenset[str]) -> None:
         self.cuts[name] = group
 
+    def block(self, name: str, src: frozenset[str], dst: frozenset[str]) -> None:
+        self.blocks[name] = (src, dst)
+
     def heal(self, name: str) -> None:
         self.cuts.pop(name, None)
+        self.blocks.pop(name, None)

@@ -61,13 +61,20 @@ class Snapshot:
     watermarks: dict[str, Timestamp]
     clock: Timestamp
     members: dict[str, MemberInfo]
+    retired: dict[str, Timestamp]
+    collected: Timestamp
+    behind_peers: int
+
+    def coverage(self, origin: str) -> Timestamp:
+        return self.watermarks.get(origin) or self.retired.get(origin, Timestamp(0, 0))
 
 
 def snapshot(state: SharedState) -> Snapshot:
     p = state.protocol
     return Snapshot(
         state.state_hash(), dict(p.store._entries), dict(p.store.watermarks), p.clock.last,
-        {i: m.info for i, m in p.membership.members.items()},
+        {i: m.info for i, m in p.membership.members.items()}, dict(p.store.retired),
+        p.store.collected, p.counters.behind_peers,
     )  # fmt: skip
 
 
@@ -75,10 +82,40 @@ def signed(body: bytes, at_ms: int | None = None) -> dict[str, str]:
     return sign(RING, CONFIG.cluster_id, body, wall_ms() if at_ms is None else at_ms, secrets.token_hex(16))
 
 
-def carried(message: Message) -> list[Entry]:
+def carried(message: Message, before: Snapshot) -> list[Entry]:
+    """The entries of a message the node must take, by docs/PROTOCOL.md: not those of a
+    sender found behind our collections (R7d), of a delta that starts past our history
+    of its writer (R10), of a key we lack that our watermark already covers (R7c), nor
+    a push as old as what we have collected (R7c)."""
+    # Each group is (base or prev, entries): a rumor item is a group of its own (the
+    # watermark moves after each), a writer's delta one group (it moves at its end).
     if isinstance(message, Rumor):
-        return [item.entry for item in message.items]
-    return [e for d in message.delta for e in d.entries]
+        groups = [(item.prev, (item.entry,), item.entry.ts) for item in message.items]
+    else:
+        groups = [(d.base, d.entries, d.upto) for d in message.delta]
+    coverage = {e.origin: before.coverage(e.origin) for _, es, _ in groups for e in es}
+    held = set(before.entries)
+    taken = []
+    for base, group, reach in groups:
+        if not group:
+            continue
+        origin = group[0].origin
+        mine = coverage[origin]
+        if mine < base and group[-1].ts > mine:
+            note_event("left: past our history of its writer")
+            continue
+        for entry in group:
+            absent = entry.key not in held
+            if absent and entry.ts <= mine:
+                note_event("left: superseded")
+            elif absent and isinstance(message, Rumor) and entry.ts <= before.collected:
+                note_event("left: a stale push")
+                reach = mine
+            else:
+                taken.append(entry)
+                held.add(entry.key)
+        coverage[origin] = max(mine, reach)
+    return taken
 
 
 def note_event(text: str) -> None:
@@ -100,7 +137,10 @@ def feed(state: SharedState, body: bytes, headers: dict[str, str]) -> bool:
     # Accepted: every entry it carried is held, or beaten by what is held.
     message = CODEC.decode(body)
     after = snapshot(state)
-    for entry in carried(message):
+    if after.behind_peers > before.behind_peers:
+        note_event("left: a sender behind our collections")
+        return True
+    for entry in carried(message, before):
         held = after.entries[entry.key]
         assert held == entry or held.wins_over(entry)
         assert after.clock >= entry.ts

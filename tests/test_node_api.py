@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from gossip.codec import PROTOCOL_VERSION as V
 from gossip.codec import Codec
 from gossip.config import Config
 from gossip.membership import MemberInfo
@@ -93,8 +94,8 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, object], int, str]] = [
     ("POST", "/delete", {"json": {"key": ["a"]}}, 422, "string"),
     ("GET", "/get?key=" + "k" * 10, {}, 404, "not found"),
     ("POST", "/gossip", {"content": b"garbage"}, 400, "JSON"),
-    ("POST", "/gossip", {"json": {"v": 1, "cluster": "default", "type": "exchange"}}, 400, "sender"),
-    ("POST", "/gossip", {"json": {"v": 1, "cluster": "other", "type": "rumor"}}, 409, "cluster"),
+    ("POST", "/gossip", {"json": {"v": V, "cluster": "default", "type": "exchange"}}, 400, "sender"),
+    ("POST", "/gossip", {"json": {"v": V, "cluster": "other", "type": "rumor"}}, 409, "cluster"),
     ("POST", "/gossip", {"json": {"v": 99, "cluster": "default", "type": "rumor"}}, 409, "version"),
     ("POST", "/gossip", {"content": b"[" * 100_000}, 400, "JSON"),
 ]
