@@ -394,9 +394,9 @@ class GossipProtocol:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
-        if claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping):
-            if self._verify(claim):
-                return claim
+        heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
+        if claim is not None and heeded and self._verify(claim):
+            return claim
         if self.bootstrapping or message.bootstrap:
             return None
         return self._evidence_against_us(message)
