@@ -37,6 +37,16 @@ bench-quick: $(STAMP)  ## the same, reduced (under 3 minutes) -> docs/benchmarks
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
+SEEDS ?= 0-4999
+.PHONY: check-long check-theory
+check-long: $(STAMP)  ## the fault search over $(SEEDS), and the routine operations at the defaults
+	$(BIN)/gossip-sim check --seeds $(SEEDS) --shrink
+	$(BIN)/gossip-sim routine
+	$(BIN)/gossip-sim routine --at-defaults
+
+check-theory: $(STAMP)  ## every case of the reference table, up to N=1000 (about 15 minutes)
+	$(BIN)/gossip-sim theory
+
 FUZZ_EXAMPLES ?= 1000
 .PHONY: fuzz
 fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLES) examples each

@@ -53,12 +53,16 @@ class Config:
     detector_window: int = 100
     # Chance per round of also gossiping with one dead member, so a recovered node rejoins.
     dead_probe_chance: float = 0.2
-    # Seconds after which a member dead or gone that long is forgotten.
-    reap_after: float = 3600.0
-    # Seconds tombstones and expired entries are kept before they are collected. A node away
-    # longer than this is reset when it returns (its state could bring deleted keys back), so
-    # it must exceed the longest outage a node should survive with its state.
-    tombstone_grace: float = 3600.0
+    # Seconds a member that is dead (or has left) is remembered; a dead one is forgotten then
+    # only by a node that sees most of the cluster alive. Until then it holds tombstone
+    # collection back; forgotten, and back with its old state, it is reset (its writes nobody
+    # else holds are lost): the longest outage a node survives with its state.
+    reap_after: float = 86_400.0
+    # Seconds past its time (the delete, or the expiry) before a tombstone or expired entry is
+    # dropped, which also waits until every member holds it: a margin for messages in flight
+    # and snapshots restored. Expired values are kept that long too: shorten it if you write
+    # many short-lived keys.
+    tombstone_grace: float = 86_400.0
     # Seconds a signed message stays acceptable (clock skew between nodes must fit in it);
     # its nonce is remembered that long to refuse replays.
     replay_window: float = 30.0

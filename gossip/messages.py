@@ -21,7 +21,7 @@ class WriterDelta:
     entries: tuple[Entry, ...]
 
 
-# Why a node holds state older than the cluster's collections (docs/PROTOCOL.md, R7d).
+# Why a node holds state older than the cluster's collections (docs/PROTOCOL.md, R7c).
 HORIZON = "horizon"  # it lacks a writer's history up to a collected delete of that writer
 RETIRED = "retired"  # it lacks part of a retired writer's history, which everyone else held
 FORGOTTEN = "forgotten"  # its life was forgotten (reaped) by the sender, who has collected since
@@ -52,9 +52,9 @@ class Summary:
     # Retired writers (every member held all of them: gone from digests), and where they end.
     retired: Mapping[str, Timestamp] = field(default_factory=dict)
     collected: Timestamp = ZERO  # the newest entry the sender has ever collected
-    bootstrap: bool = False  # the sender is catching up from scratch (R7e)
+    bootstrap: bool = False  # the sender is catching up from scratch (R7d)
     more: bool = False  # the delta was cut: there is more to send
-    behind: Behind | None = None  # the receiver must reset (R7d)
+    behind: Behind | None = None  # the receiver must reset (R7c)
 
 
 @dataclass(frozen=True, slots=True)

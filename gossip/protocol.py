@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gossip import staleness
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
@@ -20,8 +21,6 @@ from gossip.limits import check_key, check_value
 from gossip.membership import LEFT, MemberInfo, Membership
 from gossip.messages import (
     FORGOTTEN,
-    HORIZON,
-    RETIRED,
     Behind,
     Exchange,
     Message,
@@ -31,7 +30,7 @@ from gossip.messages import (
     Snapshot,
     Summary,
     WriterDelta,
-)  # fmt: skip
+)
 from gossip.stability import Stability
 from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
 
@@ -60,7 +59,7 @@ class Counters:
     failures: int = 0
     collected: int = 0  # tombstones and expired entries dropped once every member held them
     retired: int = 0  # writers (ended lives) taken out of the digest once every member held them
-    resets: int = 0  # times our state was found older than a peer's collections (R7d)
+    resets: int = 0  # times our state was found older than a peer's collections (R7c)
     refused_superseded: int = 0  # entries for keys we lack that our watermark already covers
     refused_stale: int = 0  # pushed entries too old to be news, for keys we lack
     behind_peers: int = 0  # summaries refused because the peer's state predates our collections
@@ -120,7 +119,6 @@ class GossipProtocol:
         self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
         # Items to push eagerly, each with the peers to cover (None: every peer).
         self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
-        self._last_write: RumorItem | None = None
         # Pushes that arrived before an earlier write of their writer, by prev, applied
         # once that gap is filled (by an exchange, or the missing push).
         self._pending: dict[str, list[RumorItem]] = {}
@@ -128,12 +126,12 @@ class GossipProtocol:
         # until every member holds what they drop (R7a, R20).
         self.stability = Stability()
         # Lives we forgot (reaped), with what we had collected then: if one comes back and
-        # we have collected since, its state may hold keys deleted meanwhile (R7d).
+        # we have collected since, its state may hold keys deleted meanwhile (R7c).
         self.forgotten: dict[str, tuple[int, Timestamp]] = {}
         # Peers found behind our collections: the evidence goes with our next exchange.
         self._behind: dict[str, Behind] = {}
         # A life that starts empty with seeds to join through (or is reset) catches up
-        # from one peer, its source, before it judges or is judged by anyone (R7e). A
+        # from one peer, its source, before it judges or is judged by anyone (R7d). A
         # node with no seeds founds a cluster: there is nothing to catch up with.
         self.bootstrapping = bool(self.membership.seeds)
         self.source: str | None = None
@@ -172,18 +170,18 @@ class GossipProtocol:
         entry = Entry(key, value, self.clock.tick(now_ms), self.writer, deleted, expires)
         self.store.merge(entry)
         self.store.advance(self.writer, prev, entry.ts)
-        self._last_write = RumorItem(entry, prev)
         if self.config.eager_push:
-            self._rumors.append((self._last_write, None))
+            self._rumors.append((RumorItem(entry, prev), None))
         return entry
 
-    def push_last_write(self, addresses: list[str]) -> list[Outgoing]:
-        """The latest local write, pushed straight to `addresses` (no relaying): each
-        answer is an acknowledgement that that peer holds it (for `replicas=k`)."""
-        if self._last_write is None:
-            return []
-        rumor = Rumor(self.membership.me, (self._last_write,))
-        return [Outgoing(address, rumor) for address in addresses]
+    def replication(self, address: str) -> Outgoing:
+        """An Exchange carrying our own writes `address` lacks by its last digest (all of
+        them if we have none): the digest of its Reply tells whether it now holds them
+        (for `replicas=k`)."""
+        peer = self._peer_digests.get(address, {})
+        known = {w: m for w, m in self.store.watermarks.items() if w != self.writer}
+        delta, more = self._delta_for({**known, self.writer: peer.get(self.writer, ZERO)})
+        return Outgoing(address, self._summary(Exchange, delta, more=more))
 
     # -- timing ------------------------------------------------------------------------
 
@@ -226,7 +224,7 @@ class GossipProtocol:
             behind = self._forgotten_evidence(member.info)
         if behind is not None or self.bootstrapping:
             # Nothing of ours for a peer that must reset first (our delta could make its
-            # stale state look current); a catching-up node's deltas are not taken (R7e).
+            # stale state look current); a catching-up node's deltas are not taken (R7d).
             return self._summary(Exchange, (), behind=behind)
         delta, more = self._delta_for(self._peer_digests.get(address, guess), fresh)
         return self._summary(Exchange, delta, more=more)
@@ -302,7 +300,11 @@ class GossipProtocol:
         """Our digest, view and collection state, around `delta`. A newcomer (catching
         up) is told of every retired writer and every collection, not only the news."""
         store, limit = self.store, self.config.max_members_per_message
-        retired = dict(itertools.islice(store.retired.items(), limit)) if newcomer else self._announce
+        retired = self._announce
+        if newcomer:  # every retired writer, those we still hold entries of first
+            sent = [d.origin for d in delta if d.origin in store.retired]
+            rest = (w for w in store.retired if w not in sent)
+            retired = {w: store.retired[w] for w in itertools.islice(itertools.chain(sent, rest), limit)}
         # The horizon of writers in our digest; a newcomer adopts that of retired ones too.
         horizon = {w: t for w, t in store.horizon.items()
                    if w in store.watermarks or (newcomer and w in retired)}  # fmt: skip
@@ -349,15 +351,15 @@ class GossipProtocol:
                 taken.append(entry)
             if cut and not taken:
                 break
-            if young and not taken:
-                continue
+            if not taken and (young or origin in self.store.retired):
+                continue  # (a retired writer's end travels in the summary's retired map)
             upto = taken[-1].ts if cut or young else mine
             deltas.append(WriterDelta(origin, base, upto, tuple(taken)))
             if cut:
                 break
         return tuple(deltas), cut
 
-    # -- taking in a peer's summary (R7d, R7e) -----------------------------------------------
+    # -- taking in a peer's summary (R7c, R7d) -----------------------------------------------
 
     def _take_summary(self, message: Summary, now_ms: int) -> Behind | None:
         """Take in a peer's digest, view and delta. Returns evidence (and applies none of
@@ -369,7 +371,7 @@ class GossipProtocol:
         # Neither side judges a node that is catching up: it holds only its source's state.
         theirs = None if message.bootstrap or self.bootstrapping else self._evidence_against(message)
         mine = self._evidence_for_us(message)
-        if mine is not None and (theirs is None or self._yields_to(message)):
+        if mine is not None and (theirs is None or staleness.yields(self.store, self.id, message)):
             self._reset(now_ms, sender.address, mine)
             return None
         if self.bootstrapping:
@@ -386,7 +388,7 @@ class GossipProtocol:
             self.counters.behind_peers += 1
             return theirs
         self._behind.pop(sender.address, None)
-        self._merge_collections(message)
+        self._merge_collections(message, now_ms)
         self._apply_deltas(message.delta, now_ms)
         return None
 
@@ -395,11 +397,16 @@ class GossipProtocol:
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
         heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
-        if claim is not None and heeded and self._verify(claim):
+        if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self._generation):
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
-        return self._evidence_against_us(message)
+        return staleness.against_us(self.store, message)
+
+    def _evidence_against(self, message: Summary) -> Behind | None:
+        """Whether the sender's state predates our collections (R7c), and the evidence."""
+        forgotten = self._forgotten_evidence(message.sender)
+        return forgotten or staleness.against_peer(self.store, message, self._ended)
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -414,7 +421,7 @@ class GossipProtocol:
 
     def _catch_up(self, message: Summary, now_ms: int) -> None:
         """A delta from our source while we catch up: take all of it, and what it has
-        collected and retired; done once it had nothing more to send (R7e)."""
+        collected and retired; done once it had nothing more to send (R7d)."""
         self._apply_deltas(message.delta, now_ms)
         store = self.store
         for writer, mark in message.horizon.items():
@@ -422,8 +429,7 @@ class GossipProtocol:
                 store.horizon[writer] = mark
         for writer, upto in message.retired.items():
             if store.watermarks.get(writer) == upto:
-                store.retire(writer, upto)
-                self._retired_at[writer] = now_ms
+                self._retire_writer(writer, upto, now_ms)
         self.stability.hear(message.sender, message.digest, message.retired)
         # A source still catching up itself may lack what others hold: it completes us
         # only if nothing was ever collected or retired on either side (a cold start).
@@ -436,7 +442,7 @@ class GossipProtocol:
             self.bootstrapping = False
             self.source = None
 
-    def _merge_collections(self, message: Summary) -> None:
+    def _merge_collections(self, message: Summary, now_ms: int) -> None:
         """A peer we are not behind: what it collected, we hold past already, so its
         horizon becomes ours too (we can judge others by it); a writer it retired that we
         hold to its end, we retire too."""
@@ -446,29 +452,7 @@ class GossipProtocol:
                 store.horizon[writer] = mark
         for writer, upto in message.retired.items():
             if store.watermarks.get(writer) == upto:  # (holding more, we spread it instead)
-                store.retire(writer, upto)
-                self.counters.retired += 1
-
-    def _evidence_against(self, message: Summary) -> Behind | None:
-        """Whether the sender's state predates our collections (R7d), and the evidence."""
-        sender = message.sender
-        forgotten = self._forgotten_evidence(sender)
-        if forgotten is not None:
-            return forgotten
-        store = self.store
-        for writer, mark in store.horizon.items():
-            if writer in store.retired or writer in message.retired:
-                continue
-            if max(message.digest.get(writer, ZERO), message.horizon.get(writer, ZERO)) >= mark:
-                continue
-            if writer in message.digest or not self._ended(writer):
-                return Behind(HORIZON, writer, mark)
-            # (An ended writer it does not list: it may have retired it long ago.)
-        for writer, theirs in message.digest.items():
-            upto = store.retired.get(writer)
-            if upto is not None and theirs < upto:
-                return Behind(RETIRED, writer, upto)
-        return None
+                self._retire_writer(writer, upto, now_ms)
 
     def _forgotten_evidence(self, member: MemberInfo) -> Behind | None:
         """A life we forgot, back while we have collected since: its state may hold keys
@@ -479,34 +463,6 @@ class GossipProtocol:
         if self.store.collected <= forgotten[1]:
             return None
         return Behind(FORGOTTEN, member.id, Timestamp(member.generation, 0))
-
-    def _evidence_against_us(self, message: Summary) -> Behind | None:
-        """Whether our state predates the sender's collections, by what it tells us."""
-        store = self.store
-        for writer, mark in message.horizon.items():
-            if max(store.coverage(writer), store.horizon.get(writer, ZERO)) < mark:
-                return Behind(HORIZON, writer, mark)
-        for writer, upto in message.retired.items():
-            mine = store.watermarks.get(writer)
-            if mine is not None and mine < upto:
-                return Behind(RETIRED, writer, upto)
-        return None
-
-    def _verify(self, evidence: Behind) -> bool:
-        """Whether a peer's claim that we are behind its collections holds for us."""
-        store = self.store
-        if evidence.reason == FORGOTTEN:
-            return evidence.writer == self.id and evidence.mark.wall == self._generation
-        if evidence.reason == RETIRED:
-            mine = store.watermarks.get(evidence.writer)
-            return mine is not None and mine < evidence.mark
-        covered = max(store.coverage(evidence.writer), store.horizon.get(evidence.writer, ZERO))
-        return covered < evidence.mark
-
-    def _yields_to(self, message: Summary) -> bool:
-        """Each behind the other's collections (a split longer than reap_after): the one
-        that collected less recently resets (ties: the lower id)."""
-        return (self.store.collected, self.id) < (message.collected, message.sender.id)
 
     def _reset(self, now_ms: int, source: str, evidence: Behind) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
@@ -519,7 +475,6 @@ class GossipProtocol:
         self.membership.me = MemberInfo(me.id, me.address, self._generation, 0, me.left)
         self.store.clear()
         self.stability.clear()
-        self._last_write = None
         self._rumors.clear()
         self._pending.clear()
         self._peer_digests.clear()
@@ -581,9 +536,7 @@ class GossipProtocol:
             members = [m.info for m in self.membership.members.values()]
             for writer, upto in list(store.watermarks.items()):
                 if self._ended(writer) and self.stability.all_hold(members, writer, upto):
-                    store.retire(writer, upto)
-                    self._retired_at[writer] = now_ms
-                    self.counters.retired += 1
+                    self._retire_writer(writer, upto, now_ms)
         for writer in [w for w in self._pending if w in store.retired]:
             del self._pending[writer]  # its missing writes are gone for good
         for writer in [w for w in self._retired_at if w not in store.retired]:
@@ -599,6 +552,11 @@ class GossipProtocol:
                 store.forget_writer(writer)
                 del self._retired_at[writer]
         self._announce = announce
+
+    def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
+        self.store.retire(writer, upto)
+        self._retired_at[writer] = now_ms
+        self.counters.retired += 1
 
     def _apply_deltas(self, deltas: Iterable[WriterDelta], now_ms: int) -> None:
         """Apply each writer's delta that starts where our history of it ends (R10): one
@@ -619,12 +577,12 @@ class GossipProtocol:
         if self.store.get(entry.key) is None:
             if entry.ts <= self.store.coverage(entry.origin):
                 # We held this writer's history past it, and the key is gone: something
-                # newer replaced it, and has been collected since (R7c).
+                # newer replaced it, and has been collected since (R7b).
                 self.counters.refused_superseded += 1
                 return True
             if pushed and entry.ts <= self.store.collected:
                 # A push is news; one as old as what we have collected may come from a
-                # node that was away. Anti-entropy brings it if it is not stale (R7c).
+                # node that was away. Anti-entropy brings it if it is not stale (R7b).
                 self.counters.refused_stale += 1
                 return False
         if self.store.merge(entry):
@@ -729,7 +687,7 @@ class GossipProtocol:
     def restore(self, snap: Snapshot, now_ms: int) -> None:
         """Start from a snapshot (before talking to anyone): its entries, what we held
         completely, what we had collected and retired, and a clock above all we ever
-        wrote. A node with state does not catch up from scratch: peers judge it (R7d)."""
+        wrote. A node with state does not catch up from scratch: peers judge it (R7c)."""
         for entry in snap.entries:
             self.store.merge(entry)
         self.store.watermarks.update(snap.watermarks)

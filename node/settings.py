@@ -211,8 +211,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("tls-key", "", "PEM private key of --tls-cert")
     opt("tls-ca", "", "PEM CA: peers must present a certificate it signed")
     opt("data-dir", "", "keep a snapshot of the state here, to restart with it")
-    opt("tombstone-grace", local.tombstone_grace, "seconds deletes are remembered (longest outage)", float)
-    opt("reap-after", local.reap_after, "seconds after which dead or left members are forgotten", float)
+    opt("tombstone-grace", local.tombstone_grace,
+        "seconds a delete or expiry is kept past its time (and until every member has it)", float)
+    opt("reap-after", local.reap_after,
+        "seconds before a dead or departed member is forgotten: the longest outage a node survives "
+        "with its state (back later, it is reset)", float)
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
     opt("log-level", "warning", "uvicorn and node log level")

@@ -21,6 +21,7 @@ import httpx
 from anyio.abc import TaskStatus
 
 from gossip.auth import KeyRing, Verifier, sign
+from gossip.clock import ZERO
 from gossip.codec import Codec
 from gossip.errors import GossipError, InvalidValue, NetworkError, PeerError
 from gossip.messages import Reply
@@ -131,23 +132,23 @@ class SharedState:
         self, key: str, value: JSON, ttl: float | None = None, replicas: int = 0, timeout: float = 2.0
     ) -> Entry:
         """set(), and with `replicas` > 0 return only once that many peers hold the write
-        (pushed to them directly, trying further peers if some fail), so it survives the
-        loss of this node. Raises ReplicationTimeout, saying how many did, otherwise; the
-        write stays stored here and spreads as usual either way."""
+        (sent to them directly, trying further peers if some fail: a peer holds it when its
+        digest says so), so it survives the loss of this node. Raises ReplicationTimeout,
+        saying how many did, otherwise; the write stays stored here and spreads as usual
+        either way."""
         with self._lock:
             peers = self.protocol.membership.live_addresses()
             if replicas > len(peers):
                 raise InvalidValue(f"replicas={replicas} cannot be met: {len(peers)} live peers")
             entry = self.protocol.write(key, value, wall_ms(), ttl)
             self.protocol.rng.shuffle(peers)
-            pushes = self.protocol.push_last_write(peers) if replicas > 0 else []
         self._wake_pusher()
         acked = 0
 
         async def replicate(scope: anyio.CancelScope) -> None:
             nonlocal acked
-            while pushes and acked < replicas:
-                if await self._send(pushes.pop(0)):
+            while peers and acked < replicas:
+                if await self._replicate(peers.pop(0), entry):
                     acked += 1
             if acked >= replicas:
                 scope.cancel()
@@ -159,6 +160,28 @@ class SharedState:
         if acked < replicas:
             raise ReplicationTimeout(acked, replicas, timeout, len(peers))
         return entry
+
+    async def _replicate(self, address: str, entry: Entry, tries: int = 3) -> bool:
+        """Send our writes `address` lacks, until its digest shows it holds `entry`."""
+        for _ in range(tries):
+            with self._lock:
+                out = self.protocol.replication(address)
+            try:
+                answer = await self.transport.send(address, out.message)
+            except (NetworkError, PeerError) as exc:
+                log.info("%s: replicating to %s failed: %s", self.id, address, exc)
+                with self._lock:
+                    self.protocol.on_failure(address)
+                return False
+            if not isinstance(answer, Reply):
+                return False
+            with self._lock:
+                resets = self.protocol.counters.resets
+                self.protocol.on_reply(address, answer, wall_ms())
+                self._log_reset(resets)
+            if answer.digest.get(entry.origin, ZERO) >= entry.ts:
+                return True
+        return False
 
     def __setitem__(self, key: str, value: JSON) -> None:
         self.set(key, value)

@@ -7,6 +7,8 @@
   gossip-sim scale --nodes 1000,2000,5000,10000
   gossip-sim theory --nodes 10,30,100
   gossip-sim load --nodes 100 --rate 20 --loss 0.05
+  gossip-sim check --seeds 0-999 --shrink
+  gossip-sim routine --at-defaults
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
 """
@@ -17,6 +19,7 @@ import argparse
 import csv
 import itertools
 import math
+import multiprocessing
 import os
 import statistics
 import sys
@@ -24,11 +27,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from simulations import checker
 from simulations.agreement import CASES, check
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
 from simulations.load import Load, run_load
+from gossip.config import Config
 from simulations.progress import Progress
+from simulations.routine import FOUND_AT, ROUTINE
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
 
 SCENARIOS = {**FAULTS, **LIFECYCLE}
@@ -249,6 +255,82 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0 if t.converged else 1
 
 
+def _check_one(seed: int) -> checker.Outcome:
+    outcome = checker.check(seed)
+    outcome.trace = []  # (not sent back between processes)
+    return outcome
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The randomized fault search: each seed a schedule, its invariants checked."""
+    if args.replay:
+        schedule = checker.Schedule.from_json(Path(args.replay).read_text())
+        outcome = checker.run(schedule, trace=args.trace)
+        if args.trace:
+            print("\n".join(outcome.trace))
+        _print_outcome(outcome)
+        return 0 if outcome.ok else 1
+    seeds = list(checker.seeds(args.seeds))
+    failed: list[checker.Outcome] = []
+    totals: dict[str, float] = {}
+    progress = Progress(len(seeds), "seeds")
+    outcomes = []
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        for outcome in pool.imap(_check_one, seeds, chunksize=4):
+            outcomes.append(outcome)
+            progress()
+    for outcome in outcomes:
+        for name, value in outcome.figures.items():
+            totals[name] = totals.get(name, 0) + value
+        if not outcome.ok:
+            failed.append(outcome)
+            _print_outcome(outcome)
+    kinds = sorted({v.kind for o in failed for v in o.violations})
+    print(f"{len(seeds)} schedules (seeds {args.seeds}): {len(failed)} with violations {kinds or ''}")
+    print("  totals: " + ", ".join(f"{k} {v:g}" for k, v in totals.items() if k != "agreed after s"))
+    if failed and args.shrink:
+        first = failed[0]
+        print(f"shrinking seed {first.schedule.seed} ({len(first.schedule.steps)} steps) ...", flush=True)
+        small = checker.shrink(checker.run(first.schedule))
+        path = Path(args.save) / f"check-{first.schedule.seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(small.schedule.to_json())
+        _print_outcome(small)
+        print(f"shrunk to {len(small.schedule.steps)} steps: {path}; replay with "
+              f"gossip-sim check --replay {path} --trace")  # fmt: skip
+    return 1 if failed else 0
+
+
+def _print_outcome(outcome: checker.Outcome) -> None:
+    s = outcome.schedule
+    verdict = "ok" if outcome.ok else f"{len(outcome.violations)} violation(s)"
+    print(f"seed {s.seed}: {s.nodes} nodes, {len(s.steps)} steps: {verdict}")
+    for v in outcome.violations[:5]:
+        print(f"  {v.kind}: {v.detail}")
+
+
+def cmd_routine(args: argparse.Namespace) -> int:
+    """The routine operations that once lost data, at the settings they were found at
+    (rounds every second, an hour of grace) or at today's defaults."""
+    config = Config() if args.at_defaults else FOUND_AT
+    unknown = [n for n in args.names if n not in ROUTINE]
+    if unknown:
+        print(f"gossip-sim routine: unknown {unknown}; choose from {', '.join(ROUTINE)}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.names or list(ROUTINE):
+        started = time.perf_counter()
+        try:
+            report = ROUTINE[name](seed=args.seed, config=config)
+        except ScenarioFailed as exc:
+            print(exc)
+            status = 1
+            continue
+        print("\n".join(report.lines()))
+        print(f"  (ran in {time.perf_counter() - started:.1f} s)")
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -302,6 +384,22 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--loss-per", choices=["message", "exchange"], default="message")
     ld.add_argument("--seed", type=int, default=1)
     ld.set_defaults(run=cmd_load)
+
+    k = sub.add_parser("check", help="randomized fault schedules, each checked against the contract")
+    k.add_argument("--seeds", default="0-99", help="e.g. 0-4999 or 3,17")
+    k.add_argument("--shrink", action="store_true", help="shrink the first failing schedule")
+    k.add_argument("--save", default="out/check", help="where a shrunk schedule is written")
+    k.add_argument("--replay", help="run a schedule saved as JSON")
+    k.add_argument("--trace", action="store_true", help="with --replay: print the trace")
+    _workers_arg(k)
+    k.set_defaults(run=cmd_check)
+
+    r = sub.add_parser("routine", help="operations that once lost data, as stories")
+    r.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(ROUTINE)} (default: all)")
+    r.add_argument("--at-defaults", action="store_true",
+                   help="at today's default settings (a day of grace: slow) instead of those found at")  # fmt: skip
+    r.add_argument("--seed", type=int, default=1)
+    r.set_defaults(run=cmd_routine)
 
     t = sub.add_parser("theory", help="synchronous rounds against DESIGN.md's Monte Carlo table")
     t.add_argument("--nodes", type=_ints, default=[10, 30, 100, 1000])

@@ -52,6 +52,7 @@ class Ack:
     origin: str
     deleted: bool
     at_us: int
+    expires_at: int | None = None
 
 
 KINDS = ("exchange", "reply", "rumor")
@@ -304,7 +305,7 @@ class Simulation:
 
     def _acknowledge(self, node: SimNode, entry: Entry) -> Entry:
         self.acks.append(Ack(entry.key, entry.value, entry.ts, entry.origin, entry.deleted,
-                             self.now_us))  # fmt: skip
+                             self.now_us, entry.expires_at))  # fmt: skip
         self.note(f"write {node.id}: {entry.key}={entry.value!r} ts={tuple(entry.ts)}")
         self._changed(node)
         return entry
@@ -490,7 +491,7 @@ class Simulation:
     def lost_acks(self) -> list[tuple[str, Ack]]:
         """(node, write) for each acknowledged write an up node neither holds nor holds
         something newer for: a write superseded by a later timestamp is not lost, nor
-        is one whose key was last deleted and whose tombstone has been collected."""
+        is one whose key was last deleted or expired, and collected since."""
         newest: dict[str, Ack] = {}
         for ack in self.acks:
             if ack.key not in newest or (ack.ts, ack.origin) > (newest[ack.key].ts, newest[ack.key].origin):
@@ -499,8 +500,10 @@ class Simulation:
         for node in self.up_nodes():
             for ack in self.acks:
                 entry = node.protocol.store.get(ack.key)
-                if entry is None and newest[ack.key].deleted:
-                    continue  # deleted last, the tombstone collected after its grace period
+                last = newest[ack.key]
+                gone = last.deleted or (last.expires_at is not None and last.expires_at <= self.node_ms(node))
+                if entry is None and gone:
+                    continue  # deleted or expired last, and collected since
                 if entry is None or (entry.ts, entry.origin) < (ack.ts, ack.origin):
                     lost.append((node.id, ack))
         return lost

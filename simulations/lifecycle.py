@@ -316,7 +316,7 @@ def short_absence(seed: int = 1, nodes: int = 10, away: float = GRACE / 2) -> Re
 
 def forgotten(seed: int = 1, nodes: int = 10, away: float = 2 * REAP) -> Report:
     """A node cut off longer than reap_after: the others forget it and collect deletes
-    it never saw; on its return it is reset (R7d), and no deleted key comes back."""
+    it never saw; on its return it is reset (R7c), and no deleted key comes back."""
     return _absence("forgotten", seed, nodes, away, new_deleter=False)
 
 

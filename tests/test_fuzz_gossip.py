@@ -84,9 +84,9 @@ def signed(body: bytes, at_ms: int | None = None) -> dict[str, str]:
 
 def carried(message: Message, before: Snapshot) -> list[Entry]:
     """The entries of a message the node must take, by docs/PROTOCOL.md: not those of a
-    sender found behind our collections (R7d), of a delta that starts past our history
-    of its writer (R10), of a key we lack that our watermark already covers (R7c), nor
-    a push as old as what we have collected (R7c)."""
+    sender found behind our collections (R7c), of a delta that starts past our history
+    of its writer (R10), of a key we lack that our watermark already covers (R7b), nor
+    a push as old as what we have collected (R7b)."""
     # Each group is (base or prev, entries): a rumor item is a group of its own (the
     # watermark moves after each), a writer's delta one group (it moves at its end).
     if isinstance(message, Rumor):

@@ -124,7 +124,7 @@ def test_a_node_away_longer_than_the_grace_period_catches_up_and_nothing_is_lost
 
 def test_a_forgotten_node_is_reset_on_return_and_no_deleted_key_comes_back() -> None:
     """Paused for longer than reap_after, a node is forgotten by the others (a majority),
-    which then collect deletes it never saw; back, it is reset (R7d), says so in its log,
+    which then collect deletes it never saw; back, it is reset (R7c), says so in its log,
     and catches up: no deleted key comes back, and it is not reset again."""
     args = ["--tombstone-grace", "1", "--reap-after", "2"]
     with LocalCluster(4, interval=0.2, extra_args=args) as cluster, httpx.Client(timeout=5) as client:
