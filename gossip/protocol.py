@@ -67,6 +67,16 @@ class Counters:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgottenLife:
+    """A member's life we forgot (R18): if it comes back, having missed what we collected
+    since, its state may hold keys deleted meanwhile (R7c). Remembered for reap_after."""
+
+    generation: int
+    collected: Timestamp  # the newest entry we had collected when we forgot it
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ResetNotice:
     """Why the last reset happened: the evidence, the peer that gave it, and when."""
 
@@ -125,9 +135,7 @@ class GossipProtocol:
         # What each member holds, from its own digests: collection and retirement wait
         # until every member holds what they drop (R7a, R20).
         self.stability = Stability()
-        # Lives we forgot (reaped), with what we had collected then: if one comes back and
-        # we have collected since, its state may hold keys deleted meanwhile (R7c).
-        self.forgotten: dict[str, tuple[int, Timestamp]] = {}
+        self.forgotten: dict[str, ForgottenLife] = {}  # by node id
         # Peers found behind our collections: the evidence goes with our next exchange.
         self._behind: dict[str, Behind] = {}
         # A life that starts empty with seeds to join through (or is reset) catches up
@@ -202,8 +210,11 @@ class GossipProtocol:
         our source while we catch up)."""
         self.counters.rounds += 1
         for info in self.membership.update(now_ms):
-            self.forgotten[info.id] = (info.generation, self.store.collected)
+            self.forgotten[info.id] = ForgottenLife(info.generation, self.store.collected, now_ms)
             self.stability.forget(info.id)
+        reap_ms = self.config.reap_after * 1000
+        for node in [n for n, life in self.forgotten.items() if now_ms - life.at_ms > reap_ms]:
+            del self.forgotten[node]
         self._collect(now_ms)
         self._retire(now_ms)
         self.membership.beat()
@@ -458,9 +469,9 @@ class GossipProtocol:
         """A life we forgot, back while we have collected since: its state may hold keys
         deleted meanwhile."""
         forgotten = self.forgotten.get(member.id)
-        if forgotten is None or member.generation > forgotten[0]:
+        if forgotten is None or member.generation > forgotten.generation:
             return None
-        if self.store.collected <= forgotten[1]:
+        if self.store.collected <= forgotten.collected:
             return None
         return Behind(FORGOTTEN, member.id, Timestamp(member.generation, 0))
 
@@ -524,7 +535,7 @@ class GossipProtocol:
                 member.info.generation == generation and member.status == LEFT
             )
         forgotten = self.forgotten.get(node)
-        return forgotten is not None and forgotten[0] >= generation
+        return forgotten is not None and forgotten.generation >= generation
 
     def _retire(self, now_ms: int) -> None:
         """Take ended writers that every member holds to the same end out of the digest,
@@ -680,7 +691,7 @@ class GossipProtocol:
 
     def snapshot(self) -> Snapshot:
         store = self.store
-        forgotten = {node: generation for node, (generation, _) in self.forgotten.items()}
+        forgotten = {node: life.generation for node, life in self.forgotten.items()}
         return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
                         tuple(store.entries()), dict(store.retired), forgotten)  # fmt: skip
 
@@ -695,7 +706,7 @@ class GossipProtocol:
         self.store.retired.update(snap.retired)
         self._retired_at.update(dict.fromkeys(snap.retired, now_ms))
         for node, generation in snap.forgotten.items():
-            self.forgotten[node] = (generation, self.store.collected)
+            self.forgotten[node] = ForgottenLife(generation, self.store.collected, now_ms)
         if snap.clock > self.clock.last:
             self.clock.last = snap.clock
         self.bootstrapping = not (snap.entries or snap.watermarks or snap.retired)

@@ -224,8 +224,8 @@ class Run:
         if resets != self._resets.get(node.id, 0):
             self._resets[node.id] = resets
             self._discarded(self._shadow.get(node.id, {}))
-        for member_id, (generation, _) in p.forgotten.items():
-            self.reaped.add((member_id, generation))
+        for member_id, forgotten in p.forgotten.items():
+            self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
         seen = self._seen.setdefault(life, {})
         current = self._entries(node)

@@ -27,12 +27,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gossip.config import Config
 from simulations import checker
 from simulations.agreement import CASES, check
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
 from simulations.load import Load, run_load
-from gossip.config import Config
 from simulations.progress import Progress
 from simulations.routine import FOUND_AT, ROUTINE
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
@@ -397,7 +397,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("routine", help="operations that once lost data, as stories")
     r.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(ROUTINE)} (default: all)")
     r.add_argument("--at-defaults", action="store_true",
-                   help="at today's default settings (a day of grace: slow) instead of those found at")  # fmt: skip
+                   help="at today's defaults (a day of grace: slow), not those found at")  # fmt: skip
     r.add_argument("--seed", type=int, default=1)
     r.set_defaults(run=cmd_routine)
 

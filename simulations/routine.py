@@ -39,7 +39,8 @@ def _finish(s: Story, fault_ended: float, timeout: float = 120, settle: float = 
     s.check(not resets, f"nodes were reset: {resets}")
     report = s.report(fault_ended, took, may_lose)
     report.figures["collected"] = sum(n.protocol.counters.collected for n in s.sim.nodes.values())
-    report.figures["digest writers (max)"] = max(len(n.protocol.store.watermarks) for n in s.sim.nodes.values())
+    nodes = s.sim.nodes.values()
+    report.figures["digest writers (max)"] = max(len(n.protocol.store.watermarks) for n in nodes)
     return report
 
 
