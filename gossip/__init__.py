@@ -18,8 +18,19 @@ from gossip.errors import (
     PeerUnreachable,
 )
 from gossip.membership import Member, MemberInfo, Membership
-from gossip.messages import Behind, Exchange, Message, Reply, Rumor, RumorItem, Summary, WriterDelta
-from gossip.protocol import GossipProtocol, Outgoing
+from gossip.messages import (
+    Behind,
+    Exchange,
+    Message,
+    Outgoing,
+    Reply,
+    Rumor,
+    RumorGroup,
+    RumorItem,
+    Summary,
+    WriterDelta,
+)  # fmt: skip
+from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
 
 __all__ = [
@@ -27,5 +38,5 @@ __all__ = [
     "Entry", "Exchange", "GossipError", "GossipProtocol", "HybridClock", "IncompatibleMessage",
     "InvalidKey", "InvalidValue", "MalformedMessage", "Member", "MemberInfo", "Membership",
     "Message", "NetworkError", "Outgoing", "PeerError", "PeerTimeout", "PeerUnreachable",
-    "Reply", "Rumor", "RumorItem", "Store", "Summary", "Timestamp", "WriterDelta",
+    "Reply", "Rumor", "RumorGroup", "RumorItem", "Store", "Summary", "Timestamp", "WriterDelta",
 ]  # fmt: skip

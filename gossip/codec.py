@@ -6,13 +6,13 @@ Decoding checks every type and limit; nothing half-checked reaches the protocol.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from gossip.clock import Timestamp
 from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
+from gossip.jsontext import JSONDecodeError, dumps, loads
 from gossip.limits import check_key, check_value, is_text
 from gossip.membership import MemberInfo
 from gossip.messages import (
@@ -22,6 +22,7 @@ from gossip.messages import (
     Message,
     Reply,
     Rumor,
+    RumorGroup,
     RumorItem,
     Snapshot,
     WriterDelta,
@@ -29,6 +30,7 @@ from gossip.messages import (
 from gossip.store import Entry
 
 PROTOCOL_VERSION = 2
+_PARSED_SCALARS = frozenset({int, float, bool, type(None)})  # valid as parsed (see fast_entry)
 SNAPSHOT_VERSIONS = (1, 2)  # a snapshot of version 1 (no retired writers) still loads
 _MAX_INT = 2**53  # integers stay exact in every JSON implementation
 _KINDS = {"exchange": Exchange, "reply": Reply, "rumor": Rumor}
@@ -40,11 +42,8 @@ def entry_to_wire(e: Entry) -> list[Any]:
 
 def entry_size(e: Entry) -> int:
     """Bytes this entry adds to a message (close enough for a budget)."""
-    return len(_dumps(entry_to_wire(e))) + 1
+    return len(dumps(entry_to_wire(e))) + 1
 
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _member(m: MemberInfo) -> list[Any]:
@@ -67,11 +66,11 @@ class Codec:
         }
         if isinstance(message, Rumor):
             body["type"] = "rumor"
-            body["items"] = [
-                [i.entry.origin, i.prev.wall, i.prev.counter, *entry_to_wire(i.entry)]
-                for i in message.items
-            ]
-            body["cover"] = list(message.cover)
+            body["groups"] = [
+                [list(g.cover), [[i.entry.origin, i.prev.wall, i.prev.counter, *entry_to_wire(i.entry)]
+                                 for i in g.items]]
+                for g in message.groups
+            ]  # fmt: skip
         else:
             body["type"] = "exchange" if isinstance(message, Exchange) else "reply"
             body["digest"] = _digest(message.digest)
@@ -87,10 +86,10 @@ class Codec:
             body["more"] = int(message.more)
             if (b := message.behind) is not None:
                 body["behind"] = [b.reason, b.writer, b.mark.wall, b.mark.counter]
-        return _dumps(body)
+        return dumps(body)
 
     def encode_snapshot(self, snap: Snapshot) -> bytes:
-        return _dumps({
+        return dumps({
             "v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "snapshot",
             "clock": [*snap.clock], "watermarks": _digest(snap.watermarks),
             "horizon": _digest(snap.horizon), "retired": _digest(snap.retired),
@@ -101,8 +100,8 @@ class Codec:
     def decode_snapshot(self, data: bytes) -> Snapshot:
         """A snapshot file, checked like any message (it may be damaged or foreign)."""
         try:
-            body = json.loads(data)
-        except (ValueError, RecursionError) as exc:
+            body = loads(data)
+        except JSONDecodeError as exc:
             raise MalformedMessage(f"snapshot is not JSON: {exc}") from exc
         d = _Decoder(self.config, max_entries=2**62)  # a snapshot holds the whole state
         obj = d.obj(body, "snapshot")
@@ -124,8 +123,8 @@ class Codec:
 
     def decode(self, data: bytes) -> Message:
         try:
-            body = json.loads(data)
-        except (ValueError, RecursionError) as exc:
+            body = loads(data)
+        except JSONDecodeError as exc:
             raise MalformedMessage(f"body is not JSON: {exc}") from exc
         return _Decoder(self.config).message(body)
 
@@ -157,12 +156,11 @@ class _Decoder:
             raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
         sender = self.member(self.field(obj, "sender"), "sender")
         if kind == "rumor":
-            raw = self.count(self.array(self.field(obj, "items"), "items"))
-            items = tuple(self.rumor_item(r, f"items[{i}]") for i, r in enumerate(raw))
-            cover = self.array(self.field(obj, "cover"), "cover")
-            if len(cover) > self.config.max_members_per_message:
-                raise MalformedMessage(f"cover lists more than {self.config.max_members_per_message} peers")
-            return Rumor(sender, items, tuple(self.text(a, f"cover[{i}]") for i, a in enumerate(cover)))
+            limit = self.config.max_members_per_message
+            raw_groups = self.array(self.field(obj, "groups"), "groups")
+            if len(raw_groups) > limit:
+                raise MalformedMessage(f"more than {limit} groups")
+            return Rumor(sender, tuple(self.rumor_group(g, f"groups[{i}]") for i, g in enumerate(raw_groups)))
         limit = self.config.max_members_per_message
         digest = self.digest(obj, "digest", limit=limit)
         raw_members = self.array(self.field(obj, "members"), "members")
@@ -198,10 +196,63 @@ class _Decoder:
         origin = self.text(origin, f"{path} origin")
         base, upto = self.ts(base, f"{path} base"), self.ts(upto, f"{path} upto")
         items = self.count(self.array(entries, f"{path} entries"))
-        parsed = tuple(self.entry(origin, e, f"{path} entries[{i}]") for i, e in enumerate(items))
+        parsed = tuple(self.fast_entry(origin, e) or self.entry(origin, e, f"{path} entries[{i}]")
+                       for i, e in enumerate(items))  # fmt: skip
         if any(not base < e.ts <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
         return WriterDelta(origin, base, upto, parsed)
+
+    def rumor_group(self, raw: object, path: str) -> RumorGroup:
+        cover, items = self.tuple(raw, path, 2)
+        cover = self.array(cover, f"{path} cover")
+        limit = self.config.max_members_per_message
+        if len(cover) > limit:
+            raise MalformedMessage(f"{path} cover lists more than {limit} addresses")
+        raw_items = self.count(self.array(items, f"{path} items"))
+        return RumorGroup(
+            tuple(self.text(a, f"{path} cover[{i}]") for i, a in enumerate(cover)),
+            tuple(self.fast_rumor_item(r) or self.rumor_item(r, f"{path} items[{i}]")
+                  for i, r in enumerate(raw_items)),
+        )  # fmt: skip
+
+    # The fast paths: the common, well-formed case, checked in one go; anything they do
+    # not accept goes through the field-by-field checks, which name what is wrong.
+
+    def fast_rumor_item(self, raw: object) -> RumorItem | None:
+        if type(raw) is not list or len(raw) != 9:
+            return None
+        origin, prev_wall, prev_counter = raw[0], raw[1], raw[2]
+        if not (type(origin) is str and 0 < len(origin) <= 256 and type(prev_wall) is int
+                and type(prev_counter) is int and 0 <= prev_wall < _MAX_INT and 0 <= prev_counter < _MAX_INT):
+            return None  # fmt: skip
+        entry = self.fast_entry(origin, raw[3:])
+        prev = Timestamp(prev_wall, prev_counter)
+        return RumorItem(entry, prev) if entry is not None and prev < entry.ts else None
+
+    def fast_entry(self, origin: str, raw: object) -> Entry | None:
+        """An entry from parsed JSON (orjson: strings are valid text, numbers finite and
+        integers within 64 bits), or None to take the slow path."""
+        if type(raw) is not list or len(raw) != 6:
+            return None
+        key, value, wall, counter, deleted, expires = raw
+        config = self.config
+        if not (type(key) is str and key and type(wall) is int and type(counter) is int
+                and 0 <= wall < _MAX_INT and 0 <= counter < _MAX_INT and type(deleted) is int
+                and (deleted == 0 or (deleted == 1 and value is None))
+                and (expires is None or (type(expires) is int and 0 <= expires < _MAX_INT))):
+            return None  # fmt: skip
+        if 4 * len(key) > config.max_key_bytes and len(key.encode()) > config.max_key_bytes:
+            return None
+        kind = type(value)
+        if kind is str:
+            if 6 * len(value) + 2 > config.max_value_bytes and len(dumps(value)) > config.max_value_bytes:
+                return None
+        elif kind not in _PARSED_SCALARS:
+            try:
+                check_value(value, config)
+            except CallerError:
+                return None
+        return Entry(key, value, Timestamp(wall, counter), origin, deleted == 1, expires)
 
     def rumor_item(self, raw: object, path: str) -> RumorItem:
         fields = self.array(raw, path)

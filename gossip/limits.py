@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 from gossip.config import Config
 from gossip.errors import InvalidKey, InvalidValue
+from gossip.jsontext import HIGHEST_INT, LOWEST_INT, dumps
 from gossip.store import JSON
 
 
@@ -35,9 +35,11 @@ def is_text(s: str) -> bool:
 def check_value(value: JSON, config: Config) -> JSON:
     if type(value) not in _PLAIN_SCALARS:  # the common case skips the walk (hot on decode)
         _check_shape(value, config.max_value_depth)
+    elif type(value) is int and not LOWEST_INT <= value <= HIGHEST_INT:
+        raise InvalidValue(_INT_RANGE)
     try:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    except UnicodeEncodeError:  # a lone surrogate in a string: it could never be sent
+        size = len(dumps(value))
+    except TypeError:  # a lone surrogate in a string: it could never be sent
         raise InvalidValue("value is not valid Unicode text (it holds a lone surrogate)") from None
     if size > config.max_value_bytes:
         raise InvalidValue(f"value is {size} bytes as JSON, the limit is {config.max_value_bytes}")
@@ -47,11 +49,12 @@ def check_value(value: JSON, config: Config) -> JSON:
 # Exact types that are JSON values as they stand (floats need a finiteness check, and
 # subclasses go through the full walk).
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+_INT_RANGE = f"integers in a value must lie in [{LOWEST_INT}, {HIGHEST_INT}] (64 bits)"
 
 
 def _check_shape(value: JSON, max_depth: int) -> None:
-    """Only JSON types, finite numbers, nesting at most max_depth (iteratively, so a
-    hostile value cannot exhaust the stack)."""
+    """Only JSON types, finite numbers, integers within 64 bits, nesting at most
+    max_depth (iteratively, so a hostile value cannot exhaust the stack)."""
     stack: list[tuple[JSON, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -67,5 +70,8 @@ def _check_shape(value: JSON, max_depth: int) -> None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise InvalidValue("numbers in a value must be finite")
-        elif item is not None and not isinstance(item, (str, int, bool)):
+        elif isinstance(item, int):
+            if not LOWEST_INT <= item <= HIGHEST_INT:
+                raise InvalidValue(_INT_RANGE)  # (booleans, 0 and 1, pass)
+        elif item is not None and not isinstance(item, str):
             raise InvalidValue(f"{type(item).__name__} is not a JSON value")

@@ -77,17 +77,41 @@ class RumorItem:
 
 
 @dataclass(frozen=True, slots=True)
+class RumorGroup:
+    """Pushed items and the peers the receiver is to pass them on to (`cover`), which it
+    splits among `fanout` of them in turn: one push reaches each member once, along a
+    random tree of depth about log_fanout N."""
+
+    cover: tuple[str, ...]
+    items: tuple[RumorItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Rumor:
-    """Eagerly pushed writes. The receiver passes them on to the peers in `cover`,
-    which it splits among `fanout` of them in turn, so one push reaches each member
-    once, along a random tree of depth about log_fanout N."""
+    """Eagerly pushed writes: all that waited for one peer, in groups by cover."""
 
     sender: MemberInfo
-    items: tuple[RumorItem, ...]
-    cover: tuple[str, ...] = ()  # addresses the receiver is to pass the items on to
+    groups: tuple[RumorGroup, ...]
+
+    @property
+    def items(self) -> tuple[RumorItem, ...]:
+        return tuple(item for group in self.groups for item in group.items)
+
+    @classmethod
+    def of(cls, sender: MemberInfo, items: tuple[RumorItem, ...], cover: tuple[str, ...] = ()) -> Rumor:
+        """A push of one group (none if there is nothing in it)."""
+        return cls(sender, (RumorGroup(cover, items),) if items or cover else ())
 
 
 Message = Exchange | Reply | Rumor
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message for the driver (node/ or the simulator) to deliver to `address`."""
+
+    address: str
+    message: Message
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import math
 import random
 from bisect import insort
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from gossip.messages import (
     Behind,
     Exchange,
     Message,
+    Outgoing,
     Reply,
     Rumor,
     RumorItem,
@@ -31,6 +32,7 @@ from gossip.messages import (
     Summary,
     WriterDelta,
 )
+from gossip.push import Branch, Outbox
 from gossip.stability import Stability
 from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
 
@@ -39,12 +41,6 @@ SummaryType = TypeVar("SummaryType", Exchange, Reply)
 
 def _prev(item: RumorItem) -> Timestamp:
     return item.prev
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    address: str
-    message: Message
 
 
 @dataclass
@@ -127,8 +123,9 @@ class GossipProtocol:
         # The last digests we heard, from any peer: part of our guess at what a peer whose
         # own digest we do not know holds (see _guess).
         self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
-        # Items to push eagerly, each with the peers to cover (None: every peer).
-        self._rumors: list[tuple[RumorItem, tuple[str, ...] | None]] = []
+        # Items to push eagerly, per peer (R14, R21); our own go down a tree drawn once a round.
+        self.outbox = Outbox(config, rng)
+        self._tree: list[Branch] | None = None
         # Pushes that arrived before an earlier write of their writer, by prev, applied
         # once that gap is filled (by an exchange, or the missing push).
         self._pending: dict[str, list[RumorItem]] = {}
@@ -179,7 +176,10 @@ class GossipProtocol:
         self.store.merge(entry)
         self.store.advance(self.writer, prev, entry.ts)
         if self.config.eager_push:
-            self._rumors.append((RumorItem(entry, prev), None))
+            if self._tree is None:
+                peers = [p for p in self.membership.live_addresses() if p != self.membership.me.address]
+                self._tree = self.outbox.tree(peers)
+            self.outbox.queue(RumorItem(entry, prev), self._tree)
         return entry
 
     def replication(self, address: str) -> Outgoing:
@@ -218,6 +218,7 @@ class GossipProtocol:
         self._collect(now_ms)
         self._retire(now_ms)
         self.membership.beat()
+        self._tree = None  # a new tree for our writes of this round
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
@@ -486,7 +487,8 @@ class GossipProtocol:
         self.membership.me = MemberInfo(me.id, me.address, self._generation, 0, me.left)
         self.store.clear()
         self.stability.clear()
-        self._rumors.clear()
+        self.outbox.clear()
+        self._tree = None
         self._pending.clear()
         self._peer_digests.clear()
         self._recent_digests.clear()
@@ -591,7 +593,7 @@ class GossipProtocol:
                 # newer replaced it, and has been collected since (R7b).
                 self.counters.refused_superseded += 1
                 return True
-            if pushed and entry.ts <= self.store.collected:
+            if pushed and self._stale_push(entry):
                 # A push is news; one as old as what we have collected may come from a
                 # node that was away. Anti-entropy brings it if it is not stale (R7b).
                 self.counters.refused_stale += 1
@@ -603,20 +605,33 @@ class GossipProtocol:
     # -- eager push --------------------------------------------------------------------
 
     def _accept_rumor(self, rumor: Rumor, now_ms: int) -> None:
-        for item in rumor.items:
+        items = rumor.items
+        for item in items:
             self.clock.check(item.entry.ts, now_ms)
         self.counters.rumors_received += 1
         self.membership.merge([rumor.sender], now_ms)
-        for item in rumor.items:
-            origin = item.entry.origin
-            if self.store.coverage(origin) >= item.prev or item.entry.ts <= self.store.coverage(origin):
-                if not self._apply_pushed(item, now_ms):
-                    continue
-                self._drain_pending(origin, now_ms)
-            else:  # an earlier write of its writer has not reached us yet (R15)
-                self._hold(item)
-            if rumor.cover and self.config.eager_push:
-                self._rumors.append((item, rumor.cover))  # our part of the tree
+        # A writer with an item refused as stale moves no watermark in this push: a later
+        # item of it may follow on from the refused one (R21).
+        broken = {i.entry.origin for i in items if self._stale_push(i.entry)}
+        for group in rumor.groups:
+            for item in group.items:
+                origin = item.entry.origin
+                coverage = self.store.coverage(origin)
+                if origin in broken:
+                    if not self._apply(item.entry, now_ms, pushed=True):
+                        continue
+                elif coverage >= item.prev or item.entry.ts <= coverage:
+                    self._apply_pushed(item, now_ms)
+                    self._drain_pending(origin, now_ms)
+                else:  # an earlier write of its writer has not reached us yet (R15)
+                    self._hold(item)
+                if self.config.eager_push:
+                    self.outbox.relay(item, group.cover)  # our part of the tree
+
+    def _stale_push(self, entry: Entry) -> bool:
+        """A pushed entry too old to be news, for a key we do not hold (R7b)."""
+        store = self.store
+        return store.get(entry.key) is None and store.coverage(entry.origin) < entry.ts <= store.collected
 
     def _apply_pushed(self, item: RumorItem, now_ms: int) -> bool:
         if not self._apply(item.entry, now_ms, pushed=True):
@@ -638,54 +653,18 @@ class GossipProtocol:
             self._pending.pop(origin, None)
 
     def has_rumors(self) -> bool:
-        return bool(self._rumors)
+        return bool(self.outbox)
 
-    def take_rumors(self) -> list[Outgoing]:
-        """Pending pushes as Rumors. Each set of peers to cover (all live peers for our
-        own writes) is shuffled and split into `fanout` groups; the first peer of each
-        group is sent the items with the rest of its group to cover in turn. Called as
-        often as the transport keeps up, so writes that land while a push is in flight
-        share the next one."""
-        pending, self._rumors = self._rumors, []
-        by_cover: dict[tuple[str, ...] | None, list[RumorItem]] = {}
-        for item, cover in pending:
-            by_cover.setdefault(cover, []).append(item)
-        out = []
-        for cover, items in by_cover.items():
-            peers = self.membership.live_addresses() if cover is None else list(cover)
-            peers = [p for p in peers if p != self.membership.me.address]
-            self.rng.shuffle(peers)
-            # More groups in a cluster so large that a group would not fit in a message.
-            count = max(self.config.fanout, -(-len(peers) // self.config.max_members_per_message))
-            groups = [peers[i::count] for i in range(count)]
-            for batch in self._batches(items):
-                for group in groups:
-                    if group:
-                        out.append(Outgoing(group[0], Rumor(self.membership.me, batch, tuple(group[1:]))))
-        return out
+    def take_rumors(self, busy: Collection[str] = ()) -> list[Outgoing]:
+        """Pushes to send now: one for each peer with items waiting and none in flight
+        (`busy`), carrying all that waits for it (R21). Call it whenever a push ends."""
+        return self.outbox.take(self.membership.me, busy)
 
-    def reroute(self, failed: Outgoing) -> Outgoing | None:
-        """A push that could not be delivered goes to the next peer of its group, so one
-        dead member does not cut off the part of the tree below it."""
-        rumor = failed.message
-        if not isinstance(rumor, Rumor) or not rumor.cover:
-            return None
-        return Outgoing(rumor.cover[0], Rumor(self.membership.me, rumor.items, rumor.cover[1:]))
-
-    def _batches(self, items: list[RumorItem]) -> list[tuple[RumorItem, ...]]:
-        batches: list[tuple[RumorItem, ...]] = []
-        batch: list[RumorItem] = []
-        budget = self.config.delta_budget_bytes
-        for item in items:
-            size = entry_size(item.entry) + 64
-            if batch and (size > budget or len(batch) == self.config.max_entries_per_message):
-                batches.append(tuple(batch))
-                batch, budget = [], self.config.delta_budget_bytes
-            batch.append(item)
-            budget -= size
-        if batch:
-            batches.append(tuple(batch))
-        return batches
+    def reroute(self, failed: Outgoing) -> bool:
+        """A push that could not be delivered goes to the next peer of each of its
+        groups, so one dead member does not cut off the tree below it; whether any did
+        (then take_rumors has more to send)."""
+        return isinstance(failed.message, Rumor) and self.outbox.requeue(failed.message)
 
     # -- durability --------------------------------------------------------------------------
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-import json
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from gossip.clock import ZERO, Timestamp
+from gossip.jsontext import canonical
 
-JSON = Any  # any value json.loads can return
+JSON = Any  # any JSON value
 
 Digest = dict[str, Timestamp]  # writer -> the timestamp up to which we hold everything
 WRITER_SEP = "#"
@@ -64,7 +64,7 @@ def _ts(entry: Entry) -> Timestamp:
 
 
 def _content(entry: Entry) -> tuple[bool, str, int]:
-    value = json.dumps(entry.value, sort_keys=True, separators=(",", ":"))
+    value = canonical(entry.value).decode()
     return (entry.deleted, value, -1 if entry.expires_at is None else entry.expires_at)
 
 
@@ -236,6 +236,6 @@ def state_hash(live: dict[str, Entry]) -> tuple[str, int]:
     for key in sorted(live):
         e = live[key]
         record = [key, e.value, e.ts.wall, e.ts.counter, e.origin, e.expires_at]
-        digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(canonical(record))
         digest.update(b"\n")
     return digest.hexdigest(), len(live)

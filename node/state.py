@@ -24,8 +24,8 @@ from gossip.auth import KeyRing, Verifier, sign
 from gossip.clock import ZERO
 from gossip.codec import Codec
 from gossip.errors import GossipError, InvalidValue, NetworkError, PeerError
-from gossip.messages import Reply
-from gossip.protocol import GossipProtocol, Outgoing
+from gossip.messages import Outgoing, Reply
+from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry, state_hash
 from node.persistence import SnapshotFile
 from node.settings import Settings
@@ -46,7 +46,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
-PUSH_WAIT = 0.05  # seconds an eager push waits for its slowest peer before the next push
 
 
 class ReplicationTimeout(GossipError):
@@ -93,6 +92,7 @@ class SharedState:
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
+        self._pushing: set[str] = set()  # peers with a push in flight
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -372,17 +372,23 @@ class SharedState:
             await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
 
     async def _eager_push(self, tg: anyio.abc.TaskGroup) -> None:
+        """One push in flight per peer; what waits for a peer leaves when its push ends."""
         while True:
             await self._rumor_ready.wait()
             self._rumor_ready = anyio.Event()
             with self._lock:
-                outgoing = self.protocol.take_rumors()
-            # Writes that land while this push is in flight wait for the next one, but
-            # a slow or silent peer holds the next push back no longer than PUSH_WAIT.
-            sent = anyio.Event()
-            tg.start_soon(self._send_all, outgoing, sent)
-            with anyio.move_on_after(PUSH_WAIT):
-                await sent.wait()
+                outgoing = self.protocol.take_rumors(busy=self._pushing)
+            for out in outgoing:
+                self._pushing.add(out.address)
+                tg.start_soon(self._push, out)
+
+    async def _push(self, out: Outgoing) -> None:
+        try:
+            await self._send(out)
+        finally:
+            self._pushing.discard(out.address)
+            if self.protocol.has_rumors():
+                self._rumor_ready.set()
 
     async def _send_all(self, outgoing: list[Outgoing], done: anyio.Event | None = None) -> None:
         async with anyio.create_task_group() as tg:
@@ -405,9 +411,7 @@ class SharedState:
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
             with self._lock:
                 self.protocol.on_failure(out.address)
-                detour = self.protocol.reroute(out)
-            if detour is not None:
-                await self._send(detour)
+                self.protocol.reroute(out)  # (sent on by the pusher, once this one is done)
         except Exception:  # a bug must not stop the loop: one bad exchange never stalls a round
             log.exception("%s: unexpected error in an exchange with %s", self.id, out.address)
             with self._lock:

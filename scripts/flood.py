@@ -118,7 +118,7 @@ class Forger:
     def rumor(self, wall: int, items: int = 1) -> bytes:
         made = tuple(RumorItem(Entry(f"r{i}", i, Timestamp(wall, i + 1), "w"), Timestamp(0, 0))
                      for i in range(items))  # fmt: skip
-        return self.codec.encode(Rumor(self.sender, made, ()))
+        return self.codec.encode(Rumor.of(self.sender, made, ()))
 
     @staticmethod
     def dumps(obj: object) -> bytes:

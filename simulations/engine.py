@@ -19,8 +19,8 @@ from gossip.clock import Timestamp
 from gossip.codec import Codec
 from gossip.config import Config
 from gossip.errors import PeerError
-from gossip.messages import Reply
-from gossip.protocol import GossipProtocol, Outgoing
+from gossip.messages import Outgoing, Reply
+from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry
 from simulations.network import Network, NetworkModel
 
@@ -40,6 +40,7 @@ class SimNode:
     offset_ms: int = 0  # this node's clock = virtual time + offset (clock skew)
     up: bool = True
     incarnation: int = 0  # bumped on crash: events of an older life are dropped
+    pushing: set[str] = field(default_factory=set)  # peers with a push in flight
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ class Simulation:
         node = self.nodes[node_id]
         node.up = False
         node.incarnation += 1
+        node.pushing.clear()
         self.note(f"crash {node_id}")
 
     def save(self, node_id: str) -> bytes:
@@ -435,39 +437,61 @@ class Simulation:
         self.at(when, fail)
 
     def _send_rumors(self, src: SimNode) -> None:
-        for out in src.protocol.take_rumors():
+        """Pushes for the peers with none in flight, as node/ sends them (R21)."""
+        for out in src.protocol.take_rumors(busy=src.pushing):
+            src.pushing.add(out.address)
             self._push(src, out)
 
     def _push(self, src: SimNode, out: Outgoing) -> None:
-        """An eager push: no answer is used, but a push that fails (lost: after the
-        request timeout; refused: after a round trip) is rerouted as the node does."""
+        """An eager push. It ends when its answer is back (a round trip), or fails (lost:
+        after the request timeout; refused: after a round trip) and is rerouted, as the
+        node does; then what waits for that peer leaves."""
         data = self.codec.encode(out.message)
         self.traffic.count("rumor", len(data))
         self.sent_to[out.address] += 1
         self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
-        life = src.incarnation
+        life, sent = src.incarnation, self.now_us
         dst = self._route(src, out.address)
         if dst is None:
             self.after(self.config.request_timeout, lambda: self._push_failed(src, life, out))
             return
-        for _ in range(2 if self.net.duplicated() else 1):
-            self.after(self.net.delay(), lambda: self._deliver_rumor(src, life, dst, data, out))
+        for copy in range(2 if self.net.duplicated() else 1):
+            answer = copy == 0
+            deliver = partial(self._deliver_rumor, src, life, dst, data, out, sent, answer)
+            self.after(self.net.delay(), deliver)
 
-    def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes,
-                       out: Outgoing) -> None:  # fmt: skip
-        if dst.up:
-            self._handle(dst, data)
+    def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
+                       sent: int, answer: bool) -> None:  # fmt: skip
+        if not dst.up:
+            if answer:
+                self.after(self.net.delay(), lambda: self._push_failed(src, life, out))
+            return
+        self._handle(dst, data)
+        if not answer:
+            return
+        back = self._route(dst, src.address, reply=True)
+        arrive = self.now_us + to_us(self.net.delay())
+        if back is None or arrive - sent > self._timeout_us:
+            self.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out))
         else:
-            self.after(self.net.delay(), lambda: self._push_failed(src, life, out))
+            self.at(arrive, lambda: self._push_done(src, life, out))
+
+    def _push_done(self, src: SimNode, life: int, out: Outgoing) -> None:
+        if src.incarnation != life:
+            return
+        src.pushing.discard(out.address)
+        if src.up and src.protocol.has_rumors():
+            self._send_rumors(src)
 
     def _push_failed(self, src: SimNode, life: int, out: Outgoing) -> None:
         if not src.up or src.incarnation != life:
             return
+        src.pushing.discard(out.address)
         self.traffic.failures += 1
         src.protocol.on_failure(out.address)
-        detour = src.protocol.reroute(out)
-        if detour is not None:
-            self._push(src, detour)
+        src.protocol.reroute(out)
+        if src.protocol.has_rumors():
+            self._send_rumors(src)
 
     def _changed(self, node: SimNode) -> None:
         """After a node may have learned something: tell the watchers, relay rumors."""

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from gossip.codec import Codec
 from gossip.config import Config
 from gossip.errors import PeerError
-from gossip.messages import Exchange, Message, Reply, Rumor
-from gossip.protocol import GossipProtocol, Outgoing
+from gossip.messages import Exchange, Message, Outgoing, Reply, Rumor
+from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry
 
 
@@ -178,8 +178,9 @@ class MemNet:
         """What node/ does when a send fails: count it against the peer and, for a push,
         pass it on to the next peer of its group (as the real transport does)."""
         sender.on_failure(out.address)
-        detour = sender.reroute(out)
-        return 0 if detour is None else self.deliver(sender, detour)
+        if sender.reroute(out):  # requeued for the next peer of each group
+            self._queue_rumors(sender)
+        return 0
 
     def _queue_rumors(self, node: GossipProtocol) -> None:
         self._queue.extend((node, out) for out in node.take_rumors())

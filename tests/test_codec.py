@@ -16,9 +16,19 @@ from hypothesis import strategies as st
 from gossip.clock import Timestamp
 from gossip.codec import PROTOCOL_VERSION, Codec
 from gossip.config import Config
-from gossip.errors import ClockSkewRejected, IncompatibleMessage, MalformedMessage, PeerError
+from gossip.errors import ClockSkewRejected, IncompatibleMessage, InvalidValue, MalformedMessage, PeerError
 from gossip.membership import MemberInfo
-from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
+from gossip.messages import (
+    BEHIND_REASONS,
+    Behind,
+    Exchange,
+    Message,
+    Reply,
+    Rumor,
+    RumorGroup,
+    RumorItem,
+    WriterDelta,
+)  # fmt: skip
 from gossip.protocol import GossipProtocol
 from gossip.store import Entry
 
@@ -77,25 +87,33 @@ def rumor_items(draw: st.DrawFn) -> RumorItem:
     return RumorItem(draw(entries_of(draw(names), ts)), prev)
 
 
+writer_maps = st.dictionaries(names, timestamps, max_size=4)
+evidence = st.builds(Behind, st.sampled_from(BEHIND_REASONS), names, timestamps)
+
+
 def summaries(kind: type[Exchange] | type[Reply]) -> st.SearchStrategy[Exchange | Reply]:
     return st.builds(
         kind,
         members,
-        st.dictionaries(names, timestamps, max_size=4),
+        writer_maps,
         st.lists(members, max_size=4).map(tuple),
         st.lists(writer_deltas(), max_size=3).map(tuple),
+        writer_maps,
+        writer_maps,
+        timestamps,
+        st.booleans(),
+        st.booleans(),
+        st.none() | evidence,
     )
 
 
+groups = st.builds(
+    RumorGroup, st.lists(names, max_size=4).map(tuple), st.lists(rumor_items(), max_size=4).map(tuple)
+)
 messages = st.one_of(
     summaries(Exchange),
     summaries(Reply),
-    st.builds(
-        Rumor,
-        members,
-        st.lists(rumor_items(), max_size=4).map(tuple),
-        st.lists(names, max_size=4).map(tuple),
-    ),
+    st.builds(Rumor, members, st.lists(groups, max_size=3).map(tuple)),
 )
 
 
@@ -115,13 +133,13 @@ def test_every_message_round_trips(message: Message) -> None:
 
 def test_empty_messages_round_trip() -> None:
     me = MemberInfo("n1", "http://127.0.0.1:8001", 1, 0)
-    for message in (Exchange(me, {}, (), ()), Reply(me, {}, (me,), ()), Rumor(me, ())):
+    for message in (Exchange(me, {}, (), ()), Reply(me, {}, (me,), ()), Rumor.of(me, ())):
         assert CODEC.decode(CODEC.encode(message)) == message
 
 
 def test_encoding_carries_version_and_cluster() -> None:
     me = MemberInfo("n1", "a", 1, 0)
-    body = json.loads(CODEC.encode(Rumor(me, ())))
+    body = json.loads(CODEC.encode(Rumor.of(me, ())))
     assert body["v"] == PROTOCOL_VERSION and body["cluster"] == "test-cluster"
 
 
@@ -135,7 +153,7 @@ GOOD_EXCHANGE = Exchange(
     (ME, MemberInfo("n2", "http://127.0.0.1:8002", 1_000, 0)),
     (WriterDelta("n1", Timestamp(0, 0), Timestamp(1_000, 1), (GOOD_ENTRY,)),),
 )
-GOOD_RUMOR = Rumor(
+GOOD_RUMOR = Rumor.of(
     ME, (RumorItem(GOOD_ENTRY, Timestamp(999, 0)),), ("http://127.0.0.1:8003", "http://b")
 )
 
@@ -191,8 +209,8 @@ CASES: list[tuple[str, bytes, type[PeerError], str]] = [
          f"missing field '{name}'")
         for name in ("v", "cluster", "type", "sender", "digest", "members", "delta")
     ],
-    ("missing-items", mutated(rumor_body, lambda b: b.pop("items")), MalformedMessage,
-     "missing field 'items'"),
+    ("missing-groups", mutated(rumor_body, lambda b: b.pop("groups")), MalformedMessage,
+     "missing field 'groups'"),
     ("wrong-version", mutated(exchange_body, lambda b: b.update(v=PROTOCOL_VERSION + 1)),
      IncompatibleMessage, "protocol version"),
     ("version-as-string", mutated(exchange_body, lambda b: b.update(v="1")),
@@ -246,7 +264,9 @@ CASES: list[tuple[str, bytes, type[PeerError], str]] = [
     ("value-too-deep", mutated(exchange_body, set_entry(1, DEEP_VALUE)),
      MalformedMessage, f"nests deeper than {CONFIG.max_value_depth}"),
     ("value-nan", mutated(exchange_body, set_entry(1, float("nan"))),
-     MalformedMessage, "finite"),
+     MalformedMessage, "not JSON"),  # NaN is no JSON literal
+    ("value-infinite", mutated(exchange_body, set_entry(1, float("inf"))),
+     MalformedMessage, "not JSON"),
     ("wall-string", mutated(exchange_body, set_entry(2, "1000")),
      MalformedMessage, "wall must be an integer"),
     ("deleted-flag-2", mutated(exchange_body, set_entry(4, 2)),
@@ -259,21 +279,23 @@ CASES: list[tuple[str, bytes, type[PeerError], str]] = [
      MalformedMessage, r"must lie in \(base, upto\]"),
     ("entry-above-upto", mutated(exchange_body, lambda b: b["delta"][0].__setitem__(2, [1_000, 0])),
      MalformedMessage, r"must lie in \(base, upto\]"),
-    ("rumor-items-not-array", mutated(rumor_body, lambda b: b.update(items={})),
+    ("rumor-groups-not-array", mutated(rumor_body, lambda b: b.update(groups={})),
+     MalformedMessage, "groups must be an array"),
+    ("rumor-group-short", mutated(rumor_body, lambda b: b["groups"][0].pop()),
+     MalformedMessage, r"groups\[0\] must have 2 items"),
+    ("rumor-items-not-array", mutated(rumor_body, lambda b: b["groups"][0].__setitem__(1, {})),
      MalformedMessage, "items must be an array"),
-    ("rumor-item-short", mutated(rumor_body, lambda b: b["items"][0].pop()),
+    ("rumor-item-short", mutated(rumor_body, lambda b: b["groups"][0][1][0].pop()),
      MalformedMessage, r"items\[0\]: expected 9 fields"),
-    ("rumor-prev-not-below", mutated(rumor_body, lambda b: b["items"][0].__setitem__(1, 2_000)),
+    ("rumor-prev-not-below", mutated(rumor_body, lambda b: b["groups"][0][1][0].__setitem__(1, 2_000)),
      MalformedMessage, "prev must be below"),
-    ("missing-cover", mutated(rumor_body, lambda b: b.pop("cover")), MalformedMessage,
-     "missing field 'cover'"),
-    ("cover-not-array", mutated(rumor_body, lambda b: b.update(cover="x")),
+    ("cover-not-array", mutated(rumor_body, lambda b: b["groups"][0].__setitem__(0, "x")),
      MalformedMessage, "cover must be an array"),
-    ("cover-empty-address", mutated(rumor_body, lambda b: b["cover"].__setitem__(1, "")),
+    ("cover-empty-address", mutated(rumor_body, lambda b: b["groups"][0][0].__setitem__(1, "")),
      MalformedMessage, r"cover\[1\] must be a string"),
-    ("cover-not-string", mutated(rumor_body, lambda b: b["cover"].__setitem__(0, 5)),
+    ("cover-not-string", mutated(rumor_body, lambda b: b["groups"][0][0].__setitem__(0, 5)),
      MalformedMessage, r"cover\[0\] must be a string"),
-    ("rumor-key-too-long", mutated(rumor_body, lambda b: b["items"][0].__setitem__(3, LONG_KEY)),
+    ("rumor-key-too-long", mutated(rumor_body, lambda b: b["groups"][0][1][0].__setitem__(3, LONG_KEY)),
      MalformedMessage, "key is .* bytes, the limit is"),
 ]  # fmt: skip
 
@@ -323,9 +345,9 @@ def test_decode_rejects_lone_surrogates(where: str) -> None:
     elif where == "delta-origin":
         body["delta"][0][0] = marker
     elif where == "rumor-origin":
-        body["items"][0][0] = marker
+        body["groups"][0][1][0][0] = marker
     else:
-        body["cover"][0] = marker
+        body["groups"][0][0][0] = marker
     data = json.dumps(body).replace(marker, SURROGATE).encode()
     with pytest.raises(MalformedMessage):
         CODEC.decode(data)
@@ -344,6 +366,21 @@ def test_local_writes_refuse_lone_surrogates() -> None:
     assert len(node.store) == 0
 
 
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, [1, {"n": 2**70}]])
+def test_integers_in_values_fit_in_64_bits(value: object) -> None:
+    """Every node must read a value back as it was written; the JSON parser reads
+    integers beyond 64 bits as floats, so such a value is refused where it is written."""
+    node = GossipProtocol(CONFIG, "n1", "mem://n1", random.Random(0), 1_000)
+    with pytest.raises(InvalidValue, match="64 bits"):
+        node.write("k", value, 1_000)
+    for edge in (2**64 - 1, -(2**63), True):
+        node.write("k", [edge], 1_000)
+        held = node.store.get("k")
+        assert held is not None
+        decoded = CODEC.decode(CODEC.encode(Rumor.of(ME, (RumorItem(held, Timestamp(0, 0)),))))
+        assert isinstance(decoded, Rumor) and decoded.items[0].entry.value == [edge]
+
+
 SMALL = Config.for_tests(
     cluster_id="test-cluster", max_entries_per_message=3, max_members_per_message=2
 )
@@ -360,10 +397,10 @@ def test_decode_rejects_too_many_entries() -> None:
     )  # fmt: skip
     with pytest.raises(MalformedMessage, match="more than 3 entries"):
         codec.decode(CODEC.encode(message))
-    rumor = Rumor(ME, tuple(RumorItem(e, Timestamp(1, 0)) for e in entries))
+    rumor = Rumor.of(ME, tuple(RumorItem(e, Timestamp(1, 0)) for e in entries))
     with pytest.raises(MalformedMessage, match="more than 3 entries"):
         codec.decode(CODEC.encode(rumor))
-    codec.decode(CODEC.encode(Rumor(ME, rumor.items[:3])))  # at the limit: accepted
+    codec.decode(CODEC.encode(Rumor.of(ME, rumor.items[:3])))  # at the limit: accepted
 
 
 def test_decode_rejects_too_many_members_or_writers() -> None:
@@ -376,9 +413,9 @@ def test_decode_rejects_too_many_members_or_writers() -> None:
         codec.decode(CODEC.encode(Reply(ME, digest, (), ())))
     codec.decode(CODEC.encode(Exchange(ME, {}, crowd[:2], ())))  # at the limit: accepted
     addresses = tuple(m.address for m in crowd)
-    with pytest.raises(MalformedMessage, match="cover lists more than 2 peers"):
-        codec.decode(CODEC.encode(Rumor(ME, (), addresses)))
-    codec.decode(CODEC.encode(Rumor(ME, (), addresses[:2])))
+    with pytest.raises(MalformedMessage, match="cover lists more than 2 addresses"):
+        codec.decode(CODEC.encode(Rumor.of(ME, (), addresses)))
+    codec.decode(CODEC.encode(Rumor.of(ME, (), addresses[:2])))
 
 
 # -- far-future timestamps: refused, nothing applied ----------------------------------------
@@ -437,7 +474,7 @@ def test_far_future_timestamp_is_refused_and_nothing_applied(kind: str) -> None:
     else:
         good = Entry("ok", "fine", Timestamp(NOW - 10, 0), "s")
         bad = Entry("evil", "pinned", FUTURE, "t")
-        message = Rumor(sender_info(), (RumorItem(good, Timestamp(0, 0)),
+        message = Rumor.of(sender_info(), (RumorItem(good, Timestamp(0, 0)),
                                         RumorItem(bad, Timestamp(0, 0))))  # fmt: skip
     decoded = through_codec(message)  # well-formed: the codec lets it through
     with pytest.raises(ClockSkewRejected, match="ahead of local wall time"):
@@ -456,6 +493,6 @@ def test_far_future_timestamp_is_refused_and_nothing_applied(kind: str) -> None:
 def test_timestamp_at_the_offset_limit_is_accepted() -> None:
     node = receiver()
     edge = Entry("edge", 1, Timestamp(NOW + CONFIG.max_offset_ms, 0), "s")
-    node.handle(through_codec(Rumor(sender_info(), (RumorItem(edge, Timestamp(0, 0)),))), NOW)
+    node.handle(through_codec(Rumor.of(sender_info(), (RumorItem(edge, Timestamp(0, 0)),))), NOW)
     assert node.read("edge", NOW) == edge
     assert node.write("mine", 2, NOW).ts > edge.ts

@@ -207,7 +207,7 @@ def messages(draw: st.DrawFn, valid: bool = False) -> Message:
         for _ in range(draw(st.integers(0, 3))):
             entry = draw(entries(draw(origins), now, valid))
             items.append(RumorItem(entry, Timestamp(0, 0)))
-        return Rumor(sender, tuple(items), ())
+        return Rumor.of(sender, tuple(items), ())
     deltas = []
     for origin in draw(st.lists(origins, max_size=2, unique=True)):
         es = sorted(draw(st.lists(entries(origin, now, valid), max_size=3)), key=lambda e: e.ts)

@@ -41,7 +41,7 @@ def rumor(key: str = "pushed", value: str = "by a peer") -> bytes:
     now = time.time_ns() // 1_000_000
     entry = Entry(key, value, Timestamp(now, 0), "peer")
     sender = MemberInfo("peer", "http://127.0.0.1:9", 1, 1)
-    return Codec(CONFIG).encode(Rumor(sender, (RumorItem(entry, Timestamp(0, 0)),)))
+    return Codec(CONFIG).encode(Rumor.of(sender, (RumorItem(entry, Timestamp(0, 0)),)))
 
 
 def signed(body: bytes, key: str = K1, nonce: str = "nonce-1", cluster: str = "secure") -> dict[str, str]:
