@@ -1,4 +1,6 @@
-"""Gossip over HTTP: one pooled httpx client, errors mapped to the core's types here."""
+"""Gossip over HTTP: POST one message, decode the answer; errors mapped to the core's
+types here. Peers are reached over kept-alive connections (node.connections), or through
+an injected httpx client (tests route addresses to in-process apps that way)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,13 @@ import ssl
 from collections.abc import Mapping
 from typing import Protocol
 
+import anyio
 import httpx
 
 from gossip.codec import Codec
 from gossip.errors import PeerTimeout, PeerUnreachable
 from gossip.messages import Message
+from node.connections import Answer, PeerConnections, ProtocolError
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
@@ -31,37 +35,40 @@ class HttpTransport:
     ) -> None:
         self.codec = codec
         self.auth = auth
-        self._owns_client = client is None
-        timeout = codec.config.request_timeout
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
-            limits=httpx.Limits(max_keepalive_connections=64, keepalive_expiry=30),
-            verify=tls if tls is not None else True,
-        )
+        self.timeout = codec.config.request_timeout
+        self.client = client
+        self.connections = PeerConnections(tls)
         self.bytes_sent = 0
         self.bytes_received = 0
 
     async def send(self, address: str, message: Message) -> Message | None:
         """POST one message; the peer's decoded answer, or None if it had none."""
         body = self.codec.encode(message)
+        headers = {"content-type": CONTENT_TYPE, **self.auth.sign(body)}
         try:
-            headers = {"content-type": CONTENT_TYPE, **self.auth.sign(body)}
-            response = await self.client.post(address + GOSSIP_PATH, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise PeerTimeout(address, f"no answer in time ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+            with anyio.fail_after(self.timeout):
+                answer = await self._post(address, body, headers)
+        except TimeoutError as exc:
+            raise PeerTimeout(address, f"no answer within {self.timeout} s") from exc
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
+                httpx.TransportError) as exc:  # fmt: skip
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         self.bytes_sent += len(body)
-        self.bytes_received += len(response.content)
-        if response.status_code == 204:
+        self.bytes_received += len(answer.body)
+        if answer.status == 204:
             return None
-        if response.status_code != 200:
-            raise PeerUnreachable(
-                address, f"refused with {response.status_code}: {response.text[:200]}"
-            )
-        self.auth.verify(response.headers, response.content)
-        return self.codec.decode(response.content)
+        if answer.status != 200:
+            text = answer.body[:200].decode("utf-8", "replace")
+            raise PeerUnreachable(address, f"refused with {answer.status}: {text}")
+        self.auth.verify(answer.headers, answer.body)
+        return self.codec.decode(answer.body)
+
+    async def _post(self, address: str, body: bytes, headers: dict[str, str]) -> Answer:
+        if self.client is None:
+            return await self.connections.post(address, GOSSIP_PATH, body, headers)
+        response = await self.client.post(address + GOSSIP_PATH, content=body, headers=headers)
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return Answer(response.status_code, headers, response.content)
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
+        await self.connections.aclose()

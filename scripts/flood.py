@@ -323,7 +323,7 @@ def _huge_body(f: Forger, choice: int) -> bytes:
             msg["digest"] = {f"w{i}": [1, 0] for i in range(many)}
         else:
             msg = json.loads(f.rumor(wall))
-            msg["cover"] = [f"http://127.0.0.1:{i + 1}" for i in range(many)]
+            msg["groups"][0][0] = [f"http://127.0.0.1:{i + 1}" for i in range(many)]
         body = f.dumps(msg)
     return body
 
