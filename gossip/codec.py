@@ -83,6 +83,7 @@ class Codec:
             body["retired"] = _digest(message.retired)
             body["collected"] = [*message.collected]
             body["boot"] = int(message.bootstrap)
+            body["sync"] = int(message.resync)
             body["more"] = int(message.more)
             if (b := message.behind) is not None:
                 body["behind"] = [b.reason, b.writer, b.mark.wall, b.mark.counter]
@@ -173,10 +174,12 @@ class _Decoder:
         retired = self.digest(obj, "retired", limit=limit)
         collected = self.ts(self.field(obj, "collected"), "collected")
         bootstrap = self.flag(self.field(obj, "boot"), "boot")
+        resync = self.flag(self.field(obj, "sync"), "sync")
         more = self.flag(self.field(obj, "more"), "more")
         behind = self.behind(obj["behind"]) if obj.get("behind") is not None else None
         cls = Exchange if kind == "exchange" else Reply
-        return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind)
+        return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, resync, more,
+                   behind)  # fmt: skip
 
     def behind(self, raw: object) -> Behind:
         reason, writer, wall, counter = self.tuple(raw, "behind", 4)

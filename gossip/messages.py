@@ -23,9 +23,8 @@ class WriterDelta:
 
 # Why a node holds state older than the cluster's collections (docs/PROTOCOL.md, R7c).
 HORIZON = "horizon"  # it lacks a writer's history up to a collected delete of that writer
-RETIRED = "retired"  # it lacks part of a retired writer's history, which everyone else held
 FORGOTTEN = "forgotten"  # its life was forgotten (reaped) by the sender, who has collected since
-BEHIND_REASONS = (HORIZON, RETIRED, FORGOTTEN)
+BEHIND_REASONS = (HORIZON, FORGOTTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +52,7 @@ class Summary:
     retired: Mapping[str, Timestamp] = field(default_factory=dict)
     collected: Timestamp = ZERO  # the newest entry the sender has ever collected
     bootstrap: bool = False  # the sender is catching up from scratch (R7d)
+    resync: bool = False  # the sender asks for every retired writer (a node restored: R19)
     more: bool = False  # the delta was cut: there is more to send
     behind: Behind | None = None  # the receiver must reset (R7c)
 

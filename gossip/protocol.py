@@ -140,6 +140,8 @@ class GossipProtocol:
         # node with no seeds founds a cluster: there is nothing to catch up with.
         self.bootstrapping = bool(self.membership.seeds)
         self.source: str | None = None
+        # A node restored from a snapshot asks for every retired writer once (R19).
+        self.resync = False
         self.last_reset: ResetNotice | None = None
         self._retired_at: dict[str, int] = {}
         self._announce: dict[str, Timestamp] = {}  # retired writers some member still lists
@@ -284,8 +286,9 @@ class GossipProtocol:
         self._recent_digests.append(message.digest)
         if self.bootstrapping and not message.bootstrap:
             return self._summary(Reply, ())  # our deltas are not taken until we have caught up
-        delta, more = self._delta_for(message.digest, newcomer=message.bootstrap)
-        return self._summary(Reply, delta, more=more, newcomer=message.bootstrap)
+        newcomer = message.bootstrap or message.resync
+        delta, more = self._delta_for(message.digest, newcomer=newcomer)
+        return self._summary(Reply, delta, more=more, newcomer=newcomer)
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
         behind = self._take_summary(reply, now_ms)
@@ -323,7 +326,7 @@ class GossipProtocol:
         view = self.membership.view(limit, self.rng)
         return kind(
             self.membership.me, dict(store.watermarks), tuple(view), delta, horizon, retired,
-            store.collected, self.bootstrapping, more, behind,
+            store.collected, self.bootstrapping, self.resync, more, behind,
         )  # fmt: skip
 
     def _delta_for(
@@ -331,13 +334,13 @@ class GossipProtocol:
     ) -> tuple[tuple[WriterDelta, ...], bool]:
         """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
         and entry budgets (and before entries written after `until_wall`, if given), and
-        whether it was cut. A newcomer also gets retired writers. Writers are visited in
-        random order so that no writer starves when every message is cut."""
+        whether it was cut. Retired writers go to a newcomer, and to a peer that lists them
+        short of their end (R20). Writers are visited in random order so that no writer
+        starves when every message is cut."""
         budget = self.config.delta_budget_bytes
         room = self.config.max_entries_per_message
         marks = dict(self.store.watermarks)
-        if newcomer:
-            marks.update(self.store.retired)
+        marks.update((w, end) for w, end in self.store.retired.items() if newcomer or w in peer)
         behind = [o for o, mark in marks.items() if mark > peer.get(o, ZERO)]
         self.rng.shuffle(behind)
         deltas = []
@@ -439,32 +442,47 @@ class GossipProtocol:
         for writer, mark in message.horizon.items():
             if mark > store.horizon.get(writer, ZERO):
                 store.horizon[writer] = mark
-        for writer, upto in message.retired.items():
-            if store.watermarks.get(writer) == upto:
-                self._retire_writer(writer, upto, now_ms)
+        # Only an answer to our own request carries every retired writer (the newcomer's share).
+        complete = isinstance(message, Reply) and not message.more
+        self._take_retired(message, complete, now_ms)
         self.stability.hear(message.sender, message.digest, message.retired)
         # A source still catching up itself may lack what others hold: it completes us
         # only if nothing was ever collected or retired on either side (a cold start).
         fresh = not (message.horizon or message.retired or store.horizon or store.retired)
-        # Only an answer to our own request carries every retired writer (the newcomer's share).
-        done = isinstance(message, Reply) and not message.more
-        if done and all(store.coverage(w) >= m for w, m in message.digest.items()) and (
+        if complete and all(store.coverage(w) >= m for w, m in message.digest.items()) and (
             fresh or not message.bootstrap
         ):
             self.bootstrapping = False
             self.source = None
 
+    def _take_retired(self, message: Summary, complete: bool, now_ms: int) -> None:
+        """Retired writers a newcomer's answer brings: each we now hold to its end is
+        retired here too, and, once the answer is complete, so is each of which the peer
+        sent nothing (none of its entries is left): we hold all it holds of them."""
+        store = self.store
+        for writer, end in message.retired.items():
+            mine = store.watermarks.get(writer)
+            if mine == end or (complete and mine is None and writer not in store.retired):
+                self._retire_writer(writer, end, now_ms)
+
     def _merge_collections(self, message: Summary, now_ms: int) -> None:
         """A peer we are not behind: what it collected, we hold past already, so its
         horizon becomes ours too (we can judge others by it); a writer it retired that we
-        hold to its end, we retire too."""
+        hold to its end, we retire too; one it holds more of than we retired, we take back
+        into the digest, to receive the rest (R20)."""
         store = self.store
         for writer, mark in message.horizon.items():
             if mark > store.horizon.get(writer, ZERO) and store.coverage(writer) >= mark:
                 store.horizon[writer] = mark
-        for writer, upto in message.retired.items():
-            if store.watermarks.get(writer) == upto:  # (holding more, we spread it instead)
-                self._retire_writer(writer, upto, now_ms)
+        for writer, end in message.retired.items():
+            if store.watermarks.get(writer) == end:  # (holding more, we spread it instead)
+                self._retire_writer(writer, end, now_ms)
+        for writer, theirs in (*message.digest.items(), *message.retired.items()):
+            if store.retired.get(writer, theirs) < theirs:
+                store.unretire(writer)
+        if self.resync and isinstance(message, Reply) and not message.more:
+            self._take_retired(message, True, now_ms)
+            self.resync = False
 
     def _forgotten_evidence(self, member: MemberInfo) -> Behind | None:
         """A life we forgot, back while we have collected since: its state may hold keys
@@ -689,6 +707,8 @@ class GossipProtocol:
         if snap.clock > self.clock.last:
             self.clock.last = snap.clock
         self.bootstrapping = not (snap.entries or snap.watermarks or snap.retired)
+        # Our snapshot may predate retirements of writers we never listed: ask once (R19).
+        self.resync = not self.bootstrapping
 
     # -- reading the state ------------------------------------------------------------------
 

@@ -61,15 +61,10 @@ class Stability:
 
     def all_hold(self, members: Iterable[MemberInfo], writer: str, upto: Timestamp) -> bool:
         """Whether each of `members` holds `writer` exactly up to `upto` (or has retired
-        it), so that no member holds more of it than we do, nor less."""
+        it there), so that no member holds more of it than we do, nor less."""
         for member in members:
             heard = self._current(member)
-            if heard is None:
-                return False
-            mark = heard.digest.get(writer)
-            if mark is None and writer not in heard.retired:
-                return False
-            if mark is not None and mark != upto:
+            if heard is None or heard.digest.get(writer, heard.retired.get(writer)) != upto:
                 return False
         return True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gossip.clock import ZERO, Timestamp
-from gossip.messages import FORGOTTEN, HORIZON, RETIRED, Behind, Summary
+from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
 from gossip.store import Store
 
 
@@ -19,31 +19,26 @@ def _reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(store: Store, peer: Summary, ended: Callable[[str], bool]) -> Behind | None:
-    """Whether the peer's state predates our collections, by its summary."""
+    """Whether the peer's state predates our collections, by its summary: it lacks a
+    writer's history up to one of our collections of it. (A writer it does not list at
+    all counts only if that writer may still be alive: every member knows a live one; an
+    ended one the peer may have retired long ago.)"""
     for writer, mark in store.horizon.items():
-        if writer in store.retired or writer in peer.retired:
+        listed = writer in peer.digest
+        if writer in peer.retired or not (listed or writer in store.watermarks):
             continue
         if max(peer.digest.get(writer, ZERO), peer.horizon.get(writer, ZERO)) >= mark:
             continue
-        if writer in peer.digest or not ended(writer):
+        if listed or not ended(writer):
             return Behind(HORIZON, writer, mark)
-        # (An ended writer it does not list: it may have retired it long ago.)
-    for writer, theirs in peer.digest.items():
-        upto = store.retired.get(writer)
-        if upto is not None and theirs < upto:
-            return Behind(RETIRED, writer, upto)
     return None
 
 
 def against_us(store: Store, peer: Summary) -> Behind | None:
-    """Whether our state predates the peer's collections, by what its summary says."""
+    """Whether our state predates the peer's collections, by the horizon it sends."""
     for writer, mark in peer.horizon.items():
         if _reached(store, writer) < mark:
             return Behind(HORIZON, writer, mark)
-    for writer, upto in peer.retired.items():
-        mine = store.watermarks.get(writer)
-        if mine is not None and mine < upto:
-            return Behind(RETIRED, writer, upto)
     return None
 
 
@@ -51,9 +46,6 @@ def holds_for(store: Store, evidence: Behind, node_id: str, generation: int) -> 
     """Whether a peer's evidence that we are behind holds for our state and life."""
     if evidence.reason == FORGOTTEN:
         return evidence.writer == node_id and evidence.mark.wall == generation
-    if evidence.reason == RETIRED:
-        mine = store.watermarks.get(evidence.writer)
-        return mine is not None and mine < evidence.mark
     return _reached(store, evidence.writer) < evidence.mark
 
 

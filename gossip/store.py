@@ -114,7 +114,7 @@ class Store:
         if ended is not None and entry.ts > ended:
             # More of a writer we took for ended (a forgotten node that still wrote):
             # back into the digest, so that anti-entropy spreads the rest of it too.
-            self.watermarks[entry.origin] = self.retired.pop(entry.origin)
+            self.unretire(entry.origin)
         if current is not None:
             self._mark_stale(current.origin)
         if (at := entry.mortal_at) is not None:
@@ -215,6 +215,10 @@ class Store:
         out of the digest (its entries stay, and are still served to newcomers)."""
         self.watermarks.pop(origin, None)
         self.retired[origin] = upto
+
+    def unretire(self, origin: str) -> None:
+        """Take a retired writer back into the digest (someone holds more of it)."""
+        self.watermarks[origin] = self.retired.pop(origin)
 
     def forget_writer(self, origin: str) -> None:
         """Drop a retired writer none of whose entries we hold any more."""

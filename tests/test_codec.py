@@ -103,6 +103,7 @@ def summaries(kind: type[Exchange] | type[Reply]) -> st.SearchStrategy[Exchange 
         timestamps,
         st.booleans(),
         st.booleans(),
+        st.booleans(),
         st.none() | evidence,
     )
 
