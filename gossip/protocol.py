@@ -58,6 +58,7 @@ class Counters:
     resets: int = 0  # times our state was found older than a peer's collections (R7c)
     refused_superseded: int = 0  # entries for keys we lack that our watermark already covers
     refused_stale: int = 0  # pushed entries too old to be news, for keys we lack
+    dropped_unvouched: int = 0  # old entries our source could not vouch for, once caught up
     behind_peers: int = 0  # summaries refused because the peer's state predates our collections
     by_peer_failures: dict[str, int] = field(default_factory=dict)
 
@@ -140,6 +141,7 @@ class GossipProtocol:
         # node with no seeds founds a cluster: there is nothing to catch up with.
         self.bootstrapping = bool(self.membership.seeds)
         self.source: str | None = None
+        self._vetted: str | None = None  # the source whose first answer we checked our state against
         # A node restored from a snapshot asks for every retired writer once (R19).
         self.resync = False
         self.last_reset: ResetNotice | None = None
@@ -437,6 +439,9 @@ class GossipProtocol:
     def _catch_up(self, message: Summary, now_ms: int) -> None:
         """A delta from our source while we catch up: take all of it, and what it has
         collected and retired; done once it had nothing more to send (R7d)."""
+        if self._vetted != message.sender.address:  # first word from this source
+            self._drop_unvouched(message, now_ms)
+            self._vetted = message.sender.address
         self._apply_deltas(message.delta, now_ms)
         store = self.store
         for writer, mark in message.horizon.items():
@@ -453,7 +458,21 @@ class GossipProtocol:
             fresh or not message.bootstrap
         ):
             self.bootstrapping = False
-            self.source = None
+            self.source = self._vetted = None
+
+    def _drop_unvouched(self, source: Summary, now_ms: int) -> None:
+        """Before we take a source's state: a live value we hold that it cannot vouch for
+        (its digest does not reach that far in the writer's history) and that is no newer
+        than its newest collection (our writes while we could not reach it, pushes from
+        nodes that were away) may have been deleted, and the delete collected, meanwhile:
+        drop it (R7d), and take the source's version, if any. Nothing newer than that
+        collection can have been; a delete or an expired value brings nothing back."""
+        limit = source.collected
+        for entry in list(self.store.entries()):
+            vouched = source.digest.get(entry.origin, source.retired.get(entry.origin, ZERO))
+            if vouched < entry.ts <= limit and entry.is_live(now_ms):
+                self.store.drop(entry)
+                self.counters.dropped_unvouched += 1
 
     def _take_retired(self, message: Summary, complete: bool, now_ms: int) -> None:
         """Retired writers a newcomer's answer brings: each we now hold to its end is
@@ -514,7 +533,7 @@ class GossipProtocol:
         self.forgotten.clear()  # judged against the state we drop; our source judges for us now
         self._retired_at.clear()
         self._announce = {}
-        self.bootstrapping, self.source = True, source
+        self.bootstrapping, self.source, self._vetted = True, source, None
         self.counters.resets += 1
         self.last_reset = ResetNotice(evidence, source, now_ms)
 

@@ -134,6 +134,13 @@ class Store:
             stale = 0
         self._stale[origin] = stale
 
+    def drop(self, entry: Entry) -> None:
+        """Forget an entry we hold (not a collection: the horizon does not move)."""
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+            self.version += 1
+            self._mark_stale(entry.origin)
+
     def has_ripe(self, before_wall: int) -> bool:
         """Whether some tombstone or expired entry is old enough to be collected, if
         every member holds it (so that the caller computes that only when needed)."""

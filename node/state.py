@@ -103,9 +103,12 @@ class SharedState:
     # -- the dict-like API ----------------------------------------------------------------
 
     def entry(self, key: str) -> Entry | None:
-        """The live entry for `key` (value, timestamp, writer), or None."""
-        with self._lock:
-            return self.protocol.read(key, wall_ms())
+        """The live entry for `key` (value, timestamp, writer), or None. No lock: one dict
+        read is atomic, and entries never change; the clock is read only for an expiry."""
+        entry = self.protocol.store.get(key)
+        if entry is None or not entry.is_live(0 if entry.expires_at is None else wall_ms()):
+            return None
+        return entry
 
     def get(self, key: str, default: JSON = None) -> JSON:
         entry = self.entry(key)
@@ -253,6 +256,7 @@ class SharedState:
             "resets": c.resets,
             "refused_superseded": c.refused_superseded,
             "refused_stale": c.refused_stale,
+            "dropped_unvouched": c.dropped_unvouched,
             "behind_peers": c.behind_peers,
             "catching_up": self.protocol.bootstrapping,
             "bytes_sent": self.transport.bytes_sent,

@@ -11,6 +11,12 @@ the base, the mean excess as the exponential tail), and compare the medians.
 
     python -m scripts.compare_sim_real                        # N = 10 and 20, 30 writes each
     python -m scripts.compare_sim_real --nodes 10 --writes 60 --seed 2
+    python -m scripts.compare_sim_real --load 600 --nodes 10  # pushes per write under a load
+
+With --load RATE the case is a write load instead: eager push on, RATE writes a second
+spread over the nodes for --seconds, and the figure compared is the number of pushes
+(rumor messages) per write, which batching sets (docs/PROTOCOL.md, R21): the simulator
+runs the same load, with the latency measured meanwhile, and must agree within 15 %.
 
 Wall-clock figures vary from run to run; the simulator's figures depend only on the seed
 and the measured latency.
@@ -41,8 +47,10 @@ from node.cluster import LocalCluster
 from node.propagation import percentile, spread_times
 from node.transport import CONTENT_TYPE, GOSSIP_PATH
 from simulations.experiments import Setup, run_trial
+from simulations.load import Load, run_load
 
 TOLERANCE = 0.30  # the simulator's median must be within 30% of the measured one
+LOAD_TOLERANCE = 0.15  # and its pushes per write under a load within 15%
 
 
 @dataclass
@@ -122,6 +130,58 @@ def simulate(nodes: int, interval: float, fanout: int, rtt_ms: Sequence[float], 
     return [run_trial(setup, f"{seed}:compare:{nodes}:{i}").seconds_to(1.0) * 1000 for i in range(trials)]
 
 
+async def pushes_per_write(cluster: LocalCluster, rate: float, seconds: float, seed: int
+                           ) -> tuple[float, int, list[float]]:  # fmt: skip
+    """Paced writes at `rate` through random nodes for `seconds`: pushes received (in
+    all) per acknowledged write, the writes, and probe exchange round trips meanwhile."""
+    rng = random.Random(seed)
+    prober = Prober(cluster, random.Random(f"{seed}:probe"))
+    rtt: list[float] = []
+    async with httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_connections=200)) as client:
+
+        async def pushes() -> int:
+            stats = [(await client.get(u + "/stats")).json() for u in cluster.urls]
+            return sum(int(s["rumors_received"]) for s in stats)
+
+        before, acked = await pushes(), 0
+
+        async def one(i: int) -> None:
+            nonlocal acked
+            url = cluster.urls[rng.randrange(cluster.size)]
+            r = await client.post(url + "/set", json={"key": f"load-{seed}-{i}", "value": "x" * 100})
+            acked += r.status_code == 200
+
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(prober.run, client, rtt, stop)
+            started = time.perf_counter()
+            for i in range(round(rate * seconds)):
+                await anyio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+                tg.start_soon(one, i)
+            stop.set()
+        await anyio.sleep(1.0)  # the last pushes land
+        return (await pushes() - before) / max(1, acked), acked, rtt
+
+
+def compare_load(nodes: int, rate: float, seconds: float, interval: float, fanout: int,
+                 seed: int) -> bool:  # fmt: skip
+    with LocalCluster(nodes, interval=interval, fanout=fanout) as cluster:
+        real, acked, rtt = anyio.run(pushes_per_write, cluster, rate, seconds, seed)
+    base = min(rtt) / 2 / 1000
+    tail = max(0.0, statistics.mean(rtt) / 2 / 1000 - base)
+    load = Load(nodes=nodes, rate=rate, seconds=seconds, keys=10**9, interval=interval,
+                latency=base, latency_tail=tail)  # fmt: skip
+    cost = run_load(load, seed)
+    sim = cost.messages["rumor"] * nodes * seconds / (rate * seconds)
+    ratio = sim / real
+    within = abs(ratio - 1) <= LOAD_TOLERANCE
+    print(f"N={nodes} load {rate:g} writes/s for {seconds:g} s: {acked} acked; pushes per write "
+          f"real {real:.2f}, sim {sim:.2f} ({ratio:.2f}); exchange rtt median "
+          f"{statistics.median(rtt):.1f} ms  within 15%: {'yes' if within else 'NO'}",
+          flush=True)  # fmt: skip
+    return within
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 20],
@@ -131,7 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fanout", type=int, default=3)
     p.add_argument("--sim-trials", type=int, default=300, help="simulated writes per size")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--load", type=float, help="writes/s: compare pushes per write under that load")
+    p.add_argument("--seconds", type=float, default=10.0, help="with --load: how long")
     args = p.parse_args(argv)
+    if args.load:
+        ok = all([compare_load(n, args.load, args.seconds, args.interval, args.fanout, args.seed)
+                  for n in args.nodes])  # fmt: skip
+        return 0 if ok else 2
     print(f"# sim vs real: interval {args.interval} s, fanout {args.fanout}, eager push off, "
           f"jitter {Config.jitter}, signed gossip; seed {args.seed}")  # fmt: skip
     print(f"# {platform.node()} ({platform.machine()}, Python {platform.python_version()}), "

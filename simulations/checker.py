@@ -220,10 +220,11 @@ class Run:
 
     def _watch(self, node: SimNode) -> None:
         p = node.protocol
-        resets = p.counters.resets
-        if resets != self._resets.get(node.id, 0):
-            self._resets[node.id] = resets
+        discards = p.counters.resets + p.counters.dropped_unvouched
+        if discards != self._resets.get(node.id, 0):  # part of its state dropped: may read older now
+            self._resets[node.id] = discards
             self._discarded(self._shadow.get(node.id, {}))
+            self._seen.pop((node.id, p.membership.me.generation), None)
         for member_id, forgotten in p.forgotten.items():
             self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
@@ -313,7 +314,7 @@ class Run:
             sim.restart(node_id, keep_state=False, seeds=seeds)
         self._discarded(before)
         self._shadow[node_id] = self._entries(node)
-        self._resets[node_id] = node.protocol.counters.resets
+        self._resets[node_id] = node.protocol.counters.resets + node.protocol.counters.dropped_unvouched
 
     def _save_all(self) -> None:
         for node in self.sim.up_nodes():

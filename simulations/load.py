@@ -23,6 +23,8 @@ class Load:
     loss: float = 0.0
     loss_unit: LossUnit = "message"
     warmup: float = 5.0  # seconds of quiet gossip before the writes
+    latency: float = 0.001  # one-way seconds: base, and the mean of an exponential tail
+    latency_tail: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class LoadCost:
 
 def run_load(load: Load, seed: int | str) -> LoadCost:
     config = Config(gossip_interval=load.interval, eager_push=load.eager)
-    network = NetworkModel(latency=0.001, loss=load.loss, loss_unit=load.loss_unit)
+    network = NetworkModel(latency=load.latency, latency_tail=load.latency_tail, loss=load.loss,
+                           loss_unit=load.loss_unit)  # fmt: skip
     sim = Simulation(config, network, seed)
     sim.add_nodes(load.nodes)
     sim.introduce_all()
