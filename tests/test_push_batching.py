@@ -5,7 +5,8 @@ With nothing lost, pushes alone bring every node to the last-writer-wins result 
 writes, with every watermark where the writer's is (no entry skipped, nothing left
 waiting on a gap); a push never carries two entries of one writer for one key, nor an
 entry for a key older than one already pushed to that peer. With losses, the exchanges
-repair the rest."""
+repair the rest; a push rerouted past a dead peer may then bring its next peer an entry
+older than one it was already sent (merging ignores it), so only the first rule holds."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ operations = st.lists(
 
 
 class Cluster:
-    def __init__(self, size: int, fanout: int) -> None:
+    def __init__(self, size: int, fanout: int, lossy: bool = False) -> None:
+        self.lossy = lossy
         self.config = Config(fanout=fanout, gossip_interval=1.0)
         self.codec = Codec(self.config)
         self.nodes = [GossipProtocol(self.config, f"n{i}", f"mem://n{i}", random.Random(i), T0)
@@ -72,8 +74,9 @@ class Cluster:
                 assert (e.origin, e.key) not in seen, f"two entries of {e.origin} for {e.key} in one push"
                 seen.add((e.origin, e.key))
                 last = self.pushed.get((out.address, e.origin, e.key))
-                assert last is None or last < e.ts, f"{e.key}: an older entry pushed after a newer one"
-                self.pushed[(out.address, e.origin, e.key)] = e.ts
+                if last is not None and not self.lossy:
+                    assert last < e.ts, f"{e.key}: an older entry pushed after a newer one"
+                self.pushed[(out.address, e.origin, e.key)] = e.ts if last is None else max(last, e.ts)
 
     def deliver(self, index: int, lost: bool = False) -> None:
         if not self.in_flight:
@@ -133,7 +136,7 @@ def test_pushes_alone_bring_every_node_to_the_result_when_nothing_is_lost(
 def test_with_lost_pushes_the_exchanges_repair_the_rest(
     size: int, fanout: int, ops: list[tuple[str, int] | tuple[str, int, str]]
 ) -> None:
-    c = Cluster(size, fanout)
+    c = Cluster(size, fanout, lossy=True)
     for op in ops:
         if op[0] == "write":
             c.write(op[1] % size, op[2])
