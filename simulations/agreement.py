@@ -1,4 +1,4 @@
-"""The core against theory (issue 3, item 2): synchronous rounds, no jitter, eager push
+"""The core against theory: synchronous rounds, no jitter, eager push
 off; mean rounds to 100% within 1 round of the reference and p99 within 2.
 
 Loss per "exchange" (a contact fails whole) is the model of DESIGN.md's table, which is

@@ -1,6 +1,6 @@
 """The wire codec: every message type round-trips; hostile or broken input is refused with
 a PeerError that says what was wrong; a far-future timestamp is refused by the protocol
-with nothing applied (issue 2, the gossip side of "what must be shown" item 5)."""
+with nothing applied."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""gossip/ is pure: no I/O, no clock reads, no global randomness (DESIGN.md, issue 2).
+"""gossip/ is pure: no I/O, no clock reads, no global randomness.
 
 Every module of the core is parsed with `ast`; importing an I/O or time module, or using
 the `random` module's shared global generator, fails the test with the file and line.

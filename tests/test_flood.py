@@ -1,4 +1,4 @@
-"""Issue 5: a live node (a real process, real HTTP) under a flood of adversarial requests
+"""A live node (a real process, real HTTP) under a flood of adversarial requests
 accepts none, never answers 5xx, keeps its state, keeps serving and counts every refusal.
 `python -m scripts.flood` runs the same with 10,000 requests and prints the table."""
 

@@ -1,6 +1,6 @@
 """Idle exchanges carry digests, not state; deltas are cut at the byte budget.
 
-Issue 2, "what must be shown" item 4: the bytes of one exchange (Exchange + Reply, as
+The bytes of one exchange (Exchange + Reply, as
 encoded by the codec) between two agreeing nodes holding 10,000 keys are at most 2x those
 of two nodes holding 10 keys. `pytest -s` prints both figures.
 """

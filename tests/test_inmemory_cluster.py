@@ -1,6 +1,6 @@
 """Many GossipProtocol nodes in one process, no sockets, every message through the codec.
 
-Issue 2, "what must be shown" item 2: 20 nodes, random writes and deletes to overlapping
+20 nodes, random writes and deletes to overlapping
 keys at random nodes, some messages lost; once writes stop, every node's state is identical
 and equals the last-writer-wins result computed from the write log.
 Each run is reproducible from its seed, which every failure message names.

@@ -1,4 +1,4 @@
-"""The simulator replays exactly from its seed (issue 3, item 1)."""
+"""The simulator replays exactly from its seed."""
 
 from __future__ import annotations
 

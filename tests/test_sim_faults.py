@@ -1,4 +1,4 @@
-"""Faults in virtual time (issue 3, item 4), and the engine's own contract."""
+"""Faults in virtual time, and the engine's own contract."""
 
 from __future__ import annotations
 
