@@ -293,7 +293,7 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
         s.check(collected == 0, f"{collected} deletes collected before the absent node had them")
     report = s.report(healed, took)  # type: ignore[arg-type]
     report.figures.update({
-        "absence s": round(healed - cut_at, 3), "deletes collected while away (others)": collected,
+        "absence s": round(healed - cut_at, 3), "collected while away (others)": collected,
         "resets of the absent node": resets, "resets of the others": others,
         "deleted keys back (node, key)": len(resurrected),
         "catch-up after heal s": round(took, 3),  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ class Report:
             f"  acknowledged writes lost: {self.lost_writes}  (superseded by a later write: "
             f"{self.superseded_writes})",
             f"  traffic             {self.messages} messages, {self.bytes} bytes",
-            *(f"  {name:<28}{value:g}" for name, value in self.figures.items()),
+            *(f"  {name:<30} {value:g}" for name, value in self.figures.items()),
             *(f"  {note}" for note in self.notes),
         ]
 
