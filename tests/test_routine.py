@@ -6,20 +6,28 @@ today's defaults."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
 from simulations.routine import FOUND_AT, ROUTINE, many_lives
+from simulations.scenarios import Report
+
+
+@cache
+def run(name: str) -> Report:
+    return ROUTINE[name](seed=1)
 
 
 @pytest.mark.parametrize("name", [n for n in ROUTINE if n != "many-lives"])
 def test_routine_operation_loses_nothing_and_resets_no_one(name: str) -> None:
-    report = ROUTINE[name](seed=1)
+    report = run(name)
     assert report.lost_writes == 0
     assert report.converged_after is not None
 
 
 def test_join_under_ttl_churn_collects_around_the_newcomer() -> None:
-    report = ROUTINE["join-under-ttl-churn"](seed=2)
+    report = run("join-under-ttl-churn")
     assert report.figures["collected"] > 0  # expired entries were collected meanwhile
     assert report.figures["old keys on the new node"] == 40
 

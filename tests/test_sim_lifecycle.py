@@ -95,8 +95,7 @@ def test_short_absence_gets_the_tombstones_by_gossip() -> None:
     assert report.converged_after is not None
 
 
-@pytest.mark.parametrize("scenario", [forgotten, forgotten_new_writer])
-@pytest.mark.parametrize("seed", [6, 7])
+@pytest.mark.parametrize(("scenario", "seed"), [(forgotten, 6), (forgotten_new_writer, 7)])
 def test_a_forgotten_node_is_reset_on_return_and_brings_no_deleted_key_back(scenario, seed: int) -> None:  # type: ignore[no-untyped-def]
     report = scenario(seed=seed)
     assert report.figures["deleted keys back (node, key)"] == 0
