@@ -93,6 +93,8 @@ class SharedState:
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
         self._pushing: set[str] = set()  # peers with a push in flight
+        self.pushes_sent = 0  # eager pushes ended, delivered or not
+        self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -246,6 +248,8 @@ class SharedState:
             "rounds": c.rounds,
             "exchanges_served": c.exchanges_served,
             "rumors_received": c.rumors_received,
+            "pushes_sent": self.pushes_sent,
+            "push_seconds": round(self.push_seconds, 6),
             "entries_applied": c.entries_applied,
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(self.rejected),
@@ -387,9 +391,12 @@ class SharedState:
                 tg.start_soon(self._push, out)
 
     async def _push(self, out: Outgoing) -> None:
+        started = anyio.current_time()
         try:
             await self._send(out)
         finally:
+            self.pushes_sent += 1
+            self.push_seconds += anyio.current_time() - started
             self._pushing.discard(out.address)
             if self.protocol.has_rumors():
                 self._rumor_ready.set()
