@@ -40,7 +40,7 @@ bench-quick: $(STAMP)  ## the same, reduced (under 3 minutes) -> docs/benchmarks
 SEEDS ?= 0-4999
 .PHONY: check-long check-theory
 check-long: $(STAMP)  ## the fault search over $(SEEDS), and the routine operations at the defaults
-	$(BIN)/gossip-sim check --seeds $(SEEDS) --shrink
+	$(BIN)/gossip-sim check --seeds $(SEEDS) --workers 2 --shrink
 	$(BIN)/gossip-sim routine
 	$(BIN)/gossip-sim routine --at-defaults
 
