@@ -134,8 +134,7 @@ async def _writes(c: LocalCluster, writes: int) -> None:
 
 def profile_writes(out: Path, seconds: float) -> None:
     with _cluster(10) as c:
-        _while(lambda: asyncio.run(write_load._load(c.ports, seconds + 3, False, 1)), c.pids[1],
-               seconds, out)  # fmt: skip
+        _while(lambda: write_load.load(c.ports, seconds + 3, "profile"), c.pids[1], seconds, out)
 
 
 def profile_idle(out: Path, seconds: float) -> None:
