@@ -1,9 +1,10 @@
 """The core against theory: synchronous rounds, no jitter, eager push
 off; mean rounds to 100% within 1 round of the reference and p99 within 2.
 
-Loss per "exchange" (a contact fails whole) is the model of DESIGN.md's table, which is
-the reference for it. Loss per "message" (request and reply lost on their own, so a pull
-needs both) has no table: the textbook Monte Carlo of the same model is the reference.
+Loss per "exchange" (a contact fails whole) is the model of the reference Monte Carlo
+table (`theory.MONTE_CARLO`), the reference for that model. Loss per "message" (request
+and reply lost on their own, so a pull needs both) has no table: the textbook Monte Carlo
+of the same model is the reference.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ class Case:
         """(mean, p99, where from)."""
         if self.loss_unit == "exchange" or self.loss == 0:
             ref_mean, ref_p99 = MONTE_CARLO[(self.nodes, self.fanout, self.loss)][self.mode]
-            return ref_mean, ref_p99, "DESIGN.md"
+            return ref_mean, ref_p99, "reference"
         rounds = textbook(self.nodes, self.fanout, self.loss, self.mode == "push-pull",
                           self.loss_unit, TEXTBOOK_TRIALS, seed)  # fmt: skip
         return mean(rounds), quantile(rounds, 0.99), "textbook"
 
 
-# Every row of DESIGN.md's table, and the lossy rows again with loss per message.
+# Every row of the reference table, and the lossy rows again with loss per message.
 CASES = [Case(n, k, loss, mode) for (n, k, loss), modes in MONTE_CARLO.items() for mode in modes] + [
     Case(n, k, loss, mode, "message")
     for (n, k, loss), modes in MONTE_CARLO.items() if loss for mode in modes

@@ -401,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=1)
     r.set_defaults(run=cmd_routine)
 
-    t = sub.add_parser("theory", help="synchronous rounds against DESIGN.md's Monte Carlo table")
+    t = sub.add_parser("theory", help="synchronous rounds against the reference Monte Carlo table")
     t.add_argument("--nodes", type=_ints, default=[10, 30, 100, 1000])
     t.add_argument("--trials", type=int, default=100, help="per case below N=1000")
     t.add_argument("--large-trials", type=int, default=10, help="per case at N=1000")

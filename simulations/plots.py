@@ -22,7 +22,7 @@ def _pyplot() -> Any:
 
 def rounds_vs_n(summaries: Sequence[Summary], path: Path) -> None:
     """Mean rounds to 100% against N, one line per (mode, fanout, loss, eager), with
-    the textbook curves and the Monte Carlo references of DESIGN.md."""
+    the textbook curves and the reference Monte Carlo table's points."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     lines: dict[str, list[tuple[int, float]]] = {}
@@ -44,8 +44,8 @@ def rounds_vs_n(summaries: Sequence[Summary], path: Path) -> None:
             continue  # a reference for settings this sweep did not run
         for mode, marker in (("push", "x"), ("push-pull", "+")):
             ax.plot([n], [ref[mode][0]], marker, color="grey", markersize=9)
-    ax.plot([], [], "x", color="grey", label="Monte Carlo (DESIGN.md): push")
-    ax.plot([], [], "+", color="grey", label="Monte Carlo (DESIGN.md): push-pull")
+    ax.plot([], [], "x", color="grey", label="Monte Carlo (reference): push")
+    ax.plot([], [], "+", color="grey", label="Monte Carlo (reference): push-pull")
     ax.set_xscale("log")
     ax.set_xlabel("nodes N")
     ax.set_ylabel("rounds until every node holds the write (mean)")

@@ -1,5 +1,5 @@
-"""Reference figures the simulator is checked against: the closed forms, DESIGN.md's
-Monte Carlo table, and a textbook Monte Carlo of synchronous rounds to reproduce that
+"""Reference figures the simulator is checked against: the closed forms, a
+reference Monte Carlo table, and a textbook Monte Carlo of synchronous rounds to reproduce that
 table under either loss model (no protocol here: a node is a bit, informed or not)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def push_pull_rounds(n: int) -> float:
     return math.log(n, 3) + math.log(math.log(n))
 
 
-# DESIGN.md: Monte Carlo of synchronous rounds, rounds to 100%: (N, fanout, loss) -> mode ->
+# The reference: a Monte Carlo of synchronous rounds, rounds to 100%: (N, fanout, loss) -> mode ->
 # (mean, p99). Its loss is per contact (textbook_rounds(loss_unit="exchange") gives it).
 MONTE_CARLO: dict[tuple[int, int, float], dict[str, tuple[float, int]]] = {
     (10, 3, 0.0): {"push": (3.0, 4), "push-pull": (2.1, 3)},

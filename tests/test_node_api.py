@@ -1,4 +1,4 @@
-"""The node's HTTP API in-process: the contract in DESIGN.md, and bad input getting a
+"""The node's HTTP API in-process: the contract in the README's API table, and bad input getting a
 clear 4xx that changes nothing while the node keeps serving."""
 
 from __future__ import annotations
