@@ -12,12 +12,16 @@ the base, the mean excess as the exponential tail), and compare the medians.
     python -m scripts.compare_sim_real                        # N = 10 and 20, 30 writes each
     python -m scripts.compare_sim_real --nodes 10 --writes 60 --seed 2
     python -m scripts.compare_sim_real --load 600 --nodes 10  # pushes per write under a load
+    python -m scripts.compare_sim_real --saturate --nodes 10  # ... under one wrk per node
 
 With --load RATE the case is a write load instead: eager push on, RATE writes a second
 spread over the nodes for --seconds, and the figure compared is the number of pushes
 (rumor messages) per write, which batching sets (docs/PROTOCOL.md, R21): the simulator
 runs the same load, with half the mean push round trip the nodes measured meanwhile
 (`push_seconds` / `pushes_sent` in /stats) as its latency, and must agree within 15 %.
+With --saturate the load is the one `make bench` makes instead (one wrk per node, four
+connections each, for --seconds; wrk is installed with apt-get if missing): as many writes
+as the cluster takes, and the rate the simulator gets is the one they came at.
 
 Wall-clock figures vary from run to run; the simulator's figures depend only on the seed
 and the measured latency.
@@ -53,6 +57,7 @@ from simulations.load import Load, run_load
 
 TOLERANCE = 0.30  # the simulator's median must be within 30% of the measured one
 IN_FLIGHT = 64  # writes awaiting an answer, at most
+COUNTED = ("rumors_received", "pushes_sent", "push_seconds")  # /stats: pushes received, ended, their time
 LOAD_TOLERANCE = 0.15  # and its pushes per write under a load within 15%
 
 
@@ -168,10 +173,9 @@ async def load_run(cluster: LocalCluster, rate: float, seconds: float, seed: int
         clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=5))
                    for url in cluster.urls]  # fmt: skip
 
-        async def totals() -> tuple[int, int, float]:
+        async def totals() -> list[float]:
             stats = [(await client.get("/stats")).json() for client in clients]
-            return (sum(int(s["rumors_received"]) for s in stats), sum(int(s["pushes_sent"]) for s in stats),
-                    sum(float(s["push_seconds"]) for s in stats))  # fmt: skip
+            return [sum(float(s[name]) for s in stats) for name in COUNTED]
 
         before, acked = await totals(), 0
 
@@ -199,23 +203,43 @@ async def load_run(cluster: LocalCluster, rate: float, seconds: float, seed: int
     return LoadRun(acked, last_ack - started, int(pushes), int(sent), push_seconds)
 
 
-def compare_load(nodes: int, rate: float, seconds: float, interval: float, fanout: int,
+def saturating_run(cluster: LocalCluster, seconds: float) -> LoadRun:
+    """The write load of `make bench` (one wrk per node, keys of its own) for `seconds`."""
+    from benchmarks.system import ensure_debian_tools
+    from benchmarks.write_load import load
+
+    ensure_debian_tools({"wrk": "wrk"})
+
+    def totals() -> list[float]:
+        stats = [httpx.get(url + "/stats", timeout=10).json() for url in cluster.urls]
+        return [sum(float(s[name]) for s in stats) for name in COUNTED]
+
+    before = totals()
+    taken = load(cluster.ports, seconds, "compare")
+    time.sleep(1.0)  # the last pushes land
+    pushes, sent, push_seconds = (a - b for a, b in zip(totals(), before, strict=True))
+    return LoadRun(taken.accepted, seconds, int(pushes), int(sent), push_seconds)
+
+
+def compare_load(nodes: int, rate: float | None, seconds: float, interval: float, fanout: int,
                  seed: int) -> bool:  # fmt: skip
-    """Pushes per write, real and simulated. Batching depends on how long a push takes
-    (what waits for a peer leaves when its push ends), and on this machine that is mostly
-    CPU queueing under the load, which the simulator does not model: so it is given the
-    push round trip the nodes measured themselves, as its latency (one way = half), and
-    the write rate the cluster really took, which on a saturated machine is below the
-    offered one."""
+    """Pushes per write, real and simulated, under `rate` writes/s offered (None: as many
+    as one wrk per node gets through). Batching depends on how long a push takes (what
+    waits for a peer leaves when its push ends), and on this machine that is mostly CPU
+    queueing under the load, which the simulator does not model: so it is given the push
+    round trip the nodes measured themselves, as its latency (one way = half), and the
+    write rate the cluster really took, which on a saturated machine is below the offered
+    one."""
     with LocalCluster(nodes, interval=interval, fanout=fanout) as cluster:
-        real = anyio.run(load_run, cluster, rate, seconds, seed)
+        real = anyio.run(load_run, cluster, rate, seconds, seed) if rate else saturating_run(cluster, seconds)
     load = Load(nodes=nodes, rate=real.rate, seconds=real.seconds, keys=10**9, interval=interval,
                 latency=real.push_rtt / 2)  # fmt: skip
     cost = run_load(load, seed)
     sim = cost.messages["rumor"] * nodes / real.rate
     ratio = sim / real.per_write
     within = abs(ratio - 1) <= LOAD_TOLERANCE
-    print(f"N={nodes} load {rate:g} writes/s offered for {seconds:g} s: {real.acked} acked in "
+    offered = f"{rate:g} writes/s offered" if rate else "one wrk per node"
+    print(f"N={nodes} load {offered} for {seconds:g} s: {real.acked} acked in "
           f"{real.seconds:.1f} s ({real.rate:.0f}/s); push round trip "
           f"{real.push_rtt * 1000:.1f} ms (mean, as the nodes saw it); pushes per write real "
           f"{real.per_write:.2f}, sim {sim:.2f} ({ratio:.2f})  within 15%: {'yes' if within else 'NO'}",
@@ -233,10 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sim-trials", type=int, default=300, help="simulated writes per size")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--load", type=float, help="writes/s: compare pushes per write under that load")
-    p.add_argument("--seconds", type=float, default=10.0, help="with --load: how long")
+    p.add_argument("--saturate", action="store_true",
+                   help="compare pushes per write under one wrk per node (make bench's write load)")
+    p.add_argument("--seconds", type=float, default=10.0, help="with --load or --saturate: how long")
     args = p.parse_args(argv)
-    if args.load:
-        ok = all([compare_load(n, args.load, args.seconds, args.interval, args.fanout, args.seed)
+    if args.load or args.saturate:
+        rate = None if args.saturate else args.load
+        ok = all([compare_load(n, rate, args.seconds, args.interval, args.fanout, args.seed)
                   for n in args.nodes])  # fmt: skip
         return 0 if ok else 2
     print(f"# sim vs real: interval {args.interval} s, fanout {args.fanout}, eager push off, "
