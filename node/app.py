@@ -16,6 +16,7 @@ from gossip.errors import ConfigError
 from node import listener
 from node.api import admin_router, gossip_router, read_router, write_router
 from node.discovery import HostDirectory
+from node.hotpaths import HotPaths
 from node.settings import Settings
 from node.state import SharedState
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     )
     for part in (read_router, write_router, gossip_router, admin_router):  # (flat: faster to match)
         app.include_router(part)
+    app.add_middleware(HotPaths)
     return app
 
 

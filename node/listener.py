@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from node.api import admin_router, gossip_router, read_router
+from node.hotpaths import HotPaths
 from node.settings import Settings
 from node.state import SharedState
 
@@ -56,6 +57,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(read_router)
     app.include_router(gossip_router)
     app.include_router(admin_router)
+    app.add_middleware(HotPaths)
     return app
 
 
