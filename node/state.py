@@ -171,19 +171,9 @@ class SharedState:
         for _ in range(tries):
             with self._lock:
                 out = self.protocol.replication(address)
-            try:
-                answer = await self.transport.send(address, out.message)
-            except (NetworkError, PeerError) as exc:
-                log.info("%s: replicating to %s failed: %s", self.id, address, exc)
-                with self._lock:
-                    self.protocol.on_failure(address)
+            answer = await self._send(out)
+            if answer is None:
                 return False
-            if not isinstance(answer, Reply):
-                return False
-            with self._lock:
-                resets = self.protocol.counters.resets
-                self.protocol.on_reply(address, answer, wall_ms())
-                self._log_reset(resets)
             if answer.digest.get(entry.origin, ZERO) >= entry.ts:
                 return True
         return False
@@ -401,15 +391,13 @@ class SharedState:
             if self.protocol.has_rumors():
                 self._rumor_ready.set()
 
-    async def _send_all(self, outgoing: list[Outgoing], done: anyio.Event | None = None) -> None:
+    async def _send_all(self, outgoing: list[Outgoing]) -> None:
         async with anyio.create_task_group() as tg:
             for out in outgoing:
                 tg.start_soon(self._send, out)
-        if done is not None:
-            done.set()
 
-    async def _send(self, out: Outgoing) -> bool:
-        """Deliver one message (and take in the answer); whether the peer took it."""
+    async def _send(self, out: Outgoing) -> Reply | None:
+        """Deliver one message and take in the answer; the peer's reply, if it sent one."""
         try:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
@@ -417,7 +405,7 @@ class SharedState:
                     resets = self.protocol.counters.resets
                     self.protocol.on_reply(out.address, answer, wall_ms())
                     self._log_reset(resets)
-            return True
+                return answer
         except (NetworkError, PeerError) as exc:
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
             with self._lock:
@@ -427,7 +415,7 @@ class SharedState:
             log.exception("%s: unexpected error in an exchange with %s", self.id, out.address)
             with self._lock:
                 self.protocol.on_failure(out.address)
-        return False
+        return None
 
     async def aclose(self) -> None:
         await self.transport.aclose()
