@@ -76,6 +76,8 @@ class Store:
     """
 
     def __init__(self) -> None:
+        # Called with each entry merge() takes, under the caller's lock (change streams).
+        self.on_change: Callable[[Entry], None] | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -124,6 +126,8 @@ class Store:
             log.append(entry)  # the usual case: a writer's entries arrive in ts order
         else:
             insort(log, entry, key=_ts)
+        if self.on_change is not None:
+            self.on_change(entry)
         return True
 
     def _mark_stale(self, origin: str) -> None:
