@@ -76,8 +76,9 @@ class Store:
     """
 
     def __init__(self) -> None:
-        # Called with each entry merge() takes, under the caller's lock (change streams).
-        self.on_change: Callable[[Entry], None] | None = None
+        # Each is called with every entry merge() takes, under the caller's lock: change
+        # streams, metrics. Keep them quick, and never raise.
+        self.listeners: list[Callable[[Entry], None]] = []
         self._clear()
 
     def _clear(self) -> None:
@@ -126,8 +127,8 @@ class Store:
             log.append(entry)  # the usual case: a writer's entries arrive in ts order
         else:
             insort(log, entry, key=_ts)
-        if self.on_change is not None:
-            self.on_change(entry)
+        for listener in self.listeners:
+            listener(entry)
         return True
 
     def _mark_stale(self, origin: str) -> None:
