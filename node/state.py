@@ -23,8 +23,9 @@ from anyio.abc import TaskStatus
 from gossip.auth import KeyRing, Verifier, sign
 from gossip.clock import ZERO
 from gossip.codec import Codec
-from gossip.errors import GossipError, InvalidValue, NetworkError, PeerError
+from gossip.errors import GossipError, InvalidKey, InvalidValue, NetworkError, PeerError
 from gossip.messages import Outgoing, Reply
+from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry, state_hash
 from node.persistence import SnapshotFile
@@ -57,6 +58,12 @@ class ReplicationTimeout(GossipError):
             f"({peers} live peers); it is stored on this node and spreads by gossip"
         )
         self.acked, self.wanted = acked, wanted
+
+
+def _refuse_reserved(key: str) -> None:
+    if isinstance(key, str) and is_reserved(key):
+        raise InvalidKey(f"keys starting with {RESERVED!r} are reserved for the project's own data "
+                         "(counters, the service registry, jobs)")  # fmt: skip
 
 
 class SharedState:
@@ -128,6 +135,12 @@ class SharedState:
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
         seconds; it spreads to every node in the background. Raises CallerError."""
+        _refuse_reserved(key)
+        return self.write_reserved(key, value, ttl)
+
+    def write_reserved(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
+        """set() without the check that keeps users out of the reserved keys: for the
+        project's own data (counters, registry, jobs)."""
         with self._lock:
             entry = self.protocol.write(key, value, wall_ms(), ttl)
         self._wake_pusher()
@@ -141,6 +154,7 @@ class SharedState:
         digest says so), so it survives the loss of this node. Raises ReplicationTimeout,
         saying how many did, otherwise; the write stays stored here and spreads as usual
         either way."""
+        _refuse_reserved(key)
         with self._lock:
             peers = self.protocol.membership.live_addresses()
             if replicas > len(peers):
@@ -183,6 +197,11 @@ class SharedState:
 
     def delete(self, key: str) -> Entry:
         """Delete `key` everywhere (a tombstone that wins over every older write)."""
+        _refuse_reserved(key)
+        return self.delete_reserved(key)
+
+    def delete_reserved(self, key: str) -> Entry:
+        """delete() of one of the project's own keys."""
         with self._lock:
             entry = self.protocol.delete(key, wall_ms())
         self._wake_pusher()
@@ -192,15 +211,19 @@ class SharedState:
         self.delete(key)
 
     def snapshot(self) -> dict[str, JSON]:
-        """Every live key and its value, as a plain dict."""
-        return {key: e.value for key, e in self._live().items()}
+        """Every live key and its value, as a plain dict (the project's own keys, under
+        the reserved prefix, left out)."""
+        return {key: e.value for key, e in self._live().items() if not is_reserved(key)}
 
     def _live(self) -> dict[str, Entry]:
         with self._lock:
             return self.protocol.live(wall_ms())
 
+    def _user_keys(self) -> list[str]:
+        return [key for key in self._live() if not is_reserved(key)]
+
     def keys(self) -> list[str]:
-        return list(self._live())
+        return self._user_keys()
 
     def items(self) -> list[tuple[str, JSON]]:
         return list(self.snapshot().items())
@@ -209,7 +232,7 @@ class SharedState:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._live())
+        return len(self._user_keys())
 
     def state_hash(self) -> tuple[str, int]:
         """(hash of the live state, key count): hashed outside the lock, on a copy."""
