@@ -17,6 +17,7 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 	$(BIN)/gossip-cluster --nodes $(NODES) --demo
 
 test: $(STAMP)  ## the whole suite, what CI runs
+	bash scripts/install-test-deps.sh  # Debian packages some tests need (skipped, saying why, without root)
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
 	$(BIN)/mypy
