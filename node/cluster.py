@@ -1,5 +1,6 @@
-"""Launch N gossip nodes on 127.0.0.1, wait until they see each other, and stop every
-process started, by PID, on Ctrl-C or SIGTERM. `gossip-cluster --help` for options."""
+"""Launch N gossip nodes on 127.0.0.1, wait until they see each other, keep the rest
+serving when one dies (showing what the others think of it), and stop every process
+started, by PID, on Ctrl-C or SIGTERM. `gossip-cluster --help` for options."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any, NoReturn, TextIO
 
 import anyio
 import httpx
@@ -105,7 +108,8 @@ class LocalCluster:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="gossip-cluster-"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.data = data  # each node keeps a snapshot in <log_dir>/<id>-data
-        self.down: set[str] = set()  # nodes stopped on purpose (kill, leave)
+        self.down: set[str] = set()  # nodes stopped (kill, leave) or found dead
+        self.paused: set[str] = set()  # nodes stopped with SIGSTOP
 
     def command(self, index: int) -> list[str]:
         cmd = [
@@ -160,7 +164,7 @@ class LocalCluster:
         with httpx.Client(timeout=1.0, verify=self.http_verify()) as client:
             while True:
                 for node_id, proc in self.procs.items():
-                    if proc.poll() is not None:
+                    if proc.poll() is not None and node_id not in self.down:
                         tail = (self.log_dir / f"{node_id}.log").read_text()[-2000:]
                         raise ClusterError(f"node {node_id} exited with {proc.returncode}:\n{tail}")
                 try:
@@ -210,6 +214,11 @@ class LocalCluster:
         if sig in (signal.SIGKILL, signal.SIGTERM):
             proc.wait(timeout)
             self.down.add(node_id)
+            self.paused.discard(node_id)
+        elif sig == signal.SIGSTOP:
+            self.paused.add(node_id)
+        elif sig == signal.SIGCONT:
+            self.paused.discard(node_id)
 
     def leave(self, node_id: str) -> None:
         """Stop a node gracefully: it tells its peers it is leaving, then exits."""
@@ -224,6 +233,67 @@ class LocalCluster:
         self.down.discard(node_id)
         self.wait_healthy([node_id], timeout)
 
+    # -- the cluster's own view --------------------------------------------------------------
+
+    def state(self, node_id: str) -> str:
+        """`up`, `paused`, or `down (...)` with how its process ended."""
+        code = self.procs[node_id].poll()
+        if code is None:
+            return "paused" if node_id in self.paused else "up"
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+        return f"down ({how})"
+
+    def headers(self) -> dict[str, str]:
+        token = self.env.get("GOSSIP_API_TOKEN")
+        return {"authorization": f"Bearer {token}"} if token else {}
+
+    def ask(self, client: httpx.Client, node_id: str, path: str) -> Any:
+        """A running node's JSON answer to GET `path`; None if it is not up or fails to answer."""
+        if self.state(node_id) != "up":
+            return None
+        try:
+            reply = client.get(self.url(node_id) + path, headers=self.headers())
+            return reply.json() if reply.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def member_tables(self, client: httpx.Client) -> dict[str, list[dict[str, Any]] | None]:
+        """Each running node's /members (None where it does not answer)."""
+        tables = {}
+        for node_id in self.ids:
+            if self.state(node_id) == "up":
+                answer = self.ask(client, node_id, "/members")
+                tables[node_id] = answer["members"] if answer else None
+        return tables
+
+    def status_report(self, client: httpx.Client) -> str:
+        """Each node's state, its member table summed up, its key count and digest, then
+        whether the digests agree; for a node not up, what the others think of it."""
+        tables = self.member_tables(client)
+        rows = [f"  {'node':<6} {'state':<22} {'pid':>7}  {'keys':>5}  {'digest':<10} its members"]
+        digests: dict[str, list[str]] = {}
+        for node_id, proc in self.procs.items():
+            state = self.state(node_id)
+            digest = self.ask(client, node_id, "/digest")
+            table = tables.get(node_id)
+            if digest is not None and table is not None:
+                digests.setdefault(digest["digest"], []).append(node_id)
+                counts = Counter(str(m["status"]) for m in table)
+                others = {s: [m["id"] for m in table if m["status"] == s] for s in counts if s != "alive"}
+                summary = ", ".join(f"{counts[s]} {s}" + (f" ({', '.join(others[s])})" if s in others else "")
+                                    for s in sorted(counts, key=_status_order))  # fmt: skip
+                rows.append(f"  {node_id:<6} {state:<22} {proc.pid:>7}  {digest['keys']:>5}  "
+                            f"{digest['digest'][:8]:<10} {summary}")  # fmt: skip
+            else:
+                seen = "no answer" if state == "up" else describe_opinions(opinions(tables, node_id))
+                rows.append(f"  {node_id:<6} {state:<22} {proc.pid:>7}  {'-':>5}  {'-':<10} {seen}")
+        if len(digests) == 1:
+            rows.append(f"  digests: the {len(next(iter(digests.values())))} nodes that answered agree")
+        elif digests:
+            groups = [f"{', '.join(nodes)} at {d[:8]}" for d, nodes in digests.items()]
+            rows.append("  digests differ: " + "; ".join(groups))
+        return "\n".join(rows)
+
     def command_line(self, line: str) -> str:
         """Carry out a typed command (`kill n3`, `leave n3`, `restart n3`, `pause n3`,
         `resume n3`, `status`); what to print."""
@@ -233,11 +303,11 @@ class LocalCluster:
                    "pause": lambda n: self.kill(n, signal.SIGSTOP),
                    "resume": lambda n: self.kill(n, signal.SIGCONT)}  # fmt: skip
         if words == ["status"]:
-            return "\n".join(f"  {n:<6} {'down' if p.poll() is not None else 'up':<5} pid {p.pid}"
-                             for n, p in self.procs.items())  # fmt: skip
+            with httpx.Client(timeout=1.0, verify=self.http_verify()) as client:
+                return self.status_report(client)
         if len(words) == 2 and words[0] in actions and words[1] in self.procs:
             actions[words[0]](words[1])
-            return f"  {words[0]} {words[1]}: done"
+            return f"  {words[0]} {words[1]}: done (pid {self.procs[words[1]].pid}, {self.state(words[1])})"
         return "  commands: kill|leave|restart|pause|resume <node id>, status"
 
     @property
@@ -251,6 +321,62 @@ class LocalCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _status_order(status: str) -> int:
+    order = ("alive", "suspect", "dead", "left", "not a member", "no answer")
+    return order.index(status) if status in order else len(order)
+
+
+def opinions(tables: dict[str, list[dict[str, Any]] | None], node_id: str) -> dict[str, list[str]]:
+    """What the other nodes think of `node_id`: status -> the nodes that think so."""
+    seen: dict[str, list[str]] = {}
+    for observer, table in tables.items():
+        if observer == node_id:
+            continue
+        if table is None:
+            status = "no answer"
+        else:
+            status = next((str(m["status"]) for m in table if m["id"] == node_id), "not a member")
+        seen.setdefault(status, []).append(observer)
+    return seen
+
+
+def describe_opinions(seen: dict[str, list[str]]) -> str:
+    """`dead on n1, n2; suspect on n4`, or `no other node answers`."""
+    parts = [f"{s} on {', '.join(seen[s])}" for s in sorted(seen, key=_status_order)]
+    return "; ".join(parts) or "no other node answers"
+
+
+class Watcher:
+    """While a node is down, paused or back from a restart, print what the other nodes
+    think of it each time that changes (from their /members), until it is up and alive
+    on every other node."""
+
+    def __init__(self, cluster: LocalCluster, out: TextIO, every: float = 1.0) -> None:
+        self.cluster, self.out, self.every = cluster, out, every
+        self.shown: dict[str, str] = {}  # node -> the last line printed about it
+        self.pids = {n: p.pid for n, p in cluster.procs.items()}
+        self.next = 0.0
+
+    def tick(self, client: httpx.Client) -> None:
+        cluster = self.cluster
+        for node_id, proc in cluster.procs.items():
+            if cluster.state(node_id) != "up" or proc.pid != self.pids[node_id]:
+                self.shown.setdefault(node_id, "")
+                self.pids[node_id] = proc.pid
+        if not self.shown or time.monotonic() < self.next:
+            return
+        self.next = time.monotonic() + self.every
+        tables = cluster.member_tables(client)
+        for node_id in list(self.shown):
+            seen = opinions(tables, node_id)
+            line = f"  {node_id} {cluster.state(node_id)}: {describe_opinions(seen)}"
+            if line != self.shown[node_id]:
+                print(line, file=self.out, flush=True)
+                self.shown[node_id] = line
+            if cluster.state(node_id) == "up" and list(seen) == ["alive"]:
+                del self.shown[node_id]
 
 
 def demo(cluster: LocalCluster) -> None:
@@ -308,21 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             print("demo: writing through n1 ...")
             demo(cluster)
-        interactive = sys.stdin.isatty()
-        print("\nrunning; Ctrl-C stops every node"
-              + ("; type `help` for kill, leave, restart, pause, resume" if interactive else ""), flush=True)
-        while True:
-            for node_id, proc in cluster.procs.items():
-                if proc.poll() is not None and node_id not in cluster.down:
-                    print(f"node {node_id} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    return 1
-            if interactive and select.select([sys.stdin], [], [], 0.5)[0]:
-                try:
-                    print(cluster.command_line(sys.stdin.readline()), flush=True)
-                except (ClusterError, subprocess.TimeoutExpired) as exc:
-                    print(f"  error: {exc}", flush=True)
-            elif not interactive:
-                time.sleep(0.5)
+        hint = "; type `help` for status, kill, leave, restart, pause, resume" if sys.stdin.isatty() else ""
+        print(f"\nrunning; Ctrl-C stops every node{hint}", flush=True)
+        serve(cluster)
     except KeyboardInterrupt:
         return 0
     except ClusterError as exc:
@@ -331,10 +445,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not orphan nodes
-        pids = cluster.pids
+        pids = [p.pid for p in cluster.procs.values() if p.poll() is None]
         cluster.stop()
-        if pids:
+        if cluster.procs or pids:
             print(f"stopped {len(pids)} nodes (pids {', '.join(map(str, pids))})", flush=True)
+
+
+def serve(cluster: LocalCluster) -> NoReturn:
+    """Run until interrupted: carry out typed commands (from stdin, until it ends), report
+    a node whose process ends, and keep the others serving."""
+    commands: TextIO | None = sys.stdin
+    watcher = Watcher(cluster, sys.stdout)
+    with httpx.Client(timeout=1.0, verify=cluster.http_verify()) as client:
+        while True:
+            for node_id, proc in cluster.procs.items():
+                if proc.poll() is not None and node_id not in cluster.down:
+                    cluster.down.add(node_id)
+                    print(f"  {node_id} (pid {proc.pid}) is {cluster.state(node_id)}; the others keep "
+                          f"serving; `restart {node_id}` brings it back", flush=True)  # fmt: skip
+            watcher.tick(client)
+            if commands is None or not select.select([commands], [], [], 0.5)[0]:
+                if commands is None:
+                    time.sleep(0.5)
+                continue
+            line = commands.readline()
+            if not line:
+                commands = None  # stdin ended: run on without commands
+                continue
+            try:
+                print(cluster.command_line(line), flush=True)
+            except (ClusterError, subprocess.TimeoutExpired) as exc:
+                print(f"  error: {exc}", flush=True)
 
 
 if __name__ == "__main__":
