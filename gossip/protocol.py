@@ -9,13 +9,14 @@ import random
 from bisect import insort
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from gossip import staleness
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
+from gossip.counters import is_window_key
 from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import LEFT, MemberInfo, Membership
@@ -106,18 +107,19 @@ class GossipProtocol:
         now_ms: int,
         seeds: Iterable[str] = (),
         generation: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self.id = node_id
         self.rng = rng
         self.clock = HybridClock(config.max_offset_ms)
-        self.store = Store()
+        self.store = Store(self._grace_ms, final_expiry=is_window_key)
         generation = now_ms if generation is None else generation
         # Each life of a node writes as a writer of its own, so a node restarted empty
         # never claims (in its digest) to hold what it wrote in an earlier life.
         self._generation = generation
         self.writer = writer_id(node_id, generation)
-        me = MemberInfo(node_id, address, generation, 0)
+        me = MemberInfo(node_id, address, generation, 0, tags=tuple(sorted((tags or {}).items())))
         self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
         self.counters = Counters()
         self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
@@ -520,8 +522,7 @@ class GossipProtocol:
         that no other node holds are lost with it."""
         self._generation = max(now_ms, self._generation + 1)
         self.writer = writer_id(self.id, self._generation)
-        me = self.membership.me
-        self.membership.me = MemberInfo(me.id, me.address, self._generation, 0, me.left)
+        self.membership.me = replace(self.membership.me, generation=self._generation, heartbeat=0)
         self.store.clear()
         self.stability.clear()
         self.outbox.clear()
@@ -540,8 +541,7 @@ class GossipProtocol:
     # -- collection and retirement (R7a, R20) ------------------------------------------------
 
     def _collect(self, now_ms: int) -> None:
-        before = now_ms - self._grace_ms
-        if not self._knows_cluster() or not self.store.has_ripe(before):
+        if not self._knows_cluster() or not self.store.has_ripe(now_ms):
             return
         members = [m.info for m in self.membership.members.values()]
         store, stability = self.store, self.stability
@@ -552,7 +552,7 @@ class GossipProtocol:
             mine = store.watermark(writer)
             return min(mine, stability.coverage(members, writer)) if members else mine
 
-        self.counters.collected += store.collect(before, stable)
+        self.counters.collected += store.collect(now_ms, stable)
 
     def _knows_cluster(self) -> bool:
         """Whether we know whom to ask before collecting or retiring: not while catching

@@ -75,7 +75,12 @@ class Store:
     items are dropped once they outnumber the live ones.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grace_ms: int = 0, final_expiry: Callable[[str], bool] = lambda key: False) -> None:
+        # Tombstones and expired entries wait grace_ms past their time before collection,
+        # but for keys whose expiry is final: every version of such a key expires at the
+        # same moment, so once it has, no copy anywhere can come back to life.
+        self.grace_ms = grace_ms
+        self._final_expiry = final_expiry
         # Each is called with every entry merge() takes, under the caller's lock: change
         # streams, metrics. Keep them quick, and never raise.
         self.listeners: list[Callable[[Entry], None]] = []
@@ -83,6 +88,7 @@ class Store:
 
     def _clear(self) -> None:
         self.version = getattr(self, "version", 0) + 1  # moves on every change
+        self.cleared = getattr(self, "cleared", -1) + 1  # moves on every clear(), a reset
         self._entries: dict[str, Entry] = {}
         self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
@@ -120,7 +126,7 @@ class Store:
             self.unretire(entry.origin)
         if current is not None:
             self._mark_stale(current.origin)
-        if (at := entry.mortal_at) is not None:
+        if (at := self._ripe_at(entry)) is not None:
             heapq.heappush(self._mortal, (at, next(self._pushed), entry))
         log = self._logs.setdefault(entry.origin, [])
         if not log or log[-1].ts < entry.ts:
@@ -130,6 +136,13 @@ class Store:
         for listener in self.listeners:
             listener(entry)
         return True
+
+    def _ripe_at(self, entry: Entry) -> int | None:
+        """Wall ms from which the entry may be collected, once every member holds it."""
+        at = entry.mortal_at
+        if at is None or (not entry.deleted and self._final_expiry(entry.key)):
+            return at
+        return at + self.grace_ms
 
     def _mark_stale(self, origin: str) -> None:
         stale = self._stale.get(origin, 0) + 1
@@ -146,17 +159,17 @@ class Store:
             self.version += 1
             self._mark_stale(entry.origin)
 
-    def has_ripe(self, before_wall: int) -> bool:
+    def has_ripe(self, now_wall: int) -> bool:
         """Whether some tombstone or expired entry is old enough to be collected, if
         every member holds it (so that the caller computes that only when needed)."""
-        return bool(self._ripe) or bool(self._mortal and self._mortal[0][0] < before_wall)
+        return bool(self._ripe) or bool(self._mortal and self._mortal[0][0] < now_wall)
 
-    def collect(self, before_wall: int, stable: Callable[[str], Timestamp]) -> int:
-        """Drop tombstones and expired entries whose time (Entry.mortal_at) is before
-        `before_wall` and whose timestamp is at most `stable(writer)`: the point up to
-        which every member holds that writer's history. Raises the horizon; returns how
-        many were dropped (R7a)."""
-        while self._mortal and self._mortal[0][0] < before_wall:
+    def collect(self, now_wall: int, stable: Callable[[str], Timestamp]) -> int:
+        """Drop tombstones and expired entries whose time (Entry.mortal_at, plus the
+        grace but for final expiries) is before `now_wall` and whose timestamp is at most
+        `stable(writer)`: the point up to which every member holds that writer's history.
+        Raises the horizon; returns how many were dropped (R7a)."""
+        while self._mortal and self._mortal[0][0] < now_wall:
             _, seq, entry = heapq.heappop(self._mortal)
             if self._entries.get(entry.key) is entry:
                 heapq.heappush(self._ripe.setdefault(entry.origin, []), (entry.ts, seq, entry))

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,21 @@ from anyio.abc import TaskStatus
 from gossip.auth import KeyRing, Verifier, sign
 from gossip.clock import ZERO
 from gossip.codec import Codec
-from gossip.errors import GossipError, InvalidKey, InvalidValue, NetworkError, PeerError
+from gossip.counters import Tally, WindowCount, counter_slot, window_expiry, window_of, window_slot
+from gossip.errors import GossipError, InvalidKey, InvalidValue, NetworkError, PeerError, WritesRefused
 from gossip.messages import Outgoing, Reply
 from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry, state_hash
+from node.health import HealthWatch, PeerLog
+from node.jobs import Job
+from node.metrics import NodeMetrics
 from node.persistence import SnapshotFile
+from node.recipes import Recipes
+from node.registry import DEFAULT_TTL, Instance
 from node.settings import Settings
-from node.transport import HttpTransport
+from node.transport import KINDS, HttpTransport
+from node.watch import DEFAULT_BUFFER, Watch
 
 log = logging.getLogger("gossip.node")
 
@@ -49,6 +56,10 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
 
 
+class TooFewPeers(InvalidValue):
+    """A write asked for more replicas than there are live peers (nothing was written)."""
+
+
 class ReplicationTimeout(GossipError):
     """Fewer peers than asked confirmed a write in time (the write itself stands)."""
 
@@ -58,6 +69,20 @@ class ReplicationTimeout(GossipError):
             f"({peers} live peers); it is stored on this node and spreads by gossip"
         )
         self.acked, self.wanted = acked, wanted
+
+
+def _check_amount(amount: int) -> None:
+    if type(amount) is not int or amount < 0:
+        raise InvalidValue(f"amount must be a whole number >= 0 (decr() counts down), got {amount!r}")
+
+
+YEAR = 366 * 86_400.0
+
+
+def _period_ms(period: float) -> int:
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not 0.001 <= period <= YEAR:
+        raise InvalidValue(f"period must be a number of seconds from 0.001 to a year, got {period!r}")
+    return round(period * 1000)
 
 
 def _refuse_reserved(key: str) -> None:
@@ -90,12 +115,14 @@ class SharedState:
         self.transport = HttpTransport(self.codec, client, self, settings.client_tls())
         self.protocol = GossipProtocol(
             self.config, settings.id, settings.address, rng or random.Random(),
-            wall_ms(), settings.seeds,
+            wall_ms(), settings.seeds, tags=dict(settings.tags),
         )  # fmt: skip
         self._snapshots = SnapshotFile(Path(settings.data_dir), self.codec) if settings.data_dir else None
         if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
             self.protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
         self._saved_version = self.protocol.store.version
+        self._tally = Tally()  # counter and window totals, kept up to date by the store
+        self._tally.follow(self.protocol.store)
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
@@ -104,6 +131,13 @@ class SharedState:
         self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # -- health and metrics: what our exchanges met with (node.health), whether we
+        # take writes, and the /metrics registry (its lag histogram follows merges from now on).
+        self.peers = PeerLog()
+        self.write_refusal: str | None = None  # why writes are refused now, if they are
+        self.health = HealthWatch(self)
+        self.metrics = NodeMetrics(self)
+        self._recipes = Recipes(self)  # change streams, service registry, run-once jobs
 
     @property
     def id(self) -> str:
@@ -134,8 +168,12 @@ class SharedState:
 
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
-        seconds; it spreads to every node in the background. Raises CallerError."""
+        seconds; it spreads to every node in the background. Raises CallerError, or
+        WritesRefused while no peer would take the write (see /health)."""
         _refuse_reserved(key)
+        self._check_writes()
+        if key in self._counts().totals:
+            raise InvalidKey(f"{key!r} is a counter: change it with incr() or decr(), not set()")
         return self.write_reserved(key, value, ttl)
 
     def write_reserved(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
@@ -155,10 +193,11 @@ class SharedState:
         saying how many did, otherwise; the write stays stored here and spreads as usual
         either way."""
         _refuse_reserved(key)
+        self._check_writes()
         with self._lock:
             peers = self.protocol.membership.live_addresses()
             if replicas > len(peers):
-                raise InvalidValue(f"replicas={replicas} cannot be met: {len(peers)} live peers")
+                raise TooFewPeers(f"replicas={replicas} cannot be met: {len(peers)} live peers")
             entry = self.protocol.write(key, value, wall_ms(), ttl)
             self.protocol.rng.shuffle(peers)
         self._wake_pusher()
@@ -198,6 +237,7 @@ class SharedState:
     def delete(self, key: str) -> Entry:
         """Delete `key` everywhere (a tombstone that wins over every older write)."""
         _refuse_reserved(key)
+        self._check_writes()
         return self.delete_reserved(key)
 
     def delete_reserved(self, key: str) -> Entry:
@@ -209,6 +249,86 @@ class SharedState:
 
     def __delitem__(self, key: str) -> None:
         self.delete(key)
+
+    def _check_writes(self) -> None:
+        if self.write_refusal is not None:
+            raise WritesRefused(self.write_refusal)
+
+    # -- counters (gossip/counters.py) -----------------------------------------------------
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Add `amount` (>= 0) to the fleet-wide counter `key`; the new total as this node
+        knows it. Concurrent increments on any nodes all count: each node counts in a slot
+        of its own. Never waits on the network."""
+        return self._count(key, amount, 0)
+
+    def decr(self, key: str, amount: int = 1) -> int:
+        """Take `amount` (>= 0) off the counter `key` (an up-down counter); the new total."""
+        return self._count(key, 0, amount)
+
+    def count(self, key: str) -> int:
+        """The fleet-wide total of counter `key` as this node knows it (0 if never counted)."""
+        return self._counts().total(key)
+
+    def incr_window(self, key: str, period: float, amount: int = 1) -> WindowCount:
+        """Count `amount` in the current window of `period` seconds (windows aligned to wall
+        time on every node) of the counter `key`; this and the previous window's totals.
+        Old windows expire by themselves."""
+        length = _period_ms(period)
+        _check_amount(amount)
+        now = wall_ms()
+        window = window_of(now, length)
+        with self._lock:
+            tally = self._counts()
+            slot = window_slot(self._counter_name(key), length, window, self.protocol.writer)
+            mine = tally.own_window(key, length, window, self.protocol.writer) + amount
+            self.protocol.write(slot, mine, now, (window_expiry(length, window) - now) / 1000)
+            counted = self._window_count(tally, key, length, now)
+        self._wake_pusher()
+        return counted
+
+    def window_count(self, key: str, period: float) -> WindowCount:
+        """The current and previous window's totals of the windowed counter `key`."""
+        return self._window_count(self._counts(), key, _period_ms(period), wall_ms())
+
+    def _window_count(self, tally: Tally, key: str, length: int, now: int) -> WindowCount:
+        window = window_of(now, length)
+        tally.prune(now)
+        return WindowCount(
+            tally.window_total(key, length, window), tally.window_total(key, length, window - 1),
+            length, now - window * length,
+        )  # fmt: skip
+
+    def _count(self, key: str, added: int, removed: int) -> int:
+        _check_amount(added or removed)
+        with self._lock:
+            tally = self._counts()
+            slot = counter_slot(self._counter_name(key), self.protocol.writer)
+            if self.protocol.read(key, wall_ms()) is not None:
+                raise InvalidKey(f"{key!r} holds a value written with set(), not a counter")
+            mine = tally.own(key, self.protocol.writer)
+            self.protocol.write(slot, [mine[0] + added, mine[1] + removed], wall_ms())
+            total = tally.total(key)
+        self._wake_pusher()
+        return total
+
+    def _counter_name(self, key: str) -> str:
+        """`key` if it can name a counter: a valid key with room left for the slot's
+        prefix, window and writer id."""
+        _refuse_reserved(key)
+        if not isinstance(key, str) or not key:
+            raise InvalidKey("a counter's key must be a non-empty string")
+        room = self.config.max_key_bytes - len(window_slot("", 10**12, 10**12, self.protocol.writer))
+        if len(key.encode("utf-8", "surrogatepass")) > room:
+            raise InvalidKey(f"a counter's key may be at most {room} bytes on this node")
+        return key
+
+    def _counts(self) -> Tally:
+        """The counter totals (recounted first if a reset cleared the store)."""
+        if self._tally.stale(self.protocol.store):
+            with self._lock:
+                self._tally.sync(self.protocol.store)
+        return self._tally
 
     def snapshot(self) -> dict[str, JSON]:
         """Every live key and its value, as a plain dict (the project's own keys, under
@@ -245,14 +365,30 @@ class SharedState:
             me = self.protocol.membership.me
             out = [{"id": me.id, "address": me.address, "status": "left" if me.left else "alive",
                     "self": True, "generation": me.generation, "heartbeat": me.heartbeat,
-                    "phi": 0.0, "last_heard_ms_ago": 0}]  # fmt: skip
+                    "phi": 0.0, "last_heard_ms_ago": 0, "tags": dict(me.tags)}]  # fmt: skip
             for m in self.protocol.membership.members.values():
                 out.append({
                     "id": m.info.id, "address": m.info.address, "status": m.status, "self": False,
                     "generation": m.info.generation, "heartbeat": m.info.heartbeat,
                     "phi": round(m.detector.phi(now), 2), "last_heard_ms_ago": max(0, now - m.last_heard),
+                    "tags": dict(m.info.tags),
                 })  # fmt: skip
         return sorted(out, key=lambda m: str(m["id"]))
+
+    def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]:
+        """Our seeds, and how many other members we know by status (for /health)."""
+        with self._lock:
+            membership = self.protocol.membership
+            return membership.seeds, Counter(m.status for m in membership.members.values())
+
+    def entry_counts(self) -> tuple[int, int]:
+        """(live entries, deleted or expired ones) held, the project's own included (for
+        /metrics: counted on a copy, outside the lock)."""
+        with self._lock:
+            entries = list(self.protocol.store.entries())
+        now = wall_ms()
+        live = sum(1 for e in entries if e.is_live(now))
+        return live, len(entries) - live
 
     def stats(self) -> dict[str, Any]:
         c = self.protocol.counters
@@ -279,6 +415,32 @@ class SharedState:
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
         }
+
+    # -- recipes: change streams, service registry, run-once jobs (node/recipes.py) --------
+
+    def watch(self, prefix: str = "", buffer: int = DEFAULT_BUFFER) -> Watch:
+        """Every change this node applies to keys starting with `prefix` (its own writes
+        and deletes, and its peers' as they merge), once each, in order, as an async
+        iterator of Entry; raises WatchDropped once more than `buffer` wait unread (see
+        node/watch.py). Keys under the reserved prefix only if `prefix` starts with it."""
+        return self._recipes.changes.watch(prefix, buffer)
+
+    def register(self, service: str, url: str, meta: JSON = None, ttl: float = DEFAULT_TTL) -> Instance:
+        """Register this node's instance of `service`, kept alive while the node runs and
+        withdrawn when it leaves (see node/registry.py)."""
+        return self._recipes.registry.register(service, url, meta, ttl)
+
+    def unregister(self, service: str) -> None:
+        self._recipes.registry.unregister(service)
+
+    def instances(self, service: str) -> list[Instance]:
+        """The live instances of `service`, but those of nodes seen dead or left."""
+        return self._recipes.registry.instances(service)
+
+    def singleton(self, name: str, every: float) -> Callable[[Job], Job]:
+        """Decorator: run an async function every `every` seconds in one node of the
+        cluster (see node/jobs.py for what happens around failures and partitions)."""
+        return self._recipes.jobs.singleton(name, every)
 
     # -- serving peers ----------------------------------------------------------------------
 
@@ -322,9 +484,15 @@ class SharedState:
             self.rejected[type(exc).__name__] += 1
             log.warning("%s: rejected gossip: %s", self.id, exc)
             raise
+        self.peers.heard()
+        self.transport.count(KINDS[type(message)], "received", len(body))
         if relay:
             self._wake_pusher()  # pass pushed writes on to our part of the tree
-        return None if reply is None else self.codec.encode(reply)
+        if reply is None:
+            return None
+        encoded = self.codec.encode(reply)
+        self.transport.count("reply", "sent", len(encoded))
+        return encoded
 
     def _log_reset(self, resets_before: int) -> None:
         notice = self.protocol.last_reset
@@ -354,12 +522,17 @@ class SharedState:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds)
             tg.start_soon(self._eager_push, tg)
+            tg.start_soon(self.health.run)
+            tg.start_soon(self._recipes.tasks.run)
             if self._snapshots is not None:
                 tg.start_soon(self._save_now_and_then)
             task_status.started()
 
     async def leave(self, timeout: float = 1.0) -> None:
-        """Tell every live peer we are leaving (they show us as left, not dead)."""
+        """Withdraw our service instances, then tell every live peer we are leaving
+        (they show us as left, not dead)."""
+        with anyio.move_on_after(timeout):
+            await self._recipes.registry.withdraw()
         with self._lock:
             outgoing = self.protocol.leave()
         with anyio.move_on_after(timeout):
@@ -428,14 +601,17 @@ class SharedState:
                     resets = self.protocol.counters.resets
                     self.protocol.on_reply(out.address, answer, wall_ms())
                     self._log_reset(resets)
-                return answer
+            self.peers.took(out.address)
+            return answer if isinstance(answer, Reply) else None
         except (NetworkError, PeerError) as exc:
             log.info("%s: exchange with %s failed: %s", self.id, out.address, exc)
+            self.peers.failure(out.address, exc)
             with self._lock:
                 self.protocol.on_failure(out.address)
                 self.protocol.reroute(out)  # (sent on by the pusher, once this one is done)
-        except Exception:  # a bug must not stop the loop: one bad exchange never stalls a round
+        except Exception as exc:  # a bug must not stop the loop: one bad exchange never stalls a round
             log.exception("%s: unexpected error in an exchange with %s", self.id, out.address)
+            self.peers.failure(out.address, exc)
             with self._lock:
                 self.protocol.on_failure(out.address)
         return None

@@ -1,0 +1,191 @@
+"""Counters that merge (R22): each writer, one life of a node, counts in a slot of its own,
+an entry under a reserved key only it writes; a counter's total is the sum of its slots.
+
+A slot only grows, so the newest entry of a slot is also its largest, and last-writer-wins
+merging of the slot entries is exactly the grow-only (and positive-negative) counter of the
+CRDT literature: any order, duplication or loss-and-resend of merges gives every node the
+same total once it holds every slot. A node restarted empty is a new writer with a new slot;
+the slots of its earlier lives stay and keep counting.
+
+Windowed counters, for rate limits, count in slots per fixed window of wall time. A window's
+slots all expire together at the end of the following window (so the previous window is
+still readable for a sliding estimate), and since every version of such a slot expires at
+that same moment, nothing expired can come back: they are collected without the tombstone
+grace (see Store), which keeps the state bounded by the windows in use.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+from gossip.namespaces import RESERVED
+from gossip.store import Entry, Store
+
+COUNTER = RESERVED + "counter/"  # + <name>/<writer>: the value is [added, removed]
+WINDOW = RESERVED + "window/"  # + <length ms>/<window index>/<name>/<writer>: the value is a count
+
+
+def counter_slot(name: str, writer: str) -> str:
+    return f"{COUNTER}{name}/{writer}"
+
+
+def window_slot(name: str, length_ms: int, window: int, writer: str) -> str:
+    return f"{WINDOW}{length_ms}/{window}/{name}/{writer}"
+
+
+def window_of(now_ms: int, length_ms: int) -> int:
+    """The index of the window of `length_ms` holding wall time `now_ms` (aligned to the epoch,
+    so that every node agrees which window it is)."""
+    return now_ms // length_ms
+
+
+def window_expiry(length_ms: int, window: int) -> int:
+    """When a window's slots expire: the end of the window after it."""
+    return (window + 2) * length_ms
+
+
+def is_window_key(key: str) -> bool:
+    return key.startswith(WINDOW)
+
+
+def is_counter_key(key: str) -> bool:
+    return key.startswith(COUNTER)
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+WindowId = tuple[str, int, int]  # (name, length ms, window index)
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """A windowed counter as one node sees it: the totals of the current and the previous
+    window, the window's length and how far into it we are (ms)."""
+
+    current: int
+    previous: int
+    length_ms: int
+    elapsed_ms: int
+
+    @property
+    def sliding(self) -> float:
+        """The sliding-window estimate: the previous window weighted by the part of it
+        still inside the last `length_ms`, plus the current one."""
+        return self.previous * (1 - self.elapsed_ms / self.length_ms) + self.current
+
+    @property
+    def resets_in_ms(self) -> int:
+        """Until the current window ends."""
+        return self.length_ms - self.elapsed_ms
+
+
+@dataclass
+class Tally:
+    """Every counter's and window's total, kept up to date from the entries a store takes
+    (a listener of the store), so that reading a total costs a dict lookup. A slot whose
+    entry is not its writer's own (the key does not end in the entry's writer), or whose
+    value is not a count, counts for nothing."""
+
+    counters: dict[str, tuple[str, int]] = field(default_factory=dict)  # slot key -> (name, net count)
+    totals: dict[str, int] = field(default_factory=dict)
+    windows: dict[WindowId, dict[str, int]] = field(default_factory=dict)  # -> slot key -> count
+    window_totals: dict[WindowId, int] = field(default_factory=dict)
+    _slot_counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # counter slot key -> its value
+    _expiries: list[tuple[int, WindowId]] = field(default_factory=list)
+    _cleared: int = -1
+
+    def follow(self, store: Store) -> None:
+        """Count what `store` holds now, and every entry it takes from now on."""
+        self.rebuild(store)
+        store.listeners.append(self.take)
+
+    def rebuild(self, store: Store) -> None:
+        self.counters, self.totals, self.windows, self.window_totals = {}, {}, {}, {}
+        self._slot_counts, self._expiries = {}, []
+        for entry in list(store.entries()):
+            self.take(entry)
+        self._cleared = store.cleared
+
+    def stale(self, store: Store) -> bool:
+        return store.cleared != self._cleared
+
+    def sync(self, store: Store) -> None:
+        """Count afresh after the store was cleared (a reset drops every entry at once)."""
+        if self.stale(store):
+            self.rebuild(store)
+
+    def take(self, entry: Entry) -> None:
+        key = entry.key
+        if not key.startswith(RESERVED):
+            return
+        if key.startswith(COUNTER):
+            self._take_counter(entry)
+        elif key.startswith(WINDOW):
+            self._take_window(entry)
+
+    @staticmethod
+    def _own_part(entry: Entry, prefix: str) -> str | None:
+        """The part of the key between the prefix and the writer, if the writer owns it."""
+        suffix = "/" + entry.origin
+        if entry.deleted or not entry.key.endswith(suffix) or len(entry.key) <= len(prefix) + len(suffix):
+            return None
+        return entry.key[len(prefix) : -len(suffix)]
+
+    def _take_counter(self, entry: Entry) -> None:
+        key, value = entry.key, entry.value
+        name = self._own_part(entry, COUNTER)
+        added = removed = None
+        if name is not None and isinstance(value, list) and len(value) == 2:
+            added, removed = _count(value[0]), _count(value[1])
+        if name is not None and added is not None and removed is not None:
+            self._slot_counts[key] = (added, removed)
+            net = added - removed
+        else:
+            self._slot_counts.pop(key, None)
+            net = 0
+        before = self.counters.pop(key, None)
+        if before is not None:
+            self.totals[before[0]] -= before[1]
+        if name is not None:
+            self.counters[key] = (name, net)
+            self.totals[name] = self.totals.get(name, 0) + net
+
+    def _take_window(self, entry: Entry) -> None:
+        key = entry.key
+        rest = self._own_part(entry, WINDOW)
+        parts = [] if rest is None else rest.split("/", 2)
+        count = _count(entry.value) if not entry.deleted else None
+        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()) or count is None:
+            return  # (an intruder's entry over a window slot is not worth undoing: it expires)
+        wid: WindowId = (parts[2], int(parts[0]), int(parts[1]))
+        slots = self.windows.get(wid)
+        if slots is None:
+            slots = self.windows[wid] = {}
+            heapq.heappush(self._expiries, (window_expiry(wid[1], wid[2]), wid))
+        before = slots.get(key, 0)
+        slots[key] = count
+        self.window_totals[wid] = self.window_totals.get(wid, 0) + count - before
+
+    def total(self, name: str) -> int:
+        return self.totals.get(name, 0)
+
+    def own(self, name: str, writer: str) -> tuple[int, int]:
+        """The (added, removed) counts in `writer`'s slot of counter `name`."""
+        return self._slot_counts.get(counter_slot(name, writer), (0, 0))
+
+    def window_total(self, name: str, length_ms: int, window: int) -> int:
+        return self.window_totals.get((name, length_ms, window), 0)
+
+    def own_window(self, name: str, length_ms: int, window: int, writer: str) -> int:
+        slots = self.windows.get((name, length_ms, window), {})
+        return slots.get(window_slot(name, length_ms, window, writer), 0)
+
+    def prune(self, now_ms: int) -> None:
+        """Forget windows that have expired (their entries expire then too)."""
+        while self._expiries and self._expiries[0][0] <= now_ms:
+            _, wid = heapq.heappop(self._expiries)
+            self.windows.pop(wid, None)
+            self.window_totals.pop(wid, None)
