@@ -89,7 +89,7 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
     state.set("plain", 1)
     state.incr("hits", 2)
     version = state.protocol.store.version
-    for bad in (lambda: state.incr("hits", -1), lambda: state.incr("hits", True),  # type: ignore[arg-type]
+    for bad in (lambda: state.incr("hits", -1), lambda: state.incr("hits", True),
                 lambda: state.decr("hits", 1.5),  # type: ignore[arg-type]
                 lambda: state.set("hits", 3), lambda: state.incr("plain"), lambda: state.incr(""),
                 lambda: state.incr("_gossip/counter/x"), lambda: state.incr("k" * 300),
