@@ -6,20 +6,24 @@ lifespan helper in node.app puts there.
 
 from __future__ import annotations
 
+import enum
 import hmac
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from gossip.auth import AuthError, KeyRing, KeyRingError, ReplayError, parse_key
+from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, PeerError
 from gossip.jsontext import dumps
+from gossip.namespaces import RESERVED
 from gossip.store import Entry
-from node.state import ReplicationTimeout, SharedState
+from node.settings import Settings
+from node.state import ReplicationTimeout, SharedState, TooFewPeers
 
 
 class LimitedRequest(Request):
@@ -78,21 +82,45 @@ async def shared_state(request: Request) -> SharedState:
 StateDep = Annotated[SharedState, Depends(shared_state)]
 
 
+# -- The bodies, and the limits on them: node.openapi restates the schema parts for each
+# node's own Config; the node checks every rule itself (gossip.limits), so its 422 names it.
+
+
+def key_schema(config: Config) -> dict[str, Any]:
+    """What JSON Schema can say of a key, and the byte rule it cannot, in words (a
+    character takes at least one byte, so the character bound is necessary, not enough)."""
+    n = config.max_key_bytes
+    return {"minLength": 1, "maxLength": n, "not": {"pattern": f"^{RESERVED}"},
+            "description": f"1 to {n} bytes as UTF-8 (at most {n} characters, fewer where a character "
+                           f"takes several bytes); keys starting with {RESERVED!r} are reserved"}  # fmt: skip
+
+
+def value_schema(config: Config) -> dict[str, Any]:
+    return {"description": f"any JSON value, null included: at most {config.max_value_bytes} bytes as "
+                           f"compact JSON, arrays and objects nested at most {config.max_value_depth} deep, "
+                           "integers within 64 bits"}  # fmt: skip
+
+
+TTL_MAX = 10**12  # seconds (31,700 years): within the clock's range for ages to come
+
+
 class SetBody(BaseModel):
-    key: str = Field(description="the key, 1 to max_key_bytes UTF-8 bytes")
-    value: Any = Field(description="any JSON value, null included")
-    ttl: float | None = Field(None, gt=0, description="seconds until the entry expires")
-    replicas: int = Field(0, ge=0, le=64, description="answer once this many peers hold the write")
+    key: str = Field(json_schema_extra=key_schema(Config()))
+    value: Any = Field(json_schema_extra=value_schema(Config()))
+    ttl: float | None = Field(None, gt=0, le=TTL_MAX, description="seconds until the entry expires")
+    replicas: int = Field(0, ge=0, le=64, description="answer once this many peers hold the write "
+                          "(at most the number of live peers, else 409)")  # fmt: skip
 
 
 class DeleteBody(BaseModel):
-    key: str
+    key: str = Field(json_schema_extra=key_schema(Config()))
 
 
 class EntryOut(BaseModel):
     key: str
     value: Any
-    timestamp: tuple[int, int] = Field(description="hybrid logical clock: [wall_ms, counter]")
+    timestamp: list[int] = Field(min_length=2, max_length=2,
+                                 description="hybrid logical clock: [wall_ms, counter]")  # fmt: skip
     node: str = Field(description="id of the node that wrote it")
     deleted: bool = False
     expires_at: int | None = Field(None, description="wall ms when it expires, if ever")
@@ -113,38 +141,47 @@ class AllValues(BaseModel):
     values: dict[str, Any]
 
 
-bearer = HTTPBearer(auto_error=False, description="the node's api_token, if one is set")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+# -- Who may call what: one rule (needs_token), one check (authorize), and a guard per
+# route that node.openapi reads to declare the credential exactly where it is needed.
 
 
-def _check_token(state: SharedState, credentials: HTTPAuthorizationCredentials | None) -> None:
-    _require(state.settings.api_token, credentials.credentials if credentials is not None else "")
+class Access(enum.Enum):
+    READ = "read"  # the api token only with protect_reads
+    WRITE = "write"  # the api token, if one is set
+    ADMIN = "admin"  # only on a node with an api token, and with it
 
 
-def _require(token: str, given: str) -> None:
-    if token and not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            401, "a valid bearer token is required" if given else "missing bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
+def needs_token(settings: Settings, access: Access) -> bool:
+    return bool(settings.api_token) and (access is not Access.READ or settings.protect_reads)
 
 
-async def writer(state: StateDep, credentials: Credentials) -> None:
-    """Dependency: writes need the api token, when one is set."""
-    _check_token(state, credentials)
-
-
-async def reader(state: StateDep, credentials: Credentials) -> None:
-    """Dependency: reads need the api token only with protect_reads."""
-    if state.settings.protect_reads:
-        _check_token(state, credentials)
-
-
-async def admin(state: StateDep, credentials: Credentials) -> None:
-    """Dependency: admin routes exist only on a node with an api token."""
-    if not state.settings.api_token:
+def authorize(request: Request, access: Access) -> None:
+    """Refuse a request without the credential `access` needs on this node (401), or
+    an admin request to a node without an api token (403)."""
+    settings = state_of(request).settings
+    if access is Access.ADMIN and not settings.api_token:
         raise HTTPException(403, "admin routes are off: start the node with an api token")
-    _check_token(state, credentials)
+    if needs_token(settings, access):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        given = given if scheme.lower() == "bearer" else ""
+        if not hmac.compare_digest(given.encode(), settings.api_token.encode()):
+            raise HTTPException(
+                401, "a valid bearer token is required" if given else "missing bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+
+
+class Guard:
+    """A route's access check as a dependency: one plain call, nothing else to resolve."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    async def __call__(self, request: Request) -> None:
+        authorize(request, self.access)
+
+
+reader, writer, admin = Guard(Access.READ), Guard(Access.WRITE), Guard(Access.ADMIN)
 
 
 class ErrorOut(BaseModel):
@@ -159,14 +196,13 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut} for code in codes}
 
 
-# Routes take their token check as a dependency, but for the two hot ones (see below).
-read_router = APIRouter(tags=["shared state"], responses=_errors(401, 422))  # (GETs: no body)
-write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"],
-                         responses=_errors(400, 401, 413, 422))  # fmt: skip
+# Every route takes its guard; node.openapi declares the 401 (and 403) where the node's
+# settings make it possible, and each route the other errors it can answer with.
+read_router = APIRouter(tags=["shared state"])
+write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], responses=_errors(400, 413, 422))
 _reads, _writes = [Depends(reader)], [Depends(writer)]
-_bearer_declared: dict[str, Any] = {"security": [{"HTTPBearer": []}]}  # what the dependency declares
 admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)],
-                         responses=_errors(400, 401, 403, 409, 413, 422))  # fmt: skip
+                         responses=_errors(409))  # (signing off, or a key that is not there)  # fmt: skip
 gossip_router = APIRouter(tags=["gossip"])
 
 
@@ -178,31 +214,24 @@ def _json(content: object) -> Response:
     return Response(dumps(content), media_type="application/json")
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return given if scheme.lower() == "bearer" else ""
+# The two hot routes resolve one plain dependency, their guard (a chain of them costs more
+# than the work itself), and encode the answer with orjson instead of validating it again.
+# 503: the node refuses writes while its clock runs ahead of its peers'.
 
 
-# The two hot routes resolve at most one plain dependency (a chain of them costs more than
-# the work itself), and encode the answer with orjson instead of validating it again.
-
-
-async def write_token(request: Request) -> None:
-    """Dependency: the api token for a write, if one is set (checked before the body)."""
-    _require(state_of(request).settings.api_token, _bearer(request))
-
-
-@write_router.post("/set", response_model=EntryOut, responses=_errors(504),
-                   dependencies=[Depends(write_token)], openapi_extra=_bearer_declared)  # fmt: skip
+@write_router.post("/set", response_model=EntryOut, responses=_errors(409, 503, 504), dependencies=_writes)
 async def set_value(body: SetBody, request: Request) -> Response:
     """Store a value under a key; it spreads to every node. With `replicas`, the answer
-    waits until that many peers hold it (504 saying how many did, if they do not)."""
+    waits until that many peers hold it (504 saying how many did, if they do not; 409,
+    writing nothing, if fewer peers than that are alive)."""
     state = state_of(request)
     try:
         if body.replicas:
             entry = await state.aset(body.key, body.value, body.ttl, body.replicas)
         else:
             entry = state.set(body.key, body.value, body.ttl)
+    except TooFewPeers as exc:  # a valid request the cluster cannot meet as it stands
+        raise HTTPException(409, str(exc)) from exc
     except CallerError as exc:
         raise _caller_error(exc) from exc
     except ReplicationTimeout as exc:
@@ -210,13 +239,11 @@ async def set_value(body: SetBody, request: Request) -> Response:
     return _json(entry_json(entry))
 
 
-@read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404),
-                 openapi_extra=_bearer_declared)  # fmt: skip
-async def get_value(request: Request, key: Annotated[str | None, Query()] = None) -> Response:
+@read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404), dependencies=_reads,
+                 name="get_value")  # fmt: skip
+async def read_value(request: Request, key: Annotated[str | None, Query()] = None) -> Response:
     """One key's entry, or with no key every live key and its value."""
     state = state_of(request)
-    if state.settings.protect_reads:
-        _require(state.settings.api_token, _bearer(request))
     if key is None:
         return _json({"node": state.id, "values": state.snapshot()})
     entry = state.entry(key)
@@ -225,7 +252,13 @@ async def get_value(request: Request, key: Annotated[str | None, Query()] = None
     return _json(entry_json(entry))
 
 
-@write_router.post("/delete", response_model=EntryOut, dependencies=_writes)
+async def get_value(request: Request, key: str | None) -> Response:
+    """GET /get as node.hotpaths serves it, past the router: its guard, then the route."""
+    authorize(request, Access.READ)
+    return await read_value(request, key)
+
+
+@write_router.post("/delete", response_model=EntryOut, responses=_errors(503), dependencies=_writes)
 async def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
     """Delete a key on every node (a tombstone that wins over older writes)."""
     try:
@@ -285,8 +318,11 @@ async def gossip(request: Request) -> Response:
 gossip_router.add_route("/gossip", gossip, methods=["POST"], include_in_schema=False)
 
 
+HEX_KEY = "[0-9a-fA-F]{64}"  # exactly (the flag and variable take spaces around it, the API does not)
+
+
 class KeyBody(BaseModel):
-    key: str = Field(description="a cluster key: 64 hex digits")
+    key: str = Field(json_schema_extra={"pattern": f"^{HEX_KEY}$"}, description="64 hex digits")
 
 
 def _ring(state: SharedState) -> KeyRing:
@@ -301,10 +337,12 @@ async def list_keys(state: StateDep) -> dict[str, object]:
     return _ring(state).describe()
 
 
-@admin_router.post("/admin/keys")
+@admin_router.post("/admin/keys", responses=_errors(400, 413, 422))
 async def install_key(body: KeyBody, state: StateDep) -> dict[str, object]:
     """Install a key that verifies; step 1 of a rotation, safe to repeat."""
     try:
+        if not re.fullmatch(HEX_KEY, body.key):
+            raise KeyRingError("a key must be 64 hex digits")
         key = parse_key(body.key)
     except KeyRingError as exc:
         raise HTTPException(422, str(exc)) from exc

@@ -13,7 +13,8 @@ import httpx
 from fastapi import FastAPI
 
 from gossip.errors import ConfigError
-from node import listener
+from gossip.version import __version__
+from node import listener, openapi
 from node.api import admin_router, gossip_router, read_router, write_router
 from node.discovery import HostDirectory
 from node.hotpaths import HotPaths
@@ -86,6 +87,7 @@ def shared_state_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_node(settings or Settings.from_env(), client, own_listener) as state:
             app.state.shared_state = state
+            openapi.install(app, state.settings)  # the schema states this node's credentials and limits
             yield
 
     return lifespan
@@ -96,8 +98,11 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     app = FastAPI(
         title=f"gossip node {settings.id}",
         description="One node of a gossip cluster: local reads, writes spread by gossip.",
+        version=__version__,
         lifespan=shared_state_lifespan(settings, client, own_listener=False),
     )
+    openapi.install(app, settings)
+    app.add_exception_handler(405, openapi.method_not_allowed)
     for part in (read_router, write_router, gossip_router, admin_router):  # (flat: faster to match)
         app.include_router(part)
     app.add_middleware(HotPaths)
