@@ -14,7 +14,7 @@ from gossip.config import Config
 from gossip.errors import CallerError, IncompatibleMessage, MalformedMessage
 from gossip.jsontext import JSONDecodeError, dumps, loads
 from gossip.limits import check_key, check_value, is_text
-from gossip.membership import MemberInfo
+from gossip.membership import MemberInfo, Tags, tags_problem
 from gossip.messages import (
     BEHIND_REASONS,
     Behind,
@@ -47,7 +47,10 @@ def entry_size(e: Entry) -> int:
 
 
 def _member(m: MemberInfo) -> list[Any]:
-    return [m.id, m.address, m.generation, m.heartbeat, int(m.left)]
+    record: list[Any] = [m.id, m.address, m.generation, m.heartbeat, int(m.left)]
+    if m.tags:  # (a member without tags keeps the five-item record)
+        record.append(dict(m.tags))
+    return record
 
 
 def _digest(d: Mapping[str, Timestamp]) -> dict[str, list[int]]:
@@ -291,14 +294,25 @@ class _Decoder:
         return Entry(key, value, ts, origin, bool(deleted), expires)
 
     def member(self, raw: object, path: str) -> MemberInfo:
-        id_, address, generation, heartbeat, left = self.tuple(raw, path, 5)
+        fields = self.array(raw, path)
+        if len(fields) not in (5, 6):
+            raise MalformedMessage(f"{path} must have 5 items, or 6 with tags, got {len(fields)}")
+        id_, address, generation, heartbeat, left = fields[:5]
         return MemberInfo(
             self.text(id_, f"{path} id"),
             self.text(address, f"{path} address"),
             self.int(generation, f"{path} generation"),
             self.int(heartbeat, f"{path} heartbeat"),
             self.flag(left, f"{path} left"),
+            self.tags(fields[5], f"{path} tags") if len(fields) == 6 else (),
         )
+
+    def tags(self, raw: object, path: str) -> Tags:
+        tags = self.obj(raw, path)
+        problem = tags_problem(tags) if tags else "an empty tag object (no tags are sent as none)"
+        if problem is not None:
+            raise MalformedMessage(f"{path}: {problem}")
+        return tuple(sorted(tags.items()))
 
     def ts(self, raw: object, path: str) -> Timestamp:
         wall, counter = self.tuple(raw, path, 2)

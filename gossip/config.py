@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from gossip.errors import ConfigError
 
 # Most bytes one member can add to a message: its record in the view plus its digest entry
-# (ids and addresses are at most 256 characters).
-MEMBER_WIRE_BYTES = 900
+# (ids and addresses are at most 256 characters; its tags at most 512 bytes, see
+# membership.MAX_TAGS_BYTES, and a comma).
+MEMBER_WIRE_BYTES = 900 + 513
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,36 @@ alive each one looks (alive / suspect / dead by phi accrual, or left by its own 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from gossip.config import Config
 from gossip.failure import PhiAccrual
+from gossip.jsontext import dumps
+from gossip.limits import is_text
 
 ALIVE, SUSPECT, DEAD, LEFT = "alive", "suspect", "dead", "left"
+
+# Node tags (key/value metadata a node carries in its member record, fixed for its life):
+# at most MAX_TAGS, keys of 1 to 64 characters, values of at most 256, and at most
+# MAX_TAGS_BYTES as compact JSON (config.MEMBER_WIRE_BYTES counts them).
+MAX_TAGS = 16
+MAX_TAGS_BYTES = 512
+Tags = tuple[tuple[str, str], ...]  # sorted by key
+
+
+def tags_problem(tags: Mapping[str, object]) -> str | None:
+    """What is wrong with a set of tags, or None: the one rule for settings and decoding."""
+    if len(tags) > MAX_TAGS:
+        return f"at most {MAX_TAGS} tags, got {len(tags)}"
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64 or not is_text(key):
+            return f"tag name {key!r} must be text of 1 to 64 characters"
+        if not isinstance(value, str) or len(value) > 256 or not is_text(value):
+            return f"tag {key!r}: the value must be text of at most 256 characters"
+    if (size := len(dumps(dict(tags)))) > MAX_TAGS_BYTES:
+        return f"tags take {size} bytes as JSON, the limit is {MAX_TAGS_BYTES}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +45,7 @@ class MemberInfo:
     generation: int  # set when the node starts; a restarted node has a higher one
     heartbeat: int  # counts the node's own rounds
     left: bool = False  # the node said it is leaving for good
+    tags: Tags = ()  # the node's tags: set when it starts, the same in every record of a life
 
     def newer_than(self, other: MemberInfo) -> bool:
         return (self.generation, self.heartbeat) > (other.generation, other.heartbeat)
@@ -51,11 +76,10 @@ class Membership:
     _addresses: dict[str, str] | None = field(default=None, init=False, repr=False)  # address -> id
 
     def beat(self) -> None:
-        me = self.me
-        self.me = MemberInfo(me.id, me.address, me.generation, me.heartbeat + 1, me.left)
+        self.me = replace(self.me, heartbeat=self.me.heartbeat + 1)
 
     def leave(self) -> None:
-        self.me = MemberInfo(self.me.id, self.me.address, self.me.generation, self.me.heartbeat + 1, True)
+        self.me = replace(self.me, heartbeat=self.me.heartbeat + 1, left=True)
 
     def view(self, limit: int, rng: random.Random) -> list[MemberInfo]:
         """What we tell peers about the cluster: ourselves, then every member, or a

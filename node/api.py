@@ -374,3 +374,7 @@ def _change_ring(state: SharedState, change: Callable[[KeyRing], object]) -> dic
 router = APIRouter()
 router.include_router(read_router)
 router.include_router(write_router)
+
+from node.recipes_api import recipes_router  # noqa: E402  (its routes use the names above)
+
+router.include_router(recipes_router)

@@ -18,6 +18,7 @@ from node import listener, openapi
 from node.api import admin_router, gossip_router, read_router, write_router
 from node.discovery import HostDirectory
 from node.hotpaths import HotPaths
+from node.recipes_api import recipes_router
 from node.settings import Settings
 from node.state import SharedState
 
@@ -103,7 +104,7 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     )
     openapi.install(app, settings)
     app.add_exception_handler(405, openapi.method_not_allowed)
-    for part in (read_router, write_router, gossip_router, admin_router):  # (flat: faster to match)
+    for part in (read_router, write_router, gossip_router, admin_router, recipes_router):  # (flat: faster)
         app.include_router(part)
     app.add_middleware(HotPaths)
     return app

@@ -15,6 +15,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from node.api import admin_router, gossip_router, read_router
 from node.hotpaths import HotPaths
+from node.recipes_api import recipes_router
 from node.settings import Settings
 from node.state import SharedState
 
@@ -57,6 +58,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(read_router)
     app.include_router(gossip_router)
     app.include_router(admin_router)
+    app.include_router(recipes_router)
     app.add_middleware(HotPaths)
     return app
 

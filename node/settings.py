@@ -16,6 +16,7 @@ from pathlib import Path
 from gossip.auth import KeyRing, KeyRingError, parse_key
 from gossip.config import Config
 from gossip.errors import ConfigError
+from gossip.membership import tags_problem
 
 ENV_PREFIX = "GOSSIP_"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -55,6 +56,9 @@ class Settings:
     data_dir: str = ""
     config: Config = field(default_factory=Config)
     log_level: str = "warning"
+    # Node tags: key/value metadata in this node's member record, shown in /members (like
+    # Serf tags); fixed for the node's life.
+    tags: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -77,6 +81,8 @@ class Settings:
                 raise ConfigError("allow", f"{net!r} is not a network: {exc}") from exc
         if not 0 <= self.port <= 65535 or (self.port_max and self.port_max < self.port):
             raise ConfigError("port", f"invalid port or range {self.port}-{self.port_max}")
+        if (problem := tags_problem(dict(self.tags))) is not None:
+            raise ConfigError("tags", problem)
 
     @property
     def id(self) -> str:
@@ -153,6 +159,7 @@ class Settings:
             accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
             protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
             tls_ca=args.tls_ca, data_dir=args.data_dir, config=config, log_level=args.log_level,
+            tags=parse_tags(args.tags, args.tag),
         )  # fmt: skip
 
     @classmethod
@@ -162,6 +169,18 @@ class Settings:
         env = os.environ if env is None else env
         settings = cls.parse([], {"GOSSIP_PORT": "0", **env})
         return settings.replace(**changes)
+
+
+def parse_tags(listed: str, extra: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """Tags from "zone=a,role=api" (GOSSIP_TAGS) and then each `--tag k=v` (a later one
+    wins); ConfigError naming whatever does not parse."""
+    tags: dict[str, str] = {}
+    for item in [*(t for t in listed.split(",") if t.strip()), *extra]:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError("tags", f"{item!r} is not name=value")
+        tags[name.strip()] = value.strip()
+    return tuple(sorted(tags.items()))
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -219,4 +238,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
     opt("log-level", "warning", "uvicorn and node log level")
+    opt("tags", "", "node tags, comma-separated name=value pairs, shown in /members")
+    p.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
+                   help="one more node tag (repeatable)")  # fmt: skip
     return p

@@ -72,7 +72,7 @@ def test_idle_exchange_does_not_grow_with_the_number_of_keys() -> None:
 SMALL = Config.for_tests(
     eager_push=False,
     delta_budget_bytes=4_096,
-    max_body_bytes=8_192,  # consistent: the budget plus the members' share
+    max_body_bytes=10_240,  # consistent: the budget plus the members' share
     max_members_per_message=4,
     max_key_bytes=64,
     max_value_bytes=1_024,
