@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from gossip.errors import InvalidKey, InvalidValue
 from gossip.namespaces import RESERVED
 from gossip.store import Entry, Store
+
+if TYPE_CHECKING:
+    from gossip.protocol import GossipProtocol
 
 COUNTER = RESERVED + "counter/"  # + <name>/<writer>: the value is [added, removed]
 WINDOW = RESERVED + "window/"  # + <length ms>/<window index>/<name>/<writer>: the value is a count
@@ -189,3 +194,79 @@ class Tally:
             _, wid = heapq.heappop(self._expiries)
             self.windows.pop(wid, None)
             self.window_totals.pop(wid, None)
+
+
+class Counting:
+    """The counter operations of one node, on its protocol (pure: callers pass the time;
+    SharedState and the simulator both drive it). Never waits on anything: an increment is
+    a local write of this node's slot, which gossip spreads like any other."""
+
+    def __init__(self, protocol: GossipProtocol) -> None:
+        self.protocol = protocol
+        self.tally = Tally()
+        self.tally.follow(protocol.store)
+
+    def counts(self) -> Tally:
+        self.tally.sync(self.protocol.store)
+        return self.tally
+
+    def add(self, name: str, added: int, removed: int, now_ms: int) -> int:
+        """Count `added` up and `removed` down in our slot of counter `name`; the new total."""
+        check_amount(added)
+        check_amount(removed)
+        self.check_name(name)
+        if self.protocol.read(name, now_ms) is not None:
+            raise InvalidKey(f"{name!r} holds a value written with set(), not a counter")
+        writer = self.protocol.writer
+        mine = self.counts().own(name, writer)
+        self.protocol.write(counter_slot(name, writer), [mine[0] + added, mine[1] + removed], now_ms)
+        return self.tally.total(name)
+
+    def add_in_window(self, name: str, length_ms: int, amount: int, now_ms: int) -> WindowCount:
+        """Count `amount` in the current window of counter `name`; the windows' totals."""
+        check_amount(amount)
+        self.check_name(name)
+        window, writer = window_of(now_ms, length_ms), self.protocol.writer
+        mine = self.counts().own_window(name, length_ms, window, writer) + amount
+        ttl = (window_expiry(length_ms, window) - now_ms) / 1000
+        self.protocol.write(window_slot(name, length_ms, window, writer), mine, now_ms, ttl)
+        return self.window(name, length_ms, now_ms)
+
+    def window(self, name: str, length_ms: int, now_ms: int) -> WindowCount:
+        tally, window = self.counts(), window_of(now_ms, length_ms)
+        tally.prune(now_ms)
+        return WindowCount(tally.window_total(name, length_ms, window),
+                           tally.window_total(name, length_ms, window - 1),
+                           length_ms, now_ms - window * length_ms)  # fmt: skip
+
+    def total(self, name: str) -> int:
+        return self.counts().total(name)
+
+    def is_counter(self, key: str) -> bool:
+        return key in self.counts().totals
+
+    def check_name(self, name: str) -> None:
+        """A counter's name: a non-empty string outside the reserved keys, with room left
+        in the key length for the slot's prefix, window and writer."""
+        if not isinstance(name, str) or not name:
+            raise InvalidKey("a counter's key must be a non-empty string")
+        if name.startswith(RESERVED):
+            raise InvalidKey(f"keys starting with {RESERVED!r} are reserved for the project's own data")
+        room = self.protocol.config.max_key_bytes - len(window_slot("", 10**12, 10**12, self.protocol.writer))
+        if len(name.encode("utf-8", "surrogatepass")) > room:
+            raise InvalidKey(f"a counter's key may be at most {room} bytes on this node")
+
+
+def check_amount(amount: int) -> None:
+    if type(amount) is not int or amount < 0:
+        raise InvalidValue(f"amount must be a whole number >= 0 (decr() counts down), got {amount!r}")
+
+
+YEAR_S = 366 * 86_400.0
+
+
+def period_ms(period: float) -> int:
+    """A window's length in ms, from seconds."""
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or not 0.001 <= period <= YEAR_S:
+        raise InvalidValue(f"period must be a number of seconds from 0.001 to a year, got {period!r}")
+    return round(period * 1000)

@@ -2,10 +2,11 @@
 
 from node.api import StateDep, gossip_router, router, shared_state
 from node.app import create_app, running_node, shared_state_lifespan
+from node.ratelimit import RateLimit, client_ip
 from node.settings import Settings
 from node.state import SharedState
 
 __all__ = [
-    "Settings", "SharedState", "StateDep", "create_app", "gossip_router", "router", "running_node",
+    "RateLimit", "Settings", "SharedState", "client_ip", "StateDep", "create_app", "gossip_router", "router", "running_node",
     "shared_state", "shared_state_lifespan",
 ]  # fmt: skip

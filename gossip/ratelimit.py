@@ -1,0 +1,87 @@
+"""Rate limits over windowed counters: the rule, parsed from text like "100/minute", and the
+decision for one request given the windows' totals as this node sees them (pure, so that
+the node and the simulator decide alike).
+
+The estimate is the sliding-window approximation: the previous window's total, weighted by
+the part of it still inside the last `period`, plus the current window's. It is as exact as
+the totals are fresh: other nodes' admissions reach this node after the propagation delay,
+so a fleet-wide limit is exceeded by about the admissions made during that delay.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gossip.counters import Counting, WindowCount
+from gossip.errors import InvalidValue
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*(second|minute|hour|day)s?\s*$",
+                   re.IGNORECASE)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int  # requests admitted per period
+    period: float  # seconds
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.period:g}s"
+
+
+def parse_rate(text: str) -> Rate:
+    """'100/minute', '500/10 seconds', '5 per second', '1000/day': a Rate."""
+    match = _RATE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise InvalidValue(
+            f"rate {text!r} is not understood: write '<count>/<period>', the period one of "
+            "second, minute, hour, day, optionally with a number ('500/10 seconds')"
+        )
+    limit, multiple, unit = int(match[1]), float(match[2] or 1), match[3].lower()
+    if limit < 1 or multiple <= 0:
+        raise InvalidValue(f"rate {text!r}: the count and the period must be positive")
+    return Rate(limit, multiple * UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    remaining: int  # requests still admitted now, by the estimate
+    reset: int  # seconds until the estimate has room for one more request again (>= 1 if refused)
+
+
+def decide(rate: Rate, seen: WindowCount, cost: int = 1) -> Decision:
+    """Whether a request of `cost` fits `rate`, given the windows' totals before it."""
+    estimate = seen.sliding
+    if estimate + cost <= rate.limit:
+        return Decision(True, max(0, math.floor(rate.limit - estimate - cost)), _seconds(seen.resets_in_ms))
+    return Decision(False, 0, max(1, _seconds(_wait_ms(rate, seen, cost))))
+
+
+def admit(counting: Counting, name: str, rate: Rate, cost: int, now_ms: int) -> Decision:
+    """Decide on one request against the windowed counter `name`, and count it if admitted."""
+    length = round(rate.period * 1000)
+    decision = decide(rate, counting.window(name, length, now_ms), cost)
+    if decision.allowed:
+        counting.add_in_window(name, length, cost, now_ms)
+    return decision
+
+
+def _wait_ms(rate: Rate, seen: WindowCount, cost: int) -> float:
+    """How long until the estimate drops to admit `cost` more, if nothing else is counted."""
+    length = seen.length_ms
+    room = rate.limit - cost - seen.current
+    if room >= 0 and seen.previous > 0:  # the previous window's weight fades within this one
+        return max(0.0, length * (1 - room / seen.previous) - seen.elapsed_ms)
+    # Wait for the next window, where the current one is the previous, fading.
+    after = seen.resets_in_ms
+    room_next = rate.limit - cost
+    if seen.current <= room_next:
+        return after
+    return after + length * (1 - room_next / seen.current)
+
+
+def _seconds(ms: float) -> int:
+    return math.ceil(ms / 1000)
