@@ -47,7 +47,8 @@ def test_bad_rates_are_refused_by_name(text: str) -> None:
 
 def test_bad_dependency_arguments_are_refused() -> None:
     for bad in (lambda: RateLimit("1/fortnight"), lambda: RateLimit("5/second", cost=0),
-                lambda: RateLimit("5/second", cost=6), lambda: RateLimit("5/second", name='a"b')):  # fmt: skip
+                lambda: RateLimit("5/second", cost=6),
+                lambda: RateLimit("5/second", name='a"b')):  # fmt: skip
         with pytest.raises(CallerError):
             bad()
 
@@ -59,10 +60,12 @@ def counting() -> Counting:
 @settings(max_examples=200, deadline=None)
 @given(limit=st.integers(1, 20), period_ms=st.sampled_from([1000, 2500, 60_000]),
        gaps=st.lists(st.integers(0, 3000), min_size=1, max_size=120))  # fmt: skip
-def test_one_node_never_admits_more_than_the_limit_in_a_window(limit: int, period_ms: int, gaps: list[int]) -> None:
-    """With every count seen at once (one node), no fixed window and no sliding window of
-    `period` ever holds more than `limit` admitted requests, and a refused request told to
-    retry after t seconds is admitted then, if nothing else came."""
+def test_one_node_never_admits_more_than_the_limit_in_a_window(
+    limit: int, period_ms: int, gaps: list[int]
+) -> None:
+    """With every count seen at once (one node), no window ever holds more than `limit`
+    admitted requests, and a refused request told to retry after t seconds is admitted
+    then, if nothing else came."""
     c, rate, now = counting(), Rate(limit, period_ms / 1000), 1_000_000
     admitted: list[int] = []
     for gap in gaps:
