@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ def test_bad_rates_are_refused_by_name(text: str) -> None:
 
 
 def test_bad_dependency_arguments_are_refused() -> None:
-    for bad in (lambda: RateLimit("1/fortnight"), lambda: RateLimit("5/second", cost=0),
-                lambda: RateLimit("5/second", cost=6),
-                lambda: RateLimit("5/second", name='a"b')):  # fmt: skip
+    calls: list[Callable[[], object]] = [
+        lambda: RateLimit("1/fortnight"), lambda: RateLimit("5/second", cost=0),
+        lambda: RateLimit("5/second", cost=6), lambda: RateLimit("5/second", name='a"b'),
+    ]  # fmt: skip
+    for bad in calls:
         with pytest.raises(CallerError):
             bad()
 
