@@ -34,6 +34,7 @@ from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial,
 from simulations.lifecycle import LIFECYCLE
 from simulations.load import Load, run_load
 from simulations.progress import Progress
+from simulations.ratelimit import RateLimitRun, run_ratelimit
 from simulations.routine import FOUND_AT, ROUTINE
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
 
@@ -255,6 +256,19 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0 if t.converged else 1
 
 
+def cmd_ratelimit(args: argparse.Namespace) -> int:
+    """A fleet-wide rate limit: admitted requests per window, and the overshoot."""
+    run = RateLimitRun(nodes=args.nodes, offered=args.offered, limit=args.limit, period=args.period,
+                       windows=args.windows, latency=args.latency, latency_tail=args.latency,
+                       interval=args.interval)  # fmt: skip
+    print(f"rate limit: N={run.nodes}, {run.limit} per {run.period:g} s, offered {run.offered:g}/s "
+          f"through random nodes, one-way latency {run.latency * 1000:g} ms + a tail of that mean")
+    print(f"{'window':>6} {'admitted':>9} {'admitted/L':>11} {'overshoot':>10}")
+    for i, w in enumerate(run_ratelimit(run, args.seed)):
+        print(f"{i + 1:>6} {w.admitted:>9} {w.ratio:>11.3f} {w.overshoot:>10}")
+    return 0
+
+
 def _check_one(seed: int) -> checker.Outcome:
     outcome = checker.check(seed)
     outcome.trace = []  # (not sent back between processes)
@@ -384,6 +398,17 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument("--loss-per", choices=["message", "exchange"], default="message")
     ld.add_argument("--seed", type=int, default=1)
     ld.set_defaults(run=cmd_load)
+
+    rl = sub.add_parser("ratelimit", help="a fleet-wide rate limit: admitted per window, the overshoot")
+    rl.add_argument("--nodes", type=int, default=4)
+    rl.add_argument("--offered", type=float, default=1000.0, help="requests per second, cluster-wide")
+    rl.add_argument("--limit", type=int, default=500)
+    rl.add_argument("--period", type=float, default=10.0, help="seconds per window")
+    rl.add_argument("--windows", type=int, default=5)
+    rl.add_argument("--latency", type=float, default=0.002, help="one-way seconds (and the tail's mean)")
+    rl.add_argument("--interval", type=float, default=0.1, help="gossip interval, seconds")
+    rl.add_argument("--seed", type=int, default=1)
+    rl.set_defaults(run=cmd_ratelimit)
 
     k = sub.add_parser("check", help="randomized fault schedules, each checked against the contract")
     k.add_argument("--seeds", default="0-99", help="e.g. 0-4999 or 3,17")
