@@ -28,6 +28,7 @@ import anyio
 import httpx
 
 from gossip.config import Config
+from gossip.version import __version__
 from node.propagation import spread_times
 
 HOST = "127.0.0.1"
@@ -398,6 +399,7 @@ def demo(cluster: LocalCluster) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-cluster", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", 5)), help="how many nodes")
     p.add_argument("--base-port", type=int, default=8001, help="node i gets base+i-1; 0: free ports")
     p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, help="seconds between gossip rounds")

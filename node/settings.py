@@ -17,6 +17,7 @@ from gossip.auth import KeyRing, KeyRingError, parse_key
 from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import tags_problem
+from gossip.version import __version__
 
 ENV_PREFIX = "GOSSIP_"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -203,6 +204,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"{ENV_PREFIX}<FLAG> (for example {ENV_PREFIX}SEEDS), then to the value shown.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
     def opt(name: str, default: object, help: str, type: object = str) -> None:
         var = ENV_PREFIX + name.upper().replace("-", "_")

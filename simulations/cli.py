@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gossip.config import Config
+from gossip.version import __version__
 from simulations import checker
 from simulations.agreement import CASES, check
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
@@ -348,6 +349,7 @@ def cmd_routine(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("converge", help="one write through N nodes, over many trials")
