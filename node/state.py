@@ -23,11 +23,13 @@ from anyio.abc import TaskStatus
 from gossip.auth import KeyRing, Verifier, sign
 from gossip.clock import ZERO
 from gossip.codec import Codec
-from gossip.counters import Tally, WindowCount, counter_slot, window_expiry, window_of, window_slot
+from gossip.counters import Counting, WindowCount, period_ms
 from gossip.errors import GossipError, InvalidKey, InvalidValue, NetworkError, PeerError, WritesRefused
+from gossip.membership import MemberEvent
 from gossip.messages import Outgoing, Reply
 from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
+from gossip.ratelimit import Decision, Rate, admit
 from gossip.store import JSON, Entry, state_hash
 from node.health import HealthWatch, PeerLog
 from node.jobs import Job
@@ -71,18 +73,18 @@ class ReplicationTimeout(GossipError):
         self.acked, self.wanted = acked, wanted
 
 
-def _check_amount(amount: int) -> None:
-    if type(amount) is not int or amount < 0:
-        raise InvalidValue(f"amount must be a whole number >= 0 (decr() counts down), got {amount!r}")
+_running: set[SharedState] = set()  # the states whose loops run in this process
 
 
-YEAR = 366 * 86_400.0
-
-
-def _period_ms(period: float) -> int:
-    if isinstance(period, bool) or not isinstance(period, (int, float)) or not 0.001 <= period <= YEAR:
-        raise InvalidValue(f"period must be a number of seconds from 0.001 to a year, got {period!r}")
-    return round(period * 1000)
+def running_state() -> SharedState:
+    """The one SharedState running in this process (for code built before the app starts,
+    such as a `limits` storage); raises RuntimeError if none or several run."""
+    if len(_running) != 1:
+        raise RuntimeError(
+            f"{len(_running) or 'no'} shared states run in this process: "
+            + ("start the app with node.shared_state_lifespan()" if not _running else "pass one explicitly")
+        )
+    return next(iter(_running))
 
 
 def _refuse_reserved(key: str) -> None:
@@ -121,8 +123,7 @@ class SharedState:
         if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
             self.protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
         self._saved_version = self.protocol.store.version
-        self._tally = Tally()  # counter and window totals, kept up to date by the store
-        self._tally.follow(self.protocol.store)
+        self._counting = Counting(self.protocol)  # counters' totals, kept up to date by the store
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
@@ -172,7 +173,7 @@ class SharedState:
         WritesRefused while no peer would take the write (see /health)."""
         _refuse_reserved(key)
         self._check_writes()
-        if key in self._counts().totals:
+        if self._counting.is_counter(key):
             raise InvalidKey(f"{key!r} is a counter: change it with incr() or decr(), not set()")
         return self.write_reserved(key, value, ttl)
 
@@ -268,67 +269,39 @@ class SharedState:
 
     def count(self, key: str) -> int:
         """The fleet-wide total of counter `key` as this node knows it (0 if never counted)."""
-        return self._counts().total(key)
+        with self._lock:
+            return self._counting.total(key)
 
     def incr_window(self, key: str, period: float, amount: int = 1) -> WindowCount:
         """Count `amount` in the current window of `period` seconds (windows aligned to wall
         time on every node) of the counter `key`; this and the previous window's totals.
         Old windows expire by themselves."""
-        length = _period_ms(period)
-        _check_amount(amount)
-        now = wall_ms()
-        window = window_of(now, length)
+        length = period_ms(period)
         with self._lock:
-            tally = self._counts()
-            slot = window_slot(self._counter_name(key), length, window, self.protocol.writer)
-            mine = tally.own_window(key, length, window, self.protocol.writer) + amount
-            self.protocol.write(slot, mine, now, (window_expiry(length, window) - now) / 1000)
-            counted = self._window_count(tally, key, length, now)
+            counted = self._counting.add_in_window(key, length, amount, wall_ms())
         self._wake_pusher()
         return counted
 
     def window_count(self, key: str, period: float) -> WindowCount:
         """The current and previous window's totals of the windowed counter `key`."""
-        return self._window_count(self._counts(), key, _period_ms(period), wall_ms())
+        length = period_ms(period)
+        with self._lock:
+            return self._counting.window(key, length, wall_ms())
 
-    def _window_count(self, tally: Tally, key: str, length: int, now: int) -> WindowCount:
-        window = window_of(now, length)
-        tally.prune(now)
-        return WindowCount(
-            tally.window_total(key, length, window), tally.window_total(key, length, window - 1),
-            length, now - window * length,
-        )  # fmt: skip
+    def admit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
+        """One request against the rate limit `rate` on the windowed counter `key`: the
+        decision, and the request counted if admitted (atomically on this node)."""
+        with self._lock:
+            decision = admit(self._counting, key, rate, cost, wall_ms())
+        if decision.allowed:
+            self._wake_pusher()
+        return decision
 
     def _count(self, key: str, added: int, removed: int) -> int:
-        _check_amount(added or removed)
         with self._lock:
-            tally = self._counts()
-            slot = counter_slot(self._counter_name(key), self.protocol.writer)
-            if self.protocol.read(key, wall_ms()) is not None:
-                raise InvalidKey(f"{key!r} holds a value written with set(), not a counter")
-            mine = tally.own(key, self.protocol.writer)
-            self.protocol.write(slot, [mine[0] + added, mine[1] + removed], wall_ms())
-            total = tally.total(key)
+            total = self._counting.add(key, added, removed, wall_ms())
         self._wake_pusher()
         return total
-
-    def _counter_name(self, key: str) -> str:
-        """`key` if it can name a counter: a valid key with room left for the slot's
-        prefix, window and writer id."""
-        _refuse_reserved(key)
-        if not isinstance(key, str) or not key:
-            raise InvalidKey("a counter's key must be a non-empty string")
-        room = self.config.max_key_bytes - len(window_slot("", 10**12, 10**12, self.protocol.writer))
-        if len(key.encode("utf-8", "surrogatepass")) > room:
-            raise InvalidKey(f"a counter's key may be at most {room} bytes on this node")
-        return key
-
-    def _counts(self) -> Tally:
-        """The counter totals (recounted first if a reset cleared the store)."""
-        if self._tally.stale(self.protocol.store):
-            with self._lock:
-                self._tally.sync(self.protocol.store)
-        return self._tally
 
     def snapshot(self) -> dict[str, JSON]:
         """Every live key and its value, as a plain dict (the project's own keys, under
@@ -380,6 +353,14 @@ class SharedState:
         with self._lock:
             membership = self.protocol.membership
             return membership.seeds, Counter(m.status for m in membership.members.values())
+
+    def member_events(self) -> list[MemberEvent]:
+        """Changes in members' standing since the last call (node.memberlog logs them)."""
+        with self._lock:
+            events = self.protocol.membership.events
+            drained = list(events)
+            events.clear()
+        return drained
 
     def entry_counts(self) -> tuple[int, int]:
         """(live entries, deleted or expired ones) held, the project's own included (for
@@ -519,6 +500,13 @@ class SharedState:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Gossip until cancelled. Started by the lifespan in its task group."""
         self._loop = asyncio.get_running_loop()
+        _running.add(self)
+        try:
+            await self._run_loops(task_status)
+        finally:
+            _running.discard(self)
+
+    async def _run_loops(self, task_status: TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds)
             tg.start_soon(self._eager_push, tg)
