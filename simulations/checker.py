@@ -1,7 +1,8 @@
 """A randomized checker of the core under faults, in virtual time.
 
 From a seed it draws a cluster (2 to 6 nodes, short grace and reap periods so that long
-absences fit in a quick run), a stream of writes, TTL writes and deletes on a few keys,
+absences fit in a quick run), a stream of writes, TTL writes, windowed-counter slots (which
+are collected without the grace) and deletes on a few keys,
 and a schedule of faults: partitions, one-way cuts, message loss, duplication and
 reordering (the latency tail), crashes with restarts from the latest data-dir snapshot,
 from an old one or empty, pauses, graceful leaves, and clocks set off within and beyond
@@ -31,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gossip.config import Config
+from gossip.counters import window_expiry, window_of, window_slot
 from gossip.store import Entry
 from simulations.engine import SimNode, Simulation, to_us
 from simulations.network import NetworkModel
 
 KEYS = ("k0", "k1", "k2", "k3", "k4")
+WINDOW_MS = 2000  # the windowed counters' window
 SAVE_EVERY = 1.0  # virtual seconds between data-dir snapshots, as node/ does
 SETTLE = 2.0  # virtual seconds the agreement must hold
 
@@ -99,8 +102,10 @@ def generate(seed: int) -> Schedule:
         node, key = rng.choice(ids), rng.choice(KEYS)
         roll = rng.random()
         value += 1
-        if roll < 0.55:
+        if roll < 0.5:
             steps.append(Step(round(t, 3), "write", {"node": node, "key": key, "value": value}))
+        elif roll < 0.6:  # a windowed counter's slot (R22), collected without the grace (R7e)
+            steps.append(Step(round(t, 3), "window", {"node": node, "key": key, "value": value}))
         elif roll < 0.75:
             ttl = rng.choice([0.5, 2.0, 10.0])
             steps.append(Step(round(t, 3), "write", {"node": node, "key": key, "value": value, "ttl": ttl}))
@@ -254,7 +259,16 @@ class Run:
     def apply(self, step: Step) -> None:
         a, sim = step.args, self.sim
         kind = step.kind
-        if kind in ("write", "delete"):
+        if kind == "window":
+            node = self._up(a["node"])
+            if node is None or node.protocol.membership.me.left:
+                return
+            now = sim.node_ms(node)
+            window = window_of(now, WINDOW_MS)
+            slot = window_slot(a["key"], WINDOW_MS, window, node.protocol.writer)
+            ttl = (window_expiry(WINDOW_MS, window) - now) / 1000
+            self.ops.append(sim.write(node.id, slot, a["value"], ttl))
+        elif kind in ("write", "delete"):
             node = self._up(a["node"])
             if node is None or node.protocol.membership.me.left:
                 return
