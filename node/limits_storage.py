@@ -37,7 +37,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport):
     def state(self) -> SharedState:
         """The node running in this process, found at the first hit (the limiter is
         usually built before the app's lifespan has started it)."""
-        return self._state or running_state()
+        return self._state if self._state is not None else running_state()
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:

@@ -161,3 +161,26 @@ def wait_for_members(workers: UvicornWorkers, count: int) -> None:
                 return
             assert time.monotonic() < deadline, "the workers did not all meet"
             time.sleep(0.05)
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window-counter"])
+def test_the_limits_storage_counts_in_the_shared_state(strategy: str) -> None:
+    """The `limits` package's own strategies on our storage: the limit holds, the stats
+    read back, the counts are the shared state's, and what cannot be done says so."""
+    from limits import RateLimitItemPerDay
+    from limits.strategies import STRATEGIES
+
+    from node.limits_storage import GossipStorage
+    from node.state import SharedState
+
+    state = SharedState(Settings(node_id="solo", config=Config.for_tests()), rng=random.Random(1))
+    limiter = STRATEGIES[strategy](GossipStorage(state=state))
+    item = RateLimitItemPerDay(3)  # (a day: no window boundary falls inside the test)
+    assert [limiter.hit(item, "alice") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(item, "bob")
+    assert limiter.get_window_stats(item, "alice").remaining == 0
+    assert limiter.get_window_stats(item, "bob").remaining == 2
+    counted = 4 if strategy == "fixed-window" else 3  # (the fixed window counts refused hits too)
+    assert state.window_count(item.key_for("alice"), 86_400).current == counted
+    with pytest.raises(NotImplementedError, match="cannot be cleared"):
+        limiter.clear(item, "alice")
