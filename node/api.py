@@ -22,6 +22,7 @@ from gossip.errors import CallerError, IncompatibleMessage, PeerError
 from gossip.jsontext import dumps
 from gossip.namespaces import RESERVED
 from gossip.store import Entry
+from node.dashboard import dashboard_router
 from node.settings import Settings
 from node.state import ReplicationTimeout, SharedState, TooFewPeers
 
@@ -374,6 +375,7 @@ def _change_ring(state: SharedState, change: Callable[[KeyRing], object]) -> dic
 router = APIRouter()
 router.include_router(read_router)
 router.include_router(write_router)
+router.include_router(dashboard_router)  # GET /ui
 
 from node.recipes_api import recipes_router  # noqa: E402  (its routes use the names above)
 

@@ -16,6 +16,7 @@ from gossip.errors import ConfigError
 from gossip.version import __version__
 from node import listener, openapi
 from node.api import admin_router, gossip_router, read_router, write_router
+from node.dashboard import dashboard_router
 from node.discovery import HostDirectory
 from node.hotpaths import HotPaths
 from node.recipes_api import recipes_router
@@ -106,6 +107,7 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     app.add_exception_handler(405, openapi.method_not_allowed)
     for part in (read_router, write_router, gossip_router, admin_router, recipes_router):  # (flat: faster)
         app.include_router(part)
+    app.include_router(dashboard_router)  # GET /ui
     app.add_middleware(HotPaths)
     return app
 

@@ -179,14 +179,15 @@ class LocalCluster:
 
     def wait_healthy(self, node_ids: Sequence[str], timeout: float = 30.0) -> None:
         def healthy(client: httpx.Client) -> bool:
-            return all(client.get(self.url(n) + "/health").status_code == 200 for n in node_ids)
+            return all(client.get(self.url(n) + "/health", headers=self.headers()).status_code == 200
+                       for n in node_ids)  # fmt: skip
 
         self._poll(f"{', '.join(node_ids)} to answer /health", timeout, healthy)
 
     def wait_members(self, timeout: float = 30.0) -> None:
         def complete(client: httpx.Client) -> bool:
             for url in self.urls:
-                members = client.get(url + "/members").json()["members"]
+                members = client.get(url + "/members", headers=self.headers()).json()["members"]
                 if len(members) < self.size:
                     return False
             return True
@@ -245,6 +246,7 @@ class LocalCluster:
         return f"down ({how})"
 
     def headers(self) -> dict[str, str]:
+        """What a client of the nodes sends: their api token, if they have one."""
         token = self.env.get("GOSSIP_API_TOKEN")
         return {"authorization": f"Bearer {token}"} if token else {}
 
