@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from node.api import admin_router, gossip_router, read_router
+from node.dashboard import dashboard_router
 from node.hotpaths import HotPaths
 from node.recipes_api import recipes_router
 from node.settings import Settings
@@ -59,6 +60,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(gossip_router)
     app.include_router(admin_router)
     app.include_router(recipes_router)
+    app.include_router(dashboard_router)  # GET /ui: this worker's own view
     app.add_middleware(HotPaths)
     return app
 
