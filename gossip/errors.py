@@ -9,9 +9,11 @@ GossipError
 │   ├── MalformedMessage     not decodable, or breaks a limit or a type
 │   ├── IncompatibleMessage  another protocol version or another cluster id
 │   └── ClockSkewRejected    a timestamp too far ahead of our wall clock
-└── NetworkError         the network failed us -> the loop logs, counts, carries on
-    ├── PeerTimeout
-    └── PeerUnreachable
+├── NetworkError         the network failed us -> the loop logs, counts, carries on
+│   ├── PeerTimeout
+│   └── PeerUnreachable
+│       └── PeerRefused      the peer answered with an error status (403, 400, ...)
+└── WritesRefused        this node takes no writes now (its peers refuse its gossip) -> HTTP 503
 """
 
 from __future__ import annotations
@@ -69,3 +71,16 @@ class PeerTimeout(NetworkError):
 
 class PeerUnreachable(NetworkError):
     pass
+
+
+class PeerRefused(PeerUnreachable):
+    """The peer answered with an error status: `reason` is the refusal's error type, as
+    the peer names it (x-gossip-refusal), or "" if it does not."""
+
+    def __init__(self, address: str, status: int, reason: str, problem: str) -> None:
+        super().__init__(address, f"refused with {status}{f' ({reason})' if reason else ''}: {problem}")
+        self.status, self.reason = status, reason
+
+
+class WritesRefused(GossipError):
+    """This node takes no writes for now: no peer would take them (see /health)."""

@@ -4,6 +4,7 @@ alive each one looks (alive / suspect / dead by phi accrual, or left by its own 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -60,6 +61,20 @@ class Member:
     since: int = 0  # local wall ms when the status last changed
 
 
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """A change in a member's standing, for the node to log (one line each)."""
+
+    kind: str  # joined, suspect, dead, alive_again, left, restarted, reaped
+    member: str  # its id
+    address: str
+    reason: str
+    at_ms: int
+
+
+EVENT_OF_STATUS = {ALIVE: "alive_again", SUSPECT: "suspect", DEAD: "dead", LEFT: "left"}
+
+
 @dataclass
 class Membership:
     me: MemberInfo
@@ -74,6 +89,9 @@ class Membership:
     _live: list[str] | None = field(default=None, init=False, repr=False)
     _ids: list[str] | None = field(default=None, init=False, repr=False)
     _addresses: dict[str, str] | None = field(default=None, init=False, repr=False)  # address -> id
+    # Changes in members' standing, newest last, for the node to drain and log (bounded:
+    # the simulator never drains them).
+    events: deque[MemberEvent] = field(default_factory=lambda: deque(maxlen=256), compare=False, repr=False)
 
     def beat(self) -> None:
         self.me = replace(self.me, heartbeat=self.me.heartbeat + 1)
@@ -108,9 +126,12 @@ class Membership:
             if known is None:
                 known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
                 self._live = self._ids = self._addresses = None
+                self._event("joined", info, f"first heard of (generation {info.generation})", now_ms)
             elif info.newer_than(known.info):
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
+                    self._event("restarted", info, f"a new life: generation {info.generation} after "
+                                f"{known.info.generation}", now_ms)  # fmt: skip
                 if info.address != known.info.address:
                     self._live = self._addresses = None
                 known.info = info
@@ -120,10 +141,21 @@ class Membership:
             known.last_heard = now_ms
             self._set(known, LEFT if info.left else ALIVE, now_ms)
 
-    def _set(self, member: Member, status: str, now_ms: int) -> None:
+    def _set(self, member: Member, status: str, now_ms: int, phi: float | None = None) -> None:
         if member.status != status:
+            was = member.status
             member.status, member.since = status, now_ms
             self._live = None
+            if status == LEFT:
+                why = "it said it is leaving"
+            elif phi is not None:
+                why = f"phi {phi:.1f} after {now_ms - member.last_heard} ms without news (was {was})"
+            else:
+                why = f"its heartbeat moved (was {was})"
+            self._event(EVENT_OF_STATUS[status], member.info, why, now_ms)
+
+    def _event(self, kind: str, info: MemberInfo, reason: str, now_ms: int) -> None:
+        self.events.append(MemberEvent(kind, info.id, info.address, reason, now_ms))
 
     def update(self, now_ms: int) -> list[MemberInfo]:
         """Re-judge every member by its phi, and forget the long gone; the records of
@@ -138,12 +170,14 @@ class Membership:
                 phi = member.detector.phi(now_ms)
                 status = DEAD if phi >= phi_dead else SUSPECT if phi >= phi_suspect else ALIVE
                 if status != member.status:
-                    self._set(member, status, now_ms)
+                    self._set(member, status, now_ms, phi)
             if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
                 gone.append(member)
         if gone and not self.has_majority():
             gone = [m for m in gone if m.status == LEFT]
         for member in gone:
+            why = f"{member.status} for over reap_after ({self.config.reap_after:g} s)"
+            self._event("reaped", member.info, why, now_ms)
             del self.members[member.info.id]
             self._live = self._ids = self._addresses = None
             self.reaped[member.info.id] = (member.info, now_ms)

@@ -18,13 +18,15 @@ from pydantic import BaseModel, Field
 
 from gossip.auth import AuthError, KeyRing, KeyRingError, ReplayError, parse_key
 from gossip.config import Config
-from gossip.errors import CallerError, IncompatibleMessage, PeerError
+from gossip.errors import CallerError, IncompatibleMessage, PeerError, WritesRefused
 from gossip.jsontext import dumps
 from gossip.namespaces import RESERVED
 from gossip.store import Entry
 from node.dashboard import dashboard_router
+from node.health import answer as health_answer
 from node.settings import Settings
 from node.state import ReplicationTimeout, SharedState, TooFewPeers
+from node.transport import REFUSAL_HEADER, TIME_HEADER, wall_ms
 
 
 class LimitedRequest(Request):
@@ -237,6 +239,8 @@ async def set_value(body: SetBody, request: Request) -> Response:
         raise _caller_error(exc) from exc
     except ReplicationTimeout as exc:
         raise HTTPException(504, str(exc)) from exc
+    except WritesRefused as exc:
+        raise HTTPException(503, str(exc)) from exc
     return _json(entry_json(entry))
 
 
@@ -266,6 +270,8 @@ async def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
         return EntryOut.of(state.delete(body.key))
     except CallerError as exc:
         raise _caller_error(exc) from exc
+    except WritesRefused as exc:
+        raise HTTPException(503, str(exc)) from exc
 
 
 @read_router.get("/members", dependencies=_reads)
@@ -275,9 +281,33 @@ async def members(state: StateDep) -> dict[str, Any]:
     return {"members": state.members()}
 
 
-@read_router.get("/health", dependencies=_reads)
-async def health(state: StateDep) -> dict[str, Any]:
-    return {"status": "ok", "node": state.id}
+# -- health: 200 only when the node is in the cluster (node.health says why not) ---------
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description='"ok" (200), or "unavailable" (503) with the problems')
+    node: str
+    version: str
+    accepting_writes: bool = Field(description="false while writes get 503 (peers refuse our clock)")
+    alone: str | None = Field(None, description="why a node with no peers is healthy (no seeds: by design)")
+    problems: list[dict[str, Any]] | None = Field(
+        None, description="each: problem (not_joined, refused, isolated, clock_ahead, refusing_peers), "
+        "detail (what is wrong and what to change) and peers (each peer's status, reason and fix)",
+    )  # fmt: skip
+    warnings: list[dict[str, Any]] | None = Field(None, description="as problems, on a node in the cluster")
+
+
+_not_in_cluster = {"model": HealthOut, "description": "not in the cluster: the problems"}
+
+
+@read_router.get("/health", dependencies=_reads, response_model=HealthOut, responses={503: _not_in_cluster})
+async def health(state: StateDep) -> Response:
+    """200 when the node is in the cluster, or alone by design (no seeds: it says so);
+    otherwise 503 naming each problem (not joined, refused by its peers, isolated, clock
+    ahead of its peers) and what to change."""
+    verdict = state.health.update()
+    return Response(dumps(health_answer(state, verdict)), 200 if verdict.ok else 503,
+                    media_type="application/json")  # fmt: skip
 
 
 @read_router.get("/digest", dependencies=_reads)
@@ -299,21 +329,37 @@ async def gossip(request: Request) -> Response:
     state = state_of(request)
     host = request.client.host if request.client else ""
     if not state.allows(host):
-        raise HTTPException(403, f"gossip from {host or 'an unknown address'} is not allowed")
+        problem = f"gossip from {host or 'an unknown address'} is not allowed"
+        raise _refuse(state, host, 403, "NotAllowed", problem)
     body = await read_limited(request, state.config.max_body_bytes)
     try:
         reply = state.receive(body, request.headers)
-    except ReplayError as exc:
-        raise HTTPException(403, f"refused gossip: {exc}") from exc
-    except AuthError as exc:
-        raise HTTPException(401, f"unauthenticated gossip: {exc}") from exc
-    except IncompatibleMessage as exc:
-        raise HTTPException(409, f"incompatible gossip: {exc}") from exc
     except PeerError as exc:
-        raise HTTPException(400, f"rejected gossip: {exc}") from exc
+        status, what = _refusal(exc)
+        raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
+    now = str(wall_ms())  # (for the peer's estimate of our clock offset)
     if reply is None:
-        return Response(status_code=204)
-    return Response(reply, media_type="application/json", headers=state.sign(reply))
+        return Response(status_code=204, headers={TIME_HEADER: now})
+    return Response(reply, media_type="application/json", headers={TIME_HEADER: now, **state.sign(reply)})
+
+
+def _refusal(exc: PeerError) -> tuple[int, str]:
+    if isinstance(exc, ReplayError):
+        return 403, "refused gossip"
+    if isinstance(exc, AuthError):
+        return 401, "unauthenticated gossip"
+    if isinstance(exc, IncompatibleMessage):
+        return 409, "incompatible gossip"
+    return 400, "rejected gossip"
+
+
+def _refuse(state: SharedState, host: str, status: int, reason: str, detail: str) -> HTTPException:
+    """Refuse a peer's gossip, noted for /health, naming the reason and our time so the
+    peer can tell why (and how far apart our clocks are)."""
+    state.peers.refused(host, status, reason, detail)
+    if reason == "NotAllowed":
+        state.rejected[reason] += 1  # (the others are counted where they are found)
+    return HTTPException(status, detail, headers={REFUSAL_HEADER: reason, TIME_HEADER: str(wall_ms())})
 
 
 gossip_router.add_route("/gossip", gossip, methods=["POST"], include_in_schema=False)

@@ -19,6 +19,7 @@ from node.api import admin_router, gossip_router, read_router, write_router
 from node.dashboard import dashboard_router
 from node.discovery import HostDirectory
 from node.hotpaths import HotPaths
+from node.metrics_api import router as metrics_router
 from node.recipes_api import recipes_router
 from node.settings import Settings
 from node.state import SharedState
@@ -105,7 +106,8 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     )
     openapi.install(app, settings)
     app.add_exception_handler(405, openapi.method_not_allowed)
-    for part in (read_router, write_router, gossip_router, admin_router, recipes_router):  # (flat: faster)
+    for part in (read_router, write_router, gossip_router, admin_router, metrics_router,
+                 recipes_router):  # (flat: faster)  # fmt: skip
         app.include_router(part)
     app.include_router(dashboard_router)  # GET /ui
     app.add_middleware(HotPaths)

@@ -16,6 +16,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from node.api import admin_router, gossip_router, read_router
 from node.dashboard import dashboard_router
 from node.hotpaths import HotPaths
+from node.metrics_api import router as metrics_router
 from node.recipes_api import recipes_router
 from node.settings import Settings
 from node.state import SharedState
@@ -61,6 +62,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(recipes_router)
     app.include_router(dashboard_router)  # GET /ui: this worker's own view
+    app.include_router(metrics_router)  # each worker's own figures
     app.add_middleware(HotPaths)
     return app
 

@@ -57,6 +57,8 @@ class Settings:
     data_dir: str = ""
     config: Config = field(default_factory=Config)
     log_level: str = "warning"
+    # Take writes even while every peer refuses our clock (they reach nobody until it is fixed).
+    accept_writes_when_refused: bool = False
     # Node tags: key/value metadata in this node's member record, shown in /members (like
     # Serf tags); fixed for the node's life.
     tags: tuple[tuple[str, str], ...] = ()
@@ -160,6 +162,7 @@ class Settings:
             accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
             protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
             tls_ca=args.tls_ca, data_dir=args.data_dir, config=config, log_level=args.log_level,
+            accept_writes_when_refused=args.accept_writes_when_refused,
             tags=parse_tags(args.tags, args.tag),
         )  # fmt: skip
 
@@ -240,6 +243,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
     opt("log-level", "warning", "uvicorn and node log level")
+    opt("accept-writes-when-refused", "off", "take writes while every peer refuses our clock (on/off; off "
+        "answers them 503: they would reach nobody)", _flag)
     opt("tags", "", "node tags, comma-separated name=value pairs, shown in /members")
     p.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
                    help="one more node tag (repeatable)")  # fmt: skip

@@ -5,6 +5,8 @@ an injected httpx client (tests route addresses to in-process apps that way)."""
 from __future__ import annotations
 
 import ssl
+import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -12,12 +14,29 @@ import anyio
 import httpx
 
 from gossip.codec import Codec
-from gossip.errors import PeerTimeout, PeerUnreachable
-from gossip.messages import Message
+from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
+from gossip.messages import Exchange, Message, Reply, Rumor
 from node.connections import Answer, PeerConnections, ProtocolError
+from node.figures import OFFSET_BUCKETS, Buckets
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
+# The sender's wall time in ms, on every message and answer (signed ones carry it anyway):
+# what peers' clock offsets are estimated from.
+TIME_HEADER = "x-gossip-time"
+# On a refusal: the refusing error's type (ClockSkewRejected, NotAllowed, ...).
+REFUSAL_HEADER = "x-gossip-refusal"
+KINDS: dict[type, str] = {Exchange: "exchange", Reply: "reply", Rumor: "rumor"}
+MAX_PEERS_TRACKED = 1024  # clock offset histograms kept, one per peer address
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def peer_time(headers: Mapping[str, str]) -> int | None:
+    text = headers.get(TIME_HEADER, "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 class Authenticator(Protocol):
@@ -40,11 +59,22 @@ class HttpTransport:
         self.connections = PeerConnections(tls)
         self.bytes_sent = 0
         self.bytes_received = 0
+        # For /metrics: messages and bytes by (kind, "sent" | "received"), served ones
+        # included (SharedState counts those), and each peer's clock offset from ours.
+        self.messages: Counter[tuple[str, str]] = Counter()
+        self.message_bytes: Counter[tuple[str, str]] = Counter()
+        self.offsets: dict[str, Buckets] = {}
+        self.last_offset: dict[str, float] = {}  # seconds the peer's clock is ahead of ours
+
+    def count(self, kind: str, direction: str, size: int) -> None:
+        self.messages[kind, direction] += 1
+        self.message_bytes[kind, direction] += size
 
     async def send(self, address: str, message: Message) -> Message | None:
         """POST one message; the peer's decoded answer, or None if it had none."""
         body = self.codec.encode(message)
-        headers = {"content-type": CONTENT_TYPE, **self.auth.sign(body)}
+        sent_at = wall_ms()
+        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(sent_at), **self.auth.sign(body)}
         try:
             with anyio.fail_after(self.timeout):
                 answer = await self._post(address, body, headers)
@@ -55,13 +85,30 @@ class HttpTransport:
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         self.bytes_sent += len(body)
         self.bytes_received += len(answer.body)
+        self.count(KINDS[type(message)], "sent", len(body))
+        if (their_time := peer_time(answer.headers)) is not None:
+            self._offset(address, their_time - (sent_at + wall_ms()) / 2)
         if answer.status == 204:
             return None
         if answer.status != 200:
             text = answer.body[:200].decode("utf-8", "replace")
-            raise PeerUnreachable(address, f"refused with {answer.status}: {text}")
+            raise PeerRefused(address, answer.status, answer.headers.get(REFUSAL_HEADER, ""), text)
+        self.count("reply", "received", len(answer.body))
         self.auth.verify(answer.headers, answer.body)
         return self.codec.decode(answer.body)
+
+    def _offset(self, address: str, offset_ms: float) -> None:
+        """Take in one estimate of the peer's clock offset (its time at the middle of our
+        round trip, against ours)."""
+        buckets = self.offsets.get(address)
+        if buckets is None:
+            if len(self.offsets) >= MAX_PEERS_TRACKED:
+                oldest = next(iter(self.offsets))
+                del self.offsets[oldest]
+                self.last_offset.pop(oldest, None)
+            buckets = self.offsets[address] = Buckets(OFFSET_BUCKETS)
+        buckets.observe(offset_ms / 1000)
+        self.last_offset[address] = offset_ms / 1000
 
     async def _post(self, address: str, body: bytes, headers: dict[str, str]) -> Answer:
         if self.client is None:

@@ -49,7 +49,9 @@ async def test_null_is_a_value_and_later_write_wins(client: httpx.AsyncClient) -
 
 
 async def test_health_members_digest(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok", "node": "solo"}
+    health = (await client.get("/health")).json()
+    assert (health["status"], health["node"]) == ("ok", "solo")
+    assert health["alone"] == "no seeds and no other member: a one-node cluster"
     members = (await client.get("/members")).json()["members"]
     assert [m["id"] for m in members] == ["solo"] and members[0]["status"] == "alive"
     empty = (await client.get("/digest")).json()

@@ -1,0 +1,287 @@
+"""Whether a node is in the cluster, and if not, why and what to change.
+
+`PeerLog` keeps what our exchanges with each peer met with (answered, unreachable, or
+refused with a status and the peer's reason) and whose gossip we refused; `assess` turns
+that and the membership into a verdict for GET /health. The node's watcher re-assesses
+every round, logs each problem once when it begins and once when it ends, and makes the
+node refuse writes while its peers refuse its clock (unless accept_writes_when_refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from gossip.errors import NetworkError, PeerError, PeerRefused, PeerTimeout
+from gossip.membership import LEFT
+from gossip.version import __version__
+from node.memberlog import log_events
+
+if TYPE_CHECKING:
+    from node.state import SharedState
+
+log = logging.getLogger("gossip.health")
+
+MAX_HOSTS_TRACKED = 256  # hosts whose gossip we refused, remembered for /health
+
+# What to change, by the reason a peer gives for refusing our gossip (or, failing that,
+# by the status it answers with).
+FIXES = {
+    "NotAllowed": "add our network to their --allow (GOSSIP_ALLOW)",
+    "ClockSkewRejected": "our clock runs ahead of theirs beyond max_offset: fix this host's clock (NTP)",
+    "ReplayError": "they refuse our signatures' time or nonce: check this host's clock against theirs",
+    "AuthError": "they do not accept our gossip key: give every node the same GOSSIP_KEY",
+    "IncompatibleMessage": "they run another cluster id or protocol version: check --cluster-id and versions",
+    "MalformedMessage": "they cannot read our messages: run one version of the node everywhere",
+    "403": "check their --allow (GOSSIP_ALLOW) and our clock",
+    "401": "give every node the same GOSSIP_KEY",
+    "409": "check --cluster-id and the versions",
+    "413": "give every node the same max_body_bytes",
+}
+CLOCK_REASONS = ("ClockSkewRejected",)
+
+
+def suspicion_seconds(interval: float, phi_suspect: float) -> float:
+    """How long a silent member takes to be suspected: phi grows by log10(e) per mean
+    heartbeat interval of silence."""
+    return phi_suspect / math.log10(math.e) * interval
+
+
+def fix_for(status: int, reason: str) -> str:
+    return FIXES.get(reason) or FIXES.get(str(status), "see the peer's log for why it refuses us")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    at: float  # monotonic seconds
+    kind: str  # "refused", "timeout", "unreachable", "bad answer", "error"
+    detail: str
+    status: int = 0  # the refusal's HTTP status
+    reason: str = ""  # the refusal's reason, as the peer names it
+
+
+@dataclass
+class PeerLog:
+    """Outcomes of our exchanges by peer address, for /health and /metrics. Each record is
+    a dict store and a clock read: the paths that feed it gain next to nothing."""
+
+    answered: dict[str, float] = field(default_factory=dict)  # address -> when it last took our gossip
+    failed: dict[str, Failure] = field(default_factory=dict)  # address -> its last failure
+    last_ok: float = -math.inf  # last exchange that worked, either way
+    joined: bool = False  # some exchange ever worked
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (peer, kind)
+    refusals: Counter[tuple[str, int, str]] = field(default_factory=Counter)  # (peer, status, reason)
+    refused_hosts: dict[str, Failure] = field(default_factory=dict)  # hosts whose gossip we refused
+
+    def took(self, address: str) -> None:
+        """A peer took our message (and we its answer)."""
+        self.answered[address] = self.last_ok = time.monotonic()
+        self.joined = True
+
+    def heard(self) -> None:
+        """We took a peer's message."""
+        self.last_ok = time.monotonic()
+        self.joined = True
+
+    def failure(self, address: str, exc: BaseException) -> None:
+        if isinstance(exc, PeerRefused):
+            record = Failure(time.monotonic(), "refused", str(exc), exc.status, exc.reason)
+            self.refusals[address, exc.status, exc.reason or str(exc.status)] += 1
+        else:
+            kind = ("timeout" if isinstance(exc, PeerTimeout)
+                    else "unreachable" if isinstance(exc, NetworkError)
+                    else "bad answer" if isinstance(exc, PeerError) else "error")  # fmt: skip
+            record = Failure(time.monotonic(), kind, str(exc))
+        self.failed[address] = record
+        self.failures[address, record.kind] += 1
+
+    def refused(self, host: str, status: int, reason: str, detail: str) -> None:
+        """We refused gossip from `host`."""
+        if host not in self.refused_hosts and len(self.refused_hosts) >= MAX_HOSTS_TRACKED:
+            del self.refused_hosts[next(iter(self.refused_hosts))]
+        self.refused_hosts[host] = Failure(time.monotonic(), "refused", detail, status, reason)
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str  # not_joined, refused, isolated, clock_ahead, refusing_peers
+    detail: str  # what is wrong and what to change, in one sentence or two
+    peers: tuple[dict[str, Any], ...] = ()
+    logged: bool = True  # (a node starting up is not joined yet either: that goes unlogged)
+
+    def json(self) -> dict[str, Any]:
+        return {"problem": self.code, "detail": self.detail, "peers": list(self.peers)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
+    alone: str = ""  # why a node with no peers is fine so
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def clock_refused(self) -> Problem | None:
+        return next((p for p in self.problems if p.code == "clock_ahead"), None)
+
+
+def _refusal(address: str, f: Failure, offsets: dict[str, float]) -> dict[str, Any]:
+    out = {"peer": address, "status": f.status, "reason": f.reason, "fix": fix_for(f.status, f.reason)}
+    if address in offsets:
+        out["clock_offset_seconds"] = round(offsets[address], 3)
+    return out
+
+
+def _describe(refusals: dict[str, Failure]) -> str:
+    kinds = sorted({(f.status, f.reason) for f in refusals.values()})
+    return "; ".join(f"{status}{f' {reason}' if reason else ''}: {fix_for(status, reason)}"
+                     for status, reason in kinds)  # fmt: skip
+
+
+def assess(state: SharedState) -> Verdict:
+    """The node's health now, from its peer log and its membership."""
+    now, peers, config = time.monotonic(), state.peers, state.config
+    window = max(suspicion_seconds(config.gossip_interval, config.phi_suspect), 3 * config.gossip_interval)
+    seeds, statuses = state.cluster_view()
+    staying = sum(n for status, n in statuses.items() if status != LEFT)
+    offsets = state.transport.last_offset
+    # Each peer's latest outcome, when it failed recently.
+    failing = {a: f for a, f in peers.failed.items()
+               if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}  # fmt: skip
+    refusals = {a: f for a, f in failing.items() if f.status}
+    clock = {a: f for a, f in refusals.items() if f.reason in CLOCK_REASONS or (
+        f.reason == "ReplayError" and abs(offsets.get(a, 0.0)) > config.replay_window)}  # fmt: skip
+    took_recently = any(now - at <= window for at in peers.answered.values())
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    alone = ""
+    if clock and not took_recently:
+        ahead = [-offsets[a] for a in clock if a in offsets]
+        by = f" by about {min(ahead):.1f} s" if ahead else ""
+        problems.append(Problem(
+            "clock_ahead",
+            f"peers refuse our gossip because our clock runs ahead of theirs{by}, beyond max_offset "
+            f"({config.max_offset} s): fix this host's clock (NTP); until then writes here reach nobody",
+            tuple(_refusal(a, f, offsets) for a, f in sorted(clock.items())),
+        ))  # fmt: skip
+    elif now - peers.last_ok > window:
+        if refusals:
+            code = "refused" if peers.joined else "not_joined"
+            problems.append(Problem(
+                code, f"{'' if peers.joined else 'not joined: '}peers refuse our gossip with "
+                f"{_describe(refusals)}", tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
+            ))  # fmt: skip
+        elif not peers.joined and (seeds or staying):
+            tried = tuple({"peer": a, "error": f.detail} for a, f in sorted(failing.items()))
+            detail = (f"not joined: no seed reachable ({', '.join(seeds) or 'no seeds'}): check the seeds, "
+                      "the network and that the seeds run" if tried else
+                      "not joined yet: no exchange with a seed has completed")  # fmt: skip
+            problems.append(Problem("not_joined", detail, tried, logged=bool(tried)))
+        elif staying:
+            problems.append(Problem(
+                "isolated", f"no member reachable for {now - peers.last_ok:.1f} s (over the suspicion time, "
+                f"{window:.1f} s) while {staying} are not known to have left: check this host's network",
+                tuple({"peer": a, "error": f.detail} for a, f in sorted(failing.items())),
+            ))  # fmt: skip
+        else:
+            alone = ("no seeds and no other member: a one-node cluster" if not peers.joined
+                     else "every other member has left")  # fmt: skip
+    if refusals and not any(p.code in ("refused", "not_joined", "clock_ahead") for p in problems):
+        warnings.append(Problem(
+            "some_peers_refuse", f"some peers refuse our gossip with {_describe(refusals)}",
+            tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
+        ))  # fmt: skip
+    ours = {h: f for h, f in peers.refused_hosts.items() if now - f.at <= window}
+    outside = {h: f for h, f in ours.items() if f.reason == "NotAllowed"}
+    if outside:
+        refusing = Problem(
+            "refusing_peers", f"we refuse gossip from {', '.join(sorted(outside))} with 403: not in our "
+            "--allow; if they are ours, add their network to our --allow (GOSSIP_ALLOW)",
+            tuple({"peer": h, "status": f.status, "reason": f.reason} for h, f in sorted(outside.items())),
+        )  # fmt: skip
+        if alone or problems:  # alone with peers knocking is not alone by design
+            problems.append(refusing)
+            alone = ""
+        else:
+            warnings.append(refusing)
+    if rejected := {h: f for h, f in ours.items() if h not in outside}:
+        warnings.append(Problem(
+            "rejected_gossip", "we rejected gossip from " + "; ".join(
+                f"{h} ({f.status} {f.reason})" for h, f in sorted(rejected.items())),
+            tuple({"peer": h, "status": f.status, "reason": f.reason, "detail": f.detail[:200]}
+                  for h, f in sorted(rejected.items())),
+        ))  # fmt: skip
+    return Verdict(tuple(problems), tuple(warnings), alone)
+
+
+def answer(state: SharedState, verdict: Verdict) -> dict[str, Any]:
+    """The body of GET /health."""
+    body: dict[str, Any] = {
+        "status": "ok" if verdict.ok else "unavailable",
+        "node": state.id,
+        "version": __version__,
+        "accepting_writes": state.write_refusal is None,
+    }
+    if verdict.alone:
+        body["alone"] = verdict.alone
+    if verdict.problems:
+        body["problems"] = [p.json() for p in verdict.problems]
+    if verdict.warnings:
+        body["warnings"] = [p.json() for p in verdict.warnings]
+    return body
+
+
+class HealthWatch:
+    """Re-assesses the node, logs problems as they begin and end, and sets whether it
+    takes writes."""
+
+    def __init__(self, state: SharedState) -> None:
+        self.state = state
+        self.active: dict[str, Problem] = {}
+        self.last: Verdict | None = None
+
+    def update(self) -> Verdict:
+        state = self.state
+        verdict = assess(state)
+        now = {p.code: p for p in (*verdict.problems, *verdict.warnings) if p.logged}
+        for code, problem in now.items():
+            if code not in self.active:
+                log.warning("%s: health: %s began: %s; peers: %s", state.id, code, problem.detail,
+                            _peers_line(problem))  # fmt: skip
+        for code, problem in self.active.items():
+            if code not in now:
+                log.warning("%s: health: %s ended (it was: %s)", state.id, code, problem.detail)
+        self.active, self.last = now, verdict
+        refused = verdict.clock_refused
+        if refused is not None and not state.settings.accept_writes_when_refused:
+            state.write_refusal = (f"this node takes no writes now: {refused.detail} (or start it with "
+                                   "--accept-writes-when-refused on)")  # fmt: skip
+        else:
+            state.write_refusal = None
+        return verdict
+
+    async def run(self) -> None:
+        while True:
+            await anyio.sleep(self.state.config.gossip_interval)
+            try:
+                log_events(self.state.id, self.state.member_events())
+                self.update()
+            except Exception:  # a bug here must not stop the node
+                log.exception("%s: health assessment failed", self.state.id)
+
+
+def _peers_line(problem: Problem) -> str:
+    parts = []
+    for p in problem.peers:
+        why = " ".join(str(w) for w in (p.get("status") or p.get("error", ""), p.get("reason", "")) if w)
+        parts.append(f"{p['peer']} ({why})")
+    return ", ".join(parts) or "none"
