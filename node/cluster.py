@@ -178,8 +178,11 @@ class LocalCluster:
                 time.sleep(0.05)
 
     def wait_healthy(self, node_ids: Sequence[str], timeout: float = 30.0) -> None:
+        """Wait until the nodes serve: /health answers 200, or 503 while a node is not in
+        the cluster yet (or cannot be: its answer says why)."""
+
         def healthy(client: httpx.Client) -> bool:
-            return all(client.get(self.url(n) + "/health", headers=self.headers()).status_code == 200
+            return all(client.get(self.url(n) + "/health", headers=self.headers()).status_code in (200, 503)
                        for n in node_ids)  # fmt: skip
 
         self._poll(f"{', '.join(node_ids)} to answer /health", timeout, healthy)
