@@ -19,7 +19,7 @@ What that gives, and what it does not:
   briefly disagree on the owner: a tick may run twice (the record prevents it only if it
   arrived in time) or be missed.
 - During a partition each side has its own owner, so each side runs the job.
-- A node still joining (catching up, or with seeds but no member met yet) runs no jobs.
+- A node with seeds that has met no member yet runs no jobs.
 - A job that raises is logged and runs again at the next tick; a job that outlasts its
   period skips the ticks it overran. Clocks more than a tick apart break the agreement.
 """
@@ -111,12 +111,11 @@ class Jobs:
         return PREFIX + name
 
     def owner(self, name: str) -> str | None:
-        """Who runs `name` now in this node's view; None while this node is joining or
-        has left."""
-        protocol = self._state.protocol
+        """Who runs `name` now in this node's view; None while this node has met no
+        member yet (it has seeds to join through) or has left."""
         with self._state._lock:
-            membership = protocol.membership
-            if protocol.bootstrapping or membership.me.left or (membership.seeds and not membership.members):
+            membership = self._state.protocol.membership
+            if membership.me.left or (membership.seeds and not membership.members):
                 return None
             live = [m.info.id for m in membership.members.values() if m.status in (ALIVE, SUSPECT)]
         return rendezvous_owner(name, [self._state.id, *live])
