@@ -105,7 +105,8 @@ def test_a_node_keeps_its_tags_through_rounds_and_leave() -> None:
 
 
 def test_settings_parse_tags_from_the_environment_and_flags() -> None:
-    settings = Settings.parse(["--tag", "role=worker", "--tag", "rack=r2"], {"GOSSIP_TAGS": "zone=a, role=api"})
+    flags, env = ["--tag", "role=worker", "--tag", "rack=r2"], {"GOSSIP_TAGS": "zone=a, role=api"}
+    settings = Settings.parse(flags, env)
     assert dict(settings.tags) == {"zone": "a", "role": "worker", "rack": "r2"}  # a flag wins
     assert Settings.parse([], {}).tags == ()
 
@@ -118,7 +119,8 @@ def test_settings_parse_tags_from_the_environment_and_flags() -> None:
         ([], {"GOSSIP_TAGS": ",".join(f"k{i}=v" for i in range(MAX_TAGS + 1))}, f"at most {MAX_TAGS} tags"),
     ],
 )
-def test_unparsable_tags_are_a_config_error_naming_them(argv: list[str], env: dict[str, str], says: str) -> None:
+def test_unparsable_tags_are_a_config_error_naming_them(argv: list[str], env: dict[str, str],
+                                                        says: str) -> None:
     with pytest.raises(ConfigError, match="'tags'") as caught:
         Settings.parse(argv, env)
     assert says in str(caught.value)
