@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import idle, memory, propagation, read_path, write_load
+from benchmarks import idle, memory, propagation, ratelimit, read_path, write_load
 from benchmarks.report import Section, write_report
 from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, machine
 
@@ -20,6 +20,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "idle": idle.run,
     "writes": write_load.run,
     "memory": memory.run,
+    "ratelimit": ratelimit.run,
 }
 
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         f"[ANALYSIS.md]({'../' if args.quick else ''}ANALYSIS.md).\n\n## Goals\n"
     )
     report = write_report(out, sections, preamble)
-    print(f"report: {report.relative_to(ROOT)}")
+    print(f"report: {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}")
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     return 0
 
