@@ -116,7 +116,8 @@ def gossip_hosts(hosts: int, workers: int) -> Iterator[list[UvicornWorkers]]:
     try:
         for h in range(hosts):
             # (the library's default interval, as users run it; the tests' workers use 0.1 s)
-            env = {**_env("ours"), "GOSSIP_CLUSTER_ID": cluster, "GOSSIP_INTERVAL": str(Config.gossip_interval)}
+            env = {**_env("ours"), "GOSSIP_CLUSTER_ID": cluster,
+                   "GOSSIP_INTERVAL": str(Config.gossip_interval)}  # fmt: skip
             if started:
                 env["GOSSIP_SEEDS"] = ",".join(started[0].workers().values())
             directory = Path(tempfile.mkdtemp(prefix=f"gossip-bench-host{h}-"))
