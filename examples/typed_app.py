@@ -35,7 +35,7 @@ class Notes(BaseModel):
     names: list[str]
 
 
-class NotFound(BaseModel):
+class Problem(BaseModel):
     detail: str
 
 
@@ -47,14 +47,14 @@ def read_note(state: SharedState, name: str) -> Note | None:
         return None
 
 
-@app.put("/notes/{name}")
+@app.put("/notes/{name}", responses={400: {"model": Problem, "description": "the body is not UTF-8 JSON"}})
 def put_note(name: Name, note: Note, state: StateDep) -> Note:
     """Write a note; it reaches every worker and host."""
     state.set(PREFIX + name, note.model_dump())
     return note
 
 
-@app.get("/notes/{name}", responses={404: {"model": NotFound}})
+@app.get("/notes/{name}", responses={404: {"model": Problem, "description": "no such note"}})
 def get_note(name: Name, state: StateDep) -> Note:
     """Read a note from this worker's copy of the state (no network)."""
     note = read_note(state, name)

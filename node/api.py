@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from gossip.auth import AuthError, KeyRing, KeyRingError, ReplayError, parse_key
 from gossip.config import Config
@@ -107,12 +107,22 @@ def value_schema(config: Config) -> dict[str, Any]:
 TTL_MAX = 10**12  # seconds (31,700 years): within the clock's range for ages to come
 
 
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):  # (pydantic would take true and false for 1 and 0)
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+Number = BeforeValidator(_not_a_boolean)
+
+
 class SetBody(BaseModel):
     key: str = Field(json_schema_extra=key_schema(Config()))
     value: Any = Field(json_schema_extra=value_schema(Config()))
-    ttl: float | None = Field(None, gt=0, le=TTL_MAX, description="seconds until the entry expires")
-    replicas: int = Field(0, ge=0, le=64, description="answer once this many peers hold the write "
-                          "(at most the number of live peers, else 409)")  # fmt: skip
+    ttl: Annotated[float | None, Number] = Field(None, gt=0, le=TTL_MAX, description="seconds to expiry")
+    replicas: Annotated[int, Number] = Field(
+        0, ge=0, le=64, description="answer once this many peers hold it (at most the live peers, else 409)"
+    )
 
 
 class DeleteBody(BaseModel):
