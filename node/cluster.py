@@ -276,7 +276,7 @@ class LocalCluster:
         """Each node's state, its member table summed up, its key count and digest, then
         whether the digests agree; for a node not up, what the others think of it."""
         tables = self.member_tables(client)
-        rows = [f"  {'node':<6} {'state':<22} {'pid':>7}  {'keys':>5}  {'digest':<10} its members"]
+        rows = [f"  {'node':<6} {'state':<24} {'pid':>7}  {'keys':>5}  {'digest':<10} its members"]
         digests: dict[str, list[str]] = {}
         for node_id, proc in self.procs.items():
             state = self.state(node_id)
@@ -288,11 +288,11 @@ class LocalCluster:
                 others = {s: [m["id"] for m in table if m["status"] == s] for s in counts if s != "alive"}
                 summary = ", ".join(f"{counts[s]} {s}" + (f" ({', '.join(others[s])})" if s in others else "")
                                     for s in sorted(counts, key=_status_order))  # fmt: skip
-                rows.append(f"  {node_id:<6} {state:<22} {proc.pid:>7}  {digest['keys']:>5}  "
+                rows.append(f"  {node_id:<6} {state:<24} {proc.pid:>7}  {digest['keys']:>5}  "
                             f"{digest['digest'][:8]:<10} {summary}")  # fmt: skip
             else:
                 seen = "no answer" if state == "up" else describe_opinions(opinions(tables, node_id))
-                rows.append(f"  {node_id:<6} {state:<22} {proc.pid:>7}  {'-':>5}  {'-':<10} {seen}")
+                rows.append(f"  {node_id:<6} {state:<24} {proc.pid:>7}  {'-':>5}  {'-':<10} {seen}")
         if len(digests) == 1:
             rows.append(f"  digests: the {len(next(iter(digests.values())))} nodes that answered agree")
         elif digests:
