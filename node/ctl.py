@@ -79,7 +79,8 @@ def describe(entry: dict[str, Any]) -> str:
     wall, counter = entry["timestamp"]
     head = f"{entry['key']} " + ("deleted" if entry.get("deleted") else f"= {json.dumps(entry['value'])}")
     expiry = f", expires {when(entry['expires_at'])}" if entry.get("expires_at") else ""
-    return f"{head}\n  written by {entry['node']} at {when(wall)} (counter {counter}){expiry}"
+    verb = "deleted" if entry.get("deleted") else "written"
+    return f"{head}\n  {verb} by {entry['node']} at {when(wall)} (counter {counter}){expiry}"
 
 
 def change_line(entry: dict[str, Any]) -> str:
