@@ -7,6 +7,6 @@ from node.settings import Settings
 from node.state import SharedState
 
 __all__ = [
-    "RateLimit", "Settings", "SharedState", "client_ip", "StateDep", "create_app", "gossip_router", "router", "running_node",
-    "shared_state", "shared_state_lifespan",
+    "RateLimit", "Settings", "SharedState", "StateDep", "client_ip", "create_app", "gossip_router", "router",
+    "running_node", "shared_state", "shared_state_lifespan",
 ]  # fmt: skip
