@@ -202,6 +202,7 @@ class Run:
         self._seen: dict[tuple[str, int], dict[str, Entry]] = {}  # (node, generation) -> newest per key
         self._down: dict[str, str] = {}  # how each stopped node stopped: crash, pause or leave
         self.healed = False
+        self._keys: list[str] = list(KEYS)  # and the windowed-counter slots written so far
         self.sim.watchers.append(self._watch)
 
     @property
@@ -212,7 +213,7 @@ class Run:
 
     def _entries(self, node: SimNode) -> dict[str, Entry | None]:
         store = node.protocol.store
-        return {key: store.get(key) for key in KEYS}
+        return {key: store.get(key) for key in self._keys}
 
     def _discarded(self, before: dict[str, Entry | None]) -> None:
         """A node's state `before` was just dropped: operations it alone held (or beat)
@@ -267,6 +268,8 @@ class Run:
             window = window_of(now, WINDOW_MS)
             slot = window_slot(a["key"], WINDOW_MS, window, node.protocol.writer)
             ttl = (window_expiry(WINDOW_MS, window) - now) / 1000
+            if slot not in self._keys:
+                self._keys.append(slot)
             self.ops.append(sim.write(node.id, slot, a["value"], ttl))
         elif kind in ("write", "delete"):
             node = self._up(a["node"])
