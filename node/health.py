@@ -159,19 +159,25 @@ def assess(state: SharedState) -> Verdict:
                if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}  # fmt: skip
     refusals = {a: f for a, f in failing.items() if f.status}
     clock = {a: f for a, f in refusals.items() if f.reason in CLOCK_REASONS or (
-        f.reason == "ReplayError" and abs(offsets.get(a, 0.0)) > config.replay_window)}  # fmt: skip
-    took_recently = any(now - at <= window for at in peers.answered.values())
+        f.reason == "ReplayError" and offsets.get(a, 0.0) < -config.replay_window)}  # fmt: skip
+    recent = {a for a, at in peers.answered.items() if now - at <= window}
+    # Peers we heard from lately that refuse our clock, or whose clocks run behind ours by
+    # more than max_offset (they will refuse our writes' timestamps, even before we write).
+    heard = recent | set(failing)
+    skewed = {a for a in heard if a in clock or offsets.get(a, 0.0) < -config.max_offset}
     problems: list[Problem] = []
     warnings: list[Problem] = []
     alone = ""
-    if clock and not took_recently:
-        ahead = [-offsets[a] for a in clock if a in offsets]
+    if 2 * len(skewed) > len(heard):  # most of them: our writes would reach next to nobody
+        ahead = [-offsets[a] for a in skewed if a in offsets]
         by = f" by about {min(ahead):.1f} s" if ahead else ""
+        named = {a: _refusal(a, clock[a], offsets) if a in clock else
+                 {"peer": a, "clock_offset_seconds": round(offsets[a], 3)} for a in skewed}  # fmt: skip
         problems.append(Problem(
             "clock_ahead",
-            f"peers refuse our gossip because our clock runs ahead of theirs{by}, beyond max_offset "
-            f"({config.max_offset} s): fix this host's clock (NTP); until then writes here reach nobody",
-            tuple(_refusal(a, f, offsets) for a, f in sorted(clock.items())),
+            f"our clock runs ahead of our peers'{by}, beyond max_offset ({config.max_offset:g} s), so they "
+            "refuse our gossip: fix this host's clock (NTP); until then writes here reach nobody",
+            tuple(named[a] for a in sorted(named)),
         ))  # fmt: skip
     elif now - peers.last_ok > window:
         if refusals:

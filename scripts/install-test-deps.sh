@@ -19,3 +19,4 @@ need() {  # need <command> <package>...
 }
 
 need chromium chromium fonts-dejavu-core  # the dashboard test's headless browser
+need faketime faketime  # the health test of a node whose clock runs ahead
