@@ -54,9 +54,10 @@ fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLE
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
 		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
 
-.PHONY: test-singleton-long
-test-singleton-long: $(STAMP)  ## run-once jobs under 4 uvicorn workers: 20 s of ticks (make test watches 3)
-	SINGLETON_SECONDS=20 $(BIN)/python -m pytest -q tests/test_jobs.py -k exactly_one_worker
+.PHONY: test-recipes-long
+test-recipes-long: $(STAMP)  ## run-once jobs under 4 workers for 20 s of ticks (make test: 3), an unread SSE stream cut off
+	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q tests/test_jobs.py tests/test_watch.py \
+		-k "exactly_one_worker or sse"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

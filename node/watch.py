@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -112,7 +113,10 @@ class ChangeFeed:
 
     def __init__(self, protocol: GossipProtocol) -> None:
         self._protocol = protocol
-        self._watches: tuple[Watch, ...] = ()  # replaced whole, never changed in place
+        # Replaced whole, never changed in place (the listener reads it without a lock);
+        # adding and removing hold _changing (a watch is cut from whichever thread merged).
+        self._watches: tuple[Watch, ...] = ()
+        self._changing = threading.Lock()
         self._resets = protocol.counters.resets
         protocol.store.listeners.append(self._on_change)
 
@@ -123,11 +127,13 @@ class ChangeFeed:
         if isinstance(buffer, bool) or not isinstance(buffer, int) or not 1 <= buffer <= MAX_BUFFER:
             raise InvalidValue(f"buffer must be a whole number from 1 to {MAX_BUFFER}, got {buffer!r}")
         watch = Watch(self, prefix, buffer, asyncio.get_running_loop())
-        self._watches = (*self._watches, watch)
+        with self._changing:
+            self._watches = (*self._watches, watch)
         return watch
 
     def remove(self, watch: Watch) -> None:
-        self._watches = tuple(w for w in self._watches if w is not watch)
+        with self._changing:
+            self._watches = tuple(w for w in self._watches if w is not watch)
 
     def __len__(self) -> int:
         return len(self._watches)

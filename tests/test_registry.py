@@ -100,7 +100,7 @@ async def test_bad_registrations_are_refused_and_change_nothing() -> None:
 
 # -- real processes ---------------------------------------------------------------------------
 
-INTERVAL = 0.5  # seconds between rounds: "within a round" below means within this
+INTERVAL = 0.25  # seconds between rounds: "within a round" below means within this
 ENV = {"GOSSIP_INTERVAL": str(INTERVAL), "GOSSIP_PHI_DEAD": "4", "GOSSIP_PHI_SUSPECT": "3",
        "REGISTRY_TTL": "60", "GOSSIP_TAGS": "zone=a,role=api"}  # fmt: skip
 DETECTION = 4 / 0.434 * INTERVAL  # phi_dead / log10(e) intervals of silence (docs/PROTOCOL.md R17)
