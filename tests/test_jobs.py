@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gossip.config import Config
 from gossip.errors import CallerError
 from node.discovery import process_alive
 from node.jobs import current_tick, rendezvous_owner
@@ -104,7 +105,7 @@ async def test_bad_registrations_are_refused_naming_the_problem() -> None:
 @pytest.mark.anyio
 async def test_each_tick_runs_on_one_node_and_a_cut_owner_is_replaced() -> None:
     runs: dict[int, list[int]] = defaultdict(list)
-    async with InProcessCluster(3) as cluster:
+    async with InProcessCluster(3, Config.for_tests(gossip_interval=0.1)) as cluster:
         await cluster.converged()
         with anyio.fail_after(10):
             while any(len(s.members()) < 3 for s in cluster.states):

@@ -19,9 +19,12 @@ import anyio
 import httpx
 import pytest
 
+from gossip.config import Config
 from gossip.errors import CallerError
 from gossip.store import Entry
+from node.app import create_app
 from node.cluster import LocalCluster
+from node.settings import Settings
 from node.testing import InProcessCluster
 from node.watch import WatchDropped
 from tests.inprocess import serving, single_node
@@ -126,6 +129,16 @@ async def test_bad_watch_arguments_are_refused() -> None:
         assert len(state._recipes.changes) == 0
         for query in ("buffer=0", "buffer=x", "buffer=100001"):
             assert (await client.get(f"/watch?{query}")).status_code == 422
+
+
+@pytest.mark.anyio
+async def test_watch_and_services_follow_the_read_token_rule() -> None:
+    settings = Settings(node_id="solo", api_token="secret", protect_reads=True, config=Config.for_tests())
+    async with serving(create_app(settings)) as client:
+        for path in ("/watch", "/services/api"):
+            assert (await client.get(path)).status_code == 401
+        answer = await client.get("/services/api", headers={"authorization": "Bearer secret"})
+        assert answer.status_code == 200 and answer.json() == {"service": "api", "instances": []}
 
 
 # -- real processes: the SSE endpoint ---------------------------------------------------------
