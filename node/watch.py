@@ -82,15 +82,16 @@ class Watch:
 
     async def __anext__(self) -> Entry:
         while True:
-            self._signalled = False  # (before looking: a change offered from now on wakes us)
             if self._items:
                 return self._items.popleft()
             if self.dropped is not None:
                 raise WatchDropped(self.dropped)
             if self.closed:
                 raise StopAsyncIteration
-            await self._ready.wait()
-            self._ready.clear()
+            self._signalled = False  # what is offered or cut from now on wakes us: look once more
+            if not (self._items or self.dropped is not None or self.closed):
+                await self._ready.wait()
+                self._ready.clear()
 
     async def aclose(self) -> None:
         self.closed = True

@@ -78,6 +78,21 @@ async def test_writes_from_worker_threads_reach_the_watch() -> None:
 
 
 @pytest.mark.anyio
+async def test_writes_from_many_threads_at_once_all_arrive_once() -> None:
+    async with serving(single_node()) as client:
+        state = client._transport.app.state.shared_state  # type: ignore[attr-defined]
+        async with state.watch(buffer=10_000) as changes, anyio.create_task_group() as tg:
+            for t in range(4):
+                writes = [(f"{t}:{i}", i) for i in range(500)]
+                tg.start_soon(anyio.to_thread.run_sync, lambda w=writes: [state.set(k, v) for k, v in w])
+            with anyio.fail_after(10):
+                got = [(await changes.__anext__()).key for _ in range(2_000)]
+        assert sorted(got) == sorted(f"{t}:{i}" for t in range(4) for i in range(500))
+        for t in range(4):  # each thread's writes in the order it made them
+            assert [k for k in got if k.startswith(f"{t}:")] == [f"{t}:{i}" for i in range(500)]
+
+
+@pytest.mark.anyio
 async def test_a_consumer_that_stops_reading_is_dropped_and_writes_go_on() -> None:
     async with serving(single_node()) as client:
         state = client._transport.app.state.shared_state  # type: ignore[attr-defined]
