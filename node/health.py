@@ -3,8 +3,9 @@
 `PeerLog` keeps what our exchanges with each peer met with (answered, unreachable, or
 refused with a status and the peer's reason) and whose gossip we refused; `assess` turns
 that and the membership into a verdict for GET /health. The node's watcher re-assesses
-every round, logs each problem once when it begins and once when it ends, and makes the
-node refuse writes while its peers refuse its clock (unless accept_writes_when_refused).
+every gossip interval, logs each problem once when it begins and once when it ends, makes
+the node refuse writes while its peers refuse its clock (unless accept_writes_when_refused)
+and logs the membership changes the core recorded (node.memberlog).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gossip.health")
 
 MAX_HOSTS_TRACKED = 256  # hosts whose gossip we refused, remembered for /health
+FORGET_AFTER = 3600.0  # seconds an outcome is kept (only recent ones count)
 
 # What to change, by the reason a peer gives for refusing our gossip (or, failing that,
 # by the status it answers with).
@@ -100,6 +102,12 @@ class PeerLog:
             record = Failure(time.monotonic(), kind, str(exc))
         self.failed[address] = record
         self.failures[address, record.kind] += 1
+
+    def forget_before(self, cutoff: float) -> None:
+        """Drop outcomes older than `cutoff` (monotonic seconds): peers come and go."""
+        for table in (self.answered, self.failed, self.refused_hosts):
+            for key in [k for k, v in table.items() if (v if isinstance(v, float) else v.at) < cutoff]:
+                del table[key]
 
     def refused(self, host: str, status: int, reason: str, detail: str) -> None:
         """We refused gossip from `host`."""
@@ -257,6 +265,7 @@ class HealthWatch:
 
     def update(self) -> Verdict:
         state = self.state
+        state.peers.forget_before(time.monotonic() - FORGET_AFTER)
         verdict = assess(state)
         now = {p.code: p for p in (*verdict.problems, *verdict.warnings) if p.logged}
         for code, problem in now.items():
