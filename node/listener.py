@@ -13,6 +13,7 @@ from anyio.abc import TaskStatus
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from node import openapi
 from node.api import admin_router, gossip_router, read_router
 from node.dashboard import dashboard_router
 from node.hotpaths import HotPaths
@@ -63,6 +64,8 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(recipes_router)
     app.include_router(dashboard_router)  # GET /ui: this worker's own view
     app.include_router(metrics_router)  # each worker's own figures
+    openapi.install(app)  # its /openapi.json states what this node asks of callers
+    app.add_exception_handler(405, openapi.method_not_allowed)
     app.add_middleware(HotPaths)
     return app
 

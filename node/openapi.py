@@ -42,20 +42,23 @@ _KEYED = (set_value, delete_value)  # the routes whose body holds a key (and a v
 
 
 class NodeOpenAPI:
-    """`app.openapi`, replaced: the app's own schema, restated for `settings`, built once."""
+    """`app.openapi`, replaced: the app's own schema, restated for the node's settings
+    (given, or those of the node at `app.state.shared_state`), built once."""
 
-    def __init__(self, app: FastAPI, settings: Settings, plain: Callable[[], Schema]) -> None:
+    def __init__(self, app: FastAPI, settings: Settings | None, plain: Callable[[], Schema]) -> None:
         self.app, self.settings, self.plain = app, settings, plain
 
     def __call__(self) -> Schema:
         if self.app.openapi_schema is None:
-            self.app.openapi_schema = restate(copy.deepcopy(self.plain()), self.app, self.settings)
+            settings = self.settings or self.app.state.shared_state.settings
+            self.app.openapi_schema = restate(copy.deepcopy(self.plain()), self.app, settings)
         return self.app.openapi_schema
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Make `app.openapi()` state what a node with `settings` asks of callers. Safe to call
-    again (a restarted lifespan): it replaces the earlier one and forgets its schema."""
+def install(app: FastAPI, settings: Settings | None = None) -> None:
+    """Make `app.openapi()` state what a node with `settings` (default: the app's node,
+    when the schema is first asked for) asks of callers. Safe to call again (a restarted
+    lifespan): it replaces the earlier one and forgets its schema."""
     current = app.openapi
     plain = current.plain if isinstance(current, NodeOpenAPI) else current
     app.openapi_schema = None
