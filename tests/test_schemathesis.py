@@ -1,13 +1,15 @@
 """Schemathesis with every check on, against live processes over real HTTP, in each
 configuration that changes the schema: a node with no api token (open), with one (writes
-and admin routes need it), with protected reads (every route needs it), and a user's app
-that embeds `node.router` (examples/typed_app.py under uvicorn, with an api token: its
-schema learns the node's settings from the lifespan).
+and admin routes need it), with protected reads (reads need it too), and a user's app that
+embeds `node.router` (examples/typed_app.py under uvicorn, with an api token: its schema
+learns the node's settings from the lifespan).
 
 For every operation: the coverage phase's boundary cases and generated valid and invalid
 requests, sent with the token where there is one. Every check runs (`st run -c all`),
 ignored_auth included: it sends each request that needs the token again without it and
-with a wrong one. One check is narrowed, for rules JSON Schema cannot express (RULES_IN_WORDS).
+with a wrong one. One check is narrowed: positive_data_acceptance gives way to
+accepts_valid_data, which also takes a 422 naming a rule JSON Schema cannot express
+(RULES_IN_WORDS: byte lengths, a value's size and depth).
 
 Excluded operations: GET /watch, a stream of Server-Sent Events that never ends, cannot be
 checked as a request and its response.
