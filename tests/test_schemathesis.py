@@ -158,8 +158,8 @@ class Run:
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
-    def result(self, timeout: float = 600) -> tuple[int, str]:
-        returncode = self.process.wait(timeout)
+    def result(self) -> tuple[int, str]:
+        returncode = self.process.wait(timeout=300 + 10 * EXAMPLES)  # (make fuzz runs long)
         return returncode, self.log.read_text()
 
     def stop(self) -> None:
