@@ -55,9 +55,9 @@ fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLE
 		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
 
 .PHONY: test-recipes-long
-test-recipes-long: $(STAMP)  ## run-once jobs under 4 workers for 20 s of ticks (make test: 3), an unread SSE stream cut off
+test-recipes-long: $(STAMP)  ## the recipes with real workers: registry, 20 s of job ticks (make test: 3), SSE cut-off
 	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q tests/test_jobs.py tests/test_watch.py \
-		-k "exactly_one_worker or sse"
+		tests/test_registry.py -k "exactly_one_worker or sse or leave_and_on_kill"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
