@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from node.cluster import LocalCluster
 from node.testing import UvicornWorkers
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 TOKEN = "schemathesis-token"
 ROOT = Path(__file__).resolve().parent.parent
 
