@@ -347,10 +347,10 @@ async def gossip(request: Request) -> Response:
     except PeerError as exc:
         status, what = _refusal(exc)
         raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
-    now = str(wall_ms())  # (for the peer's estimate of our clock offset)
     if reply is None:
-        return Response(status_code=204, headers={TIME_HEADER: now})
-    return Response(reply, media_type="application/json", headers={TIME_HEADER: now, **state.sign(reply)})
+        return Response(status_code=204)
+    headers = {TIME_HEADER: str(wall_ms()), **state.sign(reply)}  # our time: the peer estimates our offset
+    return Response(reply, media_type="application/json", headers=headers)
 
 
 def _refusal(exc: PeerError) -> tuple[int, str]:

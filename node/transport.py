@@ -21,8 +21,8 @@ from node.figures import OFFSET_BUCKETS, Buckets
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
-# The sender's wall time in ms, on every message and answer (signed ones carry it anyway):
-# what peers' clock offsets are estimated from.
+# The answering node's wall time in ms, on replies to exchanges and on refusals (signed
+# messages carry it anyway): what peers' clock offsets are estimated from.
 TIME_HEADER = "x-gossip-time"
 # On a refusal: the refusing error's type (ClockSkewRejected, NotAllowed, ...).
 REFUSAL_HEADER = "x-gossip-refusal"
@@ -74,7 +74,7 @@ class HttpTransport:
         """POST one message; the peer's decoded answer, or None if it had none."""
         body = self.codec.encode(message)
         sent_at = wall_ms()
-        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(sent_at), **self.auth.sign(body)}
+        headers = {"content-type": CONTENT_TYPE, **self.auth.sign(body)}
         try:
             with anyio.fail_after(self.timeout):
                 answer = await self._post(address, body, headers)
