@@ -277,6 +277,7 @@ class SharedState:
         time on every node) of the counter `key`; this and the previous window's totals.
         Old windows expire by themselves."""
         length = period_ms(period)
+        self._check_writes()
         with self._lock:
             counted = self._counting.add_in_window(key, length, amount, wall_ms())
         self._wake_pusher()
@@ -290,7 +291,9 @@ class SharedState:
 
     def admit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """One request against the rate limit `rate` on the windowed counter `key`: the
-        decision, and the request counted if admitted (atomically on this node)."""
+        decision, and the request counted if admitted (atomically on this node). While the
+        node refuses writes (its peers refuse its clock, see /health) it still decides and
+        counts, on what it holds: a limiter that answered 503 would take the app down."""
         with self._lock:
             decision = admit(self._counting, key, rate, cost, wall_ms())
         if decision.allowed:
@@ -298,6 +301,7 @@ class SharedState:
         return decision
 
     def _count(self, key: str, added: int, removed: int) -> int:
+        self._check_writes()
         with self._lock:
             total = self._counting.add(key, added, removed, wall_ms())
         self._wake_pusher()

@@ -154,7 +154,11 @@ async def test_a_node_whose_peers_refuse_its_clock_refuses_writes_unless_told_no
             assert "--accept-writes-when-refused" in set_answer.json()["detail"]
             with pytest.raises(WritesRefused):
                 state.set("k", 2)
+            for count in (lambda: state.incr("hits"), lambda: state.incr_window("hits", 60)):
+                with pytest.raises(WritesRefused):
+                    count()
             assert state.get("k") is None and state.get("before") == 1  # nothing changed
+            assert state.count("hits") == 0
         state.peers.took(peer)  # the clock is fixed: the peer takes our gossip again
         code, body = await health(client)
         assert (code, body["accepting_writes"]) == (200, True)
