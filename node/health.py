@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -269,8 +270,12 @@ class HealthWatch:
         verdict = assess(state)
         now = {p.code: p for p in (*verdict.problems, *verdict.warnings) if p.logged}
         for code, problem in now.items():
-            if code not in self.active:
+            before = self.active.get(code)
+            if before is None:
                 log.warning("%s: health: %s began: %s; peers: %s", state.id, code, problem.detail,
+                            _peers_line(problem))  # fmt: skip
+            elif _gist(before.detail) != _gist(problem.detail):  # another cause, not just other figures
+                log.warning("%s: health: %s goes on, now: %s; peers: %s", state.id, code, problem.detail,
                             _peers_line(problem))  # fmt: skip
         for code, problem in self.active.items():
             if code not in now:
@@ -300,3 +305,8 @@ def _peers_line(problem: Problem) -> str:
         why = " ".join(str(w) for w in (p.get("status") or p.get("error", ""), p.get("reason", "")) if w)
         parts.append(f"{p['peer']} ({why})")
     return ", ".join(parts) or "none"
+
+
+def _gist(detail: str) -> str:
+    """A problem's detail without its figures (times, counts), to tell a new cause apart."""
+    return re.sub(r"\d+(\.\d+)?", "#", detail)
