@@ -18,7 +18,7 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 
 test: $(STAMP)  ## the whole suite, what CI runs
 	bash scripts/install-test-deps.sh  # Debian packages some tests need (skipped, saying why, without root)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two processes, each taking whole files
 	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
 	$(BIN)/mypy
 
@@ -55,9 +55,9 @@ fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLE
 		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
 
 .PHONY: test-recipes-long
-test-recipes-long: $(STAMP)  ## the recipes with real workers: registry, 20 s of job ticks (make test: 3), SSE cut-off
+test-recipes-long: $(STAMP)  ## the recipes with real workers: 20 s of job ticks (make test: 3), SSE cut-off
 	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q tests/test_jobs.py tests/test_watch.py \
-		tests/test_registry.py -k "exactly_one_worker or sse or leave_and_on_kill"
+		-k "exactly_one_worker or sse"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -3,20 +3,27 @@
 Each host has two links, each a veth pair into a bridge in the root namespace: a cluster
 network (10.77.1.0/24) that gossip uses, and an admin network (10.77.2.0/24) that the
 test client uses. Taking a host's cluster link down partitions gossip while the client
-still reaches every node. Needs root and `ip`; everything is removed on close.
+still reaches every node. Needs root and `ip`; everything is removed on close. One set of
+hosts exists at a time on the machine (a file lock), since they share the subnets: test
+processes running side by side (`make test` runs pytest-xdist) take turns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 CLUSTER_NET, ADMIN_NET = "10.77.1", "10.77.2"
+LOCK = Path(tempfile.gettempdir()) / "gossip-netns-tests.lock"
 
 
 def available() -> str | None:
@@ -48,6 +55,7 @@ class Hosts:
     count: int = 2
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
     _made: list[tuple[str, ...]] = field(default_factory=list)  # undo commands, newest last
+    _lock: IO[str] | None = None
 
     def ns(self, host: int) -> str:
         return f"gossip-{self.tag}-h{host}"
@@ -62,6 +70,8 @@ class Hosts:
         return f"g{kind}{self.tag}{host}"  # root side of a veth pair (15 characters at most)
 
     def __enter__(self) -> Hosts:
+        self._lock = open(LOCK, "w")  # noqa: SIM115 (held until close)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         remove_leftovers()
         try:
             for kind, net in (("c", CLUSTER_NET), ("a", ADMIN_NET)):
@@ -99,6 +109,9 @@ class Hosts:
         while self._made:
             with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 ip(*self._made.pop())
+        if self._lock is not None:
+            self._lock.close()  # (releases the lock)
+            self._lock = None
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -71,8 +71,10 @@ class Snapshot:
 
 def snapshot(state: SharedState) -> Snapshot:
     p = state.protocol
+    # The hash at time 0, when nothing has expired: an entry reaching its expiry between two
+    # looks is not a change.
     return Snapshot(
-        state.state_hash(), dict(p.store._entries), dict(p.store.watermarks), p.clock.last,
+        p.store.state_hash(0), dict(p.store._entries), dict(p.store.watermarks), p.clock.last,
         {i: m.info for i, m in p.membership.members.items()}, dict(p.store.retired),
         p.store.collected, p.counters.behind_peers,
     )  # fmt: skip

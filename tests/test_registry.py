@@ -114,8 +114,6 @@ def _instances(client: httpx.Client, address: str) -> set[int]:
     return {i["meta"]["pid"] for i in answer["instances"]}
 
 
-@pytest.mark.skipif(not os.environ.get("RECIPES_LONG"),
-                    reason="in make test-recipes-long (withdrawal and a dead node are shown in process)")
 def test_instances_appear_everywhere_and_go_on_leave_and_on_kill() -> None:
     with UvicornWorkers("examples.registry_app:app", workers=3, env=ENV, cwd=ROOT) as workers, \
             httpx.Client(timeout=5) as client:  # fmt: skip
