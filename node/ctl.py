@@ -130,25 +130,24 @@ def members(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def get(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
-    entry = answer(client.get("/get", params={"key": args.key}))
+def show_entry(entry: dict[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     print(json.dumps(entry) if args.json else describe(entry), file=out)
     return 0
+
+
+def get(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
+    return show_entry(answer(client.get("/get", params={"key": args.key})), args, out)
 
 
 def set_(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
     body: dict[str, Any] = {"key": args.key, "value": parse_value(args.value, args.string)}
     if args.ttl is not None:
         body["ttl"] = args.ttl
-    entry = answer(client.post("/set", json=body))
-    print(json.dumps(entry) if args.json else describe(entry), file=out)
-    return 0
+    return show_entry(answer(client.post("/set", json=body)), args, out)
 
 
 def delete(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
-    entry = answer(client.post("/delete", json={"key": args.key}))
-    print(json.dumps(entry) if args.json else describe(entry), file=out)
-    return 0
+    return show_entry(answer(client.post("/delete", json={"key": args.key})), args, out)
 
 
 def health(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
