@@ -94,11 +94,10 @@ class Tally:
     entry is not its writer's own (the key does not end in the entry's writer), or whose
     value is not a count, counts for nothing."""
 
-    counters: dict[str, tuple[str, int]] = field(default_factory=dict)  # slot key -> (name, net count)
+    slots: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # key -> (name, added, removed)
     totals: dict[str, int] = field(default_factory=dict)
     windows: dict[WindowId, dict[str, int]] = field(default_factory=dict)  # -> slot key -> count
     window_totals: dict[WindowId, int] = field(default_factory=dict)
-    _slot_counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # counter slot key -> its value
     _expiries: list[tuple[int, WindowId]] = field(default_factory=list)
     _cleared: int = -1
 
@@ -108,8 +107,7 @@ class Tally:
         store.listeners.append(self.take)
 
     def rebuild(self, store: Store) -> None:
-        self.counters, self.totals, self.windows, self.window_totals = {}, {}, {}, {}
-        self._slot_counts, self._expiries = {}, []
+        self.slots, self.totals, self.windows, self.window_totals, self._expiries = {}, {}, {}, {}, []
         for entry in list(store.entries()):
             self.take(entry)
         self._cleared = store.cleared
@@ -140,23 +138,19 @@ class Tally:
         return entry.key[len(prefix) : -len(suffix)]
 
     def _take_counter(self, entry: Entry) -> None:
-        key, value = entry.key, entry.value
-        name = self._own_part(entry, COUNTER)
-        added = removed = None
-        if name is not None and isinstance(value, list) and len(value) == 2:
-            added, removed = _count(value[0]), _count(value[1])
-        if name is not None and added is not None and removed is not None:
-            self._slot_counts[key] = (added, removed)
-            net = added - removed
-        else:
-            self._slot_counts.pop(key, None)
-            net = 0
-        before = self.counters.pop(key, None)
+        before = self.slots.pop(entry.key, None)
         if before is not None:
-            self.totals[before[0]] -= before[1]
-        if name is not None:
-            self.counters[key] = (name, net)
-            self.totals[name] = self.totals.get(name, 0) + net
+            self.totals[before[0]] -= before[1] - before[2]
+        name, value = self._own_part(entry, COUNTER), entry.value
+        if name is None:
+            return
+        total = self.totals.get(name, 0)
+        if isinstance(value, list) and len(value) == 2:
+            added, removed = _count(value[0]), _count(value[1])
+            if added is not None and removed is not None:
+                self.slots[entry.key] = (name, added, removed)
+                total += added - removed
+        self.totals[name] = total
 
     def _take_window(self, entry: Entry) -> None:
         key = entry.key
@@ -179,7 +173,8 @@ class Tally:
 
     def own(self, name: str, writer: str) -> tuple[int, int]:
         """The (added, removed) counts in `writer`'s slot of counter `name`."""
-        return self._slot_counts.get(counter_slot(name, writer), (0, 0))
+        slot = self.slots.get(counter_slot(name, writer))
+        return (0, 0) if slot is None else (slot[1], slot[2])
 
     def window_total(self, name: str, length_ms: int, window: int) -> int:
         return self.window_totals.get((name, length_ms, window), 0)

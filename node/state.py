@@ -316,11 +316,8 @@ class SharedState:
         with self._lock:
             return self.protocol.live(wall_ms())
 
-    def _user_keys(self) -> list[str]:
-        return [key for key in self._live() if not is_reserved(key)]
-
     def keys(self) -> list[str]:
-        return self._user_keys()
+        return [key for key in self._live() if not is_reserved(key)]
 
     def items(self) -> list[tuple[str, JSON]]:
         return list(self.snapshot().items())
@@ -329,7 +326,7 @@ class SharedState:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._user_keys())
+        return len(self.keys())
 
     def state_hash(self) -> tuple[str, int]:
         """(hash of the live state, key count): hashed outside the lock, on a copy."""
