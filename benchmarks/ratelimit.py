@@ -29,7 +29,7 @@ from benchmarks.report import Section
 from benchmarks.system import HOST, Process, running, wait_http
 from gossip.config import Config
 from node.cluster import free_ports
-from node.testing import UvicornWorkers
+from node.testing import UvicornWorkers, live_members
 from simulations.ratelimit import RateLimitRun, run_ratelimit
 
 LIMIT, PERIOD = 500, 10.0
@@ -134,8 +134,7 @@ def _wait_members(addresses: list[str], count: int, timeout: float = 60.0) -> No
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=2) as client:
         while True:
-            views = [client.get(a + "/members").json()["members"] for a in addresses]
-            if all(sum(m["status"] == "alive" for m in v) >= count for v in views):
+            if all(live_members(client, a) >= count for a in addresses):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the {count} workers did not all meet")

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from gossip.counters import Counting, WindowCount
+from gossip.counters import Counting, WindowCount, period_ms
 from gossip.errors import InvalidValue
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
@@ -62,7 +62,7 @@ def decide(rate: Rate, seen: WindowCount, cost: int = 1) -> Decision:
 
 def admit(counting: Counting, name: str, rate: Rate, cost: int, now_ms: int) -> Decision:
     """Decide on one request against the windowed counter `name`, and count it if admitted."""
-    length = round(rate.period * 1000)
+    length = period_ms(rate.period)
     decision = decide(rate, counting.window(name, length, now_ms), cost)
     if decision.allowed:
         counting.add_in_window(name, length, cost, now_ms)

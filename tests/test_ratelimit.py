@@ -25,8 +25,9 @@ from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Rate, admit, parse_rate
 from node import RateLimit, shared_state_lifespan
 from node.settings import Settings
-from node.testing import UvicornWorkers
+from node.testing import UvicornWorkers, live_members
 from tests.inprocess import serving
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,14 +154,12 @@ def test_four_workers_count_one_limit(limited_workers: UvicornWorkers, path: str
 
 
 def wait_for_members(workers: UvicornWorkers, count: int) -> None:
-    deadline = time.monotonic() + 20
     with httpx.Client(timeout=2) as client:
-        while True:
-            views = [client.get(a + "/members").json()["members"] for a in workers.workers().values()]
-            if len(views) == count and all(sum(m["status"] == "alive" for m in v) == count for v in views):
-                return
-            assert time.monotonic() < deadline, "the workers did not all meet"
-            time.sleep(0.05)
+        def met() -> bool:
+            addresses = list(workers.workers().values())
+            return len(addresses) == count and all(live_members(client, a) == count for a in addresses)
+
+        wait_until(met, timeout=20, what="the workers to all meet")
 
 
 @pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window-counter"])
