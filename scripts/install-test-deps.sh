@@ -20,3 +20,5 @@ need() {  # need <command> <package>...
 
 need chromium chromium fonts-dejavu-core  # the dashboard test's headless browser
 need faketime faketime  # the health test of a node whose clock runs ahead
+need dnsmasq dnsmasq-base  # the DNS server the DNS-seed test changes records in
+need nft nftables  # packet loss and one-way partitions between namespace hosts (chaos)
