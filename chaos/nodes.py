@@ -1,0 +1,155 @@
+"""Real `python -m node` processes on the namespace hosts, and what the faults do to them:
+kill -9, SIGSTOP/SIGCONT, restarts with a skewed clock (libfaketime) or a wiped data
+directory. Every node keeps a --data-dir, so a restart (a skew change, the heal) keeps its
+state unless a fault wiped it on purpose. Processes are addressed by PID (each node leads a
+process group of its own); `close` stops every one of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chaos.hosts import CLUSTER_NET, Hosts
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+BASE_PORT = 7400
+TOKEN = "chaos-api-token"  # the api token every node requires for writes and /admin
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    host: int
+    port: int
+
+
+@dataclass
+class KeyRing:
+    """The cluster keys a node starting now is given: the one it signs with, and the
+    others it accepts (a rotation changes them while the nodes run)."""
+
+    primary: str
+    accepted: tuple[str, ...] = ()
+
+
+@dataclass
+class Fleet:
+    hosts: Hosts
+    nodes_per_host: int
+    workdir: Path
+    keys: KeyRing
+    interval: float
+    max_offset: float
+    cluster_id: str = "chaos"
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    skews: dict[int, float] = field(default_factory=dict)  # host -> seconds its clock is off
+    paused: set[str] = field(default_factory=set)
+
+    @property
+    def nodes(self) -> list[NodeSpec]:
+        per = self.nodes_per_host
+        return [NodeSpec(f"n{(h - 1) * per + i}", h, BASE_PORT + i)
+                for h in range(1, self.hosts.count + 1) for i in range(1, per + 1)]  # fmt: skip
+
+    def spec(self, name: str) -> NodeSpec:
+        return next(n for n in self.nodes if n.name == name)
+
+    def on_host(self, host: int) -> list[str]:
+        return [n.name for n in self.nodes if n.host == host]
+
+    def url(self, name: str) -> str:
+        """Where the client reaches the node: the admin network, never cut by faults."""
+        n = self.spec(name)
+        return f"http://{self.hosts.admin_ip(n.host)}:{n.port}"
+
+    def log(self, name: str) -> Path:
+        return self.workdir / "logs" / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        n = self.spec(name)
+        seeds = ",".join(f"http://{self.hosts.cluster_ip(o.host)}:{o.port}" for o in self.nodes if o != n)
+        cmd = [
+            "ip", "netns", "exec", self.hosts.ns(n.host), sys.executable, "-m", "node",
+            "--host", "0.0.0.0", "--port", str(n.port), "--node-id", n.name,
+            "--advertise", f"http://{self.hosts.cluster_ip(n.host)}:{n.port}", "--seeds", seeds,
+            "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", self.cluster_id,
+            "--interval", str(self.interval), "--max-offset", str(self.max_offset),
+            "--data-dir", str(self.workdir / "data" / name), "--log-level", "warning",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GOSSIP_KEY": self.keys.primary,
+               "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted), "GOSSIP_API_TOKEN": TOKEN}  # fmt: skip
+        if skew := self.skews.get(n.host, 0.0):
+            env.update(LD_PRELOAD=str(FAKETIME_LIB), FAKETIME=f"{skew:+.3f}",
+                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")  # fmt: skip
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "ab") as log:
+            log.write(f"== chaos: started{f' with the clock {skew:+.3f} s off' if skew else ''}\n".encode())
+            log.flush()
+            self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                start_new_session=True)  # fmt: skip
+
+    def kill(self, name: str) -> None:
+        """kill -9: no goodbye, no last snapshot."""
+        self._end(name, signal.SIGKILL)
+
+    def stop(self, name: str) -> None:
+        """A clean stop (SIGTERM): the node leaves and writes its last snapshot."""
+        self._end(name, signal.SIGTERM)
+
+    def _end(self, name: str, sig: signal.Signals) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        for s in (signal.SIGCONT, sig) if name in self.paused else (sig,):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, s)
+        self.paused.discard(name)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def restart(self, name: str) -> None:
+        """A clean stop, if it runs, then a start (with the fleet's current skews and keys)."""
+        self.stop(name)
+        self.start(name)
+
+    def wipe(self, name: str) -> None:
+        """Lose the node's data directory (it must be down)."""
+        assert name not in self.procs, f"{name} must be down to wipe its data"
+        shutil.rmtree(self.workdir / "data" / name, ignore_errors=True)
+
+    def pause(self, name: str) -> None:
+        if (proc := self.procs.get(name)) is not None:
+            os.killpg(proc.pid, signal.SIGSTOP)
+            self.paused.add(name)
+
+    def resume(self, name: str) -> None:
+        if (proc := self.procs.get(name)) is not None and name in self.paused:
+            os.killpg(proc.pid, signal.SIGCONT)
+            self.paused.discard(name)
+
+    def running(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None and name not in self.paused
+
+    def exited(self) -> dict[str, int]:
+        """Nodes that died without being told to: name -> exit code."""
+        return {name: code for name, p in self.procs.items() if (code := p.poll()) is not None}
+
+    def close(self) -> None:
+        """kill -9 every node at once (the run is over: nothing to save), then reap them."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for name in list(self.procs):
+            self._end(name, signal.SIGKILL)
