@@ -164,7 +164,7 @@ def test_the_node_accepts_what_the_workloads_give_it() -> None:
         assert settings.address == f"http://10.244.1.7:{settings.port}", kind
         assert settings.keyring() is not None and settings.api_token == TOKEN, kind
         assert settings.allow and settings.allow != Settings().allow, f"{kind}: --allow left at loopback"
-        # The DNS seed syntax (dns:<name> for SRV records): parsed as given.
+        # The Service's SRV records as a dns: seed (the parser checks its syntax).
         assert settings.seeds == (f"dns:{service['metadata']['name']}.shop.svc.cluster.local",), kind
         spec = workload["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsUser"] == int(one("USER").split(":")[0]), kind
@@ -311,6 +311,7 @@ class Writer:
                         if r.status_code == 200:
                             self.acknowledged.append(r.json())
                 i += 1
+                self.done.wait(0.01)  # a steady client, not a flood: the restarts need the CPU
 
     def stopping(self, url: str) -> None:
         with self.lock:
