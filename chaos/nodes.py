@@ -18,7 +18,9 @@ from pathlib import Path
 from chaos.hosts import CLUSTER_NET, Hosts
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# The library under Debian's `faketime` command, in this machine's architecture's directory.
+_FAKETIME = "faketime/libfaketime.so.1"
+FAKETIME_LIB = next(Path("/usr/lib").glob(f"*/{_FAKETIME}"), Path("/usr/lib") / _FAKETIME)
 BASE_PORT = 7400
 TOKEN = "chaos-api-token"  # the api token every node requires for writes and /admin
 

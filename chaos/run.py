@@ -134,6 +134,7 @@ class Run:
     t0: float = 0.0
     events: list[str] = field(default_factory=list)  # what was done, when
     kills: list[tuple[str, float, bool]] = field(default_factory=list)  # node, time, data wiped
+    http: httpx.AsyncClient = field(init=False)  # the harness's own client (admin calls, polls)
 
     @property
     def names(self) -> list[str]:
