@@ -333,9 +333,10 @@ class Writer:
 
 def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
     """What `kubectl rollout restart statefulset/gossip` does, with real processes: every
-    node has a data dir and every other node as a seed; in turn each gets SIGTERM, comes
-    back with the same id and data, and is in the cluster (/health 200) before the next
-    goes. A client writes all along; at the end every node holds every acknowledged write."""
+    node has a data dir and every other node as a seed; in turn each gets SIGTERM and
+    leaves (the others show it left), comes back with the same id and data, and is in the
+    cluster (/health 200) before the next goes. A client writes all along; at the end
+    every node holds every acknowledged write."""
     cluster = LocalCluster(3, interval=0.2, data=True)
     cluster.extra_args += ["--seeds", ",".join(cluster.urls)]  # as the SRV records list every pod
     with cluster, httpx.Client(timeout=5) as client:
@@ -348,6 +349,9 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
                 wait_until(lambda c=count: len(writer.acknowledged) >= c + 20, what="writes meanwhile")
                 writer.stopping(url)
                 cluster.leave(node_id)
+                others = [u for u in cluster.urls if u != url]
+                wait_until(lambda n=node_id, o=others: all(status_on(client, u, n) == "left" for u in o),
+                           what=f"the others to show {node_id} left")  # fmt: skip
                 cluster.restart(node_id)
                 wait_until(lambda u=url: healthy(client, u), what=f"{node_id} back in the cluster")
                 writer.back(url)
