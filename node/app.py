@@ -18,6 +18,7 @@ from node import listener, openapi
 from node.api import admin_router, gossip_router, read_router, write_router
 from node.dashboard import dashboard_router
 from node.discovery import HostDirectory
+from node.dns_seeds import DnsSeeds
 from node.hotpaths import HotPaths
 from node.metrics_api import router as metrics_router
 from node.recipes_api import recipes_router
@@ -42,7 +43,10 @@ async def running_node(
         if (path := settings.discovery_path) is not None:
             directory = HostDirectory(path)
             settings = settings.replace(seeds=(*settings.seeds, *directory.peers()))
-    state = SharedState(settings, client)
+    dns = DnsSeeds.of(settings)
+    if dns.seeds:
+        await dns.resolve()  # before the node decides whether it joins or founds a cluster
+    state = SharedState(settings, client, dns=dns)
     try:
         async with anyio.create_task_group() as tg:
             server = await tg.start(listener.serve, state, sock) if sock else None
@@ -51,7 +55,8 @@ async def running_node(
                 if directory is not None:
                     directory.register(state.id, settings.address)
                     loops.start_soon(_watch, directory, state)
-                log.info("%s: gossiping at %s, seeds %s", state.id, settings.address, settings.seeds)
+                log.info("%s: gossiping at %s, seeds %s (from DNS: %s)", state.id, settings.address,
+                         settings.seeds, dns.addresses())  # fmt: skip
                 try:
                     yield state
                 finally:

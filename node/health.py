@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gossip.errors import NetworkError, PeerError, PeerRefused, PeerTimeout
-from gossip.membership import LEFT
+from gossip.membership import ALIVE, LEFT, SUSPECT
 from gossip.version import __version__
 from node.memberlog import log_events
 
@@ -119,7 +119,7 @@ class PeerLog:
 
 @dataclass(frozen=True)
 class Problem:
-    code: str  # not_joined, refused, isolated, clock_ahead, refusing_peers
+    code: str  # not_joined, refused, isolated, clock_ahead, refusing_peers, dns_seed_unresolved
     detail: str  # what is wrong and what to change, in one sentence or two
     peers: tuple[dict[str, Any], ...] = ()
     logged: bool = True  # (a node starting up is not joined yet either: that goes unlogged)
@@ -207,14 +207,24 @@ def assess(state: SharedState) -> Verdict:
                 f"{window:.1f} s) while {staying} are not known to have left: check this host's network",
                 tuple({"peer": a, "error": f.detail} for a, f in sorted(failing.items())),
             ))  # fmt: skip
+        elif peers.joined:
+            alone = "every other member has left"
+        elif state.dns.seeds:
+            alone = (f"the DNS seeds ({', '.join(map(str, state.dns.seeds))}) give no node but this one: a "
+                     "one-node cluster until they give others (looked up every round)")  # fmt: skip
         else:
-            alone = ("no seeds and no other member: a one-node cluster" if not peers.joined
-                     else "every other member has left")  # fmt: skip
+            alone = "no seeds and no other member: a one-node cluster"
     if refusals and not any(p.code in ("refused", "not_joined", "clock_ahead") for p in problems):
         warnings.append(Problem(
             "some_peers_refuse", f"some peers refuse our gossip with {_describe(refusals)}",
             tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
         ))  # fmt: skip
+    if unresolved := _unresolved(state):
+        if statuses[ALIVE] + statuses[SUSPECT]:  # in a cluster: it goes on without the names
+            warnings.append(unresolved)
+        else:
+            problems.append(unresolved)
+            alone = ""
     ours = {h: f for h, f in peers.refused_hosts.items() if now - f.at <= window}
     outside = {h: f for h, f in ours.items() if f.reason == "NotAllowed"}
     if outside:
@@ -236,6 +246,18 @@ def assess(state: SharedState) -> Verdict:
                   for h, f in sorted(rejected.items())),
         ))  # fmt: skip
     return Verdict(tuple(problems), tuple(warnings), alone)
+
+
+def _unresolved(state: SharedState) -> Problem | None:
+    """The DNS seeds whose last lookup failed, with the error and what to check."""
+    failed = sorted((str(seed), error, seed.what_to_check) for seed, error in dict(state.dns.failed).items())
+    if not failed:
+        return None
+    return Problem(
+        "dns_seed_unresolved",
+        "; ".join(f"DNS seed {seed} does not resolve ({error}): {check}" for seed, error, check in failed),
+        tuple({"peer": seed, "error": error} for seed, error, _ in failed),
+    )
 
 
 def answer(state: SharedState, verdict: Verdict) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import tags_problem
 from gossip.version import __version__
+from node.dns_seeds import split_seeds
 
 ENV_PREFIX = "GOSSIP_"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -33,7 +34,10 @@ class Settings:
     port_max: int = 0
     node_id: str = ""  # empty: "<host>:<port>"
     advertise: str = ""  # base URL peers reach us at; empty: "http://<host>:<port>"
-    seeds: tuple[str, ...] = ()  # base URLs of nodes to join through
+    # Nodes to join through: base URLs, and DNS names (node.dns_seeds) looked up again
+    # every dns_refresh seconds (every round while the node knows no member).
+    seeds: tuple[str, ...] = ()
+    dns_refresh: float = 30.0
     # Networks allowed to send gossip (CIDR); anyone else gets 403.
     allow: tuple[str, ...] = LOOPBACK
     # Embedded nodes register here so the workers of one host find each other; empty:
@@ -86,6 +90,9 @@ class Settings:
             raise ConfigError("port", f"invalid port or range {self.port}-{self.port_max}")
         if (problem := tags_problem(dict(self.tags))) is not None:
             raise ConfigError("tags", problem)
+        split_seeds(self.seeds)  # (ConfigError naming a bad one)
+        if not self.dns_refresh > 0:
+            raise ConfigError("dns_refresh", f"must be a positive number, not {self.dns_refresh!r}")
 
     @property
     def id(self) -> str:
@@ -153,11 +160,13 @@ class Settings:
             reap_after=args.reap_after,
             phi_dead=args.phi_dead,
             phi_suspect=min(args.phi_suspect, args.phi_dead),
+            max_members_per_message=args.members_per_message,
         )
         lo, _, hi = str(args.port).partition("-")
         return cls(
             host=args.host, port=int(lo), port_max=int(hi or 0), node_id=args.node_id,
-            advertise=args.advertise, seeds=_split(args.seeds), allow=_split(args.allow),
+            advertise=args.advertise, seeds=_split(args.seeds), dns_refresh=args.dns_refresh,
+            allow=_split(args.allow),
             discovery_dir=args.discovery_dir, gossip_key=args.key,
             accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
             protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
@@ -217,7 +226,11 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("port", "8000", "port to listen on (embedded: a range like 7946-7950 takes the first free)")
     opt("node-id", "", "this node's id (default <host>:<port>)")
     opt("advertise", "", "base URL peers use to reach this node (default http://<host>:<port>)")
-    opt("seeds", "", "comma-separated base URLs of nodes to join through")
+    opt("seeds", "", "comma-separated nodes to join through: base URLs (http://10.0.0.4:8000), "
+        "dns:<name>:<port> (each A/AAAA record of the name, with that port) or dns:<name> (the SRV "
+        "records of _gossip._tcp.<name>: each target with its port), in this node's scheme")
+    opt("dns-refresh", 30.0, "seconds between lookups of the dns: seeds (every round while no member "
+        "is known)", float)
     opt("allow", ",".join(LOOPBACK), "comma-separated networks allowed to send gossip")
     opt("discovery-dir", "", "embedded nodes: per-host directory to find other workers in")
     opt("cluster-id", local.cluster_id, "nodes only gossip within one cluster id")
@@ -242,6 +255,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "with its state (back later, it is reset)", float)
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
+    opt("members-per-message", local.max_members_per_message, "most member records in one gossip "
+        "message (a larger cluster spreads the rest over later rounds)", int)
     opt("log-level", "warning", "uvicorn and node log level")
     opt("accept-writes-when-refused", "off", "take writes while every peer refuses our clock (on/off; off "
         "answers them 503: they would reach nobody)", _flag)

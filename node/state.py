@@ -31,6 +31,7 @@ from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate, admit
 from gossip.store import JSON, Entry, state_hash
+from node.dns_seeds import DnsSeeds, replace_derived, split_seeds
 from node.health import HealthWatch, PeerLog
 from node.jobs import Job
 from node.metrics import NodeMetrics
@@ -105,7 +106,11 @@ class SharedState:
         settings: Settings,
         client: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        dns: DnsSeeds | None = None,
     ) -> None:
+        """`dns`: the DNS seeds of `settings`, looked up already (running_node does it
+        first, so that a node whose names give only itself founds the cluster); without
+        it, the first lookup comes a round after the start."""
         self.settings = settings
         self.config = settings.config
         self.codec = Codec(self.config)
@@ -115,9 +120,11 @@ class SharedState:
             window_ms = int(self.config.replay_window * 1000)
             self._verifier = Verifier(self.keyring, self.config.cluster_id, window_ms)
         self.transport = HttpTransport(self.codec, client, self, settings.client_tls())
+        self._url_seeds = split_seeds(settings.seeds)[0]
+        self.dns = dns if dns is not None else DnsSeeds.of(settings)
         self.protocol = GossipProtocol(
             self.config, settings.id, settings.address, rng or random.Random(),
-            wall_ms(), settings.seeds, tags=dict(settings.tags),
+            wall_ms(), (*self._url_seeds, *self.dns.addresses()), tags=dict(settings.tags),
         )  # fmt: skip
         self._snapshots = SnapshotFile(Path(settings.data_dir), self.codec) if settings.data_dir else None
         if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
@@ -513,6 +520,8 @@ class SharedState:
             tg.start_soon(self._eager_push, tg)
             tg.start_soon(self.health.run)
             tg.start_soon(self._recipes.tasks.run)
+            if self.dns.seeds:
+                tg.start_soon(self._follow_dns)
             if self._snapshots is not None:
                 tg.start_soon(self._save_now_and_then)
             task_status.started()
@@ -553,6 +562,21 @@ class SharedState:
             await self._send_all(outgoing)
             elapsed = anyio.current_time() - started
             await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
+
+    async def _follow_dns(self) -> None:
+        """Look the DNS seeds up again every round while we know no member, every
+        dns_refresh seconds after; each answer replaces the seeds the last one gave."""
+        while True:
+            with self._lock:
+                alone = not self.protocol.membership.members
+            await anyio.sleep(self.config.gossip_interval if alone else self.settings.dns_refresh)
+            before = self.dns.addresses()
+            await self.dns.resolve()
+            after = self.dns.addresses()
+            if after != before:
+                with self._lock:
+                    membership = self.protocol.membership
+                    membership.seeds = replace_derived(membership.seeds, before, after, keep=self._url_seeds)
 
     async def _eager_push(self, tg: anyio.abc.TaskGroup) -> None:
         """One push in flight per peer; what waits for a peer leaves when its push ends."""
