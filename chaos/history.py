@@ -1,0 +1,262 @@
+"""What the clients of a chaos run saw, and the checker that judges it by last-writer-wins.
+
+A run records one `Op` per request. After the faults heal and the nodes agree, `check`
+compares each node's live values with what the acknowledged operations allow:
+
+- lost: a node lacks a key whose winning acknowledged operation is a write;
+- resurrected: a node holds a value written before the acknowledged delete that wins;
+- wrong_final: a node holds a value older than the acknowledged write that wins;
+- phantom_final: a node holds a value no write on that key sent, or only a refused one;
+- disagreement: the nodes differ on a key though each value alone is allowed;
+- phantom_read: a read returned a value no write had sent by the time the read ended.
+
+The winner of a key is its acknowledged operation with the highest timestamp. An exact tie
+is ambiguous (the tie-break is the writing life's id, which acknowledgments do not show),
+so either side may win. An operation whose outcome is unknown may have been applied with a
+timestamp nobody saw, so its value, or its absence for a delete, is always allowed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, get_args
+
+from gossip.jsontext import canonical, dumps, loads
+from gossip.store import JSON
+
+Kind = Literal["write", "delete", "read"]
+Outcome = Literal["ok", "fail", "unknown"]
+Stamp = tuple[int, int]  # an entry's hybrid timestamp, [wall_ms, counter]
+State = bytes | None  # a key's value on a node as canonical JSON; None when absent
+KINDS: tuple[str, ...] = get_args(Kind)
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: Kind
+    key: str
+    value: JSON | None  # write: the value sent; read: the value returned (None for 404); delete: None
+    node: str  # the node the client sent it to
+    start: float  # seconds since the run began, on the client's monotonic clock
+    end: float  # when the answer, or the give-up, came
+    outcome: Outcome  # ok: acknowledged; fail: refused, nothing written; unknown: may or may not have been
+    ts: Stamp | None = None  # acknowledged write or delete: the entry's timestamp
+    writer: str | None = None  # acknowledged write or delete: the node id in the answer
+
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise ValueError(f"bad op, {problem}: {self}")
+
+    def _problem(self) -> str:
+        if self.kind not in KINDS:
+            return f"kind must be one of {', '.join(KINDS)}"
+        if self.outcome not in OUTCOMES:
+            return f"outcome must be one of {', '.join(OUTCOMES)}"
+        if not self.start <= self.end:
+            return "it ends before it starts"
+        if self.kind == "write" and self.value is None:
+            return "a write of null reads like an absent key; write a non-null value"
+        if self.kind == "delete" and self.value is not None:
+            return "a delete carries no value"
+        if self.ts is not None and not (
+            isinstance(self.ts, tuple) and len(self.ts) == 2 and all(type(part) is int for part in self.ts)
+        ):
+            return "ts must be a (wall_ms, counter) tuple of two integers"
+        if self.kind != "read" and self.outcome == "ok" and (self.ts is None or self.writer is None):
+            return "an acknowledged write or delete needs the answer's ts and writer"
+        return ""
+
+
+@dataclass(frozen=True)
+class Violation:
+    kind: str  # one of the kinds in the module docstring
+    key: str
+    detail: str  # one line: which op, which node, what was expected and found
+
+
+@dataclass(frozen=True)
+class Verdict:
+    violations: tuple[Violation, ...]
+    keys: int
+    acknowledged: int  # writes and deletes
+    unknown: int  # writes and deletes
+    excused: tuple[Violation, ...] = ()  # losses explained by a node's reset, with its evidence
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def dump(ops: Iterable[Op], path: Path) -> None:
+    """One JSON object per line."""
+    names = [f.name for f in fields(Op)]
+    with path.open("wb") as out:
+        for op in ops:
+            out.write(dumps({name: getattr(op, name) for name in names}) + b"\n")
+
+
+def load(path: Path) -> list[Op]:
+    ops = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            body = loads(line)
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+            if isinstance(body.get("ts"), list):
+                body["ts"] = tuple(body["ts"])
+            ops.append(Op(**body))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from exc
+    return ops
+
+
+@dataclass
+class _Key:
+    """What the history says about one key."""
+
+    writes: dict[bytes, Op] = field(default_factory=dict)  # by canonical value, whatever the outcome
+    acked: list[tuple[Stamp, Op]] = field(default_factory=list)
+    unknown: list[Op] = field(default_factory=list)
+
+
+def check(
+    ops: Sequence[Op], finals: Mapping[str, Mapping[str, JSON]], resets: Mapping[str, str] = {}
+) -> Verdict:
+    """Judge a run: `finals` maps each node to its live values after healing and agreement;
+    `resets` maps each node that reported a reset to the evidence, which excuses the losses
+    of the operations that node took."""
+    if not finals:
+        raise ValueError("finals is empty: give the live values of at least one node")
+    history = _index(ops)
+    violations: list[Violation] = []
+    excused: list[Violation] = []
+    every_key = history.keys() | {key for values in finals.values() for key in values}
+    for key in sorted(every_key):
+        states = {node: canonical(values[key]) if key in values else None for node, values in finals.items()}
+        wrong, allowed = _judge(key, history.get(key, _Key()), states, resets)
+        violations += wrong
+        excused += allowed
+    violations += _phantom_reads(ops, history)
+    done = [op for op in ops if op.kind != "read"]
+    return Verdict(
+        violations=tuple(sorted(violations, key=lambda v: (v.key, v.kind))),
+        keys=len(every_key),
+        acknowledged=sum(op.outcome == "ok" for op in done),
+        unknown=sum(op.outcome == "unknown" for op in done),
+        excused=tuple(excused),
+    )
+
+
+def _index(ops: Iterable[Op]) -> dict[str, _Key]:
+    history: dict[str, _Key] = defaultdict(_Key)
+    for op in ops:
+        if op.kind == "read":
+            continue
+        key = history[op.key]
+        if op.kind == "write" and key.writes.setdefault(value := canonical(op.value), op) is not op:
+            raise ValueError(
+                f"two writes sent {_text(value)} to {op.key!r}: {key.writes[value]} and {op}; "
+                "the checker needs a value unique to each write"
+            )
+        if op.outcome == "ok" and op.ts is not None:
+            key.acked.append((op.ts, op))
+        elif op.outcome == "unknown":
+            key.unknown.append(op)
+    return history
+
+
+def _judge(
+    key: str, history: _Key, states: Mapping[str, State], resets: Mapping[str, str]
+) -> tuple[list[Violation], list[Violation]]:
+    """The violations and the excused losses that the nodes' final states show for one key."""
+    top = max((ts for ts, _ in history.acked), default=None)
+    winners = [op for ts, op in history.acked if ts == top]
+    allowed = {_state(op) for op in (*winners, *history.unknown)}
+    if not history.acked:
+        allowed.add(None)
+    holders: dict[State, list[str]] = defaultdict(list)
+    for node, state in sorted(states.items()):
+        holders[state].append(node)
+    wrong: list[Violation] = []
+    excused: list[Violation] = []
+    for state, nodes in holders.items():
+        if state in allowed:
+            continue
+        violation, beaten = _explain(key, history, winners, state, ", ".join(nodes))
+        if beaten and all(op.node in resets or op.writer in resets for op in beaten):
+            losers = sorted(name for name in resets if any(name in (op.node, op.writer) for op in beaten))
+            evidence = "; ".join(f"{name} reset: {' '.join(resets[name].split())}" for name in losers)
+            excused.append(Violation(violation.kind, key, f"{violation.detail}; excused by {evidence}"))
+        else:
+            wrong.append(violation)
+    if not wrong and len(holders) > 1:
+        differ = "; ".join(f"{', '.join(nodes)}: {_text(state)}" for state, nodes in holders.items())
+        wrong.append(Violation("disagreement", key, f"the nodes differ on {key!r}: {differ}"))
+    return wrong, excused
+
+
+def _explain(
+    key: str, history: _Key, winners: list[Op], state: State, nodes: str
+) -> tuple[Violation, list[Op]]:
+    """Why a final state is wrong, and the acknowledged operations it leaves out."""
+    if state is None:
+        since = max((ts for ts, op in history.acked if op.kind == "delete"), default=None)
+        found = f"{nodes}: {key!r} is absent, but {_show(winners)} wins"
+        kind = "lost"
+    else:
+        source = history.writes.get(state)
+        if source is None or source.outcome == "fail":
+            by = "no write sent it" if source is None else f"only {_show([source])} sent it"
+            return Violation("phantom_final", key, f"{nodes}: {key!r} = {_text(state)}, but {by}"), []
+        since = source.ts
+        deleted = all(op.kind == "delete" for op in winners)
+        kind = "resurrected" if deleted else "wrong_final"
+        found = f"{nodes}: {key!r} = {_text(state)} from {_show([source])}, but {_show(winners)} wins"
+    beaten = [op for ts, op in history.acked if since is None or ts > since]
+    return Violation(kind, key, found), beaten
+
+
+def _phantom_reads(ops: Iterable[Op], history: Mapping[str, _Key]) -> list[Violation]:
+    found = []
+    for op in ops:
+        if op.kind != "read" or op.outcome != "ok" or op.value is None:
+            continue
+        state = canonical(op.value)
+        source = history[op.key].writes.get(state) if op.key in history else None
+        if source is None:
+            why = "no write sent it"
+        elif source.outcome == "fail":
+            why = f"only {_show([source])} sent it"
+        elif source.start > op.end:
+            why = f"it was sent only later, by {_show([source])}"
+        else:
+            continue
+        read = f"a read of {op.key!r} on {op.node} ({op.start:.3f}-{op.end:.3f} s) returned {_text(state)}"
+        found.append(Violation("phantom_read", op.key, f"{read}, but {why}"))
+    return found
+
+
+def _state(op: Op) -> State:
+    return None if op.kind == "delete" else canonical(op.value)
+
+
+def _text(state: State) -> str:
+    return "absent" if state is None else state.decode()
+
+
+def _show(ops: Iterable[Op]) -> str:
+    """Operations in one line: `the acknowledged write "c1-4" ([wall, counter] by n1 via n1 at 3.250 s)`."""
+    shown = []
+    for op in ops:
+        what = f"{op.kind} {_text(_state(op))}" if op.kind == "write" else op.kind
+        stamp = f"{list(op.ts)} by {op.writer} " if op.ts is not None else ""
+        verb = {"ok": "acknowledged", "fail": "refused", "unknown": "unanswered"}[op.outcome]
+        shown.append(f"the {verb} {what} ({stamp}via {op.node} at {op.start:.3f} s)")
+    return " or ".join(shown)
