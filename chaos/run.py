@@ -61,7 +61,7 @@ class Result:
     heal: float  # seconds the heal took: rules flushed, every node running and keyed
     agreement: float | None  # seconds from the heal's start to equal digests; None: not within the deadline
     crashed: dict[str, int] = field(default_factory=dict)  # nodes that exited unbidden -> exit code
-    seconds: float = 0.0  # the whole run, set-up and tear-down included
+    seconds: float = 0.0  # the whole run, set-up and tear-down included (the wait for the lock not)
 
     @property
     def ok(self) -> bool:
@@ -111,8 +111,8 @@ def run_seed(seed: int, size: Size, out: Path, schedule: Sequence[Fault] | None 
     print(f"== seed {seed}: {len(plan)} faults over {size.length:.0f} s")
     for f in plan:
         print(f"   {f.describe()}")
-    started = time.monotonic()
     with Hosts(count=size.hosts) as hosts:  # the namespace lock is held for this seed only
+        started = time.monotonic()
         fleet = Fleet(hosts, size.nodes_per_host, run_dir, KeyRing(secrets.token_hex(32)), size.interval,
                       size.max_offset)  # fmt: skip
         try:
