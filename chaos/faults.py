@@ -1,4 +1,4 @@
-"""A schedule of faults drawn from a seed, and what each fault does when it begins and ends.
+"""A schedule of faults drawn from a seed (chaos/run.py plays it).
 
 Every fault has a start and a bounded duration (seconds since the run began). Network
 faults (partitions, one-way drops, packet loss) overlap freely, each in an nftables chain of
@@ -18,7 +18,6 @@ Kind = Literal[
     "halves", "isolate", "bridge", "one_way", "loss", "skew", "kill", "kill_wipe", "pause", "rotate"
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
-NETWORK: frozenset[Kind] = frozenset({"halves", "isolate", "bridge", "one_way", "loss"})
 PROCESS: frozenset[Kind] = frozenset({"skew", "kill", "kill_wipe", "pause"})
 DURATION: dict[Kind, tuple[float, float]] = {  # the range each kind's duration is drawn from
     "halves": (4, 10), "isolate": (4, 10), "bridge": (4, 10), "one_way": (3, 8), "loss": (4, 10),

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from chaos.client import KEYS
 from chaos.faults import DURATION, KINDS
 from chaos.run import AGREEMENT_DEADLINE, ROTATION_PATIENCE, SNAPSHOT_WINDOW, Result, Size
 
@@ -81,7 +82,8 @@ heal took {_span(agreements)}.
 
 ## How it works
 
-`python -m chaos` (the `chaos/` package) runs real `python -m node` processes and breaks
+`make chaos` (`python -m chaos --seeds 0-19 --report docs/RELIABILITY.md`, the `chaos/`
+package; root, `ip`, `nft` and libfaketime) runs real `python -m node` processes and breaks
 their network, clocks and processes while a client records everything it was told.
 
 - **Hosts.** {size.hosts} Linux network namespaces on one bridge, the cluster network
@@ -90,7 +92,7 @@ their network, clocks and processes while a client records everything it was tol
   api token, a `--data-dir` each). Every host also sits on an admin network, 10.77.2.0/24,
   which the client and the harness use: faults never cut them off.
 - **Client.** {size.workers} concurrent workers (asyncio and httpx) send writes, deletes
-  and reads of {8} keys, so that keys collide, to random nodes, with a 1 s timeout (0.5 s to
+  and reads of {KEYS} keys, so that keys collide, to random nodes, with a 1 s timeout (0.5 s to
   connect). Each operation is recorded with its start, end and outcome: ok (acknowledged),
   fail (refused, or the connection never opened: nothing was written) or unknown (a timeout
   or a broken connection after sending: it may have been applied). Each write sends a value
