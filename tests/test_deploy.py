@@ -290,12 +290,13 @@ def status_on(client: httpx.Client, url: str, node_id: str) -> str | None:
 
 
 class Writer:
-    """Writes to every node that is not being stopped, one write at a time, and keeps
-    the entries the nodes acknowledged. `stopping(url)` waits for the write in flight, so
-    a node stops right after its last acknowledged write, never in the middle of one."""
+    """Writes to every node that is not being stopped (`urls`, by index: a node may come
+    back at another address), one write at a time, and keeps the entries the nodes
+    acknowledged. `stopping(i)` waits for the write in flight, so a node stops right after
+    its last acknowledged write, never in the middle of one."""
 
     def __init__(self, urls: list[str]) -> None:
-        self.urls, self.down = urls, set[str]()
+        self.urls, self.down = urls, set[int]()
         self.acknowledged: list[dict[str, Any]] = []
         self.lock, self.done = threading.Lock(), threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -305,21 +306,20 @@ class Writer:
             i = 0
             while not self.done.is_set():
                 with self.lock:
-                    url = self.urls[i % len(self.urls)]
-                    if url not in self.down:
-                        r = client.post(url + "/set", json={"key": f"k{i % 20}", "value": i})
+                    if (node := i % len(self.urls)) not in self.down:
+                        r = client.post(self.urls[node] + "/set", json={"key": f"k{i % 20}", "value": i})
                         if r.status_code == 200:
                             self.acknowledged.append(r.json())
                 i += 1
                 self.done.wait(0.01)  # a steady client, not a flood: the restarts need the CPU
 
-    def stopping(self, url: str) -> None:
+    def stopping(self, index: int) -> None:
         with self.lock:
-            self.down.add(url)
+            self.down.add(index)
 
-    def back(self, url: str) -> None:
+    def back(self, index: int) -> None:
         with self.lock:
-            self.down.discard(url)
+            self.down.discard(index)
 
     def latest(self) -> dict[str, Any]:
         """Each key's value by last-writer-wins over what was acknowledged."""
@@ -333,10 +333,10 @@ class Writer:
 
 def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
     """What `kubectl rollout restart statefulset/gossip` does, with real processes: every
-    node has a data dir and every other node as a seed; in turn each gets SIGTERM and
-    leaves (the others show it left), comes back with the same id and data, and is in the
-    cluster (/health 200) before the next goes. A client writes all along; at the end
-    every node holds every acknowledged write."""
+    node has a data dir and every node as a seed; in turn each gets SIGTERM and leaves
+    (the others show it left), comes back with the same id and data at a new address (a
+    new pod IP), and is in the cluster (/health 200) before the next goes. A client writes
+    all along; at the end every node holds every acknowledged write."""
     cluster = LocalCluster(3, interval=0.2, data=True)
     cluster.extra_args += ["--seeds", ",".join(cluster.urls)]  # as the SRV records list every pod
     with cluster, httpx.Client(timeout=5) as client:
@@ -344,17 +344,19 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
         writer.thread.start()
         try:
             for node_id in reversed(cluster.ids):  # the StatefulSet's order: highest ordinal first
-                url = cluster.url(node_id)
+                i = cluster.ids.index(node_id)
                 count = len(writer.acknowledged)
                 wait_until(lambda c=count: len(writer.acknowledged) >= c + 20, what="writes meanwhile")
-                writer.stopping(url)
+                writer.stopping(i)
                 cluster.leave(node_id)
-                others = [u for u in cluster.urls if u != url]
+                others = [u for u in cluster.urls if u != cluster.urls[i]]
                 wait_until(lambda n=node_id, o=others: all(status_on(client, u, n) == "left" for u in o),
                            what=f"the others to show {node_id} left")  # fmt: skip
-                cluster.restart(node_id)
-                wait_until(lambda u=url: healthy(client, u), what=f"{node_id} back in the cluster")
-                writer.back(url)
+                (port,) = free_ports(1)
+                cluster.ports[i], cluster.urls[i] = port, f"http://127.0.0.1:{port}"
+                cluster.restart(node_id, extra_args=["--seeds", ",".join(cluster.urls)])  # the DNS answer now
+                wait_until(lambda u=cluster.urls[i]: healthy(client, u), what=f"{node_id} in the cluster")
+                writer.back(i)
             count = len(writer.acknowledged)
             wait_until(lambda: len(writer.acknowledged) >= count + 20, what="writes after the restarts")
         finally:
@@ -370,5 +372,7 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
             assert not missing, f"{url}: (held, acknowledged) {missing}"
             stats = client.get(url + "/stats").json()
             assert stats["resets"] == 0, url
-            assert {status_on(client, url, n) for n in cluster.ids} == {"alive"}, url
+            members = {m["id"]: (m["status"], m["address"])
+                       for m in client.get(url + "/members").json()["members"]}  # fmt: skip
+            assert members == {n: ("alive", u) for n, u in zip(cluster.ids, cluster.urls, strict=True)}, url
         print(f"\nrolling restart: {len(writer.acknowledged)} acknowledged writes, all held by every node")
