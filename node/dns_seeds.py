@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 PREFIX = "dns:"
 SRV_PREFIX = "_gossip._tcp."
+Resolver = dns.asyncresolver.Resolver
 LOOKUP_TIMEOUT = 5.0  # seconds one name's lookup may take, all its queries together
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 log = logging.getLogger("gossip.dns")
@@ -134,16 +135,13 @@ def replace_derived(
     return (*kept, *(s for s in after if s not in kept))
 
 
-Resolver = dns.asyncresolver.Resolver
-
-
 async def lookup(seed: DnsSeed, resolver: Resolver, timeout: float) -> list[tuple[str, int]]:
     """(address, port) of each node `seed` names; LookupFailed with the DNS error."""
     try:
         if seed.port is not None:
             return [(a, seed.port) for a in await _addresses(resolver, seed.name, timeout)]
         answer = await resolver.resolve(seed.query, "SRV", search=True, lifetime=timeout)
-    except dns.exception.DNSException as exc:
+    except (dns.exception.DNSException, OSError) as exc:
         raise LookupFailed(str(exc) or type(exc).__name__) from exc
     targets = sorted({(r.target.to_text(), r.port) for r in answer
                       if isinstance(r, dns.rdtypes.IN.SRV.SRV) and r.target.to_text() != "."})  # fmt: skip
@@ -153,7 +151,7 @@ async def lookup(seed: DnsSeed, resolver: Resolver, timeout: float) -> list[tupl
     async def resolve_target(target: str, port: int) -> None:
         try:
             found.extend((a, port) for a in await _addresses(resolver, target, timeout))
-        except dns.exception.DNSException as exc:
+        except (dns.exception.DNSException, OSError) as exc:
             errors.append(f"{target}: {exc}")
 
     async with anyio.create_task_group() as tg:
@@ -194,7 +192,7 @@ class DnsSeeds:
         """Look every name up once (together), and log what changed."""
         try:
             resolver = Resolver()  # reads /etc/resolv.conf (again: it may change)
-        except dns.exception.DNSException as exc:
+        except (dns.exception.DNSException, OSError) as exc:
             self.failed = {seed: f"no DNS resolver: {exc}" for seed in self.seeds}
             return
         async with anyio.create_task_group() as tg:

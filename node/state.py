@@ -571,7 +571,10 @@ class SharedState:
                 alone = not self.protocol.membership.members
             await anyio.sleep(self.config.gossip_interval if alone else self.settings.dns_refresh)
             before = self.dns.addresses()
-            await self.dns.resolve()
+            try:
+                await self.dns.resolve()
+            except Exception:  # a bug here must not stop the node
+                log.exception("%s: DNS seed lookup failed", self.id)
             after = self.dns.addresses()
             if after != before:
                 with self._lock:

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -188,13 +189,19 @@ def remove_leftovers() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group we started it in, SIGKILL if it outlives 10 s."""
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process groups we started them in (all at once), SIGKILL those that
+    outlive 10 s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + 10
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.0, deadline - time.monotonic()))
+        procs = tuple(p for p in procs if p.poll() is None)
+        if not procs:
             return
 
 
@@ -234,10 +241,8 @@ class Lab:
             self.hosts[fqdn(f"n{n}")] = [self.ip(f"n{n}")]
 
     def close(self) -> None:
-        for node_id in list(self.nodes):
-            stop(self.nodes.pop(node_id))
-        if self.dnsmasq is not None:
-            stop(self.dnsmasq)
+        stop(*self.nodes.values(), *([self.dnsmasq] if self.dnsmasq else []))
+        self.nodes.clear()
         remove_leftovers()  # ours among them
 
     @staticmethod
