@@ -192,7 +192,7 @@ def _judge(
         violation, beaten = _explain(key, history, winners, state, ", ".join(nodes))
         if beaten and all(op.node in resets or op.writer in resets for op in beaten):
             losers = sorted(name for name in resets if any(name in (op.node, op.writer) for op in beaten))
-            evidence = "; ".join(f"{name} reset: {' '.join(resets[name].split())}" for name in losers)
+            evidence = "; ".join(f"{name}, which reset ({' '.join(resets[name].split())})" for name in losers)
             excused.append(Violation(violation.kind, key, f"{violation.detail}; excused by {evidence}"))
         else:
             wrong.append(violation)
@@ -218,7 +218,7 @@ def _explain(
         since = source.ts
         deleted = all(op.kind == "delete" for op in winners)
         kind = "resurrected" if deleted else "wrong_final"
-        found = f"{nodes}: {key!r} = {_text(state)} from {_show([source])}, but {_show(winners)} wins"
+        found = f"{nodes}: {key!r} holds {_show([source])}, but {_show(winners)} wins"
     beaten = [op for ts, op in history.acked if since is None or ts > since]
     return Violation(kind, key, found), beaten
 
