@@ -14,6 +14,10 @@ The winner of a key is its acknowledged operation with the highest timestamp. An
 is ambiguous (the tie-break is the writing life's id, which acknowledgments do not show),
 so either side may win. An operation whose outcome is unknown may have been applied with a
 timestamp nobody saw, so its value, or its absence for a delete, is always allowed.
+
+A node that reset lost the writes only it held. A wrong final value is excused when every
+acknowledged operation it leaves out went through a node in `resets`; the evidence goes
+with it into `Verdict.excused`. A disagreement is never excused.
 """
 
 from __future__ import annotations
