@@ -19,11 +19,11 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 test: $(STAMP)  ## the whole suite, what CI runs
 	bash scripts/install-test-deps.sh  # Debian packages some tests need (skipped, saying why, without root)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two processes, each taking whole files
-	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
+	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks chaos
 	$(BIN)/mypy
 
 lint: $(STAMP)
-	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks
+	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks chaos
 	$(BIN)/mypy
 
 bench-propagation: $(STAMP)  ## time for a write to reach all nodes, eager push on and off
