@@ -376,9 +376,11 @@ def test_nodes_find_each_other_by_dns_name(lab: Lab) -> None:
     lab.hosts[fqdn("fleet")].append(lab.ip("n4"))
     lab.reload()
     meet(lab, ["n1", "n2", "n3", "n4"])
+    n4 = f"http://{lab.ip('n4')}:{PORT}"
+    came, went = f"came {n4}; went none (4 in all)", f"came none; went {n4} (3 in all)"
+    wait_until(lambda: all(came in lab.log(n) for n in ("n1", "n2", "n3")), timeout=10, what=came)
     lab.hosts[fqdn("fleet")].remove(lab.ip("n4"))  # (and taken out, it leaves their seeds)
     lab.reload()
-    went = f"came none; went http://{lab.ip('n4')}:{PORT} (3 in all)"
     wait_until(lambda: all(went in lab.log(n) for n in ("n1", "n2", "n3")), timeout=10, what=went)
 
     # 3. The SRV form: no records yet, so 503 naming them; then n1's and n6's (on another
