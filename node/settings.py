@@ -166,8 +166,7 @@ class Settings:
         return cls(
             host=args.host, port=int(lo), port_max=int(hi or 0), node_id=args.node_id,
             advertise=args.advertise, seeds=_split(args.seeds), dns_refresh=args.dns_refresh,
-            allow=_split(args.allow),
-            discovery_dir=args.discovery_dir, gossip_key=args.key,
+            allow=_split(args.allow), discovery_dir=args.discovery_dir, gossip_key=args.key,
             accepted_keys=_split(args.accepted_keys), api_token=args.api_token,
             protect_reads=args.protect_reads, tls_cert=args.tls_cert, tls_key=args.tls_key,
             tls_ca=args.tls_ca, data_dir=args.data_dir, config=config, log_level=args.log_level,
@@ -226,9 +225,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("port", "8000", "port to listen on (embedded: a range like 7946-7950 takes the first free)")
     opt("node-id", "", "this node's id (default <host>:<port>)")
     opt("advertise", "", "base URL peers use to reach this node (default http://<host>:<port>)")
-    opt("seeds", "", "comma-separated nodes to join through: base URLs (http://10.0.0.4:8000), "
-        "dns:<name>:<port> (each A/AAAA record of the name, with that port) or dns:<name> (the SRV "
-        "records of _gossip._tcp.<name>: each target with its port), in this node's scheme")
+    opt("seeds", "", "comma-separated nodes to join through: base URLs (http://10.0.0.4:8000); "
+        "dns:<name>:<port>, each A/AAAA record of the name with that port; or dns:<name>, each target "
+        "of the SRV records _gossip._tcp.<name> with its port (addresses from DNS get this node's "
+        "scheme, http or https)")
     opt("dns-refresh", 30.0, "seconds between lookups of the dns: seeds (every round while no member "
         "is known)", float)
     opt("allow", ",".join(LOOPBACK), "comma-separated networks allowed to send gossip")
