@@ -119,6 +119,11 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     return app
 
 
+# Seconds a stopping node waits for open requests (a /watch stream never ends by itself)
+# before it cuts them, says goodbye and saves: well inside a container's stop grace period.
+SHUTDOWN_GRACE = 5
+
+
 def main(argv: list[str] | None = None) -> None:
     """`gossip-node`: run one standalone node under uvicorn."""
     import uvicorn
@@ -130,5 +135,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper())
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level, access_log=False, **settings.server_tls(),  # type: ignore[arg-type]
+        log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        **settings.server_tls(),  # type: ignore[arg-type]
     )  # fmt: skip

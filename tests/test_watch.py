@@ -209,6 +209,18 @@ def test_sse_consumer_sees_every_write_of_the_other_nodes_once_in_order(cluster:
         assert by_node == {node: list(range(writes_per_node)) for node in ("n2", "n3")}  # in order
 
 
+
+def test_a_node_with_an_open_watch_stream_still_stops_and_says_goodbye(cluster: LocalCluster) -> None:
+    """An SSE stream never ends by itself: SIGTERM must not wait for it forever, or the
+    node would be killed at the end of its stop grace period without leaving."""
+    with httpx.Client(timeout=10) as client, client.stream("GET", cluster.urls[2] + "/watch") as stream:
+        assert stream.status_code == 200
+        cluster.leave("n3")  # SIGTERM, and wait (10 s at most) for the process to exit
+    statuses = {m["id"]: m["status"] for m in httpx.get(cluster.urls[0] + "/members").json()["members"]}
+    assert statuses["n3"] == "left"
+    cluster.restart("n3")
+
+
 WRITES = 150
 
 
