@@ -1,5 +1,9 @@
 """The client: a few concurrent workers sending writes, deletes and reads of a small key
-space to random nodes, recording every operation with its outcome (chaos.history.Op)."""
+space to random nodes, recording every operation with its outcome (chaos.history.Op).
+
+Most writes go to the small key space, where they collide; the checker then sees a lost
+write only if it was its key's last. The others each go to a key of their own, written
+once and never deleted, so every one of them must be in the final state."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from chaos.nodes import TOKEN
 
 OPS: tuple[Kind, ...] = ("write", "delete", "read")
 KEYS = 8  # few keys, so that writes collide
+ONCE = 0.25  # the share of writes that go to a key of their own
 TIMEOUT = httpx.Timeout(1.0, connect=0.5)
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # nothing reached the node
 
@@ -39,6 +44,8 @@ async def _worker(w: int, urls: dict[str, str], rng: random.Random, t0: float, s
             kind = rng.choices(OPS, weights=[5, 1, 4])[0]
             node, key = rng.choice(names), f"k{rng.randrange(KEYS)}"
             value = f"c{w}-{n}" if kind == "write" else None
+            if kind == "write" and rng.random() < ONCE:
+                key = f"once-{value}"
             ops.append(await _one(http, urls[node], node, kind, key, value, t0))
             await asyncio.sleep(rng.uniform(0.005, 0.03))  # pacing: the cores are shared with the nodes
 
