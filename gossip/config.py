@@ -32,8 +32,13 @@ class Config:
     delta_budget_bytes: int = 512 * 1024
     # Entries in one message, whatever their size.
     max_entries_per_message: int = 10_000
-    # Members listed in one message.
+    # Most member records a node accepts in one message (and the push cover lists' length).
     max_members_per_message: int = 1_024
+    # Member records each exchange carries (R13): ourselves, news (joins, restarts, leaves,
+    # address changes), then a random sample. Bytes per message stay flat in N; each
+    # member's heartbeat is seen less often, so the detector expects that (R17). At most
+    # max_members_per_message; that value sends the whole view, as before sampling.
+    view_size: int = 48
     # Largest HTTP body a node accepts (413 above); must hold a full delta plus digests.
     max_body_bytes: int = 2 * 1024 * 1024
     # Longest key, in UTF-8 bytes.
@@ -73,7 +78,7 @@ class Config:
             raise ConfigError("cluster_id", "must be 1 to 128 characters")
         positive = (
             "gossip_interval", "fanout", "max_offset", "delta_budget_bytes",
-            "max_entries_per_message", "max_members_per_message", "max_body_bytes",
+            "max_entries_per_message", "max_members_per_message", "view_size", "max_body_bytes",
             "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout", "replay_window",
             "phi_suspect", "phi_dead", "detector_window", "reap_after", "tombstone_grace",
         )  # fmt: skip
@@ -81,6 +86,9 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(name, f"must be a positive number, got {value!r}")
+        if not isinstance(self.view_size, int) or self.view_size < 2:
+            raise ConfigError("view_size", f"must be a whole number of at least 2 (ourselves and one other), "
+                              f"got {self.view_size!r}")  # fmt: skip
         if self.phi_suspect > self.phi_dead:
             raise ConfigError("phi_suspect", "must not exceed phi_dead")
         if not 0 <= self.dead_probe_chance <= 1:

@@ -13,18 +13,20 @@ _LOG10_E = math.log10(math.e)
 class PhiAccrual:
     """Heartbeat arrivals of one member. With exponentially distributed intervals of
     mean m, the chance of a silence of t is e^(-t/m), so phi = -log10 of it =
-    t / m * log10(e): phi 8 means one chance in 10^8 that the member is merely slow."""
+    t / m * log10(e): phi 8 means one chance in 10^8 that the member is merely slow.
 
-    __slots__ = ("_intervals", "_sum", "_min", "_scale", "last")
+    `floor` is the shortest mean the detector assumes: how often the member's heartbeat
+    is expected to move here at all (the membership sets it from the cluster's size and
+    the view size, R17), so that a few lucky early intervals cannot make it hasty."""
 
-    def __init__(self, window: int, first_interval_ms: float, min_interval_ms: float) -> None:
+    __slots__ = ("_intervals", "_sum", "_mean", "floor", "last")
+
+    def __init__(self, window: int, first_interval_ms: float, floor_ms: float) -> None:
         # A prior interval, so one sample is not all we know.
         self._intervals: deque[float] = deque((first_interval_ms,), window)
         self._sum = first_interval_ms
-        self._min = min_interval_ms
-        # Phi per ms of silence, kept up to date: phi is read once a round per member.
-        mean = first_interval_ms if first_interval_ms > min_interval_ms else min_interval_ms
-        self._scale = _LOG10_E / mean
+        self._mean = first_interval_ms
+        self.floor = floor_ms
         self.last: int | None = None
 
     def heartbeat(self, now_ms: int) -> None:
@@ -34,14 +36,14 @@ class PhiAccrual:
             interval = float(now_ms - self.last)
             self._intervals.append(interval)
             self._sum += interval
-            self._scale = _LOG10_E / self.mean()
+            self._mean = self._sum / len(self._intervals)
         self.last = now_ms
 
     def mean(self) -> float:
-        return max(self._min, self._sum / len(self._intervals))
+        return max(self.floor, self._mean)
 
     def phi(self, now_ms: int) -> float:
         if self.last is None:
             return 0.0
         silence = now_ms - self.last
-        return silence * self._scale if silence > 0 else 0.0
+        return silence * _LOG10_E / self.mean() if silence > 0 else 0.0

@@ -3,6 +3,8 @@ alive each one looks (alive / suspect / dead by phi accrual, or left by its own 
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Mapping
@@ -14,6 +16,19 @@ from gossip.jsontext import dumps
 from gossip.limits import is_text
 
 ALIVE, SUSPECT, DEAD, LEFT = "alive", "suspect", "dead", "left"
+
+# With sampled views not every sighting of a member's record moves its heartbeat (the
+# sender's copy may be no newer than ours): the detector expects this many times the
+# rounds between sightings (measured: docs/SIMULATIONS.md, "Views and detection").
+SIGHTING_SLACK = 2.0
+
+
+def news_sends(members: int) -> int:
+    """How many views carry a record as news: each node that hears news passes it on this
+    many times, which leaves about e^-K of N nodes unreached (push rumors with a counter,
+    Demers et al.): ln N + 3 leaves under one node in twenty. The random sample reaches
+    any it misses."""
+    return math.ceil(math.log(members)) + 3 if members > 1 else 1
 
 # Node tags (key/value metadata a node carries in its member record, fixed for its life):
 # at most MAX_TAGS, keys of 1 to 64 characters, values of at most 256, and at most
@@ -92,6 +107,9 @@ class Membership:
     # Changes in members' standing, newest last, for the node to drain and log (bounded:
     # the simulator never drains them).
     events: deque[MemberEvent] = field(default_factory=lambda: deque(maxlen=256), compare=False, repr=False)
+    # Members whose record changed lately (joined, restarted, left, moved), oldest first,
+    # and how many more views are to carry each (R13).
+    news: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def beat(self) -> None:
         self.me = replace(self.me, heartbeat=self.me.heartbeat + 1)
@@ -99,19 +117,58 @@ class Membership:
     def leave(self) -> None:
         self.me = replace(self.me, heartbeat=self.me.heartbeat + 1, left=True)
 
-    def view(self, limit: int, rng: random.Random) -> list[MemberInfo]:
-        """What we tell peers about the cluster: ourselves, then every member, or a
-        random `limit - 1` of them in a view larger than `limit` (the rest spreads in
-        later rounds)."""
-        if len(self.members) < limit:
+    @property
+    def view_size(self) -> int:
+        """Member records per message, ourselves included (R13)."""
+        return min(self.config.view_size, self.config.max_members_per_message)
+
+    def view(self, rng: random.Random) -> list[MemberInfo]:
+        """What we tell a peer about the cluster (R13): ourselves, then the news (records
+        that changed lately, newest first, in at most half the view, each sent
+        news_sends times), then a random sample of the other members; every member if
+        they all fit."""
+        size = self.view_size
+        if len(self.members) < size:
+            self.news.clear()  # every record goes in every message: nothing is owed
             return [self.me, *(m.info for m in self.members.values())]
+        picked = [self.me]
+        told: set[str] = set()
+        for member_id in list(itertools.islice(reversed(self.news), (size - 1) // 2)):
+            member = self.members.get(member_id)
+            left = self.news[member_id] - 1
+            if member is None or left == 0:
+                del self.news[member_id]
+            else:
+                self.news[member_id] = left
+            if member is not None:
+                picked.append(member.info)
+                told.add(member_id)
         if self._ids is None:
             self._ids = list(self.members)
-        return [self.me, *(self.members[i].info for i in rng.sample(self._ids, limit - 1))]
+        room = size - len(picked)
+        sample = rng.sample(self._ids, min(len(self._ids), room + len(told)))
+        picked.extend(self.members[i].info for i in sample if i not in told)
+        return picked[:size]
+
+    def _tell(self, member_id: str) -> None:
+        """A member's record changed in a way peers must hear of soon: make it news."""
+        self.news.pop(member_id, None)
+        self.news[member_id] = news_sends(len(self.members) + 1)
+
+    def heartbeat_interval_ms(self) -> float:
+        """How often a member's heartbeat is expected to move here (R17): every round
+        when each message carries every member; with sampled views, once in the
+        rounds it takes the 2 x fanout messages a node gets per round (replies to its
+        exchanges, and its peers' exchanges), each with view_size - 1 of the N - 1
+        others, to bring that member's record, times SIGHTING_SLACK."""
+        others = len(self.members)
+        per_round = 2 * self.config.fanout * (self.view_size - 1)
+        rounds = SIGHTING_SLACK * others / per_round if others >= self.view_size else 1.0
+        return self.config.gossip_interval * 1000 * max(1.0, rounds)
 
     def _detector(self) -> PhiAccrual:
-        interval_ms = self.config.gossip_interval * 1000
-        return PhiAccrual(self.config.detector_window, interval_ms, interval_ms * (1 - self.config.jitter))
+        expected = self.heartbeat_interval_ms()
+        return PhiAccrual(self.config.detector_window, expected, expected * (1 - self.config.jitter))
 
     def merge(self, infos: list[MemberInfo], now_ms: int) -> None:
         for info in infos:
@@ -127,7 +184,12 @@ class Membership:
                 known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
                 self._live = self._ids = self._addresses = None
                 self._event("joined", info, f"first heard of (generation {info.generation})", now_ms)
+                self._tell(info.id)
             elif info.newer_than(known.info):
+                if (info.generation, info.address, info.left) != (
+                    known.info.generation, known.info.address, known.info.left
+                ):
+                    self._tell(info.id)
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
                     self._event("restarted", info, f"a new life: generation {info.generation} after "
@@ -164,9 +226,11 @@ class Membership:
         of a partition never both forget the other (R18)."""
         reap_ms = self.config.reap_after * 1000
         phi_suspect, phi_dead = self.config.phi_suspect, self.config.phi_dead
+        floor = self.heartbeat_interval_ms() * (1 - self.config.jitter)
         gone = []
         for member in self.members.values():
             if member.status != LEFT:
+                member.detector.floor = floor
                 phi = member.detector.phi(now_ms)
                 status = DEAD if phi >= phi_dead else SUSPECT if phi >= phi_suspect else ALIVE
                 if status != member.status:
@@ -179,6 +243,7 @@ class Membership:
             why = f"{member.status} for over reap_after ({self.config.reap_after:g} s)"
             self._event("reaped", member.info, why, now_ms)
             del self.members[member.info.id]
+            self.news.pop(member.info.id, None)
             self._live = self._ids = self._addresses = None
             self.reaped[member.info.id] = (member.info, now_ms)
             if member.status == LEFT:  # a seed that said goodbye is no longer a seed

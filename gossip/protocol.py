@@ -151,6 +151,11 @@ class GossipProtocol:
         self._announce: dict[str, Timestamp] = {}  # retired writers some member still lists
 
     @property
+    def announced(self) -> Mapping[str, Timestamp]:
+        """Retired writers our summaries announce: those some member still lists (R20)."""
+        return self._announce
+
+    @property
     def _grace_ms(self) -> int:
         return int(self.config.tombstone_grace * 1000)
 
@@ -327,7 +332,7 @@ class GossipProtocol:
         # The horizon of writers in our digest; a newcomer adopts that of retired ones too.
         horizon = {w: t for w, t in store.horizon.items()
                    if w in store.watermarks or (newcomer and w in retired)}  # fmt: skip
-        view = self.membership.view(limit, self.rng)
+        view = self.membership.view(self.rng)
         return kind(
             self.membership.me, dict(store.watermarks), tuple(view), delta, horizon, retired,
             store.collected, self.bootstrapping, self.resync, more, behind,
