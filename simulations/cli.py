@@ -9,6 +9,7 @@
   gossip-sim load --nodes 100 --rate 20 --loss 0.05
   gossip-sim check --seeds 0-999 --shrink
   gossip-sim routine --at-defaults
+  gossip-sim sizes --probe-nodes 100,1000,10000 --heartbeat-nodes 100,1000
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from gossip.config import Config
 from gossip.version import __version__
-from simulations import checker
+from simulations import checker, experiments
 from simulations.agreement import CASES, check
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
@@ -38,12 +39,13 @@ from simulations.progress import Progress
 from simulations.ratelimit import RateLimitRun, run_ratelimit
 from simulations.routine import FOUND_AT, ROUTINE
 from simulations.scenarios import FAULTS, Report, ScenarioFailed
+from simulations.sizes import heartbeats, probe, quiet_run, restart_history, variants
 
 SCENARIOS = {**FAULTS, **LIFECYCLE}
 
 
 def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",")]
+    return [int(x) for x in text.split(",") if x]
 
 
 def _floats(text: str) -> list[float]:
@@ -346,6 +348,58 @@ def cmd_routine(args: argparse.Namespace) -> int:
     return status
 
 
+def _detection(times: list[float], undetected: int) -> str:
+    if not times:
+        return "never"
+    missed = f", {undetected} never" if undetected else ""
+    return f"{statistics.median(times):.1f} / {max(times):.1f} s{missed}"
+
+
+def cmd_sizes(args: argparse.Namespace) -> int:
+    """Whole views (before) against sampled ones (after), side by side: bytes per
+    message, rounds to converge, false dead marks, crash detection, digests over restarts."""
+    chosen = variants(Config(view_size=args.view_size) if args.view_size else None)
+    print(f"views: before {chosen['before'].view_size} members per message, after "
+          f"{chosen['after'].view_size}; interval 1 s, fanout 3, {len(chosen)} variants")  # fmt: skip
+    print("\nbytes per exchange or reply, one node knowing N members (probe: 100 rounds), mean / max")
+    for n in args.probe_nodes:
+        row = [probe(n, name, config) for name, config in chosen.items()]
+        cells = "   ".join(f"{p.variant} {p.mean_bytes:,.0f} / {p.max_bytes:,}" for p in row)
+        print(f"  N={n:<6} {cells}", flush=True)
+    for n in args.sim_nodes:
+        print(f"\nfull simulator, N={n}: {args.sim_seconds:g} s fault-free, then one node crashed")
+        for name, config in chosen.items():
+            run = quiet_run(n, name, config, args.sim_seconds, args.seed, crash_timeout=args.crash_timeout)
+            print(f"  {name:<7} {run.messages:,} messages, {run.mean_bytes:,.0f} / {run.max_bytes:,} bytes "
+                  f"(mean / max); false dead marks {run.false_dead}; crash detected after "
+                  f"{_detection(run.detection, run.undetected)} (median / slowest)", flush=True)  # fmt: skip
+    for n in args.heartbeat_nodes:
+        print(f"\nmembership alone, N={n}: {args.rounds} rounds fault-free, then one node crashed")
+        for name, config in chosen.items():
+            rounds = args.rounds if name == "after" or n <= args.before_full_up_to else args.before_rounds
+            hb = heartbeats(n, name, config, rounds, args.seed, crash_timeout=args.crash_timeout)
+            print(f"  {name:<7} {rounds} rounds: false dead marks {hb.false_dead}, false suspect "
+                  f"{hb.false_suspect}; crash detected after {_detection(hb.detection, hb.undetected)}"
+                  f" (median / slowest)", flush=True)  # fmt: skip
+    for n in args.converge_nodes:
+        print(f"\nrounds to converge, N={n}, push-pull, synchronous rounds, detector on, "
+              f"{args.trials} trials: mean / p99")
+        for name, config in chosen.items():
+            setup = Setup(nodes=n, warmup=2, members_per_message=config.view_size, detector=True)
+            trials = run_trials(setup, args.trials, args.seed, workers=args.workers)
+            rounds = [t.rounds_to(1.0) for t in trials]
+            p99 = experiments.quantile(rounds, 0.99)
+            print(f"  {name:<7} {statistics.fmean(rounds):.2f} / {p99:g}", flush=True)
+    if args.restarts:
+        print(f"\ndigests over restarts (10 nodes, a node restarted empty every 5 s, one write a life, "
+              f"reap_after 120 s)\n  {'virtual s':>9} {'lives':>6} {'writers ever':>13} {'in a digest':>12} "
+              f"{'announced':>10} {'retired kept':>13}")  # fmt: skip
+        for pt in restart_history(restarts=args.restarts, seed=args.seed):
+            print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} {pt.announced:>10} "
+                  f"{pt.retired_kept:>13}", flush=True)  # fmt: skip
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -427,6 +481,24 @@ def parser() -> argparse.ArgumentParser:
                    help="at today's defaults (a day of grace: slow), not those found at")  # fmt: skip
     r.add_argument("--seed", type=int, default=1)
     r.set_defaults(run=cmd_routine)
+
+    z = sub.add_parser("sizes", help="whole views against sampled ones: bytes, rounds, detection, digests")
+    z.add_argument("--view-size", type=int, default=0, help="the 'after' view size (default: the config's)")
+    z.add_argument("--probe-nodes", type=_ints, default=[100, 1000, 10000])
+    z.add_argument("--sim-nodes", type=_ints, default=[100], help="full simulator runs")
+    z.add_argument("--sim-seconds", type=float, default=60.0)
+    z.add_argument("--heartbeat-nodes", type=_ints, default=[100, 1000], help="membership-only runs")
+    z.add_argument("--rounds", type=int, default=600, help="fault-free rounds of the membership-only runs")
+    z.add_argument("--before-full-up-to", type=int, default=100,
+                   help="above this N the 'before' membership run has --before-rounds (whole views are slow)")
+    z.add_argument("--before-rounds", type=int, default=60)
+    z.add_argument("--crash-timeout", type=int, default=900, help="rounds (seconds) to wait for detection")
+    z.add_argument("--converge-nodes", type=_ints, default=[100])
+    z.add_argument("--trials", type=int, default=20)
+    z.add_argument("--restarts", type=int, default=200, help="0: no digest history")
+    z.add_argument("--seed", type=int, default=1)
+    _workers_arg(z)
+    z.set_defaults(run=cmd_sizes)
 
     t = sub.add_parser("theory", help="synchronous rounds against the reference Monte Carlo table")
     t.add_argument("--nodes", type=_ints, default=[10, 30, 100, 1000])

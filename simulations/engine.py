@@ -63,6 +63,7 @@ KINDS = ("exchange", "reply", "rumor")
 class Traffic:
     messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    largest: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))  # bytes of the largest
     lost: int = 0
     rejected: int = 0
     failures: int = 0
@@ -70,6 +71,8 @@ class Traffic:
     def count(self, kind: str, size: int) -> None:
         self.messages[kind] += 1
         self.bytes[kind] += size
+        if size > self.largest[kind]:
+            self.largest[kind] = size
 
     @property
     def total_messages(self) -> int:

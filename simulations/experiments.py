@@ -33,13 +33,11 @@ class Setup:
     latency_tail: float = 0.0005
     warmup: int = 10  # rounds the cluster runs before the write
     max_rounds: int = 200  # give up on a trial after this many rounds
-    # Members listed per message. Convergence runs introduce every node up front and
-    # nothing reads heartbeats yet, so a small sample changes no outcome, only the cost.
+    # Member records per message (Config.view_size). Convergence runs introduce every node
+    # up front, so a small sample changes no outcome, only the cost.
     members_per_message: int = 16
-    # The failure detector. Off: every member stays alive, as in the textbook model. With a
-    # sampled view (members_per_message < nodes) a node hears each member's heartbeat only
-    # now and then, so from about 18 rounds on phi would mark live members dead and drop
-    # them from the fanout, which real nodes, sending the whole view, do not do.
+    # The failure detector. Off: every member stays alive, as in the textbook model. On, it
+    # expects heartbeats as rarely as the view size makes them (R17).
     detector: bool = False
     # Introduce each node to this many random others instead of to all (None): the scale
     # runs, where N^2 member records would not fit in memory.
@@ -52,7 +50,7 @@ class Setup:
             fanout=self.fanout,
             jitter=0.0 if self.synchronous else Config.jitter,
             eager_push=self.eager,
-            max_members_per_message=self.members_per_message,
+            view_size=self.members_per_message,
             **quiet,  # type: ignore[arg-type]
         )
 
