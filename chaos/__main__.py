@@ -5,6 +5,7 @@ libfaketime)."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,10 @@ def shrink(seed: int, size: Size, out: Path, plan: list[faults.Fault]) -> list[f
     return plan
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m chaos", description=__doc__)
     which = p.add_mutually_exclusive_group()
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (reason := unavailable()) is not None:
         p.error(f"cannot run here: {reason}")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # (a background job ignores SIGINT unless told)
+        signal.signal(sig, _interrupt)  # so that the run's clean-up stops its nodes and hosts
     size = QUICK if args.quick else FULL
     chosen = [args.seed] if args.seed is not None else (args.seeds or [0])
     results: list[Result] = []

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Fleet:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     skews: dict[int, float] = field(default_factory=dict)  # host -> seconds its clock is off
     paused: set[str] = field(default_factory=set)
+    _locks: dict[str, threading.RLock] = field(default_factory=dict)
 
     @property
     def nodes(self) -> list[NodeSpec]:
@@ -75,6 +77,12 @@ class Fleet:
         return self.workdir / "logs" / f"{name}.log"
 
     def start(self, name: str) -> None:
+        """Start the node, unless it runs already."""
+        with self._lock(name):
+            if name not in self.procs:
+                self._start(name)
+
+    def _start(self, name: str) -> None:
         n = self.spec(name)
         seeds = ",".join(f"http://{self.hosts.cluster_ip(o.host)}:{o.port}" for o in self.nodes if o != n)
         cmd = [
@@ -97,48 +105,54 @@ class Fleet:
             self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)  # fmt: skip
 
-    def kill(self, name: str) -> None:
-        """kill -9: no goodbye, no last snapshot."""
-        self._end(name, signal.SIGKILL)
+    def kill(self, name: str, wipe: bool = False) -> None:
+        """kill -9: no goodbye, no last snapshot; with `wipe`, the data directory goes too."""
+        with self._lock(name):
+            self._end(name, signal.SIGKILL)
+            if wipe:
+                shutil.rmtree(self.workdir / "data" / name, ignore_errors=True)
 
-    def stop(self, name: str) -> None:
-        """A clean stop (SIGTERM): the node leaves and writes its last snapshot."""
-        self._end(name, signal.SIGTERM)
+    def restart(self, name: str) -> None:
+        """A clean stop (SIGTERM: the node leaves and writes its last snapshot), if it runs,
+        then a start with the fleet's current skews and keys."""
+        with self._lock(name):
+            self._end(name, signal.SIGTERM)
+            self.start(name)
 
     def _end(self, name: str, sig: signal.Signals) -> None:
-        proc = self.procs.pop(name, None)
+        """Signal the node's process group and wait until it is gone: only then does the
+        node stop being tracked, so nothing can start beside it or wipe its data under it."""
+        proc = self.procs.get(name)
         if proc is None:
             return
         for s in (signal.SIGCONT, sig) if name in self.paused else (sig,):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, s)
-        self.paused.discard(name)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-
-    def restart(self, name: str) -> None:
-        """A clean stop, if it runs, then a start (with the fleet's current skews and keys)."""
-        self.stop(name)
-        self.start(name)
-
-    def wipe(self, name: str) -> None:
-        """Lose the node's data directory (it must be down)."""
-        assert name not in self.procs, f"{name} must be down to wipe its data"
-        shutil.rmtree(self.workdir / "data" / name, ignore_errors=True)
+        self.paused.discard(name)
+        del self.procs[name]
 
     def pause(self, name: str) -> None:
-        if (proc := self.procs.get(name)) is not None:
-            os.killpg(proc.pid, signal.SIGSTOP)
-            self.paused.add(name)
+        with self._lock(name):
+            if (proc := self.procs.get(name)) is not None:
+                os.killpg(proc.pid, signal.SIGSTOP)
+                self.paused.add(name)
 
     def resume(self, name: str) -> None:
-        if (proc := self.procs.get(name)) is not None and name in self.paused:
-            os.killpg(proc.pid, signal.SIGCONT)
-            self.paused.discard(name)
+        with self._lock(name):
+            if (proc := self.procs.get(name)) is not None and name in self.paused:
+                os.killpg(proc.pid, signal.SIGCONT)
+                self.paused.discard(name)
+
+    def _lock(self, name: str) -> threading.RLock:
+        """One fault at a time on a node: the schedule keeps them apart, but a slow stop
+        can run into the next one."""
+        return self._locks.setdefault(name, threading.RLock())
 
     def running(self, name: str) -> bool:
         proc = self.procs.get(name)
@@ -154,4 +168,5 @@ class Fleet:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         for name in list(self.procs):
-            self._end(name, signal.SIGKILL)
+            with self._lock(name):
+                self._end(name, signal.SIGKILL)

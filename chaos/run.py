@@ -250,10 +250,8 @@ class Run:
             wipe = f.kind == "kill_wipe"
 
             def kill() -> None:
-                fleet.kill(f.node)
+                fleet.kill(f.node, wipe)
                 self.kills.append((f.node, self.now(), wipe))
-                if wipe:
-                    fleet.wipe(f.node)
 
             return [(f.start, f"begin {f.describe()}", lambda: asyncio.to_thread(kill)),
                     (f.end, f"restart {f.node}", lambda: asyncio.to_thread(fleet.start, f.node))]  # fmt: skip
