@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     for seed in chosen:
         if args.from_runs:
-            results.append(Result.load(args.out / f"seed-{seed}" / "result.json"))
+            if not (saved := args.out / f"seed-{seed}" / "result.json").exists():
+                p.error(f"--from-runs: no {saved}: run seed {seed} first")
+            results.append(Result.load(saved))
             continue
         if results:
             time.sleep(TURN)  # between seeds the namespace lock is free: whoever waits for it gets it

@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from chaos.client import KEYS
+from chaos.client import KEYS, ONCE
 from chaos.faults import DURATION, KINDS
-from chaos.run import AGREEMENT_DEADLINE, ROTATION_PATIENCE, SNAPSHOT_WINDOW, Result, Size
+from chaos.run import AGREEMENT_DEADLINE, QUICK, ROTATION_PATIENCE, SNAPSHOT_WINDOW, Result, Size
 
 WHAT = {  # fault kind -> what it does, for the summary table
     "halves": "partition: two groups of hosts, each dropping what the other sends",
@@ -73,53 +73,57 @@ def write(path: Path, results: Sequence[Result], size: Size, command: str, took:
             details.append(f"- ... and {len(r.problems()) - 10} more (see the run directory's verdict.json)")
     agreements = [r.agreement for r in results if r.agreement is not None]
     ops = sum(r.ops for r in results)
+    acknowledged = sum(r.acknowledged for r in results)
+    nodes = size.hosts * size.nodes_per_host
     text = f"""# Reliability: the fault-injection suite
 
-Made by `{command}` on {time.strftime("%Y-%m-%d")}, in {took / 60:.0f} minutes:
-{len(results)} seeds, {len(failing)} failing. {ops} operations in all, of which
-{sum(r.acknowledged for r in results)} acknowledged writes and deletes. Agreement after the
-heal took {_span(agreements)}.
+Made by `{command}` on {time.strftime("%Y-%m-%d")}, in {_minutes(took)}: {len(results)}
+seeds, {len(failing)} failing; {ops} operations, of which {acknowledged} acknowledged writes
+and deletes. All nodes agreed {_span(agreements)} after the end of the schedule.
 
 ## How it works
 
-`make chaos` (`python -m chaos --seeds 0-19 --report docs/RELIABILITY.md`, the `chaos/`
-package; root, `ip`, `nft` and libfaketime) runs real `python -m node` processes and breaks
-their network, clocks and processes while a client records everything it was told.
+`make chaos` runs `python -m chaos --seeds 0-19 --report docs/RELIABILITY.md` (the `chaos/`
+package; it needs root, `ip`, `nft` and libfaketime). It starts real `python -m node`
+processes, breaks their network, clocks and processes, and records everything a client
+was told.
 
-- **Hosts.** {size.hosts} Linux network namespaces on one bridge, the cluster network
-  10.77.1.0/24, with {size.nodes_per_host} nodes each ({size.hosts * size.nodes_per_host} in
-  all, gossip every {size.interval} s, `--max-offset {size.max_offset}`, signed gossip, an
-  api token, a `--data-dir` each). Every host also sits on an admin network, 10.77.2.0/24,
-  which the client and the harness use: faults never cut them off.
+- **Hosts.** {size.hosts} Linux network namespaces on one bridge (the cluster network,
+  10.77.1.0/24), {size.nodes_per_host} nodes on each, {nodes} in all. Gossip runs every
+  {size.interval} s with `--max-offset {size.max_offset}`, signed with a cluster key; writes
+  need an api token; each node keeps a `--data-dir`. Each host is also on an admin network
+  (10.77.2.0/24) that the client and the harness use, so faults never cut them off.
 - **Client.** {size.workers} concurrent workers (asyncio and httpx) send writes, deletes
-  and reads of {KEYS} keys, so that keys collide, to random nodes, with a 1 s timeout (0.5 s to
-  connect). Each operation is recorded with its start, end and outcome: ok (acknowledged),
-  fail (refused, or the connection never opened: nothing was written) or unknown (a timeout
-  or a broken connection after sending: it may have been applied). Each write sends a value
-  of its own.
-- **Faults.** A schedule of {size.faults} faults is drawn from `random.Random(seed)` over
-  {size.length:.0f} s, plus one key rotation in the middle of the run. Each fault lasts a
-  bounded time (2 to 10 s). Network faults are nftables rules in the hosts' namespaces on
-  the cluster interface, and may overlap; faults on processes never overlap on one node.
-  The kinds are in the summary below.
-- **Heal.** After the schedule every rule is flushed, paused nodes continue, skewed nodes
-  restart on the true clock (with their data), stopped nodes restart, and every node gets the
-  cluster's key ring. The harness then polls every node's `/digest` until all are equal
-  (at most {AGREEMENT_DEADLINE:.0f} s) and records how long that took.
-- **Checker.** `chaos.history.check` judges the history against each node's final live
-  values by last-writer-wins on the acknowledged timestamps: every node must hold the value
-  of the acknowledged operation with the highest timestamp (or that of an operation whose
-  outcome is unknown), all nodes the same values, and no read a value nobody had sent. A
-  loss counts as excused only with evidence that the node's state went away as
-  [PROTOCOL.md](PROTOCOL.md) ("What can be lost, and when") allows: the node logged a reset,
-  its data directory was wiped on purpose, or it was killed -9 within
+  and reads to random nodes, with a 1 s timeout (0.5 s to connect). Most writes, and all
+  deletes and reads, go to {KEYS} shared keys, so that they collide. The other {ONCE:.0%} of
+  the writes each go to a key of their own that nothing else touches: on a shared key only
+  the last write can be seen lost, on these every acknowledged write must survive. Every
+  write sends a value of its own. Each operation is recorded with its start, its end and
+  its outcome: ok (acknowledged), fail (refused, or the connection never opened: nothing
+  was written) or unknown (a timeout or a broken connection after sending: it may have
+  been applied).
+- **Faults.** {size.faults} faults are drawn from `random.Random(seed)` over
+  {size.length:.0f} s, plus one key rotation between 40 % and 60 % of the run. Each fault
+  lasts 2 to 10 s. Network faults are nftables rules in the hosts' namespaces, on the
+  cluster interface, and may overlap. Faults on processes never overlap on one node.
+- **Heal.** After the schedule, every rule is flushed, paused nodes continue, skewed nodes
+  restart on the true clock (with their data), killed nodes restart, and every node gets
+  the cluster's key ring. The harness then polls every node's `/digest` until all are equal
+  (for at most {AGREEMENT_DEADLINE:.0f} s).
+- **Checker.** `chaos.history.check` compares the history with each node's final live
+  values by last-writer-wins on the acknowledged timestamps. Every node must hold the value
+  of the acknowledged operation with the highest timestamp, or that of an operation whose
+  outcome is unknown; all nodes must hold the same values; no read may return a value
+  nobody had sent. A loss is excused only with evidence that the node's state went away as
+  [PROTOCOL.md](PROTOCOL.md) ("What can be lost, and when") allows: the node logged a
+  reset, its data directory was wiped on purpose, or it was killed -9 within
   {SNAPSHOT_WINDOW} s of acknowledging writes (its snapshot is written once a second).
 - **Failure.** A seed fails on any violation, on no agreement, or on a node that exited by
-  itself; the command then exits non-zero and prints the violations.
+  itself. The command then prints the problems and exits with status 1.
 
-A rotation step tries each running node for up to {ROTATION_PATIENCE:.0f} s; a node that
-was down or paused meanwhile is left with the old ring, refuses or is refused until the
-heal, and that is one of the faults this suite plays.
+A rotation step tries each running node for up to {ROTATION_PATIENCE:.0f} s. A node that is
+down or paused meanwhile keeps the old ring, refuses or is refused until the heal: one more
+fault.
 
 ## Results
 
@@ -139,23 +143,36 @@ key ring. Agreement: seconds from the end of the schedule until all digests were
 
 Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.items() if k != "rotate")}.
 {_failures(details)}
+## What it does not see
+
+- Only final states and reads are checked. A node that served an old value for a while
+  and then caught up passes, as last-writer-wins allows.
+- A write lost on a shared key shows only if it was that key's last acknowledged write;
+  the once-written keys are there for that.
+- Runs replay their faults, not their timing: the client's requests, and so the history,
+  differ from run to run. The machine's 2 cores are shared with the nodes and the client.
+
 ## Replaying a seed
 
-A schedule depends on the seed alone, so `python -m chaos --seed N` replays seed N's faults
-(the timing of the client's requests differs from run to run). Each run leaves
-`chaos-runs/seed-N/`: `schedule.json`, `events.txt` (each fault step as it was done),
-`history.jsonl` (one operation a line), `verdict.json` (violations, excused losses, each
-node's final values, the evidence), `result.json` (the row above) and `logs/` (each node's
-output). `python -m chaos --seed N --shrink` drops faults from a failing schedule one at a
-time while it still fails, and prints the smallest schedule found. `python -m chaos --quick`
-is the short run `make test` does (tests/test_chaos.py).
+A schedule depends on the seed alone, so `python -m chaos --seed N` replays seed N's faults.
+Each run leaves `chaos-runs/seed-N/`: `schedule.json`, `events.txt` (each fault step when it
+was done), `history.jsonl` (one operation a line), `verdict.json` (violations, excused
+losses, each node's final values, the evidence), `result.json` (the row above) and `logs/`
+(each node's output). `python -m chaos --seed N --shrink` drops faults from a failing
+schedule one at a time while it still fails, and prints the smallest schedule found.
+`python -m chaos --quick` plays one fault of each kind within {QUICK.length:.0f} s, like
+the first test in `tests/test_chaos.py`, which `make test` runs.
 """
     path.write_text(text)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def _span(values: Sequence[float]) -> str:
     if not values:
-        return "no time: no seed agreed"
+        return "never (no seed agreed)"
     ordered = sorted(values)
     return f"{ordered[len(ordered) // 2]:.2f} s at the median and {ordered[-1]:.2f} s at most"
 
