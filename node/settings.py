@@ -161,6 +161,7 @@ class Settings:
             phi_dead=args.phi_dead,
             phi_suspect=min(args.phi_suspect, args.phi_dead),
             max_members_per_message=args.members_per_message,
+            view_size=args.view_size,
         )
         lo, _, hi = str(args.port).partition("-")
         return cls(
@@ -255,8 +256,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "with its state (back later, it is reset)", float)
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
-    opt("members-per-message", local.max_members_per_message, "most member records in one gossip "
-        "message (a larger cluster spreads the rest over later rounds)", int)
+    opt("view-size", local.view_size, "member records each gossip message carries: this node, news "
+        "(joins, restarts, leaves), then a random sample; at --members-per-message, every member", int)
+    opt("members-per-message", local.max_members_per_message, "most member records this node accepts in "
+        "one gossip message", int)
     opt("log-level", "warning", "uvicorn and node log level")
     opt("accept-writes-when-refused", "off", "take writes while every peer refuses our clock (on/off; off "
         "answers them 503: they would reach nobody)", _flag)
