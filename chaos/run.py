@@ -29,6 +29,7 @@ RESET_LINE = "reset: our state predates"  # what a node logs when it resets (nod
 SNAPSHOT_WINDOW = 1.5  # seconds before a kill -9 whose acknowledged writes may miss the snapshot
 AGREEMENT_DEADLINE = 90.0
 HEAL_DEADLINE = 60.0  # seconds for every node to run and answer again after the schedule
+SLOW_STEP = 2.0  # seconds: a fault step that takes longer says so in events.txt (a slow stop, say)
 ROTATION_PATIENCE = 3.0  # seconds a rotation step keeps trying a node that does not answer
 
 
@@ -201,8 +202,11 @@ class Run:
     async def _play_one(self, fault: Fault, chain: str) -> None:
         for at, what, action in self._steps(fault, chain):
             await self._at(at)
-            self.events.append(f"{self.now():6.1f} s  {what}")
+            began = self.now()
+            self.events.append(f"{began:6.1f} s  {what}")
             await action()
+            if (took := self.now() - began) > SLOW_STEP:
+                self.events.append(f"{self.now():6.1f} s  ({what}: took {took:.1f} s)")
 
     async def _at(self, at: float) -> None:
         if (wait := at - self.now()) > 0:
