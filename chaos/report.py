@@ -149,6 +149,9 @@ Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.i
   and then caught up passes, as last-writer-wins allows.
 - A write lost on a shared key shows only if it was that key's last acknowledged write;
   the once-written keys are there for that.
+- Evidence excuses a node's losses whenever their writes were acknowledged: a write lost
+  with a wiped node is excused even if it should have reached a peer long before the kill.
+  Read the excused losses' times (in verdict.json) against the kill's.
 - Runs replay their faults, not their timing: the client's requests, and so the history,
   differ from run to run. The machine's 2 cores are shared with the nodes and the client.
 
