@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import idle, memory, propagation, ratelimit, read_path, write_load
+from benchmarks import idle, memory, multihost, propagation, ratelimit, read_path, write_load
 from benchmarks.report import Section, write_report
 from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, machine
 
@@ -21,6 +21,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "writes": write_load.run,
     "memory": memory.run,
     "ratelimit": ratelimit.run,
+    "multihost": multihost.run,
 }
 
 
