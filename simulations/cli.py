@@ -356,12 +356,20 @@ def _detection(times: list[float], undetected: int) -> str:
     return f"{statistics.median(times):.1f} / {max(times):.1f} s{missed}"
 
 
+def _variants(text: str) -> list[str]:
+    names = text.split(",")
+    if not names or any(n not in ("before", "after") for n in names):
+        raise argparse.ArgumentTypeError(f"expected before, after or before,after; got {text!r}")
+    return names
+
+
 def cmd_sizes(args: argparse.Namespace) -> int:
     """Whole views (before) against sampled ones (after), side by side: bytes per
     message, rounds to converge, false dead marks, crash detection, digests over restarts."""
     chosen = variants(Config(view_size=args.view_size) if args.view_size else None)
-    print(f"views: before {chosen['before'].view_size} members per message, after "
-          f"{chosen['after'].view_size}; interval 1 s, fanout 3, {len(chosen)} variants")  # fmt: skip
+    chosen = {name: config for name, config in chosen.items() if name in args.only}
+    sizes = ", ".join(f"{name} {config.view_size}" for name, config in chosen.items())
+    print(f"members per message: {sizes}; interval 1 s, fanout 3")
     print("\nbytes per exchange or reply, one node knowing N members (probe: 100 rounds), mean / max")
     for n in args.probe_nodes:
         row = [probe(n, name, config) for name, config in chosen.items()]
@@ -485,6 +493,7 @@ def parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("sizes", help="whole views against sampled ones: bytes, rounds, detection, digests")
     z.add_argument("--view-size", type=int, default=0, help="the 'after' view size (default: the config's)")
+    z.add_argument("--only", type=_variants, default=["before", "after"], help="before, after or both")
     z.add_argument("--probe-nodes", type=_ints, default=[100, 1000, 10000])
     z.add_argument("--sim-nodes", type=_ints, default=[100], help="full simulator runs")
     z.add_argument("--sim-seconds", type=float, default=60.0)
