@@ -77,9 +77,9 @@ def write(path: Path, results: Sequence[Result], size: Size, command: str, took:
     nodes = size.hosts * size.nodes_per_host
     text = f"""# Reliability: the fault-injection suite
 
-Made by `{command}` on {time.strftime("%Y-%m-%d")}, in {_minutes(took)}: {len(results)}
+Made by `{command}` on {time.strftime("%Y-%m-%d")}, {_minutes(took)} of runs: {len(results)}
 seeds, {len(failing)} failing; {ops} operations, of which {acknowledged} acknowledged writes
-and deletes. All nodes agreed {_span(agreements)} after the end of the schedule.
+and deletes. {_agreement(agreements)}
 
 ## How it works
 
@@ -143,6 +143,7 @@ key ring. Agreement: seconds from the end of the schedule until all digests were
 
 Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.items() if k != "rotate")}.
 {_failures(details)}
+
 ## What it does not see
 
 - Only final states and reads are checked. A node that served an old value for a while
@@ -173,14 +174,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} s"
 
 
-def _span(values: Sequence[float]) -> str:
-    if not values:
-        return "never (no seed agreed)"
-    ordered = sorted(values)
-    return f"{ordered[len(ordered) // 2]:.2f} s at the median and {ordered[-1]:.2f} s at most"
+def _agreement(seconds: Sequence[float]) -> str:
+    if not seconds:
+        return "No seed reached agreement."
+    ordered = sorted(seconds)
+    return (f"All nodes agreed {ordered[len(ordered) // 2]:.2f} s after the end of the schedule at the "
+            f"median, {ordered[-1]:.2f} s at most.")  # fmt: skip
 
 
 def _failures(details: list[str]) -> str:
     if not details:
-        return "\nNo seed failed.\n"
-    return "\n## Failing seeds\n" + "\n".join(details) + "\n"
+        return "\nNo seed failed."
+    return "\n## Failing seeds\n" + "\n".join(details)
