@@ -135,6 +135,7 @@ class SharedState:
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
         self._pushing: set[str] = set()  # peers with a push in flight
+        self._exchanging: set[str] = set()  # peers with a round's exchange in flight
         self.pushes_sent = 0  # eager pushes ended, delivered or not
         self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
         self._lock = threading.Lock()
@@ -516,7 +517,7 @@ class SharedState:
 
     async def _run_loops(self, task_status: TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._rounds)
+            tg.start_soon(self._rounds, tg)
             tg.start_soon(self._eager_push, tg)
             tg.start_soon(self.health.run)
             tg.start_soon(self._recipes.tasks.run)
@@ -553,15 +554,25 @@ class SharedState:
             await anyio.sleep(SAVE_EVERY)
             await self.save()
 
-    async def _rounds(self) -> None:
+    async def _rounds(self, tg: anyio.abc.TaskGroup) -> None:
+        """A round every interval, whatever its exchanges take: a peer whose packets are
+        dropped holds its exchange for request_timeout (longer than the interval), and it
+        must not hold the rounds with the others. One exchange in flight per peer."""
         await anyio.sleep(self.protocol.first_delay())
         while True:
-            started = anyio.current_time()
             with self._lock:
                 outgoing = self.protocol.round(wall_ms())
-            await self._send_all(outgoing)
-            elapsed = anyio.current_time() - started
-            await anyio.sleep(max(0.0, self.protocol.next_delay() - elapsed))
+            for out in outgoing:
+                if out.address not in self._exchanging:
+                    self._exchanging.add(out.address)
+                    tg.start_soon(self._exchange, out)
+            await anyio.sleep(self.protocol.next_delay())
+
+    async def _exchange(self, out: Outgoing) -> None:
+        try:
+            await self._send(out)
+        finally:
+            self._exchanging.discard(out.address)
 
     async def _follow_dns(self) -> None:
         """Look the DNS seeds up again every round while we know no member, every
