@@ -61,3 +61,9 @@ test-recipes-long: $(STAMP)  ## the recipes with real workers: 20 s of job ticks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+
+SEEDS_CHAOS ?= 0-19
+.PHONY: chaos
+chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run checked (about 25 minutes, root) -> docs/RELIABILITY.md
+	bash scripts/install-test-deps.sh
+	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
