@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 import signal
@@ -25,8 +24,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.report import Section, ms
-from benchmarks.system import LOG_DIR, ROOT, cpu_seconds
-from chaos.hosts import CLUSTER_NET, Hosts, available
+from benchmarks.system import LOG_DIR, cpu_seconds
+from chaos.hosts import CLUSTER_NET, Hosts, available, start_node
 from gossip.config import Config
 from node.propagation import percentile
 
@@ -53,7 +52,7 @@ class Node:
 @contextlib.contextmanager
 def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) -> Iterator[list[Node]]:
     """per_host nodes on each host, seeded by the first node of host 1; stopped by PID."""
-    env = {**os.environ, "GOSSIP_KEY": secrets.token_hex(32), "PYTHONUNBUFFERED": "1"}
+    env = {"GOSSIP_KEY": secrets.token_hex(32)}
     seed = f"http://{hosts.cluster_ip(1)}:{PORT}"
     nodes: list[Node] = []
     LOG_DIR.mkdir(exist_ok=True)
@@ -61,14 +60,11 @@ def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) ->
         for host in range(1, hosts.count + 1):
             for i in range(per_host):
                 name, port = f"h{host}n{i}", PORT + i
-                cmd = ["ip", "netns", "exec", hosts.ns(host), sys.executable, "-m", "node",
-                       "--host", "0.0.0.0", "--port", str(port), "--node-id", name,
-                       "--advertise", f"http://{hosts.cluster_ip(host)}:{port}",
-                       "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", f"multihost-{hosts.tag}",
-                       *(["--seeds", seed] if (host, i) != (1, 0) else []), *options]  # fmt: skip
-                with open(LOG_DIR / f"multihost-{label}-{name}.log", "wb") as log:
-                    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
+                args = ["--host", "0.0.0.0", "--port", str(port), "--node-id", name,
+                        "--advertise", f"http://{hosts.cluster_ip(host)}:{port}",
+                        "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", f"multihost-{hosts.tag}",
+                        *(["--seeds", seed] if (host, i) != (1, 0) else []), *options]  # fmt: skip
+                proc = start_node(hosts.ns(host), args, LOG_DIR / f"multihost-{label}-{name}.log", env)
                 nodes.append(Node(name, host, f"http://{hosts.admin_ip(host)}:{port}", proc))
         yield nodes
     finally:

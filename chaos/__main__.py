@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from chaos import faults
-from chaos.nodes import ROOT
+from chaos.hosts import ROOT
 from chaos.report import write
 from chaos.run import FULL, QUICK, Result, Size, run_seed, schedule_for, unavailable
 

@@ -18,9 +18,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -29,6 +30,7 @@ CLUSTER_NET, ADMIN_NET = "10.77.1", "10.77.2"
 CLUSTER_IF = "cl0"  # the cluster interface inside each namespace
 TABLE = "inet chaos"  # the nftables table that holds the faults' chains
 LOCK = Path(tempfile.gettempdir()) / "gossip-netns-tests.lock"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def available() -> str | None:
@@ -53,6 +55,17 @@ def remove_leftovers() -> None:
     for name in re.findall(r"^\d+: (g[ca]\w{4}(?:br|\d+))[@:]", ip("-o", "link"), re.MULTILINE):
         with contextlib.suppress(subprocess.CalledProcessError):
             ip("link", "del", name)
+
+
+def start_node(ns: str, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
+               wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:  # fmt: skip
+    """`python -m node ARGS` inside the namespace `ns` (under `wrapper`, such as faketime),
+    in a session of its own so that it and its children are signalled together, its output
+    added to `log`. The caller stops it by its PID."""
+    argv = ["ip", "netns", "exec", ns, *wrapper, sys.executable, "-m", "node", *args]
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
 @dataclass

@@ -11,14 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.hosts import CLUSTER_NET, Hosts
+from chaos.hosts import CLUSTER_NET, Hosts, start_node
 
-ROOT = Path(__file__).resolve().parent.parent
 # The library under Debian's `faketime` command, in this machine's architecture's directory.
 _FAKETIME = "faketime/libfaketime.so.1"
 FAKETIME_LIB = next(Path("/usr/lib").glob(f"*/{_FAKETIME}"), Path("/usr/lib") / _FAKETIME)
@@ -85,25 +83,22 @@ class Fleet:
     def _start(self, name: str) -> None:
         n = self.spec(name)
         seeds = ",".join(f"http://{self.hosts.cluster_ip(o.host)}:{o.port}" for o in self.nodes if o != n)
-        cmd = [
-            "ip", "netns", "exec", self.hosts.ns(n.host), sys.executable, "-m", "node",
+        args = [
             "--host", "0.0.0.0", "--port", str(n.port), "--node-id", n.name,
             "--advertise", f"http://{self.hosts.cluster_ip(n.host)}:{n.port}", "--seeds", seeds,
             "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", self.cluster_id,
             "--interval", str(self.interval), "--max-offset", str(self.max_offset),
             "--data-dir", str(self.workdir / "data" / name), "--log-level", "warning",
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GOSSIP_KEY": self.keys.primary,
-               "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted), "GOSSIP_API_TOKEN": TOKEN}  # fmt: skip
+        env = {"GOSSIP_KEY": self.keys.primary, "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted),
+               "GOSSIP_API_TOKEN": TOKEN}  # fmt: skip
         if skew := self.skews.get(n.host, 0.0):
             env.update(LD_PRELOAD=str(FAKETIME_LIB), FAKETIME=f"{skew:+.3f}",
                        FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")  # fmt: skip
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
             log.write(f"== chaos: started{f' with the clock {skew:+.3f} s off' if skew else ''}\n".encode())
-            log.flush()
-            self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)  # fmt: skip
+        self.procs[name] = start_node(self.hosts.ns(n.host), args, self.log(name), env)
 
     def kill(self, name: str, wipe: bool = False) -> None:
         """kill -9: no goodbye, no last snapshot; with `wipe`, the data directory goes too."""

@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -40,7 +39,7 @@ import dns.exception
 import dns.resolver
 import httpx
 import pytest
-from netns import available, ip
+from netns import available, ip, start_node
 from polling import wait_until
 
 from gossip.config import Config
@@ -52,7 +51,6 @@ from node.health import assess
 from node.settings import Settings
 from node.state import SharedState, wall_ms
 
-ROOT = Path(__file__).resolve().parent.parent
 DNSMASQ = "/usr/sbin/dnsmasq"
 NET = "10.78.0"
 DNS_IP, CLIENT_IP = f"{NET}.1", f"{NET}.254"
@@ -284,17 +282,12 @@ class Lab:
 
     def start(self, node_id: str, *seeds: str, port: int = PORT) -> None:
         self.ports[node_id] = port
-        cmd = [
-            "ip", "netns", "exec", self.ns, sys.executable, "-m", "node", "--host", self.ip(node_id),
-            "--port", str(port), "--node-id", node_id, "--cluster-id", f"dns-{self.tag}",
-            "--interval", str(INTERVAL), "--dns-refresh", str(REFRESH), "--allow", f"{NET}.0/24",
-            "--log-level", "info", "--seeds", ",".join(seeds),
+        args = [
+            "--host", self.ip(node_id), "--port", str(port), "--node-id", node_id,
+            "--cluster-id", f"dns-{self.tag}", "--interval", str(INTERVAL), "--dns-refresh", str(REFRESH),
+            "--allow", f"{NET}.0/24", "--log-level", "info", "--seeds", ",".join(seeds),
         ]  # fmt: skip
-        with open(self.logs / f"{node_id}.log", "ab") as log:
-            self.nodes[node_id] = subprocess.Popen(
-                cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        self.nodes[node_id] = start_node(self.ns, args, self.logs / f"{node_id}.log")
 
     def get(self, node_id: str, path: str) -> tuple[int, dict[str, Any]]:
         try:

@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +31,9 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available
+from netns import Hosts, available, start_node
 from polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 0.2  # the suspicion time is then about 2.3 s
 NETWORK = "10.77.1.0/24"
 
@@ -52,17 +50,13 @@ class Fleet:
         self.ports[node_id] = (host, port)
         seed = [] if node_id == "n1" else ["--seeds", f"http://{self.hosts.cluster_ip(1)}:7301"]
         clock = ["faketime", "-f", "+60s"] if ahead else []
-        cmd = [
-            "ip", "netns", "exec", self.hosts.ns(host), *clock, sys.executable, "-m", "node",
+        node_args = [
             "--host", "0.0.0.0", "--port", str(port), "--node-id", node_id,
             "--advertise", f"http://{self.hosts.cluster_ip(host)}:{port}", "--cluster-id", self.cluster_id,
             "--interval", str(INTERVAL), *seed, *args,
         ]  # fmt: skip
-        with open(self.logs / f"{node_id}.log", "ab") as log:
-            self.procs[node_id] = subprocess.Popen(
-                cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        self.procs[node_id] = start_node(self.hosts.ns(host), node_args, self.logs / f"{node_id}.log",
+                                         wrapper=clock)  # fmt: skip
 
     def stop(self, node_id: str) -> None:
         """SIGTERM the node's process group (faketime runs the node as its child), then

@@ -6,23 +6,19 @@ except to a later write of the same key."""
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available
+from netns import Hosts, available, start_node
 from polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 0.2
 
 
@@ -39,7 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, l
     if (reason := available()) is not None:
         pytest.skip(reason)
     logs = tmp_path_factory.mktemp("netns-logs")
-    env = {**os.environ, "GOSSIP_KEY": secrets.token_hex(32), "PYTHONUNBUFFERED": "1"}
+    env = {"GOSSIP_KEY": secrets.token_hex(32)}
     with Hosts() as hosts:
         nodes = [Node(f"n{i}", 1 if i <= 2 else 2, 7200 + i, "") for i in range(1, 5)]
         nodes = [Node(n.id, n.host, n.port, f"http://{hosts.admin_ip(n.host)}:{n.port}") for n in nodes]
@@ -47,17 +43,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, l
         procs = []
         try:
             for n in nodes:
-                cmd = [
-                    "ip", "netns", "exec", hosts.ns(n.host), sys.executable, "-m", "node",
+                args = [
                     "--host", "0.0.0.0", "--port", str(n.port), "--node-id", n.id,
                     "--advertise", f"http://{hosts.cluster_ip(n.host)}:{n.port}",
                     "--allow", "10.77.1.0/24", "--cluster-id", f"netns-{hosts.tag}",
                     "--interval", str(INTERVAL), *(["--seeds", seed] if n.id != "n1" else []),
                 ]  # fmt: skip
-                with open(logs / f"{n.id}.log", "wb") as log:
-                    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)  # fmt: skip
-                procs.append(proc)
+                procs.append(start_node(hosts.ns(n.host), args, logs / f"{n.id}.log", env))
             wait_until(lambda: all(statuses(n) == {m.id: "alive" for m in nodes} for n in nodes),
                        timeout=30, what="every node to see four live members")  # fmt: skip
             yield hosts, nodes
