@@ -18,7 +18,7 @@ run: $(STAMP)  ## a local cluster of $(NODES) nodes, with a write shown spreadin
 
 test: $(STAMP)  ## the whole suite, what CI runs
 	bash scripts/install-test-deps.sh  # Debian packages some tests need (skipped, saying why, without root)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two processes, each taking whole files
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15  # two processes, each taking whole files; the slowest tests named
 	$(BIN)/ruff check gossip node scripts simulations tests examples benchmarks chaos
 	$(BIN)/mypy
 
