@@ -79,12 +79,20 @@ def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) ->
                 n.proc.wait(5)
 
 
-async def _all(client: httpx.AsyncClient, nodes: Sequence[Node], path: str) -> list[httpx.Response | None]:
+async def _all(client: httpx.AsyncClient, nodes: Sequence[Node], path: str,
+               patience: float = 0.0) -> list[httpx.Response | None]:  # fmt: skip
+    """Every node's answer to GET `path` (None for a node that gave none), asking again
+    for up to `patience` seconds: 50 nodes on 2 cores can be slow to answer."""
+
     async def one(node: Node) -> httpx.Response | None:
-        try:
-            return await client.get(node.url + path)
-        except httpx.HTTPError:
-            return None
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return await client.get(node.url + path)
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    return None
+                await asyncio.sleep(0.5)
 
     return list(await asyncio.gather(*(one(n) for n in nodes)))
 
@@ -136,7 +144,7 @@ async def _spread(client: httpx.AsyncClient, nodes: Sequence[Node], writer: Node
 async def _traffic(client: httpx.AsyncClient, nodes: Sequence[Node]) -> tuple[int, int]:
     """Exchange and reply messages sent by all nodes so far, and their body bytes."""
     messages = size = 0
-    for r in await _all(client, nodes, "/metrics"):
+    for r in await _all(client, nodes, "/metrics", patience=30.0):
         if r is None:
             raise RuntimeError("a node did not answer /metrics")
         for family in text_string_to_metric_families(r.text):
