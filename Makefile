@@ -34,7 +34,7 @@ bench: $(STAMP)  ## read path, propagation, idle cost, write load, memory vs bas
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks
 
-bench-quick: $(STAMP)  ## the same, reduced (under 3 minutes) -> docs/benchmarks/quick/
+bench-quick: $(STAMP)  ## the same, reduced (about 5 minutes) -> docs/benchmarks/quick/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 

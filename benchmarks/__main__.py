@@ -27,7 +27,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="a reduced run, under 3 minutes")
+    p.add_argument("--quick", action="store_true", help="a reduced run, about 5 minutes")
     p.add_argument("--only", nargs="+", choices=list(PARTS), default=list(PARTS))
     p.add_argument("--out", type=Path, help="report directory (default docs/benchmarks[/quick])")
     args = p.parse_args(argv)
