@@ -4,6 +4,7 @@ with their baselines and write docs/benchmarks/ (report and plots)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "are the figures to read. Everything runs on 127.0.0.1; load generators share the "
         "cores with the servers. What limits each missed goal, with profiles "
         "(`python -m benchmarks.profile`), is in "
-        f"[ANALYSIS.md]({'../' if args.quick else ''}ANALYSIS.md).\n\n## Goals\n"
+        f"[ANALYSIS.md]({os.path.relpath(ROOT / 'docs' / 'benchmarks' / 'ANALYSIS.md', out)}).\n\n## Goals\n"
     )
     report = write_report(out, sections, preamble)
     print(f"report: {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}")
