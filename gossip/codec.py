@@ -19,6 +19,7 @@ from gossip.messages import (
     BEHIND_REASONS,
     Behind,
     Exchange,
+    ForgottenLife,
     Message,
     Reply,
     Rumor,
@@ -27,11 +28,12 @@ from gossip.messages import (
     Snapshot,
     WriterDelta,
 )  # fmt: skip
+from gossip.retired import BUCKETS, EMPTY, RetiredSummary
 from gossip.store import Entry
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 _PARSED_SCALARS = frozenset({int, float, bool, type(None)})  # valid as parsed (see fast_entry)
-SNAPSHOT_VERSIONS = (1, 2)  # a snapshot of version 1 (no retired writers) still loads
+SNAPSHOT_VERSIONS = (1, 2, 3)  # snapshots of versions 1 and 2 still load
 _MAX_INT = 2**53  # integers stay exact in every JSON implementation
 _KINDS = {"exchange": Exchange, "reply": Reply, "rumor": Rumor}
 
@@ -57,6 +59,29 @@ def _digest(d: Mapping[str, Timestamp]) -> dict[str, list[int]]:
     return {origin: [ts.wall, ts.counter] for origin, ts in d.items()}
 
 
+def _writer_delta(d: WriterDelta) -> list[Any]:
+    body: list[Any] = [d.origin, [*d.base], [*d.upto], [entry_to_wire(e) for e in d.entries]]
+    if d.final:  # (only then: most deltas are of writers still alive)
+        body.append(1)
+    return body
+
+
+def _forgotten(d: Mapping[str, ForgottenLife]) -> dict[str, list[int]]:
+    return {node: [life.generation, *life.collected] for node, life in d.items()}
+
+
+def _hex(value: int) -> str:
+    return f"{value:016x}"
+
+
+def _retired_sum(summary: RetiredSummary) -> list[Any]:
+    """[count, root] or [count, root, buckets]: hashes as 16 hex digits each."""
+    body: list[Any] = [summary.count, _hex(summary.root)]
+    if summary.buckets is not None:
+        body.append("".join(_hex(b) for b in summary.buckets))
+    return body
+
+
 class Codec:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -78,18 +103,23 @@ class Codec:
             body["type"] = "exchange" if isinstance(message, Exchange) else "reply"
             body["digest"] = _digest(message.digest)
             body["members"] = [_member(m) for m in message.members]
-            body["delta"] = [
-                [d.origin, [*d.base], [*d.upto], [entry_to_wire(e) for e in d.entries]]
-                for d in message.delta
-            ]
+            body["delta"] = [_writer_delta(d) for d in message.delta]
             body["horizon"] = _digest(message.horizon)
             body["retired"] = _digest(message.retired)
             body["collected"] = [*message.collected]
             body["boot"] = int(message.bootstrap)
-            body["sync"] = int(message.resync)
             body["more"] = int(message.more)
             if (b := message.behind) is not None:
                 body["behind"] = [b.reason, b.writer, b.mark.wall, b.mark.counter]
+            if message.retired_sum.count:
+                body["rsum"] = _retired_sum(message.retired_sum)
+            if message.lineage:
+                body["lineage"] = message.lineage
+            if message.roster is not None:
+                body["roster"] = message.roster
+            if message.roster_end is not None:
+                body["roster_end"] = int(message.roster_end)
+                body["forgotten"] = _forgotten(message.forgotten)
         return dumps(body)
 
     def encode_snapshot(self, snap: Snapshot) -> bytes:
@@ -97,7 +127,8 @@ class Codec:
             "v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "snapshot",
             "clock": [*snap.clock], "watermarks": _digest(snap.watermarks),
             "horizon": _digest(snap.horizon), "retired": _digest(snap.retired),
-            "forgotten": dict(snap.forgotten),
+            "forgotten": _forgotten(snap.forgotten), "generation": snap.generation,
+            "lineage": snap.lineage, "members": [_member(m) for m in snap.members],
             "entries": [[e.origin, *entry_to_wire(e)] for e in snap.entries],
         })  # fmt: skip
 
@@ -119,11 +150,19 @@ class Codec:
                 raise MalformedMessage(f"entries[{i}] is empty")
             entries.append(d.entry(d.text(item[0], f"entries[{i}] origin"), item[1:], f"entries[{i}]"))
         retired = d.digest(obj, "retired") if "retired" in obj else {}
-        raw_forgotten = d.obj(obj.get("forgotten", {}), "forgotten")
-        forgotten = {d.text(k, "forgotten key"): d.int(v, f"forgotten[{k!r}]")
-                     for k, v in raw_forgotten.items()}  # fmt: skip
-        return Snapshot(d.ts(d.field(obj, "clock"), "clock"), d.digest(obj, "watermarks"),
-                        d.digest(obj, "horizon"), tuple(entries), retired, forgotten)  # fmt: skip
+        horizon = d.digest(obj, "horizon")
+        if obj["v"] < 3:  # forgotten lives by generation alone: as collected up to the snapshot
+            collected = max(horizon.values(), default=Timestamp(0, 0))
+            raw_forgotten = d.obj(obj.get("forgotten", {}), "forgotten")
+            forgotten = {d.text(k, "forgotten key"): ForgottenLife(d.int(v, f"forgotten[{k!r}]"), collected)
+                         for k, v in raw_forgotten.items()}  # fmt: skip
+        else:
+            forgotten = d.forgotten(obj, "forgotten", limit=None)
+        members = tuple(d.member(m, f"members[{i}]")
+                        for i, m in enumerate(d.array(obj.get("members", []), "members")))  # fmt: skip
+        return Snapshot(d.ts(d.field(obj, "clock"), "clock"), d.digest(obj, "watermarks"), horizon,
+                        tuple(entries), retired, forgotten, d.int(obj.get("generation", 0), "generation"),
+                        d.int(obj.get("lineage", 0), "lineage"), members)  # fmt: skip
 
     def decode(self, data: bytes) -> Message:
         try:
@@ -173,16 +212,62 @@ class _Decoder:
         members = tuple(self.member(m, f"members[{i}]") for i, m in enumerate(raw_members))
         raw_delta = self.array(self.field(obj, "delta"), "delta")
         delta = tuple(self.writer_delta(d, f"delta[{i}]") for i, d in enumerate(raw_delta))
-        horizon = self.digest(obj, "horizon", limit=limit)
+        # The horizon goes with the writers of the digest, the listed retired ones and the delta.
+        horizon = self.digest(obj, "horizon", limit=2 * limit + len(delta))
         retired = self.digest(obj, "retired", limit=limit)
         collected = self.ts(self.field(obj, "collected"), "collected")
         bootstrap = self.flag(self.field(obj, "boot"), "boot")
-        resync = self.flag(self.field(obj, "sync"), "sync")
         more = self.flag(self.field(obj, "more"), "more")
         behind = self.behind(obj["behind"]) if obj.get("behind") is not None else None
+        retired_sum = self.retired_sum(obj["rsum"]) if "rsum" in obj else EMPTY
+        lineage = self.int(obj.get("lineage", 0), "lineage")
+        roster = self.cursor(obj["roster"], "roster") if "roster" in obj else None
+        roster_end = self.flag(obj["roster_end"], "roster_end") if "roster_end" in obj else None
+        forgotten = self.forgotten(obj, "forgotten", limit=limit) if roster_end is not None else {}
         cls = Exchange if kind == "exchange" else Reply
-        return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, resync, more,
-                   behind)  # fmt: skip
+        return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind,
+                   retired_sum, lineage, roster, roster_end, forgotten)  # fmt: skip
+
+    def retired_sum(self, raw: object) -> RetiredSummary:
+        items = self.array(raw, "rsum")
+        if len(items) not in (2, 3):
+            raise MalformedMessage(f"rsum must have 2 or 3 items, got {len(items)}")
+        count = self.int(items[0], "rsum count")
+        root = self.hex(items[1], "rsum root", 16)
+        if len(items) == 2:
+            return RetiredSummary(count, root)
+        text = items[2]
+        if not isinstance(text, str) or len(text) != 16 * BUCKETS:
+            raise MalformedMessage(f"rsum buckets must be {16 * BUCKETS} hex digits")
+        buckets = tuple(self.hex(text[i : i + 16], "rsum buckets", 16) for i in range(0, len(text), 16))
+        xor = 0
+        for b in buckets:
+            xor ^= b
+        if xor != root:
+            raise MalformedMessage("rsum buckets do not add up to its root")
+        return RetiredSummary(count, root, buckets)
+
+    def forgotten(self, obj: dict[str, Any], name: str, limit: int | None) -> dict[str, ForgottenLife]:
+        raw = self.obj(obj.get(name, {}), name)
+        if limit is not None and len(raw) > limit:
+            raise MalformedMessage(f"{name} lists more than {limit} lives")
+        lives = {}
+        for k, v in raw.items():
+            generation, wall, counter = self.tuple(v, f"{name}[{k!r}]", 3)
+            lives[self.text(k, f"{name} key")] = ForgottenLife(
+                self.int(generation, f"{name}[{k!r}] generation"), self.ts([wall, counter], f"{name}[{k!r}]")
+            )
+        return lives
+
+    @staticmethod
+    def hex(raw: object, path: str, digits: int) -> int:
+        if not isinstance(raw, str) or len(raw) != digits or any(c not in "0123456789abcdef" for c in raw):
+            raise MalformedMessage(f"{path} must be {digits} lowercase hex digits")
+        return int(raw, 16)
+
+    def cursor(self, raw: object, path: str) -> str:
+        """A roster cursor: a member id, or "" for the start."""
+        return "" if raw == "" else self.text(raw, path)
 
     def behind(self, raw: object) -> Behind:
         reason, writer, wall, counter = self.tuple(raw, "behind", 4)
@@ -198,7 +283,11 @@ class _Decoder:
         return {self.text(k, f"{name} key"): self.ts(v, f"{name}[{k!r}]") for k, v in raw.items()}
 
     def writer_delta(self, raw: object, path: str) -> WriterDelta:
-        origin, base, upto, entries = self.tuple(raw, path, 4)
+        fields = self.array(raw, path)
+        if len(fields) not in (4, 5):
+            raise MalformedMessage(f"{path} must have 4 items, or 5 with the final flag, got {len(fields)}")
+        origin, base, upto, entries = fields[:4]
+        final = len(fields) == 5 and self.flag(fields[4], f"{path} final")
         origin = self.text(origin, f"{path} origin")
         base, upto = self.ts(base, f"{path} base"), self.ts(upto, f"{path} upto")
         items = self.count(self.array(entries, f"{path} entries"))
@@ -206,7 +295,7 @@ class _Decoder:
                        for i, e in enumerate(items))  # fmt: skip
         if any(not base < e.ts <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
-        return WriterDelta(origin, base, upto, parsed)
+        return WriterDelta(origin, base, upto, parsed, final)
 
     def rumor_group(self, raw: object, path: str) -> RumorGroup:
         cover, items = self.tuple(raw, path, 2)

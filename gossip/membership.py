@@ -30,6 +30,10 @@ def news_sends(members: int) -> int:
     any it misses."""
     return math.ceil(math.log(members)) + 3 if members > 1 else 1
 
+# Forgotten members remembered (their newest record, so older gossip of them is ignored):
+# the newest this many, however long ago (a life away for longer is judged afresh).
+MAX_FORGOTTEN = 4096
+
 # Node tags (key/value metadata a node carries in its member record, fixed for its life):
 # at most MAX_TAGS, keys of 1 to 64 characters, values of at most 256, and at most
 # MAX_TAGS_BYTES as compact JSON (config.MEMBER_WIRE_BYTES counts them).
@@ -110,6 +114,12 @@ class Membership:
     # Members whose record changed lately (joined, restarted, left, moved), oldest first,
     # and how many more views are to carry each (R13).
     news: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Since when we have seen most of the cluster alive without a break (None: not now, or
+    # we are not judging): a dead member is forgotten only after reap_after of that (R18).
+    majority_since: int | None = field(default=None, compare=False, repr=False)
+    # A generation of our own node newer than ours, heard from a peer (an earlier life
+    # that ran under a clock ahead of ours): we must start a life above it (R16).
+    outlived: int | None = field(default=None, compare=False, repr=False)
 
     def beat(self) -> None:
         self.me = replace(self.me, heartbeat=self.me.heartbeat + 1)
@@ -173,6 +183,8 @@ class Membership:
     def merge(self, infos: list[MemberInfo], now_ms: int) -> None:
         for info in infos:
             if info.id == self.me.id:
+                if info.generation > self.me.generation:
+                    self.outlived = max(self.outlived or 0, info.generation)
                 continue
             forgotten = self.reaped.get(info.id)
             if forgotten is not None:
@@ -219,15 +231,16 @@ class Membership:
     def _event(self, kind: str, info: MemberInfo, reason: str, now_ms: int) -> None:
         self.events.append(MemberEvent(kind, info.id, info.address, reason, now_ms))
 
-    def update(self, now_ms: int) -> list[MemberInfo]:
+    def update(self, now_ms: int, judging: bool = True) -> list[MemberInfo]:
         """Re-judge every member by its phi, and forget the long gone; the records of
-        those forgotten now. A member that left is forgotten reap_after later; a dead one
-        only by a node that sees a majority of the cluster alive, so that the two sides
-        of a partition never both forget the other (R18)."""
+        those forgotten now (R18). A member that left is forgotten reap_after later. A
+        dead one is forgotten only by a node that is `judging` (a member, not one
+        catching up) and that has seen most of the cluster alive for reap_after since it
+        died: so the two sides of a partition never both forget the other, and a node
+        that was itself cut off counts nothing of the time it was away."""
         reap_ms = self.config.reap_after * 1000
         phi_suspect, phi_dead = self.config.phi_suspect, self.config.phi_dead
         floor = self.heartbeat_interval_ms() * (1 - self.config.jitter)
-        gone = []
         for member in self.members.values():
             if member.status != LEFT:
                 member.detector.floor = floor
@@ -235,10 +248,20 @@ class Membership:
                 status = DEAD if phi >= phi_dead else SUSPECT if phi >= phi_suspect else ALIVE
                 if status != member.status:
                     self._set(member, status, now_ms, phi)
-            if member.status in (DEAD, LEFT) and now_ms - member.since > reap_ms:
+        if not judging or not self.has_majority():
+            self.majority_since = None
+        elif self.majority_since is None:
+            self.majority_since = now_ms
+        gone = []
+        for member in self.members.values():
+            if member.status == LEFT:
+                since = member.since
+            elif member.status == DEAD and self.majority_since is not None:
+                since = max(member.since, self.majority_since)
+            else:
+                continue
+            if now_ms - since > reap_ms:
                 gone.append(member)
-        if gone and not self.has_majority():
-            gone = [m for m in gone if m.status == LEFT]
         for member in gone:
             why = f"{member.status} for over reap_after ({self.config.reap_after:g} s)"
             self._event("reaped", member.info, why, now_ms)
@@ -248,10 +271,21 @@ class Membership:
             self.reaped[member.info.id] = (member.info, now_ms)
             if member.status == LEFT:  # a seed that said goodbye is no longer a seed
                 self.seeds = tuple(a for a in self.seeds if a != member.info.address)
-        for member_id, (_, at) in list(self.reaped.items()):
-            if now_ms - at > reap_ms:
-                del self.reaped[member_id]
+        while len(self.reaped) > MAX_FORGOTTEN:
+            del self.reaped[next(iter(self.reaped))]
         return [member.info for member in gone]
+
+    def restart_judging(self) -> None:
+        """Our own state starts anew (a reset): what we saw of the others' liveness before
+        counts for nothing towards forgetting them."""
+        self.majority_since = None
+
+    def roster_page(self, after: str, limit: int) -> tuple[list[MemberInfo], bool]:
+        """Up to `limit` member records with ids above `after`, in id order, and whether
+        they end the list: a node catching up learns every member this way (R7d), not
+        only those that views happen to bring."""
+        ids = sorted(i for i in self.members if i > after)
+        return [self.members[i].info for i in ids[:limit]], len(ids) <= limit
 
     def has_majority(self) -> bool:
         """Whether we and the members we gossip with are more than half of the members

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from gossip.clock import ZERO, Timestamp
 from gossip.membership import MemberInfo
+from gossip.retired import EMPTY, RetiredSummary
 from gossip.store import Entry
 
 
@@ -19,11 +20,12 @@ class WriterDelta:
     base: Timestamp
     upto: Timestamp
     entries: tuple[Entry, ...]
+    final: bool = False  # the sender has `origin` retired, ending at upto (R20)
 
 
 # Why a node holds state older than the cluster's collections (docs/PROTOCOL.md, R7c).
 HORIZON = "horizon"  # it lacks a writer's history up to a collected delete of that writer
-FORGOTTEN = "forgotten"  # its life was forgotten (reaped) by the sender, who has collected since
+FORGOTTEN = "forgotten"  # its state is that of a life the sender forgot (reaped), and has collected since
 BEHIND_REASONS = (HORIZON, FORGOTTEN)
 
 
@@ -34,7 +36,16 @@ class Behind:
 
     reason: str  # one of BEHIND_REASONS
     writer: str  # the writer concerned (for FORGOTTEN: the receiver's node id)
-    mark: Timestamp  # the collection it missed (for FORGOTTEN: its generation, as (gen, 0))
+    mark: Timestamp  # the collection it missed (for FORGOTTEN: its lineage, as (lineage, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenLife:
+    """A member's life we forgot (R18): if its state comes back, having missed what we
+    collected since, it may hold keys deleted meanwhile (R7c)."""
+
+    generation: int
+    collected: Timestamp  # the newest entry we had collected when we forgot it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +54,28 @@ class Summary:
     state, and the delta the receiver lacks."""
 
     sender: MemberInfo
-    digest: Mapping[str, Timestamp]
-    members: tuple[MemberInfo, ...]
+    digest: Mapping[str, Timestamp]  # the writers the sender lists one by one
+    members: tuple[MemberInfo, ...]  # a view (R13), or a page of the roster (roster_end)
     delta: tuple[WriterDelta, ...]
-    # Per writer, the newest of its entries the sender has collected (writers in the digest).
+    # Per writer, the newest of its entries the sender has collected (for the writers of
+    # the digest, of `retired` and of the delta).
     horizon: Mapping[str, Timestamp] = field(default_factory=dict)
-    # Retired writers (every member held all of them: gone from digests), and where they end.
+    # Retired writers listed one by one: the buckets of the sender's retired set that it
+    # knows to differ from the receiver's, whole (R20).
     retired: Mapping[str, Timestamp] = field(default_factory=dict)
-    collected: Timestamp = ZERO  # the newest entry the sender has ever collected
+    collected: Timestamp = ZERO  # the newest entry the sender has ever collected (or knows collected)
     bootstrap: bool = False  # the sender is catching up from scratch (R7d)
-    resync: bool = False  # the sender asks for every retired writer (a node restored: R19)
     more: bool = False  # the delta was cut: there is more to send
     behind: Behind | None = None  # the receiver must reset (R7c)
+    retired_sum: RetiredSummary = EMPTY  # the sender's whole retired set, summarised
+    lineage: int = 0  # the life whose state the sender's continues (R19); 0: its own
+    roster: str | None = None  # (exchange) the roster is asked for, from after this id ("": all)
+    roster_end: bool | None = None  # (reply) members is a roster page; True: the last one
+    forgotten: Mapping[str, ForgottenLife] = field(default_factory=dict)  # (roster page) lives forgotten
+
+    @property
+    def life_of_state(self) -> int:
+        return self.lineage or self.sender.generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,4 +144,7 @@ class Snapshot:
     horizon: Mapping[str, Timestamp]
     entries: tuple[Entry, ...]
     retired: Mapping[str, Timestamp] = field(default_factory=dict)
-    forgotten: Mapping[str, int] = field(default_factory=dict)  # node id -> last life reaped
+    forgotten: Mapping[str, ForgottenLife] = field(default_factory=dict)  # by node id
+    generation: int = 0  # the life that saved it (0: unknown, an older snapshot)
+    lineage: int = 0  # the life whose state it continues (0: unknown)
+    members: tuple[MemberInfo, ...] = ()  # whom that life knew (R18: collection waits for them)

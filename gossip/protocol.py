@@ -3,7 +3,6 @@ are messages to send. node/ drives it over HTTP, simulations/ in virtual time.""
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from bisect import insort
@@ -19,11 +18,13 @@ from gossip.config import Config
 from gossip.counters import is_window_key
 from gossip.errors import InvalidValue
 from gossip.limits import check_key, check_value
-from gossip.membership import LEFT, MemberInfo, Membership
+from gossip.membership import LEFT, MAX_FORGOTTEN, MemberInfo, Membership
 from gossip.messages import (
     FORGOTTEN,
+    HORIZON,
     Behind,
     Exchange,
+    ForgottenLife,
     Message,
     Outgoing,
     Reply,
@@ -34,10 +35,15 @@ from gossip.messages import (
     WriterDelta,
 )
 from gossip.push import Branch, Outbox
+from gossip.retired import BUCKETS, Holdings, RetiredSummary
 from gossip.stability import Stability
 from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
 
 SummaryType = TypeVar("SummaryType", Exchange, Reply)
+
+# Rounds an ended writer's watermark must stay still here before we retire it (R20): a
+# little slack for the last of it still on its way, since taking it back costs a message.
+SETTLE_ROUNDS = 2
 
 
 def _prev(item: RumorItem) -> Timestamp:
@@ -55,23 +61,14 @@ class Counters:
     rejected: int = 0
     failures: int = 0
     collected: int = 0  # tombstones and expired entries dropped once every member held them
-    retired: int = 0  # writers (ended lives) taken out of the digest once every member held them
+    retired: int = 0  # writers of ended lives moved from the digest to the retired set (R20)
     resets: int = 0  # times our state was found older than a peer's collections (R7c)
     refused_superseded: int = 0  # entries for keys we lack that our watermark already covers
     refused_stale: int = 0  # pushed entries too old to be news, for keys we lack
     dropped_unvouched: int = 0  # old entries our source could not vouch for, once caught up
     behind_peers: int = 0  # summaries refused because the peer's state predates our collections
+    undecided: int = 0  # summaries whose delta we left because they did not tell enough to judge them
     by_peer_failures: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ForgottenLife:
-    """A member's life we forgot (R18): if it comes back, having missed what we collected
-    since, its state may hold keys deleted meanwhile (R7c). Remembered for reap_after."""
-
-    generation: int
-    collected: Timestamp  # the newest entry we had collected when we forgot it
-    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +113,20 @@ class GossipProtocol:
         self.store = Store(self._grace_ms, final_expiry=is_window_key)
         generation = now_ms if generation is None else generation
         # Each life of a node writes as a writer of its own, so a node restarted empty
-        # never claims (in its digest) to hold what it wrote in an earlier life.
+        # never claims (in its digest) to hold what it wrote in an earlier life (R16).
         self._generation = generation
         self.writer = writer_id(node_id, generation)
+        # The life whose state ours continues: our own, unless restored from a snapshot
+        # (R19). A peer that forgot that life judges our state by it (R7c).
+        self.lineage = generation
         me = MemberInfo(node_id, address, generation, 0, tags=tuple(sorted((tags or {}).items())))
         self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
         self.counters = Counters()
-        self._peer_digests: dict[str, Mapping[str, Timestamp]] = {}
+        # What each peer holds, by its last summary (its digest and retired set).
+        self._peers: dict[str, Holdings] = {}
+        self._peer_retired: dict[str, RetiredSummary] = {}  # each peer's last retired-set summary
         # The last digests we heard, from any peer: part of our guess at what a peer whose
-        # own digest we do not know holds (see _guess).
+        # own summary we do not know holds (see _guess).
         self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
         # Items to push eagerly, per peer (R14, R21); our own go down a tree drawn once a round.
         self.outbox = Outbox(config, rng)
@@ -132,10 +134,10 @@ class GossipProtocol:
         # Pushes that arrived before an earlier write of their writer, by prev, applied
         # once that gap is filled (by an exchange, or the missing push).
         self._pending: dict[str, list[RumorItem]] = {}
-        # What each member holds, from its own digests: collection and retirement wait
-        # until every member holds what they drop (R7a, R20).
+        # What each member holds, from its own summaries: collection waits until every
+        # member holds what it drops (R7a).
         self.stability = Stability()
-        self.forgotten: dict[str, ForgottenLife] = {}  # by node id
+        self.forgotten: dict[str, ForgottenLife] = {}  # lives we forgot, by node id (R18)
         # Peers found behind our collections: the evidence goes with our next exchange.
         self._behind: dict[str, Behind] = {}
         # A life that starts empty with seeds to join through (or is reset) catches up
@@ -144,20 +146,27 @@ class GossipProtocol:
         self.bootstrapping = bool(self.membership.seeds)
         self.source: str | None = None
         self._vetted: str | None = None  # the source whose first answer we checked our state against
-        # A node restored from a snapshot asks for every retired writer once (R19).
-        self.resync = False
+        # While catching up, the roster still to learn from the source, from after this id.
+        self._roster: str | None = "" if self.bootstrapping else None
+        # The newest collection we know was made anywhere: ours, or a peer's we heard of.
+        self._collected_seen = ZERO
         self.last_reset: ResetNotice | None = None
         self._retired_at: dict[str, int] = {}
-        self._announce: dict[str, Timestamp] = {}  # retired writers some member still lists
-
-    @property
-    def announced(self) -> Mapping[str, Timestamp]:
-        """Retired writers our summaries announce: those some member still lists (R20)."""
-        return self._announce
+        self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
 
     @property
     def _grace_ms(self) -> int:
         return int(self.config.tombstone_grace * 1000)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def collected(self) -> Timestamp:
+        """The newest collection we know of: made here, or heard of from a peer (a node
+        reset for missing collections knows the cluster has made some)."""
+        return max(self.store.collected, self._collected_seen)
 
     # -- the local API ---------------------------------------------------------------
 
@@ -194,13 +203,14 @@ class GossipProtocol:
         return entry
 
     def replication(self, address: str) -> Outgoing:
-        """An Exchange carrying our own writes `address` lacks by its last digest (all of
-        them if we have none): the digest of its Reply tells whether it now holds them
+        """An Exchange carrying our own writes `address` lacks by its last summary (all
+        of them if we have none): the digest of its Reply tells whether it now holds them
         (for `replicas=k`)."""
-        peer = self._peer_digests.get(address, {})
-        known = {w: m for w, m in self.store.watermarks.items() if w != self.writer}
-        delta, more = self._delta_for({**known, self.writer: peer.get(self.writer, ZERO)})
-        return Outgoing(address, self._summary(Exchange, delta, more=more))
+        peer = self._peers.get(address)
+        theirs = (peer.mark(self.writer) if peer is not None else None) or ZERO
+        mine = self.store.watermark(self.writer)
+        delta, more = self._deltas([(self.writer, theirs, mine)])
+        return Outgoing(address, self._summary(Exchange, delta, more=more, to=address))
 
     # -- timing ------------------------------------------------------------------------
 
@@ -216,16 +226,13 @@ class GossipProtocol:
     # -- anti-entropy rounds ------------------------------------------------------------
 
     def round(self, now_ms: int) -> list[Outgoing]:
-        """Start a round: judge members, forget the long gone, collect and retire what
-        every member holds, then one Exchange to each of `fanout` random peers (only to
-        our source while we catch up)."""
+        """Start a round: judge members, forget the long gone, collect what every member
+        holds and retire ended writers, then one Exchange to each of `fanout` random
+        peers (only to our source while we catch up)."""
         self.counters.rounds += 1
-        for info in self.membership.update(now_ms):
-            self.forgotten[info.id] = ForgottenLife(info.generation, self.store.collected, now_ms)
+        for info in self.membership.update(now_ms, judging=not self.bootstrapping):
+            self._remember_forgotten(info.id, ForgottenLife(info.generation, self.store.collected))
             self.stability.forget(info.id)
-        reap_ms = self.config.reap_after * 1000
-        for node in [n for n, life in self.forgotten.items() if now_ms - life.at_ms > reap_ms]:
-            del self.forgotten[node]
         self._collect(now_ms)
         self._retire(now_ms)
         self.membership.beat()
@@ -243,21 +250,23 @@ class GossipProtocol:
     def _exchange_for(self, address: str, guess: Mapping[str, Timestamp], fresh: int | None) -> Exchange:
         behind = self._behind.get(address)
         member = self.membership.by_address(address)
-        if behind is None and member is not None:
-            behind = self._forgotten_evidence(member.info)
+        if behind is None and member is not None and not self.bootstrapping:
+            behind = self._forgotten_evidence(member.info.id, member.info.generation)
         if behind is not None or self.bootstrapping:
             # Nothing of ours for a peer that must reset first (our delta could make its
             # stale state look current); a catching-up node's deltas are not taken (R7d).
-            return self._summary(Exchange, (), behind=behind)
-        delta, more = self._delta_for(self._peer_digests.get(address, guess), fresh)
-        return self._summary(Exchange, delta, more=more)
+            return self._summary(Exchange, (), behind=behind, to=address)
+        peer = self._peers.get(address) or Holdings.guessed(guess, self.store.retired)
+        delta, more = self._delta_for(peer, fresh)
+        return self._summary(Exchange, delta, more=more, to=address)
 
     def _guess(self, now_ms: int) -> dict[str, Timestamp]:
         """What a peer whose digest we do not know probably holds: not what one of the
         last few digests we heard lacks and, with eager push off, not the news (what was
         written in the last few rounds, see news_rounds). So without eager push news
         goes to every peer we pick, as in rumor mongering; with it, the push has
-        already carried the news and the exchange only repairs."""
+        already carried the news and the exchange only repairs. (Its retired set is
+        taken to be ours: nothing retired is sent on a guess.)"""
         guess = dict(self.store.watermarks)
         if not self.config.eager_push:
             rounds = news_rounds(len(self.membership.members) + 1)
@@ -276,7 +285,7 @@ class GossipProtocol:
         """Say goodbye: mark ourselves as left and tell every live peer, so they stop
         gossiping with us and show us as left, not dead."""
         self.membership.leave()
-        return [Outgoing(a, self._summary(Exchange, ())) for a in self.membership.live_addresses()]
+        return [Outgoing(a, self._summary(Exchange, (), to=a)) for a in self.membership.live_addresses()]
 
     def handle(self, message: Message, now_ms: int) -> Reply | None:
         """Serve a message from a peer: an Exchange gets a Reply, a Rumor nothing.
@@ -287,25 +296,24 @@ class GossipProtocol:
         if isinstance(message, Reply):
             self.on_reply(message.sender.address, message, now_ms)
             return None
-        behind = self._take_summary(message, now_ms)
+        behind, peer = self._take_summary(message, now_ms)
         self.counters.exchanges_served += 1
         if behind is not None:  # it could bring deleted keys back: take nothing, tell it
-            return self._summary(Reply, (), behind=behind)
-        self._peer_digests[message.sender.address] = message.digest
+            return self._summary(Reply, (), behind=behind, request=message)
+        self._peers[message.sender.address] = peer
         self._recent_digests.append(message.digest)
         if self.bootstrapping and not message.bootstrap:
-            return self._summary(Reply, ())  # our deltas are not taken until we have caught up
-        newcomer = message.bootstrap or message.resync
-        delta, more = self._delta_for(message.digest, newcomer=newcomer)
-        return self._summary(Reply, delta, more=more, newcomer=newcomer)
+            return self._summary(Reply, (), request=message)  # our deltas are not taken yet (R7d)
+        delta, more = self._delta_for(peer)
+        return self._summary(Reply, delta, more=more, request=message)
 
     def on_reply(self, address: str, reply: Reply, now_ms: int) -> None:
-        behind = self._take_summary(reply, now_ms)
+        behind, peer = self._take_summary(reply, now_ms)
         if behind is not None:
             self._behind[address] = behind
-            self._peer_digests.pop(address, None)
+            self._peers.pop(address, None)
             return
-        self._peer_digests[address] = reply.digest
+        self._peers[address] = peer
         self._recent_digests.append(reply.digest)
 
     def on_failure(self, address: str) -> None:
@@ -313,49 +321,96 @@ class GossipProtocol:
         self.counters.failures += 1
         failures = self.counters.by_peer_failures
         failures[address] = failures.get(address, 0) + 1
-        self._peer_digests.pop(address, None)
+        self._peers.pop(address, None)
         if address == self.source:
             self.source = None  # catch up from whoever answers next
 
+    # -- what our messages carry ----------------------------------------------------------
+
     def _summary(
         self, kind: type[SummaryType], delta: tuple[WriterDelta, ...], *, more: bool = False,
-        behind: Behind | None = None, newcomer: bool = False,
+        behind: Behind | None = None, to: str | None = None, request: Summary | None = None,
     ) -> SummaryType:  # fmt: skip
-        """Our digest, view and collection state, around `delta`. A newcomer (catching
-        up) is told of every retired writer and every collection, not only the news."""
-        store, limit = self.store, self.config.max_members_per_message
-        retired = self._announce
-        if newcomer:  # every retired writer, those we still hold entries of first
-            sent = [d.origin for d in delta if d.origin in store.retired]
-            rest = (w for w in store.retired if w not in sent)
-            retired = {w: store.retired[w] for w in itertools.islice(itertools.chain(sent, rest), limit)}
-        # The horizon of writers in our digest; a newcomer adopts that of retired ones too.
+        """Our digest, view, retired set and collection state, around `delta`, for the
+        peer `to` (an Exchange) or the sender of `request` (a Reply). The retired set goes
+        as a summary, with its bucket hashes when the peer's set may differ, and the
+        buckets we know differ listed whole (R20); a node catching up asks for the roster
+        and is answered with pages of it instead of a view (R7d)."""
+        store, retired = self.store, self.store.retired
+        theirs = request.retired_sum if request is not None else self._peer_retired.get(to or "")
+        mine = retired.summary(False)
+        differ = theirs is None or not theirs.same_set(mine)
+        listed: dict[str, Timestamp] = {}
+        if theirs is not None and differ:
+            room = self.config.max_members_per_message
+            buckets = retired.differing(theirs)
+            self.rng.shuffle(buckets)
+            for b in buckets:
+                items = retired.bucket(b)
+                if len(items) > room:
+                    continue
+                listed.update(items)
+                room -= len(items)
+        sent = {d.origin for d in delta}
         horizon = {w: t for w, t in store.horizon.items()
-                   if w in store.watermarks or (newcomer and w in retired)}  # fmt: skip
-        view = self.membership.view(self.rng)
+                   if w in store.watermarks or w in listed or w in sent}  # fmt: skip
+        members, roster_end, forgotten = self._view_or_roster(request)
         return kind(
-            self.membership.me, dict(store.watermarks), tuple(view), delta, horizon, retired,
-            store.collected, self.bootstrapping, self.resync, more, behind,
+            self.membership.me, dict(store.watermarks), tuple(members), delta, horizon, listed,
+            self.collected, self.bootstrapping, more, behind,
+            retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
+            self._roster if kind is Exchange and self.bootstrapping else None, roster_end, forgotten,
         )  # fmt: skip
 
+    def _view_or_roster(
+        self, request: Summary | None
+    ) -> tuple[list[MemberInfo], bool | None, dict[str, ForgottenLife]]:
+        """A view (R13); or, for a node catching up that asks for it, a page of the
+        roster: the members we know with ids after its cursor, and the lives we forgot
+        among them, so that it knows every member before it collects or forgets (R7d)."""
+        if request is None or request.roster is None:
+            return self.membership.view(self.rng), None, {}
+        after = request.roster
+        page, end = self.membership.roster_page(after, self.config.max_members_per_message - 1)
+        last = page[-1].id if page and not end else None
+        forgotten = {i: life for i, life in self.forgotten.items()
+                     if i > after and (last is None or i <= last)}  # fmt: skip
+        return [self.membership.me, *page], end, forgotten
+
     def _delta_for(
-        self, peer: Mapping[str, Timestamp], until_wall: int | None = None, newcomer: bool = False
+        self, peer: Holdings, until_wall: int | None = None
     ) -> tuple[tuple[WriterDelta, ...], bool]:
-        """What a peer with digest `peer` lacks, per writer in ts order, cut at the byte
-        and entry budgets (and before entries written after `until_wall`, if given), and
-        whether it was cut. Retired writers go to a newcomer, and to a peer that lists them
-        short of their end (R20). Writers are visited in random order so that no writer
-        starves when every message is cut."""
+        """What a peer lacks, by what its summary shows it holds: every writer (retired
+        ones too) we hold further than it does. A writer whose mark its summary does not
+        tell is left for a later exchange."""
+        store = self.store
+        behind = []
+        for writer, mine in store.watermarks.items():
+            theirs = peer.mark(writer)
+            if theirs is not None and theirs < mine:
+                behind.append((writer, theirs, mine))
+        for b in range(BUCKETS):
+            if peer.same_bucket(b):
+                continue
+            for writer, end in store.retired.bucket(b).items():
+                theirs = peer.mark(writer)
+                if theirs is not None and theirs < end:
+                    behind.append((writer, theirs, end))
+        self.rng.shuffle(behind)
+        return self._deltas(behind, until_wall)
+
+    def _deltas(
+        self, behind: Iterable[tuple[str, Timestamp, Timestamp]], until_wall: int | None = None
+    ) -> tuple[tuple[WriterDelta, ...], bool]:
+        """For each (writer, base, mine), the entries we hold with base < ts <= mine, in
+        ts order, cut at the byte and entry budgets (and before entries written after
+        `until_wall`, if given), and whether it was cut. Writers come in the caller's
+        (random) order so that no writer starves when every message is cut (R9)."""
         budget = self.config.delta_budget_bytes
         room = self.config.max_entries_per_message
-        marks = dict(self.store.watermarks)
-        marks.update((w, end) for w, end in self.store.retired.items() if newcomer or w in peer)
-        behind = [o for o, mark in marks.items() if mark > peer.get(o, ZERO)]
-        self.rng.shuffle(behind)
         deltas = []
         cut = False
-        for origin in behind:
-            base, mine = peer.get(origin, ZERO), marks[origin]
+        for origin, base, mine in behind:
             budget -= len(origin) + 64  # the writer's header: origin, base, upto
             taken: list[Entry] = []
             cut = budget <= 0
@@ -375,171 +430,224 @@ class GossipProtocol:
                 taken.append(entry)
             if cut and not taken:
                 break
-            if not taken and (young or origin in self.store.retired):
-                continue  # (a retired writer's end travels in the summary's retired map)
-            upto = taken[-1].ts if cut or young else mine
-            deltas.append(WriterDelta(origin, base, upto, tuple(taken)))
+            if not taken and young:
+                continue
+            whole = not (cut or young)
+            upto = mine if whole else taken[-1].ts
+            final = whole and origin in self.store.retired
+            deltas.append(WriterDelta(origin, base, upto, tuple(taken), final))
             if cut:
                 break
         return tuple(deltas), cut
 
     # -- taking in a peer's summary (R7c, R7d) -----------------------------------------------
 
-    def _take_summary(self, message: Summary, now_ms: int) -> Behind | None:
+    def _take_summary(self, message: Summary, now_ms: int) -> tuple[Behind | None, Holdings]:
         """Take in a peer's digest, view and delta. Returns evidence (and applies none of
         its delta) if the peer's state predates our collections; resets us instead if
         ours predates its. Raises PeerError, having applied nothing, on a bad timestamp."""
         self._check_clock(message, now_ms)
         sender = message.sender
         self.membership.merge([sender, *message.members], now_ms)
+        self._outlive(now_ms)
+        self._peer_retired[sender.address] = message.retired_sum
+        if message.collected > self._collected_seen:
+            self._collected_seen = message.collected
+        peer = Holdings(message.digest, message.retired_sum, message.retired, self.store.retired)
         # Neither side judges a node that is catching up: it holds only its source's state.
-        theirs = None if message.bootstrap or self.bootstrapping else self._evidence_against(message)
+        theirs, decided = None, True
+        if not (message.bootstrap or self.bootstrapping):
+            theirs, decided = self._evidence_against(message, peer, now_ms)
         mine = self._evidence_for_us(message)
-        if mine is not None and (theirs is None or staleness.yields(self.store, self.id, message)):
+        if mine is not None and (theirs is None or staleness.yields(self.id, self.collected, message)):
             self._reset(now_ms, sender.address, mine)
-            return None
+            return None, peer
         if self.bootstrapping:
-            if self.source is None and isinstance(message, Reply):
+            if self.source is None and isinstance(message, Reply) and self._may_source(message):
                 self.source = sender.address  # the first peer that answers
             if sender.address == self.source:
-                self._catch_up(message, now_ms)
-            return None
-        self.stability.hear(sender, message.digest, message.retired)
+                self._catch_up(message, peer, now_ms)
+            return None, peer
+        self.stability.hear(sender, peer)
         if message.bootstrap:
             self._behind.pop(sender.address, None)
-            return None  # its delta is not taken until it has caught up
+            return None, peer  # its delta is not taken until it has caught up
         if theirs is not None:
             self.counters.behind_peers += 1
-            return theirs
+            return theirs, peer
         self._behind.pop(sender.address, None)
-        self._merge_collections(message, now_ms)
+        if not decided:  # it does not tell enough to judge it yet: take nothing of it
+            self.counters.undecided += 1
+            return None, peer
+        self._merge_collections(message, peer, now_ms)
         self._apply_deltas(message.delta, now_ms)
-        return None
+        return None, peer
 
     def _evidence_for_us(self, message: Summary) -> Behind | None:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
         heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
-        if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self._generation):
+        if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self.lineage):
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
         return staleness.against_us(self.store, message)
 
-    def _evidence_against(self, message: Summary) -> Behind | None:
-        """Whether the sender's state predates our collections (R7c), and the evidence."""
-        forgotten = self._forgotten_evidence(message.sender)
-        return forgotten or staleness.against_peer(self.store, message, self._ended)
+    def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
+        """Whether the sender's state predates our collections (R7c), the evidence, and
+        whether its summary told enough to decide."""
+        forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
+        if forgotten is not None:
+            return forgotten, True
+        return staleness.against_peer(self.store, peer, message.horizon)
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
-        for ts in message.digest.values():
-            check(ts, now_ms)
-        for ts in message.horizon.values():
-            check(ts, now_ms)
-        for ts in message.retired.values():
-            check(ts, now_ms)
+        for stamps in (message.digest, message.horizon, message.retired):
+            for ts in stamps.values():
+                check(ts, now_ms)
         for delta in message.delta:
             check(delta.upto, now_ms)
 
-    def _catch_up(self, message: Summary, now_ms: int) -> None:
-        """A delta from our source while we catch up: take all of it, and what it has
-        collected and retired; done once it had nothing more to send (R7d)."""
+    def _may_source(self, message: Summary) -> bool:
+        """Whether a peer may be the source we catch up from: one that is not catching up
+        itself, or, in a cluster starting cold (nobody ever collected anything, nobody
+        was reset), any peer."""
+        return not message.bootstrap or (message.collected == ZERO and self.collected == ZERO)
+
+    def _catch_up(self, message: Summary, peer: Holdings, now_ms: int) -> None:
+        """A summary from our source while we catch up: take its delta, what it has
+        collected and retired, and the roster; done once it had nothing more to send and
+        we hold all it holds (R7d)."""
         if self._vetted != message.sender.address:  # first word from this source
-            self._drop_unvouched(message, now_ms)
+            self._drop_unvouched(message, peer, now_ms)
             self._vetted = message.sender.address
-        self._apply_deltas(message.delta, now_ms)
+        self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
         for writer, mark in message.horizon.items():
             if mark > store.horizon.get(writer, ZERO):
                 store.horizon[writer] = mark
-        # Only an answer to our own request carries every retired writer (the newcomer's share).
-        complete = isinstance(message, Reply) and not message.more
-        self._take_retired(message, complete, now_ms)
-        self.stability.hear(message.sender, message.digest, message.retired)
-        # A source still catching up itself may lack what others hold: it completes us
-        # only if nothing was ever collected or retired on either side (a cold start).
-        fresh = not (message.horizon or message.retired or store.horizon or store.retired)
-        if complete and all(store.coverage(w) >= m for w, m in message.digest.items()) and (
-            fresh or not message.bootstrap
-        ):
-            self.bootstrapping = False
-            self.source = self._vetted = None
+        self._retire_listed(message, now_ms)
+        self._take_roster(message)
+        self.stability.hear(message.sender, peer)
+        if not isinstance(message, Reply) or message.more or not peer.complete:
+            return
+        if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
+            return
+        cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
+        if self._roster is not None and not cold:
+            return
+        self.bootstrapping = False
+        self.source = self._vetted = self._roster = None
 
-    def _drop_unvouched(self, source: Summary, now_ms: int) -> None:
+    def _take_roster(self, message: Summary) -> None:
+        """A page of the roster from our source: its members went into our membership
+        with the view; the lives it forgot, we treat as forgotten too."""
+        if message.roster_end is None or self._roster is None:
+            return
+        for node, life in message.forgotten.items():
+            known = self.forgotten.get(node)
+            if known is None or life.generation > known.generation:
+                self._remember_forgotten(node, life)
+        pages = [m.id for m in message.members if m.id != message.sender.id]
+        self._roster = None if message.roster_end else max(pages, default=self._roster)
+
+    def _drop_unvouched(self, source: Summary, peer: Holdings, now_ms: int) -> None:
         """Before we take a source's state: a live value we hold that it cannot vouch for
-        (its digest does not reach that far in the writer's history) and that is no newer
-        than its newest collection (our writes while we could not reach it, pushes from
-        nodes that were away) may have been deleted, and the delete collected, meanwhile:
-        drop it (R7d), and take the source's version, if any. Nothing newer than that
-        collection can have been; a delete or an expired value brings nothing back."""
+        (its summary does not reach that far in the writer's history) and that is no
+        newer than the newest collection it knows of (our writes while we could not reach
+        it, pushes from nodes that were away) may have been deleted, and the delete
+        collected, meanwhile: drop it (R7d), and take the source's version, if any.
+        Nothing newer than that collection can have been; a delete or an expired value
+        brings nothing back."""
         limit = source.collected
         for entry in list(self.store.entries()):
-            vouched = source.digest.get(entry.origin, source.retired.get(entry.origin, ZERO))
+            vouched = peer.mark(entry.origin) or ZERO
             if vouched < entry.ts <= limit and entry.is_live(now_ms):
                 self.store.drop(entry)
                 self.counters.dropped_unvouched += 1
 
-    def _take_retired(self, message: Summary, complete: bool, now_ms: int) -> None:
-        """Retired writers a newcomer's answer brings: each we now hold to its end is
-        retired here too, and, once the answer is complete, so is each of which the peer
-        sent nothing (none of its entries is left): we hold all it holds of them."""
+    def _retire_listed(self, message: Summary, now_ms: int) -> None:
+        """Retired writers a peer lists: one we hold exactly to that end, we retire too,
+        so that our retired sets come to agree; one of which it holds more than we
+        retired, we take back into the digest, to receive the rest (R20)."""
         store = self.store
         for writer, end in message.retired.items():
-            mine = store.watermarks.get(writer)
-            if mine == end or (complete and mine is None and writer not in store.retired):
+            if store.watermarks.get(writer) == end:
                 self._retire_writer(writer, end, now_ms)
+            elif store.retired.get(writer, end) < end:
+                store.unretire(writer)
+        for writer, theirs in message.digest.items():
+            if store.retired.get(writer, theirs) < theirs:
+                store.unretire(writer)
 
-    def _merge_collections(self, message: Summary, now_ms: int) -> None:
+    def _merge_collections(self, message: Summary, peer: Holdings, now_ms: int) -> None:
         """A peer we are not behind: what it collected, we hold past already, so its
-        horizon becomes ours too (we can judge others by it); a writer it retired that we
-        hold to its end, we retire too; one it holds more of than we retired, we take back
-        into the digest, to receive the rest (R20)."""
+        horizon becomes ours too (we can judge others by it); and its retired writers
+        bring ours into line (R20)."""
         store = self.store
         for writer, mark in message.horizon.items():
             if mark > store.horizon.get(writer, ZERO) and store.coverage(writer) >= mark:
                 store.horizon[writer] = mark
-        for writer, end in message.retired.items():
-            if store.watermarks.get(writer) == end:  # (holding more, we spread it instead)
-                self._retire_writer(writer, end, now_ms)
-        for writer, theirs in (*message.digest.items(), *message.retired.items()):
-            if store.retired.get(writer, theirs) < theirs:
-                store.unretire(writer)
-        if self.resync and isinstance(message, Reply) and not message.more:
-            self._take_retired(message, True, now_ms)
-            self.resync = False
+        self._retire_listed(message, now_ms)
 
-    def _forgotten_evidence(self, member: MemberInfo) -> Behind | None:
-        """A life we forgot, back while we have collected since: its state may hold keys
-        deleted meanwhile."""
-        forgotten = self.forgotten.get(member.id)
-        if forgotten is None or member.generation > forgotten.generation:
+    def _forgotten_evidence(self, node: str, lineage: int) -> Behind | None:
+        """A node whose state continues a life we forgot, back while we have collected
+        since: its state may hold keys deleted meanwhile (R7c)."""
+        forgotten = self.forgotten.get(node)
+        if forgotten is None or lineage > forgotten.generation:
             return None
         if self.store.collected <= forgotten.collected:
             return None
-        return Behind(FORGOTTEN, member.id, Timestamp(member.generation, 0))
+        return Behind(FORGOTTEN, node, Timestamp(forgotten.generation, 0))
+
+    def _remember_forgotten(self, node: str, life: ForgottenLife) -> None:
+        self.forgotten.pop(node, None)
+        self.forgotten[node] = life
+        while len(self.forgotten) > MAX_FORGOTTEN:
+            del self.forgotten[next(iter(self.forgotten))]
+
+    def _new_life(self, now_ms: int, above: int = 0) -> None:
+        """Start writing as a new life: a generation above every earlier one of ours
+        (even one that ran under a clock ahead of ours), so a new writer (R16)."""
+        self._generation = max(now_ms, self._generation + 1, above + 1)
+        self.writer = writer_id(self.id, self._generation)
+        self.membership.me = replace(self.membership.me, generation=self._generation, heartbeat=0)
+        self.membership.outlived = None
+        self._tree = None
+
+    def _outlive(self, now_ms: int) -> None:
+        """A peer knows a life of ours newer than this one (one that ran under a clock
+        ahead of ours): start a life above it, or the cluster would take this one for
+        the older (R16). Our state stays: it is a new writer, not a reset."""
+        outlived = self.membership.outlived
+        if outlived is not None and outlived >= self._generation:
+            self._new_life(now_ms, above=outlived)
 
     def _reset(self, now_ms: int, source: str, evidence: Behind) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
         old state): what we hold could bring deleted keys back. Drop it all and catch up
         from that peer, as a new life: a new generation, a new writer. Writes we took
         that no other node holds are lost with it."""
-        self._generation = max(now_ms, self._generation + 1)
-        self.writer = writer_id(self.id, self._generation)
-        self.membership.me = replace(self.membership.me, generation=self._generation, heartbeat=0)
+        forgotten = evidence.mark.wall if evidence.reason == FORGOTTEN else 0
+        if evidence.reason == HORIZON and evidence.mark > self._collected_seen:
+            self._collected_seen = evidence.mark  # collections exist: we are no cold start
+        self._new_life(now_ms, above=forgotten)
+        self.lineage = self._generation
+        self.membership.restart_judging()
         self.store.clear()
         self.stability.clear()
         self.outbox.clear()
-        self._tree = None
         self._pending.clear()
-        self._peer_digests.clear()
+        self._peers.clear()
+        self._peer_retired.clear()
         self._recent_digests.clear()
         self._behind.clear()
-        self.forgotten.clear()  # judged against the state we drop; our source judges for us now
+        self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._retired_at.clear()
-        self._announce = {}
-        self.bootstrapping, self.source, self._vetted = True, source, None
+        self._quiet.clear()
+        self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self.counters.resets += 1
         self.last_reset = ResetNotice(evidence, source, now_ms)
 
@@ -552,16 +660,14 @@ class GossipProtocol:
         store, stability = self.store, self.stability
 
         def stable(writer: str) -> Timestamp:
-            if writer in store.retired:
-                return store.retired[writer]
-            mine = store.watermark(writer)
+            mine = store.coverage(writer)
             return min(mine, stability.coverage(members, writer)) if members else mine
 
         self.counters.collected += store.collect(now_ms, stable)
 
     def _knows_cluster(self) -> bool:
-        """Whether we know whom to ask before collecting or retiring: not while catching
-        up, nor with seeds but no member met yet (a node restarted from its data)."""
+        """Whether we know whom to ask before collecting: not while catching up, nor with
+        seeds but no member met yet."""
         return not self.bootstrapping and bool(self.membership.members or not self.membership.seeds)
 
     def _ended(self, writer: str) -> bool:
@@ -582,48 +688,64 @@ class GossipProtocol:
         return forgotten is not None and forgotten.generation >= generation
 
     def _retire(self, now_ms: int) -> None:
-        """Take ended writers that every member holds to the same end out of the digest,
-        so that digests track live nodes, not history (R20). A retired writer is
-        announced while some member still lists it, and forgotten once none does, none
-        of its entries is left here, and reap_after has passed."""
+        """Move ended writers whose watermark has stood still for a few rounds from the
+        digest to the retired set, so that digests track live nodes, not history (R20).
+        Retiring promises nothing about peers, so no member is waited for: any peer that
+        holds less is sent the rest. A retired writer is forgotten once none of its
+        entries and no collection of it is left here and reap_after has passed."""
         store = self.store
-        if self._knows_cluster():
-            members = [m.info for m in self.membership.members.values()]
-            for writer, upto in list(store.watermarks.items()):
-                if self._ended(writer) and self.stability.all_hold(members, writer, upto):
-                    self._retire_writer(writer, upto, now_ms)
+        if not self.bootstrapping:  # (catching up, we retire what our source has retired)
+            for writer, mark in list(store.watermarks.items()):
+                if not self._ended(writer):
+                    continue
+                seen, rounds = self._quiet.get(writer, (mark, -1))
+                if seen != mark:
+                    rounds = -1
+                if rounds + 1 >= SETTLE_ROUNDS:
+                    self._retire_writer(writer, mark, now_ms)
+                else:
+                    self._quiet[writer] = (mark, rounds + 1)
+        for writer in [w for w in self._quiet if w not in store.watermarks]:
+            del self._quiet[writer]
         for writer in [w for w in self._pending if w in store.retired]:
-            del self._pending[writer]  # its missing writes are gone for good
+            del self._pending[writer]  # it ended: what it waits for comes with the rest of it
         for writer in [w for w in self._retired_at if w not in store.retired]:
-            del self._retired_at[writer]  # taken back into the digest (Store.merge)
+            del self._retired_at[writer]  # taken back into the digest
         reap_ms = self.config.reap_after * 1000
-        announce = {}
-        for writer, upto in list(store.retired.items()):
-            if self.stability.listed_by_any(writer):
-                announce[writer] = upto
-                continue
+        for writer in list(store.retired):
             since = self._retired_at.setdefault(writer, now_ms)
-            if now_ms - since > reap_ms and not store.holds_any(writer):
+            if now_ms - since > reap_ms and writer not in store.horizon and not store.holds_any(writer):
                 store.forget_writer(writer)
                 del self._retired_at[writer]
-        self._announce = announce
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
         self.store.retire(writer, upto)
         self._retired_at[writer] = now_ms
+        self._quiet.pop(writer, None)
         self.counters.retired += 1
 
-    def _apply_deltas(self, deltas: Iterable[WriterDelta], now_ms: int) -> None:
+    def _apply_deltas(self, deltas: Iterable[WriterDelta], now_ms: int, catching_up: bool = False) -> None:
         """Apply each writer's delta that starts where our history of it ends (R10): one
         that starts past it (the sender guessed our digest wrong) is left for the next
-        exchange, so that we never hold a writer's entry above a gap in its history."""
+        exchange, so that we never hold a writer's entry above a gap in its history. A
+        delta that ends a writer the sender retired lets us retire it too. (An empty one
+        that ends a retired writer we know nothing of is one nobody holds anything of,
+        which we may have forgotten: a member leaves it; a node catching up takes it, to
+        hold all its source holds.)"""
+        store = self.store
         for delta in deltas:
-            if self.store.coverage(delta.origin) < delta.base:
+            origin = delta.origin
+            if store.coverage(origin) < delta.base:
+                continue
+            known = origin in store.watermarks or origin in store.retired
+            if delta.final and not (delta.entries or known or catching_up):
                 continue
             for entry in delta.entries:
                 self._apply(entry, now_ms)
-            self.store.advance(delta.origin, delta.base, delta.upto)
-            self._drain_pending(delta.origin, now_ms)
+            store.advance(origin, delta.base, delta.upto)
+            if delta.final and store.watermarks.get(origin) == delta.upto:
+                self._retire_writer(origin, delta.upto, now_ms)
+            self._drain_pending(origin, now_ms)
 
     def _apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
         """Merge an incoming entry. False only if it is refused as possibly stale: then
@@ -712,27 +834,45 @@ class GossipProtocol:
 
     def snapshot(self) -> Snapshot:
         store = self.store
-        forgotten = {node: life.generation for node, life in self.forgotten.items()}
+        members = tuple(m.info for m in self.membership.members.values())
         return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
-                        tuple(store.entries()), dict(store.retired), forgotten)  # fmt: skip
+                        tuple(store.entries()), dict(store.retired), dict(self.forgotten),
+                        self._generation, self.lineage, members)  # fmt: skip
 
     def restore(self, snap: Snapshot, now_ms: int) -> None:
         """Start from a snapshot (before talking to anyone): its entries, what we held
-        completely, what we had collected and retired, and a clock above all we ever
-        wrote. A node with state does not catch up from scratch: peers judge it (R7c)."""
+        completely, what we had collected and retired, whom we knew, the lives we forgot,
+        and a clock above all we ever wrote; as a new life above the one that saved it,
+        whose state ours continues (R19). A node with state does not catch up from
+        scratch: peers judge it (R7c)."""
+        store = self.store
         for entry in snap.entries:
-            self.store.merge(entry)
-        self.store.watermarks.update(snap.watermarks)
-        self.store.horizon.update(snap.horizon)
-        self.store.retired.update(snap.retired)
-        self._retired_at.update(dict.fromkeys(snap.retired, now_ms))
-        for node, generation in snap.forgotten.items():
-            self.forgotten[node] = ForgottenLife(generation, self.store.collected, now_ms)
+            store.merge(entry)
+        store.watermarks.update(snap.watermarks)
+        store.horizon.update(snap.horizon)
+        for writer, end in snap.retired.items():
+            store.retired.set(writer, end)
+            self._retired_at[writer] = now_ms
+        for node, life in snap.forgotten.items():
+            self._remember_forgotten(node, life)
+        self.membership.merge(list(snap.members), now_ms)
         if snap.clock > self.clock.last:
             self.clock.last = snap.clock
-        self.bootstrapping = not (snap.entries or snap.watermarks or snap.retired)
-        # Our snapshot may predate retirements of writers we never listed: ask once (R19).
-        self.resync = not self.bootstrapping
+        lives = [writer_life(w) for w in (*snap.watermarks, *snap.retired)]
+        ours = [life[1] for life in lives if life is not None and life[0] == self.id]
+        saved_by = max([snap.generation, *ours])
+        if saved_by >= self._generation:
+            self._new_life(now_ms, above=saved_by)
+        if snap.entries or snap.watermarks or snap.retired:
+            # The life our state continues: as saved, else (an older snapshot) the oldest
+            # of ours it shows, else the oldest there is (so a peer that forgot any life
+            # of ours judges it).
+            self.lineage = snap.lineage or min(ours, default=1)
+            self.bootstrapping, self._roster = False, None
+        else:  # nothing to restore: a new life like any other
+            self.lineage = self._generation
+            self.bootstrapping = bool(self.membership.seeds)
+            self._roster = "" if self.bootstrapping else None
 
     # -- reading the state ------------------------------------------------------------------
 

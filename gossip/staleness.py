@@ -1,15 +1,17 @@
 """Whether a node's state predates collections another node made (docs/PROTOCOL.md,
 R7c): then its copies could bring deleted keys back, so it is reset, not merged. Each
 test returns the evidence (a `Behind`), which travels to the node judged, and which that
-node checks against its own state before it resets. Pure functions of a store and a
-peer's summary; the forgotten-life test, which needs the membership, is the protocol's."""
+node checks against its own state before it resets. Pure functions of a store and what a
+peer's summary shows; the forgotten-life test, which needs the membership, is the
+protocol's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from gossip.clock import ZERO, Timestamp
 from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
+from gossip.retired import Holdings
 from gossip.store import Store
 
 
@@ -18,20 +20,25 @@ def _reached(store: Store, writer: str) -> Timestamp:
     return max(store.coverage(writer), store.horizon.get(writer, ZERO))
 
 
-def against_peer(store: Store, peer: Summary, ended: Callable[[str], bool]) -> Behind | None:
-    """Whether the peer's state predates our collections, by its summary: it lacks a
-    writer's history up to one of our collections of it. (A writer it does not list at
-    all counts only if that writer may still be alive: every member knows a live one; an
-    ended one the peer may have retired long ago.)"""
+def against_peer(
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp]
+) -> tuple[Behind | None, bool]:
+    """Whether the peer's state predates our collections: for some writer we collected
+    up to `mark`, it holds (or collected) less, or none of it at all. (No node forgets a
+    writer it has collected entries of, R20, so a peer that lacks such a writer whole
+    never had it.) Returns the evidence, if any, and whether its summary told enough to
+    decide (it may not tell how far it holds a writer of a retired bucket that differs
+    from ours)."""
+    decided = True
     for writer, mark in store.horizon.items():
-        listed = writer in peer.digest
-        if writer in peer.retired or not (listed or writer in store.watermarks):
+        held = peer.mark(writer)
+        if held is None:
+            decided = False
             continue
-        if max(peer.digest.get(writer, ZERO), peer.horizon.get(writer, ZERO)) >= mark:
+        if max(held, horizon.get(writer, ZERO)) >= mark:
             continue
-        if listed or not ended(writer):
-            return Behind(HORIZON, writer, mark)
-    return None
+        return Behind(HORIZON, writer, mark), True
+    return None, decided
 
 
 def against_us(store: Store, peer: Summary) -> Behind | None:
@@ -42,14 +49,15 @@ def against_us(store: Store, peer: Summary) -> Behind | None:
     return None
 
 
-def holds_for(store: Store, evidence: Behind, node_id: str, generation: int) -> bool:
-    """Whether a peer's evidence that we are behind holds for our state and life."""
+def holds_for(store: Store, evidence: Behind, node_id: str, lineage: int) -> bool:
+    """Whether a peer's evidence that we are behind holds for our state: a collection we
+    lack, or a forgetting of the life our state continues."""
     if evidence.reason == FORGOTTEN:
-        return evidence.writer == node_id and evidence.mark.wall == generation
+        return evidence.writer == node_id and evidence.mark.wall == lineage
     return _reached(store, evidence.writer) < evidence.mark
 
 
-def yields(store: Store, node_id: str, peer: Summary) -> bool:
+def yields(node_id: str, collected: Timestamp, peer: Summary) -> bool:
     """Each behind the other (a split both sides of which collected): the one whose
     newest collection is older resets (ties: the lower id)."""
-    return (store.collected, node_id) < (peer.collected, peer.sender.id)
+    return (collected, node_id) < (peer.collected, peer.sender.id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from gossip.clock import ZERO, Timestamp
 from gossip.jsontext import canonical
+from gossip.retired import RetiredSet
 
 JSON = Any  # any JSON value
 
@@ -93,8 +94,8 @@ class Store:
         self._logs: dict[str, list[Entry]] = {}  # per writer, sorted by ts
         self._stale: dict[str, int] = {}
         self.watermarks: Digest = {}
-        # Writers every member held completely, taken out of the digest: where they end.
-        self.retired: Digest = {}
+        # Writers of ended lives no longer listed one by one (R20): where we hold them to.
+        self.retired = RetiredSet()
         # Per writer, the newest of its entries collected here or by the peers we caught up from.
         self.horizon: Digest = {}
         # Tombstones and expiring entries by when they become ripe (lazily cleaned), then,
@@ -121,8 +122,8 @@ class Store:
         self.version += 1
         ended = self.retired.get(entry.origin)
         if ended is not None and entry.ts > ended:
-            # More of a writer we took for ended (a forgotten node that still wrote):
-            # back into the digest, so that anti-entropy spreads the rest of it too.
+            # More of a writer we retired (someone held more of it, or a forgotten node
+            # still wrote): back into the digest, to receive and spread the rest.
             self.unretire(entry.origin)
         if current is not None:
             self._mark_stale(current.origin)
@@ -228,26 +229,32 @@ class Store:
     def advance(self, origin: str, base: Timestamp, upto: Timestamp) -> None:
         """We now hold everything `origin` wrote in (base, upto]: if we already held all
         up to base, the watermark moves up to upto; otherwise a gap remains. (A retired
-        writer has ended: nothing of it is left to hold.)"""
-        if origin in self.retired:
-            return
+        writer held beyond its end is taken back into the digest first.)"""
+        ended = self.retired.get(origin)
+        if ended is not None:
+            if upto <= ended or base > ended:
+                return
+            self.unretire(origin)
         current = self.watermark(origin)
         if current >= base and upto > current:
             self.watermarks[origin] = upto
 
     def retire(self, origin: str, upto: Timestamp) -> None:
-        """Every member holds all `origin` wrote, up to `upto`, where it ended: take it
-        out of the digest (its entries stay, and are still served to newcomers)."""
+        """`origin`'s life has ended and we hold it up to `upto`: list it in the retired
+        set instead of the digest (R20). Its entries stay and are sent to any peer that
+        holds less of it."""
         self.watermarks.pop(origin, None)
-        self.retired[origin] = upto
+        self.retired.set(origin, upto)
 
     def unretire(self, origin: str) -> None:
         """Take a retired writer back into the digest (someone holds more of it)."""
-        self.watermarks[origin] = self.retired.pop(origin)
+        end = self.retired.discard(origin)
+        if end is not None:
+            self.watermarks[origin] = end
 
     def forget_writer(self, origin: str) -> None:
         """Drop a retired writer none of whose entries we hold any more."""
-        self.retired.pop(origin, None)
+        self.retired.discard(origin)
         self.horizon.pop(origin, None)
         self._logs.pop(origin, None)
         self._stale.pop(origin, None)

@@ -402,9 +402,9 @@ def cmd_sizes(args: argparse.Namespace) -> int:
     if args.restarts:
         print(f"\ndigests over restarts (10 nodes, a node restarted empty every 5 s, one write a life, "
               f"reap_after 120 s)\n  {'virtual s':>9} {'lives':>6} {'writers ever':>13} {'in a digest':>12} "
-              f"{'announced':>10} {'retired kept':>13}")  # fmt: skip
+              f"{'retired sets':>12} {'retired kept':>13}")  # fmt: skip
         for pt in restart_history(restarts=args.restarts, seed=args.seed):
-            print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} {pt.announced:>10} "
+            print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} {pt.retired_sets:>12} "
                   f"{pt.retired_kept:>13}", flush=True)  # fmt: skip
     return 0
 

@@ -139,7 +139,7 @@ class DigestPoint:
     at: float  # virtual seconds
     lives: int  # restarts so far
     digest: int  # most writers in any node's digest
-    announced: int  # most retired writers any node still announces
+    retired_sets: int  # distinct retired sets among the nodes (1: they all agree)
     retired_kept: int  # most retired writers any node remembers
     writers_ever: int
 
@@ -167,7 +167,7 @@ def restart_history(nodes: int = 10, restarts: int = 200, every: float = 5.0, se
             protocols = [n.protocol for n in sim.up_nodes()]
             points.append(DigestPoint(
                 sim.now, life, max(len(p.store.watermarks) for p in protocols),
-                max(len(p.announced) for p in protocols),
+                len({p.store.retired.summary(False) for p in protocols}),
                 max(len(p.store.retired) for p in protocols), len(writers),
             ))  # fmt: skip
     return points

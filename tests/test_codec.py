@@ -22,6 +22,7 @@ from gossip.messages import (
     BEHIND_REASONS,
     Behind,
     Exchange,
+    ForgottenLife,
     Message,
     Reply,
     Rumor,
@@ -30,6 +31,7 @@ from gossip.messages import (
     WriterDelta,
 )  # fmt: skip
 from gossip.protocol import GossipProtocol
+from gossip.retired import BUCKETS, RetiredSummary
 from gossip.store import Entry
 
 CONFIG = Config.for_tests(cluster_id="test-cluster")
@@ -78,7 +80,7 @@ def writer_deltas(draw: st.DrawFn) -> WriterDelta:
     base, upto = stamps[0], stamps[-1]
     inside = draw(st.lists(st.sampled_from(stamps[1:]), max_size=4))
     items = tuple(draw(entries_of(origin, ts)) for ts in sorted(inside))
-    return WriterDelta(origin, base, upto, items)
+    return WriterDelta(origin, base, upto, items, draw(st.booleans()))
 
 
 @st.composite
@@ -89,23 +91,37 @@ def rumor_items(draw: st.DrawFn) -> RumorItem:
 
 writer_maps = st.dictionaries(names, timestamps, max_size=4)
 evidence = st.builds(Behind, st.sampled_from(BEHIND_REASONS), names, timestamps)
+hashes = st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def retired_sums(draw: st.DrawFn) -> RetiredSummary:
+    """A retired set's summary: empty, or a count with its root, and maybe its buckets."""
+    count = draw(st.integers(0, 2**53 - 1))
+    if count == 0:
+        return RetiredSummary()
+    buckets = tuple(draw(st.lists(hashes, min_size=BUCKETS, max_size=BUCKETS)))
+    root = 0
+    for b in buckets:
+        root ^= b
+    return RetiredSummary(count, root, buckets if draw(st.booleans()) else None)
+
+
+@st.composite
+def summaries_of(draw: st.DrawFn, kind: type[Exchange] | type[Reply]) -> Exchange | Reply:
+    roster_end = draw(st.none() | st.booleans())
+    lives = st.dictionaries(names, st.builds(ForgottenLife, ints, timestamps), max_size=3)
+    return kind(
+        draw(members), draw(writer_maps), tuple(draw(st.lists(members, max_size=4))),
+        tuple(draw(st.lists(writer_deltas(), max_size=3))), draw(writer_maps), draw(writer_maps),
+        draw(timestamps), draw(st.booleans()), draw(st.booleans()), draw(st.none() | evidence),
+        draw(retired_sums()), draw(ints), draw(st.none() | st.just("") | names), roster_end,
+        {} if roster_end is None else draw(lives),
+    )  # fmt: skip
 
 
 def summaries(kind: type[Exchange] | type[Reply]) -> st.SearchStrategy[Exchange | Reply]:
-    return st.builds(
-        kind,
-        members,
-        writer_maps,
-        st.lists(members, max_size=4).map(tuple),
-        st.lists(writer_deltas(), max_size=3).map(tuple),
-        writer_maps,
-        writer_maps,
-        timestamps,
-        st.booleans(),
-        st.booleans(),
-        st.booleans(),
-        st.none() | evidence,
-    )
+    return summaries_of(kind)
 
 
 groups = st.builds(
