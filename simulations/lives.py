@@ -189,10 +189,11 @@ def majority_node_reset_after_heal(seed: int = 1, nodes: int = 7, view_size: int
     rightly reset (contract item 3). But n0, alone, has shown every other member dead for
     longer than reap_after, and its reset leaves its member list as it was. Just after the
     heal, once views have brought it the heartbeats of three or four of the six (with
-    itself, a majority: R18), it forgets the others, none of which was ever cut off.
-    Having collected since (it takes the cluster's collections as it catches up), it
-    sends them `forgotten` evidence (R7c), and they are reset and drop the state of their
-    lives: contract item 7 says no node is reset but as item 3 says."""
+    itself, a majority: R18), it forgets the others, none of which was ever cut off (at
+    seed 1: n2, n3 and n5, 0.2 s after it has caught up). Its newest collection moves on
+    after that (the routine deletes are collected), so it sends them `forgotten` evidence
+    (R7c), and they are reset and drop the state of their lives: contract item 7 says no
+    node is reset but as item 3 says."""
     s = Story("majority-node-reset-after-heal", seed, lives_config(view_size=view_size), _network())
     _form(s, nodes)
     resets = Resets(s)
@@ -475,13 +476,17 @@ def reset_pair_cold_start(seed: int = 1, nodes: int = 5, recut: float = 3.0) -> 
     never saw, so on the heal both are rightly reset (contract item 3) and catch up
     (R7d). Right after both are reset the two are cut off again for `recut` seconds (a
     link that flaps): their sources stop answering and each catches up from whoever
-    answers, which is the other one, reset at the same moment and holding nothing. Since
-    neither has collected or retired anything since its reset, the exception for a
-    cluster starting cold (R7d) lets each complete its catch-up with nothing. A client
-    waiting for a node to have caught up writes to it at once; once the link is back, the
-    first node they meet finds them behind and resets them again, and that write is lost.
-    A node that has caught up holds the cluster's old keys; a node forgotten once is
-    reset once; a write taken after a catch-up is kept."""
+    answers, which is the other one, reset at the same moment and holding nothing. The
+    exception for a cluster starting cold (R7d: neither has collected or retired
+    anything) lets one complete its catch-up with nothing from the other, still catching
+    up; the other then completes from it. A client waiting for a node to have caught up
+    writes to it at once. Once the link is back, the first node they meet finds them
+    behind and resets them again, and that write is lost. (At seed 1, n4 had taken its
+    source's horizon, with no data, from an exchange before the flap: no evidence holds
+    against it any more, its peers find it behind and send it nothing, and it keeps
+    none of the cluster's keys for good.) A node that has caught up holds the cluster's
+    old keys; a node forgotten once is reset once; a write taken after a catch-up is
+    kept."""
     s = Story("reset-pair-cold-start", seed, lives_config(), _network())
     _form(s, nodes)
     resets = Resets(s)
