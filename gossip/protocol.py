@@ -479,8 +479,8 @@ class GossipProtocol:
         if not decided:  # it does not tell enough to judge it yet: take nothing of it
             self.counters.undecided += 1
             return None, peer
-        self._merge_collections(message, peer, now_ms)
         self._apply_deltas(message.delta, now_ms)
+        self._merge_collections(message, now_ms)
         return None, peer
 
     def _evidence_for_us(self, message: Summary) -> Behind | None:
@@ -525,9 +525,7 @@ class GossipProtocol:
             self._vetted = message.sender.address
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
-        for writer, mark in message.horizon.items():
-            if mark > store.horizon.get(writer, ZERO):
-                store.horizon[writer] = mark
+        self._take_horizon(message)
         self._retire_listed(message, now_ms)
         self._take_roster(message)
         self.stability.hear(message.sender, peer)
@@ -582,15 +580,21 @@ class GossipProtocol:
             if store.retired.get(writer, theirs) < theirs:
                 store.unretire(writer)
 
-    def _merge_collections(self, message: Summary, peer: Holdings, now_ms: int) -> None:
+    def _merge_collections(self, message: Summary, now_ms: int) -> None:
         """A peer we are not behind: what it collected, we hold past already, so its
         horizon becomes ours too (we can judge others by it); and its retired writers
         bring ours into line (R20)."""
+        self._take_horizon(message)
+        self._retire_listed(message, now_ms)
+
+    def _take_horizon(self, message: Summary) -> None:
+        """What a peer collected of a writer we hold that far: we could have collected it
+        too, so its horizon becomes ours (we judge others by it). Never further than we
+        hold, or evidence that we lack it would no longer hold for us."""
         store = self.store
         for writer, mark in message.horizon.items():
             if mark > store.horizon.get(writer, ZERO) and store.coverage(writer) >= mark:
                 store.horizon[writer] = mark
-        self._retire_listed(message, now_ms)
 
     def _forgotten_evidence(self, node: str, lineage: int) -> Behind | None:
         """A node whose state continues a life we forgot, back while we have collected
