@@ -151,7 +151,6 @@ class GossipProtocol:
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         self.last_reset: ResetNotice | None = None
-        self._retired_at: dict[str, int] = {}
         self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
 
     @property
@@ -500,7 +499,9 @@ class GossipProtocol:
         forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
         if forgotten is not None:
             return forgotten, True
-        return staleness.against_peer(self.store, peer, message.horizon)
+        return staleness.against_peer(
+            self.store, peer, message.horizon, lambda writer: self._long_ended(writer, now_ms, 1)
+        )
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -627,7 +628,10 @@ class GossipProtocol:
         the older (R16). Our state stays: it is a new writer, not a reset."""
         outlived = self.membership.outlived
         if outlived is not None and outlived >= self._generation:
+            own_state = self.lineage == self._generation
             self._new_life(now_ms, above=outlived)
+            if own_state:  # (a state of this life's own, not one restored: it moves with it)
+                self.lineage = self._generation
 
     def _reset(self, now_ms: int, source: str, evidence: Behind) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
@@ -649,7 +653,6 @@ class GossipProtocol:
         self._recent_digests.clear()
         self._behind.clear()
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
-        self._retired_at.clear()
         self._quiet.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self.counters.resets += 1
@@ -695,8 +698,9 @@ class GossipProtocol:
         """Move ended writers whose watermark has stood still for a few rounds from the
         digest to the retired set, so that digests track live nodes, not history (R20).
         Retiring promises nothing about peers, so no member is waited for: any peer that
-        holds less is sent the rest. A retired writer is forgotten once none of its
-        entries and no collection of it is left here and reap_after has passed."""
+        holds less is sent the rest. A retired writer none of whose entries is left here
+        is forgotten once it ended twice reap_after ago: by then every node that may
+        still need it has been forgotten itself, and is judged by that (R7c, R18)."""
         store = self.store
         if not self.bootstrapping:  # (catching up, we retire what our source has retired)
             for writer, mark in list(store.watermarks.items()):
@@ -713,18 +717,18 @@ class GossipProtocol:
             del self._quiet[writer]
         for writer in [w for w in self._pending if w in store.retired]:
             del self._pending[writer]  # it ended: what it waits for comes with the rest of it
-        for writer in [w for w in self._retired_at if w not in store.retired]:
-            del self._retired_at[writer]  # taken back into the digest
-        reap_ms = self.config.reap_after * 1000
         for writer in list(store.retired):
-            since = self._retired_at.setdefault(writer, now_ms)
-            if now_ms - since > reap_ms and writer not in store.horizon and not store.holds_any(writer):
+            if self._long_ended(writer, now_ms, 2) and not store.holds_any(writer):
                 store.forget_writer(writer)
-                del self._retired_at[writer]
+
+    def _long_ended(self, writer: str, now_ms: int, reaps: int) -> bool:
+        """Whether a retired writer ended (its last write) more than `reaps` times
+        reap_after ago: the same moment on every node, give or take the clocks' skew."""
+        end = self.store.retired.get(writer)
+        return end is not None and now_ms - end.wall > reaps * self.config.reap_after * 1000
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
         self.store.retire(writer, upto)
-        self._retired_at[writer] = now_ms
         self._quiet.pop(writer, None)
         self.counters.retired += 1
 
@@ -856,7 +860,6 @@ class GossipProtocol:
         store.horizon.update(snap.horizon)
         for writer, end in snap.retired.items():
             store.retired.set(writer, end)
-            self._retired_at[writer] = now_ms
         for node, life in snap.forgotten.items():
             self._remember_forgotten(node, life)
         self.membership.merge(list(snap.members), now_ms)

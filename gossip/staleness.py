@@ -7,7 +7,7 @@ protocol's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gossip.clock import ZERO, Timestamp
 from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
@@ -21,14 +21,14 @@ def _reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(
-    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp]
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Callable[[str], bool]
 ) -> tuple[Behind | None, bool]:
     """Whether the peer's state predates our collections: for some writer we collected
-    up to `mark`, it holds (or collected) less, or none of it at all. (No node forgets a
-    writer it has collected entries of, R20, so a peer that lacks such a writer whole
-    never had it.) Returns the evidence, if any, and whether its summary told enough to
-    decide (it may not tell how far it holds a writer of a retired bucket that differs
-    from ours)."""
+    up to `mark`, it holds (or collected) less, or none of it at all. A writer it holds
+    none of is no evidence if the peer may have forgotten it (`forgettable`: it ended
+    over reap_after ago, while nodes forget one twice that long after its end, R20).
+    Returns the evidence, if any, and whether its summary told enough to decide (it may
+    not tell how far it holds a writer of a retired bucket that differs from ours)."""
     decided = True
     for writer, mark in store.horizon.items():
         held = peer.mark(writer)
@@ -36,6 +36,8 @@ def against_peer(
             decided = False
             continue
         if max(held, horizon.get(writer, ZERO)) >= mark:
+            continue
+        if held == ZERO and writer not in horizon and forgettable(writer):
             continue
         return Behind(HORIZON, writer, mark), True
     return None, decided
