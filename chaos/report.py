@@ -86,6 +86,7 @@ def write(path: Path, results: Sequence[Result], size: Size, command: str, took:
     acknowledged = sum(r.acknowledged for r in results)
     nodes = size.hosts * size.nodes_per_host
     setup = size.setup(0)
+    spread = f"{setup.request_timeout:g} + {setup.interval:g} x {1 + setup.jitter:g} = {setup.spread:g} s"
     text = f"""# Reliability: the fault-injection suite
 
 Made by `{command}` on {time.strftime("%Y-%m-%d")}, {_minutes(took)} of runs: {len(results)}
@@ -152,21 +153,20 @@ A kill -9 excuses the loss of an acknowledged write of that node only if the wri
 acknowledged (its answer's time) within the kill's window, from the contract: a write lives
 on the node that took it until a push or an exchange carries it to another node.
 
-- The node passes a write on within `request timeout + interval x (1 + jitter)` =
-  {setup.request_timeout} + {setup.interval} x {1 + setup.jitter} = {setup.spread:.4g} s of
-  reaching another host (the push leaves at once; if it is lost it fails after the request
-  timeout, and the next round's exchange carries the write anyway). So a kill at time K
-  excuses the writes acknowledged after the last moment from which the node had that long
-  in a row of reaching another host: K - {setup.spread:.4g} s when nothing cut it off.
+- The node passes a write on within `request timeout + interval x (1 + jitter)` of
+  reaching another host, here {spread}: the push leaves at once; if it is
+  lost it fails after the request timeout, and the next round's exchange carries the write
+  anyway. So a kill at time K excuses the writes acknowledged after the last moment from
+  which the node had that long in a row of reaching another host: after K - {setup.spread:g} s
+  when nothing cut it off.
 - While the node is *away* the window reaches back: its host cut off from every other host
   (partitions, a one-way drop, whose TCP needs both ways, packet loss at either end, its
   clock more than `--max-offset` ahead of theirs, until their clocks reach the timestamps
-  it wrote), or the node itself stopped, paused or restarting ({RESTART:.0f} s after a
-  restart step). A node cut off keeps its writes to itself for as long as the cut lasts.
-- A kill that kept the data directory loses only what the last snapshot missed: the
-  window is cut to the {setup.unsaved:.4g} s before the kill (a snapshot every
-  {setup.save_every:.4g} s when the state changed, and up to {setup.unsaved - setup.save_every:.4g} s to write
-  it). A wipe loses the snapshot too.
+  it wrote), or the node itself stopped, paused or restarting ({RESTART:g} s after a restart
+  step). A node cut off keeps its writes to itself for as long as the cut lasts.
+- A kill that kept the data directory loses only what the last snapshot missed: the window
+  is cut to the {setup.unsaved:g} s before the kill (a snapshot every {setup.save_every:g} s when the
+  state changed, and up to {setup.unsaved - setup.save_every:g} s to write it). A wipe loses the snapshot too.
 
 `chaos/evidence.py` computes the windows; verdict.json lists each piece of evidence with its
 window, and the results table says how many losses each one excused.
@@ -192,17 +192,31 @@ Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.i
 - A reset excuses the losses of any write the node took, whatever its age.
 - Runs replay their faults, not their timing: the client's requests, and so the history,
   differ from run to run. The machine's 2 cores are shared with the nodes and the client.
+  A run replayed in the simulator (below) is deterministic, with the simulator's timing.
 
 ## Replaying a seed
 
 A schedule depends on the seed alone, so `python -m chaos --seed N` replays seed N's faults.
-Each run leaves `chaos-runs/seed-N/`: `schedule.json`, `events.txt` (each fault step when it
-was done), `history.jsonl` (one operation a line), `verdict.json` (violations, excused
-losses, each node's final values, the evidence), `result.json` (the row above) and `logs/`
-(each node's output). `python -m chaos --seed N --shrink` drops faults from a failing
-schedule one at a time while it still fails, and prints the smallest schedule found.
+Each run leaves `chaos-runs/seed-N/`: `schedule.json`, `setup.json` (the nodes' settings),
+`events.txt` (each fault step when it was done), `history.jsonl` (one operation a line),
+`verdict.json` (violations, excused losses, each node's final values, the evidence and
+its windows), `result.json` (the row above) and `logs/` (each node's output).
+`python -m chaos --seed N --shrink` drops faults from a failing schedule one at a time
+while it still fails, and prints the smallest schedule found.
 `python -m chaos --quick` plays one fault of each kind within {QUICK.length:.0f} s, like
 the first test in `tests/test_chaos.py`, which `make test` runs.
+
+`python -m chaos --replay-sim chaos-runs/seed-N` replays a finished run against the same
+core in virtual time (`chaos/simreplay.py`, no root): the same nodes on the same hosts with
+the same settings, each fault mapped onto the simulator (partitions and one-way drops as
+blocks both ways, packet loss as a lossy link into the host, skew and kill -9 as the
+suite's restarts, from the last snapshot or empty, a pause as a crash that keeps the
+state), each write and delete of the history applied at its acknowledgment time, then the
+heal and the same checker. A failure on real processes becomes a test of seconds
+(`tests/test_chaos_replay.py` replays one); `--sim-seed` picks the simulator's seed and
+`--trace PATH` writes its trace. `python -m chaos --rejudge RUN_DIR...` judges finished
+runs again, once with the kill evidence untimed as it used to be and once with the
+windows, and lists the losses the windows no longer excuse.
 """
     path.write_text(text)
 

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from chaos.evidence import RESTART, Evidence, kill_evidence, window
 from chaos.faults import Fault
 from chaos.history import Kind, Op, Outcome, Verdict, check, dump, load
+from chaos.report import excused_cell
+from chaos.run import Result
 from chaos.setup import Setup
 from gossip.clock import HybridClock, Timestamp
 from gossip.store import JSON
@@ -441,3 +443,18 @@ def test_a_kill_that_kept_the_data_is_evidence_only_if_it_fell_on_unsaved_writes
     [evidence] = kill_evidence([("n1", 10.0, False)], [], SETUP, [saved, unsaved])
     assert (evidence.since, evidence.until) == pytest.approx((10.0 - SETUP.unsaved, 10.0))
     assert evidence.excuses(unsaved) and not evidence.excuses(saved)
+
+
+def test_the_report_says_how_many_losses_each_piece_of_evidence_excused() -> None:
+    ops = [write_by("n1", "a", 9.5), write_by("n1", "b", 9.6), write_by("n2", "c", 3.0)]
+    reset = Evidence("n2", "WARNING:gossip.node:n2: reset: our state predates collections of n4 (...)")
+    evidence = [*kill_evidence([("n1", 10.0, True)], [], SETUP, ops), reset]
+    verdict = check(ops, {n: {} for n in NODES}, evidence)
+    assert verdict.ok and len(verdict.excused) == 3
+    row = Result(seed=0, faults=["kill_wipe"], ops=3, acknowledged=3, unknown=0, violations=[],
+                 excused=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.excused], evidence={}, heal=0.1,
+                 agreement=0.2, excused_by=verdict.excused_by)  # fmt: skip
+    assert excused_cell(row) == (
+        f"3 (2 by n1: killed -9 at 10.00 s, its data directory wiped (its writes acknowledged from "
+        f"{10.0 - SPREAD:.2f} s to 10.00 s); 1 by n2: reset)"
+    )
