@@ -24,10 +24,9 @@ How the run maps onto the simulator (simulations/engine.py):
   second old); `kill_wipe` a crash and a restart empty; `pause` a crash and a restart with
   the state it had (the process kept it; its peers' requests fail at once here, where a
   stopped process lets them time out); `rotate` changes nothing here.
-- A stopped node comes back when the history shows it answering again: at the start of
-  the first request it acknowledged after its restart step and after one it did not (a
-  clean stop may still answer a little while), or after `STOP` if none failed (`START`
-  later if the history does not show it at all).
+- A stopped node comes back when the history shows it answering again: between the last
+  read that failed (nothing answered) and the first request it acknowledged after its
+  restart step, in the middle (`START` after the step if the history does not show it).
 - Every acknowledged or unanswered write and delete is applied on its node at the time
   its answer came (`end`); each acknowledged read is read again there. An operation whose
   node is down in the replay is not applied (counted in `not_replayed`, and judged as
@@ -59,6 +58,7 @@ from simulations.network import NetworkModel
 START = 1.0  # seconds a restarted node takes to answer when the history does not say
 STOP = 0.1  # seconds from a clean stop's goodbye to the process's end
 SETTLE = 2.0  # seconds the replay keeps running after agreement, to see that it holds
+AGREEMENT_DEADLINE = 90.0  # the harness's (chaos.run), in virtual seconds
 NETWORK = NetworkModel(latency=0.002, latency_tail=0.001)  # HTTP between namespaces: milliseconds
 
 
@@ -72,6 +72,7 @@ class Replay:
     heal_at: float  # seconds since time 0 at which the harness healed
     seed: int | str = 0
     trace: bool = False
+    agree_within: float = AGREEMENT_DEADLINE  # virtual seconds after the heal
     sim: Simulation = field(init=False)
     t0: float = 0.0  # virtual seconds at which the run's time 0 falls
     data: dict[str, bytes | None] = field(default_factory=dict)  # each node's data directory
@@ -99,7 +100,10 @@ class Replay:
         self.sim = Simulation(self.config(), NETWORK, self.seed, trace=self.trace, trace_limit=1_000_000)
         sim = self.sim
         for name in self.names:
-            sim.add_node(name, seeds=[n for n in self.names if n != name])
+            sim.add_node(name)
+        for name in self.names:  # started again at once: a restart's seeds may name any node
+            sim.crash(name)
+            sim.restart(name, keep_state=False, seeds=[n for n in self.names if n != name])
             self.data[name] = None
             self._saver(name)
         took = sim.wait_for(self._all_alive, 60.0)
@@ -113,7 +117,7 @@ class Replay:
             self._at(op.end, lambda op=op: self._apply(op))  # type: ignore[misc]
         sim.run_until(self.t0 + self.heal_at)
         self._heal()
-        agreed = sim.wait_for(sim.converged, 90.0)
+        agreed = sim.wait_for(sim.converged, self.agree_within)
         if agreed is not None:
             sim.run_for(SETTLE)
             self.agreement = agreed if sim.converged() else None
@@ -219,14 +223,20 @@ class Replay:
         self._at(max(at, self.now() + STOP), start)
 
     def _back_up(self, name: str, step_at: float) -> float:
-        """When the node answered again after a (re)start at `step_at`, by the history: the
-        start of the first request it acknowledged after one it did not (requests may
-        still succeed while a clean stop begins); without a failure, of the first after
-        STOP; START later if the history does not say."""
+        """When the node answered again after a (re)start at `step_at`, by the history.
+        It was up by the start of the first request it acknowledged after one it did not
+        (a clean stop may still answer a little while; without a failure, after STOP),
+        and down at the end of the last read that failed before that (a read fails only
+        when nothing answers: a failed write may be a refusal of a running node). The
+        replay takes the middle; START after the step if the history does not say."""
         mine = [op for op in self.ops if op.node == name and op.start >= step_at]
         gone = next((i for i, op in enumerate(mine) if op.outcome != "ok"), None)
         after = mine[gone:] if gone is not None else [op for op in mine if op.start >= step_at + STOP]
-        return next((op.start for op in after if op.outcome == "ok"), step_at + START)
+        back = next((op for op in after if op.outcome == "ok"), None)
+        if back is None:
+            return step_at + START
+        down = [op.end for op in after if op.kind == "read" and op.outcome == "fail" and op.end <= back.start]
+        return (max(down, default=step_at + STOP) + back.start) / 2
 
     def _pause(self, name: str) -> None:
         if self._running(name):
@@ -348,11 +358,13 @@ def heal_time(run_dir: Path, plan: Sequence[Fault], ops: Sequence[Op]) -> float:
     return max([f.end for f in plan] + [op.end for op in ops])
 
 
-def replay(run_dir: Path, seed: int | str | None = None, trace: bool = False) -> Replay:
+def replay(run_dir: Path, seed: int | str | None = None, trace: bool = False,
+           agree_within: float = AGREEMENT_DEADLINE) -> Replay:  # fmt: skip
     """Load a run directory and replay it; `seed` for the simulator (default: the run's)."""
     setup = Setup.load(run_dir)
     plan = faults.load(run_dir / "schedule.json")
     ops = load(in_run(run_dir))
-    r = Replay(setup, plan, ops, heal_time(run_dir, plan, ops), setup.seed if seed is None else seed, trace)
+    r = Replay(setup, plan, ops, heal_time(run_dir, plan, ops), setup.seed if seed is None else seed, trace,
+               agree_within)  # fmt: skip
     r.go()
     return r

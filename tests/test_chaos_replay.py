@@ -22,9 +22,15 @@ from chaos.simreplay import Replay, replay
 from node.state import SAVE_EVERY as NODE_SAVE_EVERY
 
 SEED0 = Path(__file__).parent / "data" / "chaos-seed0"
-# The run's own seed and two more: the divergence is a race, and a fix that only makes it
-# rarer should not pass by the luck of one seed.
-SIM_SEEDS = (0, 2, 3)
+# The divergence is a race. h3's nodes come back from their restart out of the skew (about
+# 14.5 and 14.8 s) knowing no member, only their seeds, and the other hosts refuse what
+# they send until about 15.3 s (their clock high-water is still 4.43 s ahead). If n5 and
+# n6 meet each other first, each takes the other for the whole cluster and retires the
+# writers of their skewed lives, which n1-n4 never heard of; if a node of h2 reaches them
+# first, nothing is retired too early. On the core this test was written against, these
+# simulator seeds (4 of 0-19) replay the first outcome, the real run's: the same 23 keys.
+SIM_SEEDS = (4, 8, 13, 18)
+AGREE_WITHIN = 20.0  # virtual seconds after the heal (the harness waits 90): agreement takes under 1 here
 
 
 def explain(r: Replay, keys: list[str]) -> str:
@@ -40,7 +46,7 @@ def explain(r: Replay, keys: list[str]) -> str:
 
 @pytest.mark.parametrize("sim_seed", SIM_SEEDS)
 def test_the_skewed_hosts_writes_reach_every_node_in_the_replay(sim_seed: int) -> None:
-    r = replay(SEED0, sim_seed)
+    r = replay(SEED0, sim_seed, agree_within=AGREE_WITHIN)
     assert r.verdict is not None
     assert not r.not_replayed, "the replay lost track of the run: acknowledged writes on a node down here"
     assert any("host h3 clock +4.43 s" in line for line in r.log)
