@@ -18,9 +18,11 @@ window before the kill:
   acknowledged within `Setup.unsaved` seconds (the snapshot period and the time a save
   takes) of the kill. A wipe loses the snapshot too.
 
-The window is lenient in one way: a host's two nodes talk over the loopback, which no
-fault touches, so a write taken on an isolated host also lives on the other node of that
-host; the window does not ask whether that one lost its state too.
+The window errs on the lenient side twice. A host's two nodes talk over the loopback,
+which no fault touches, so a write taken on an isolated host also lives on the other node
+of that host; the window does not ask whether that one lost its state too. And packet
+loss counts as a cut, though TCP gets most requests through it, only later. (A clock
+behind the others' is no cut: they take what it sends, it refuses what they send.)
 
 A node that logged a reset (R7c) lost the writes only it held, whenever it took them: its
 evidence has no window.

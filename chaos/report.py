@@ -188,7 +188,8 @@ Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.i
   the once-written keys are there for that.
 - A host's two nodes reach each other whatever the faults (the loopback), so a write taken
   on an isolated host also lives on its other node; a kill's window does not ask whether
-  that node lost its state too.
+  that node lost its state too. Packet loss counts as a cut for the window, though TCP
+  gets most requests through it, later.
 - A reset excuses the losses of any write the node took, whatever its age.
 - Runs replay their faults, not their timing: the client's requests, and so the history,
   differ from run to run. The machine's 2 cores are shared with the nodes and the client.
