@@ -1,6 +1,7 @@
 """`python -m chaos [--seeds A-B | --seed N] [--quick] [--shrink] [--report PATH]`: the
 fault-injection suite against real nodes in network namespaces (needs root, `ip`, `nft` and
-libfaketime)."""
+libfaketime). `--replay-sim RUN_DIR` replays a finished run in the simulator, `--rejudge
+RUN_DIR...` judges finished runs again; neither needs root."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from chaos import faults
 from chaos.hosts import ROOT
+from chaos.rejudge import rejudge
 from chaos.report import write
 from chaos.run import FULL, QUICK, Result, Size, run_seed, schedule_for, unavailable
+from chaos.simreplay import replay
 
 
 def seeds(text: str) -> list[int]:
@@ -44,6 +47,26 @@ def shrink(seed: int, size: Size, out: Path, plan: list[faults.Fault]) -> list[f
     return plan
 
 
+def replay_sim(run_dir: Path, seed: int | None, trace: Path | None) -> int:
+    r = replay(run_dir, seed, trace=trace is not None)
+    verdict = r.verdict
+    assert verdict is not None
+    print("\n".join(r.log))
+    print(f"replayed {len(r.ops)} operations ({verdict.acknowledged} acknowledged writes and deletes; "
+          f"{len(r.not_replayed)} not replayed: their node was down), simulator seed {r.seed}")  # fmt: skip
+    for line in [f"{v.kind} {v.key}: {v.detail}" for v in verdict.violations][:40]:
+        print(f"  {line}")
+    for text, n in sorted(verdict.excused_by.items()):
+        print(f"  excused: {n} by {text}")
+    if trace is not None:
+        trace.write_text("\n".join(r.sim.trace) + "\n")
+        print(f"trace: {trace}")
+    agreed = "none" if r.agreement is None else f"{r.agreement:.2f} s"
+    print(f"{'ok' if verdict.ok else 'FAILED'}: {len(verdict.violations)} violations, "
+          f"{len(verdict.excused)} excused losses, agreement {agreed} after the heal (virtual)")  # fmt: skip
+    return 0 if verdict.ok and r.agreement is not None else 1
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -61,7 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shrink", action="store_true", help="shrink each failing seed's schedule")
     p.add_argument("--from-runs", action="store_true",
                    help="run nothing: write the report from the seeds' result.json in --out")  # fmt: skip
+    p.add_argument("--replay-sim", type=Path, metavar="RUN_DIR",
+                   help="run nothing: replay that run's faults and history in the simulator")  # fmt: skip
+    p.add_argument("--sim-seed", type=int, help="--replay-sim: the simulator's seed (default: the run's)")
+    p.add_argument("--trace", type=Path, metavar="PATH",
+                   help="--replay-sim: write the simulator's trace here")  # fmt: skip
+    p.add_argument("--rejudge", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="run nothing: judge finished runs again, with the kill evidence untimed "
+                        "and with windows")  # fmt: skip
     args = p.parse_args(argv)
+    if args.replay_sim is not None:
+        return replay_sim(args.replay_sim, args.sim_seed, args.trace)
+    if args.rejudge is not None:
+        for run_dir in args.rejudge:
+            print("\n".join(rejudge(run_dir).lines()))
+        return 0
     if (reason := unavailable()) is not None:
         p.error(f"cannot run here: {reason}")
     for sig in (signal.SIGINT, signal.SIGTERM):  # (a background job ignores SIGINT unless told)

@@ -15,18 +15,24 @@ is ambiguous (the tie-break is the writing life's id, which acknowledgments do n
 so either side may win. An operation whose outcome is unknown may have been applied with a
 timestamp nobody saw, so its value, or its absence for a delete, is always allowed.
 
-A node that reset lost the writes only it held. A wrong final value is excused when every
-acknowledged operation it leaves out went through a node in `resets`; the evidence goes
-with it into `Verdict.excused`. A disagreement is never excused.
+Some losses the contract allows (docs/PROTOCOL.md, "What can be lost, and when"): a node
+that reset lost the writes only it held, and a node killed -9 those it had not passed on
+yet or saved (chaos/evidence.py says which, from the run's settings and faults). A wrong
+final value is excused when every acknowledged operation it leaves out is excused by a
+piece of evidence: a node that reset, for any operation it took; a kill, for those it took
+within the kill's window. The evidence goes with it into `Verdict.excused`, and
+`Verdict.excused_by` counts the losses each piece of evidence excused. A disagreement is
+never excused.
 """
 
 from __future__ import annotations
 
+import gzip
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from gossip.jsontext import canonical, dumps, loads
 from gossip.store import JSON
@@ -37,6 +43,9 @@ Stamp = tuple[int, int]  # an entry's hybrid timestamp, [wall_ms, counter]
 State = bytes | None  # a key's value on a node as canonical JSON; None when absent
 KINDS: tuple[str, ...] = get_args(Kind)
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
+
+if TYPE_CHECKING:
+    from chaos.evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,8 @@ class Verdict:
     keys: int
     acknowledged: int  # writes and deletes
     unknown: int  # writes and deletes
-    excused: tuple[Violation, ...] = ()  # losses explained by a node's reset, with its evidence
+    excused: tuple[Violation, ...] = ()  # losses the evidence explains, with that evidence
+    excused_by: dict[str, int] = field(default_factory=dict)  # evidence (described) -> losses it excused
 
     @property
     def ok(self) -> bool:
@@ -104,9 +114,20 @@ def dump(ops: Iterable[Op], path: Path) -> None:
             out.write(dumps({name: getattr(op, name) for name in names}) + b"\n")
 
 
+def in_run(run_dir: Path) -> Path:
+    """The history file of a run directory: history.jsonl, or history.jsonl.gz."""
+    plain = run_dir / "history.jsonl"
+    packed = plain.with_name(plain.name + ".gz")
+    return packed if packed.exists() and not plain.exists() else plain
+
+
 def load(path: Path) -> list[Op]:
+    """A history file as `dump` writes it, or gzipped (a name ending in .gz)."""
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
     ops = []
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -131,22 +152,25 @@ class _Key:
 
 
 def check(
-    ops: Sequence[Op], finals: Mapping[str, Mapping[str, JSON]], resets: Mapping[str, str] = {}
+    ops: Sequence[Op], finals: Mapping[str, Mapping[str, JSON]], evidence: Sequence[Evidence] = ()
 ) -> Verdict:
     """Judge a run: `finals` maps each node to its live values after healing and agreement;
-    `resets` maps each node that reported a reset to the evidence, which excuses the losses
-    of the operations that node took."""
+    `evidence` says which nodes may have lost which of the operations they took."""
     if not finals:
         raise ValueError("finals is empty: give the live values of at least one node")
     history = _index(ops)
     violations: list[Violation] = []
     excused: list[Violation] = []
+    excused_by: dict[str, int] = defaultdict(int)
     every_key = history.keys() | {key for values in finals.values() for key in values}
     for key in sorted(every_key):
         states = {node: canonical(values[key]) if key in values else None for node, values in finals.items()}
-        wrong, allowed = _judge(key, history.get(key, _Key()), states, resets)
+        wrong, allowed = _judge(key, history.get(key, _Key()), states, evidence)
         violations += wrong
-        excused += allowed
+        for violation, used in allowed:
+            excused.append(violation)
+            for e in used:
+                excused_by[e.describe()] += 1
     violations += _phantom_reads(ops, history)
     done = [op for op in ops if op.kind != "read"]
     return Verdict(
@@ -155,6 +179,7 @@ def check(
         acknowledged=sum(op.outcome == "ok" for op in done),
         unknown=sum(op.outcome == "unknown" for op in done),
         excused=tuple(excused),
+        excused_by=dict(excused_by),
     )
 
 
@@ -177,9 +202,10 @@ def _index(ops: Iterable[Op]) -> dict[str, _Key]:
 
 
 def _judge(
-    key: str, history: _Key, states: Mapping[str, State], resets: Mapping[str, str]
-) -> tuple[list[Violation], list[Violation]]:
-    """The violations and the excused losses that the nodes' final states show for one key."""
+    key: str, history: _Key, states: Mapping[str, State], evidence: Sequence[Evidence]
+) -> tuple[list[Violation], list[tuple[Violation, list[Evidence]]]]:
+    """The violations, and the excused losses with the evidence that excused each, that the
+    nodes' final states show for one key."""
     top = max((ts for ts, _ in history.acked), default=None)
     winners = [op for ts, op in history.acked if ts == top]
     allowed = {_state(op) for op in (*winners, *history.unknown)}
@@ -189,15 +215,18 @@ def _judge(
     for node, state in sorted(states.items()):
         holders[state].append(node)
     wrong: list[Violation] = []
-    excused: list[Violation] = []
+    excused: list[tuple[Violation, list[Evidence]]] = []
     for state, nodes in holders.items():
         if state in allowed:
             continue
         violation, beaten = _explain(key, history, winners, state, ", ".join(nodes))
-        if beaten and all(op.node in resets or op.writer in resets for op in beaten):
-            losers = sorted(name for name in resets if any(name in (op.node, op.writer) for op in beaten))
-            evidence = "; ".join(f"{name}, which reset ({' '.join(resets[name].split())})" for name in losers)
-            excused.append(Violation(violation.kind, key, f"{violation.detail}; excused by {evidence}"))
+        reasons = [[e for e in evidence if e.excuses(op)] for op in beaten]
+        if beaten and all(reasons):
+            used = list(dict.fromkeys(e for found in reasons for e in found))
+            because = "; ".join(" ".join(e.describe().split()) for e in used)
+            excused.append(
+                (Violation(violation.kind, key, f"{violation.detail}; excused by {because}"), used)
+            )
         else:
             wrong.append(violation)
     if not wrong and len(holders) > 1:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chaos.client import KEYS, ONCE
+from chaos.evidence import RESTART
 from chaos.faults import DURATION, KINDS
-from chaos.run import AGREEMENT_DEADLINE, QUICK, ROTATION_PATIENCE, SNAPSHOT_WINDOW, Result, Size
+from chaos.run import AGREEMENT_DEADLINE, QUICK, RESET_LINE, ROTATION_PATIENCE, Result, Size
 
 WHAT = {  # fault kind -> what it does, for the summary table
     "halves": "partition: two groups of hosts, each dropping what the other sends",
@@ -31,11 +32,20 @@ def faults_cell(kinds: Sequence[str]) -> str:
 
 
 def excused_cell(r: Result) -> str:
+    """How many losses were excused, and by which evidence."""
     if not r.excused:
         return "0"
-    reasons = sorted({f"{node}: {_reason(text)}" for node, text in r.evidence.items()
-                      if any(text in line for line in r.excused)})  # fmt: skip
-    return f"{len(r.excused)} ({'; '.join(reasons)})"
+    if not r.excused_by:  # a result row written before evidence had windows
+        reasons = sorted({f"{node}: {_reason(text)}" for node, text in r.evidence.items()
+                          if any(text in line for line in r.excused)})  # fmt: skip
+        return f"{len(r.excused)} ({'; '.join(reasons)})"
+    by = [f"{n} by {_short(text)}" for text, n in sorted(r.excused_by.items())]
+    return f"{len(r.excused)} ({'; '.join(by)})"
+
+
+def _short(evidence: str) -> str:
+    node, _, what = evidence.partition(": ")
+    return f"{node}: reset" if RESET_LINE in what else evidence
 
 
 def _reason(evidence: str) -> str:
@@ -75,6 +85,8 @@ def write(path: Path, results: Sequence[Result], size: Size, command: str, took:
     ops = sum(r.ops for r in results)
     acknowledged = sum(r.acknowledged for r in results)
     nodes = size.hosts * size.nodes_per_host
+    setup = size.setup(0)
+    spread = f"{setup.request_timeout:g} + {setup.interval:g} x {1 + setup.jitter:g} = {setup.spread:g} s"
     text = f"""# Reliability: the fault-injection suite
 
 Made by `{command}` on {time.strftime("%Y-%m-%d")}, {_minutes(took)} of runs: {len(results)}
@@ -115,9 +127,9 @@ was told.
   of the acknowledged operation with the highest timestamp, or that of an operation whose
   outcome is unknown; all nodes must hold the same values; no read may return a value
   nobody had sent. A loss is excused only with evidence that the node's state went away as
-  [PROTOCOL.md](PROTOCOL.md) ("What can be lost, and when") allows: the node logged a
-  reset, its data directory was wiped on purpose, or it was killed -9 within
-  {SNAPSHOT_WINDOW} s of acknowledging writes (its snapshot is written once a second).
+  [PROTOCOL.md](PROTOCOL.md) ("What can be lost, and when") allows, and only for the writes
+  that evidence covers: a node that logged a reset lost any write only it held; a node
+  killed -9 lost only the writes it could not have passed on yet (see "Excused losses").
 - **Failure.** A seed fails on any violation, on no agreement, or on a node that exited by
   itself. The command then prints the problems and exits with status 1.
 
@@ -135,6 +147,30 @@ key ring. Agreement: seconds from the end of the schedule until all digests were
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
+## Excused losses
+
+A kill -9 excuses the loss of an acknowledged write of that node only if the write was
+acknowledged (its answer's time) within the kill's window, from the contract: a write lives
+on the node that took it until a push or an exchange carries it to another node.
+
+- The node passes a write on within `request timeout + interval x (1 + jitter)` of
+  reaching another host, here {spread}: the push leaves at once; if it is
+  lost it fails after the request timeout, and the next round's exchange carries the write
+  anyway. So a kill at time K excuses the writes acknowledged after the last moment from
+  which the node had that long in a row of reaching another host: after K - {setup.spread:g} s
+  when nothing cut it off.
+- While the node is *away* the window reaches back: its host cut off from every other host
+  (partitions, a one-way drop, whose TCP needs both ways, packet loss at either end, its
+  clock more than `--max-offset` ahead of theirs, until their clocks reach the timestamps
+  it wrote), or the node itself stopped, paused or restarting ({RESTART:g} s after a restart
+  step). A node cut off keeps its writes to itself for as long as the cut lasts.
+- A kill that kept the data directory loses only what the last snapshot missed: the window
+  is cut to the {setup.unsaved:g} s before the kill (a snapshot every {setup.save_every:g} s when the
+  state changed, and up to {setup.unsaved - setup.save_every:g} s to write it). A wipe loses the snapshot too.
+
+`chaos/evidence.py` computes the windows; verdict.json lists each piece of evidence with its
+window, and the results table says how many losses each one excused.
+
 ## By fault kind
 
 | kind | what it does | times | seeds | failing seeds | excused losses in those seeds |
@@ -150,22 +186,38 @@ Durations (s): {", ".join(f"{k} {lo:.0f}-{hi:.0f}" for k, (lo, hi) in DURATION.i
   and then caught up passes, as last-writer-wins allows.
 - A write lost on a shared key shows only if it was that key's last acknowledged write;
   the once-written keys are there for that.
-- Evidence excuses a node's losses whenever their writes were acknowledged: a write lost
-  with a wiped node is excused even if it should have reached a peer long before the kill.
-  Read the excused losses' times (in verdict.json) against the kill's.
+- A host's two nodes reach each other whatever the faults (the loopback), so a write taken
+  on an isolated host also lives on its other node; a kill's window does not ask whether
+  that node lost its state too. Packet loss counts as a cut for the window, though TCP
+  gets most requests through it, later.
+- A reset excuses the losses of any write the node took, whatever its age.
 - Runs replay their faults, not their timing: the client's requests, and so the history,
   differ from run to run. The machine's 2 cores are shared with the nodes and the client.
+  A run replayed in the simulator (below) is deterministic, with the simulator's timing.
 
 ## Replaying a seed
 
 A schedule depends on the seed alone, so `python -m chaos --seed N` replays seed N's faults.
-Each run leaves `chaos-runs/seed-N/`: `schedule.json`, `events.txt` (each fault step when it
-was done), `history.jsonl` (one operation a line), `verdict.json` (violations, excused
-losses, each node's final values, the evidence), `result.json` (the row above) and `logs/`
-(each node's output). `python -m chaos --seed N --shrink` drops faults from a failing
-schedule one at a time while it still fails, and prints the smallest schedule found.
+Each run leaves `chaos-runs/seed-N/`: `schedule.json`, `setup.json` (the nodes' settings),
+`events.txt` (each fault step when it was done), `history.jsonl` (one operation a line),
+`verdict.json` (violations, excused losses, each node's final values, the evidence and
+its windows), `result.json` (the row above) and `logs/` (each node's output).
+`python -m chaos --seed N --shrink` drops faults from a failing schedule one at a time
+while it still fails, and prints the smallest schedule found.
 `python -m chaos --quick` plays one fault of each kind within {QUICK.length:.0f} s, like
 the first test in `tests/test_chaos.py`, which `make test` runs.
+
+`python -m chaos --replay-sim chaos-runs/seed-N` replays a finished run against the same
+core in virtual time (`chaos/simreplay.py`, no root): the same nodes on the same hosts with
+the same settings, each fault mapped onto the simulator (partitions and one-way drops as
+blocks both ways, packet loss as a lossy link into the host, skew and kill -9 as the
+suite's restarts, from the last snapshot or empty, a pause as a crash that keeps the
+state), each write and delete of the history applied at its acknowledgment time, then the
+heal and the same checker. A failure on real processes becomes a test of seconds
+(`tests/test_chaos_replay.py` replays one); `--sim-seed` picks the simulator's seed and
+`--trace PATH` writes its trace. `python -m chaos --rejudge RUN_DIR...` judges finished
+runs again, once with the kill evidence untimed as it used to be and once with the
+windows, and lists the losses the windows no longer excuse.
 """
     path.write_text(text)
 

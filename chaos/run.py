@@ -19,14 +19,15 @@ from typing import Any
 import httpx
 
 from chaos import client, faults
+from chaos.evidence import Evidence, kill_evidence
 from chaos.faults import Fault
 from chaos.history import Op, check, dump
 from chaos.hosts import Hosts, available
 from chaos.nodes import FAKETIME_LIB, TOKEN, Fleet, KeyRing
+from chaos.setup import Setup
 from gossip.auth import key_id
 
 RESET_LINE = "reset: our state predates"  # what a node logs when it resets (node/state.py)
-SNAPSHOT_WINDOW = 1.5  # seconds before a kill -9 whose acknowledged writes may miss the snapshot
 AGREEMENT_DEADLINE = 90.0
 HEAL_DEADLINE = 60.0  # seconds for every node to run and answer again after the schedule
 SLOW_STEP = 2.0  # seconds: a fault step that takes longer says so in events.txt (a slow stop, say)
@@ -44,6 +45,10 @@ class Size:
     max_offset: float = 2.0
     each_kind_once: bool = False  # one fault of each kind instead of `faults` drawn ones
 
+    def setup(self, seed: int) -> Setup:
+        return Setup(seed=seed, hosts=self.hosts, nodes_per_host=self.nodes_per_host, interval=self.interval,
+                     max_offset=self.max_offset)  # fmt: skip
+
 
 FULL = Size()
 QUICK = Size(length=20.0, workers=3, each_kind_once=True)
@@ -58,11 +63,12 @@ class Result:
     unknown: int
     violations: list[str]
     excused: list[str]
-    evidence: dict[str, str]  # node -> why it may have lost acknowledged writes
+    evidence: dict[str, str]  # node -> why it may have lost acknowledged writes (with which window)
     heal: float  # seconds the heal took: rules flushed, every node running and keyed
     agreement: float | None  # seconds from the heal's start to equal digests; None: not within the deadline
     crashed: dict[str, int] = field(default_factory=dict)  # nodes that exited unbidden -> exit code
     seconds: float = 0.0  # the whole run, set-up and tear-down included (the wait for the lock not)
+    excused_by: dict[str, int] = field(default_factory=dict)  # evidence -> losses it excused
 
     @property
     def ok(self) -> bool:
@@ -109,6 +115,7 @@ def run_seed(seed: int, size: Size, out: Path, schedule: Sequence[Fault] | None 
     run_dir.mkdir(parents=True)
     plan = list(schedule) if schedule is not None else schedule_for(seed, size)
     faults.save(plan, run_dir / "schedule.json")
+    size.setup(seed).save(run_dir)
     print(f"== seed {seed}: {len(plan)} faults over {size.length:.0f} s")
     for f in plan:
         print(f"   {f.describe()}")
@@ -175,11 +182,19 @@ class Run:
             finals = {name: (await self._get(name, "/get"))["values"] for name in self.names}
         evidence = self._evidence(ops)
         verdict = check(ops, finals, evidence)
+        said: dict[str, list[str]] = {}
+        for e in evidence:
+            said.setdefault(e.node, []).append(e.describe().removeprefix(f"{e.node}: "))
         dump(ops, self.run_dir / "history.jsonl")
         (self.run_dir / "events.txt").write_text("\n".join(self.events) + "\n")
         (self.run_dir / "verdict.json").write_text(
             json.dumps(
-                {"ok": verdict.ok, **dataclasses.asdict(verdict), "finals": finals, "evidence": evidence},
+                {
+                    "ok": verdict.ok,
+                    **dataclasses.asdict(verdict),
+                    "finals": finals,
+                    "evidence": [dataclasses.asdict(e) for e in evidence],
+                },  # fmt: skip
                 indent=1,
             )
         )
@@ -187,7 +202,8 @@ class Run:
             seed=self.seed, faults=[f.kind for f in self.plan], ops=len(ops),
             acknowledged=verdict.acknowledged, unknown=verdict.unknown,
             violations=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.violations],
-            excused=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.excused], evidence=evidence,
+            excused=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.excused],
+            evidence={node: "; ".join(lines) for node, lines in said.items()}, excused_by=verdict.excused_by,
             heal=round(healed - heal_began, 2), agreement=None if agreement is None else round(agreement, 2),
             crashed=crashed,
         )  # fmt: skip
@@ -357,25 +373,15 @@ class Run:
         except httpx.HTTPError:
             return False
 
-    def _evidence(self, ops: Sequence[Op]) -> dict[str, str]:
+    def _evidence(self, ops: Sequence[Op]) -> list[Evidence]:
         """Why a node may have lost acknowledged writes, as the contract allows: it reset
-        (its log says so), its data directory was wiped, or it was killed -9 right after
-        acknowledging writes (the snapshot is written once a second)."""
-        found: dict[str, list[str]] = {}
+        (its log says so: any of its writes), or it was killed -9 (the writes it could not
+        have passed on or saved yet, chaos/evidence.py)."""
+        found = []
         for name in self.names:
             log = self.fleet.log(name).read_text(errors="replace")
-            found[name] = [line.strip() for line in log.splitlines() if RESET_LINE in line]
-        for name, at, wiped in self.kills:
-            recent = [op for op in ops if op.node == name and op.kind != "read" and op.outcome == "ok"
-                      and at - SNAPSHOT_WINDOW <= op.end <= at]  # fmt: skip
-            if wiped:
-                found[name].append(f"killed -9 at {at:.1f} s and restarted with its data directory wiped")
-            elif recent:
-                found[name].append(
-                    f"killed -9 at {at:.1f} s, {len(recent)} writes acknowledged in the "
-                    f"{SNAPSHOT_WINDOW} s before (its snapshot is written once a second)"
-                )
-        return {name: "; ".join(lines) for name, lines in found.items() if lines}
+            found += [Evidence(name, line.strip()) for line in log.splitlines() if RESET_LINE in line]
+        return found + kill_evidence(self.kills, self.plan, self.size.setup(self.seed), ops)
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:

@@ -45,6 +45,10 @@ class Network:
     cuts: dict[str, frozenset[str]] = field(default_factory=dict)
     # Named one-way cuts: nothing from the first group reaches the second.
     blocks: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
+    # Named lossy links: a message into the group from outside it is lost with this
+    # probability (a host that drops a share of the packets it receives), on top of the
+    # model's loss. Drawn only while one applies, so a run without them draws as before.
+    lossy: dict[str, tuple[frozenset[str], float]] = field(default_factory=dict)
 
     def delay(self) -> float:
         tail = self.model.latency_tail
@@ -59,10 +63,15 @@ class Network:
         return self.model.duplicate > 0 and self.rng.random() < self.model.duplicate
 
     def connected(self, a: str, b: str) -> bool:
-        """Whether a message from `a` reaches `b`."""
+        """Whether a message from `a` reaches `b`: no cut or block stands between them, and
+        no lossy link into `b` drops it (asked once per message, so it is drawn here)."""
         if not all((a in group) == (b in group) for group in self.cuts.values()):
             return False
-        return not any(a in src and b in dst for src, dst in self.blocks.values())
+        if any(a in src and b in dst for src, dst in self.blocks.values()):
+            return False
+        return not any(
+            b in group and a not in group and self.rng.random() < p for group, p in self.lossy.values()
+        )
 
     def cut(self, name: str, group: frozenset[str]) -> None:
         self.cuts[name] = group
@@ -70,6 +79,13 @@ class Network:
     def block(self, name: str, src: frozenset[str], dst: frozenset[str]) -> None:
         self.blocks[name] = (src, dst)
 
+    def lose(self, name: str, group: frozenset[str], p: float) -> None:
+        """Messages into `group` from outside it are lost with probability `p`."""
+        if not 0 <= p < 1:
+            raise ValueError(f"a link's loss must be in [0, 1), not {p!r}")
+        self.lossy[name] = (group, p)
+
     def heal(self, name: str) -> None:
         self.cuts.pop(name, None)
         self.blocks.pop(name, None)
+        self.lossy.pop(name, None)

@@ -14,7 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chaos.evidence import RESTART, Evidence, kill_evidence, window
+from chaos.faults import Fault
 from chaos.history import Kind, Op, Outcome, Verdict, check, dump, load
+from chaos.report import excused_cell
+from chaos.run import Result
+from chaos.setup import Setup
 from gossip.clock import HybridClock, Timestamp
 from gossip.store import JSON
 
@@ -132,19 +137,19 @@ def test_a_loss_on_a_node_that_reset_is_excused_with_the_evidence() -> None:
     ops = [write("v1", 10, node="n1"), write("v2", 11, node="n2", at=1)]
     evidence = "reset: our state predates collections of n3 (forgotten life)"
     plain = check(ops, everywhere("v1"))
-    reset = check(ops, everywhere("v1"), resets={"n2": evidence})
+    reset = check(ops, everywhere("v1"), [Evidence("n2", evidence)])
     assert kinds(plain) == ["wrong_final"] and reset.ok
     assert [v.kind for v in reset.excused] == ["wrong_final"] and evidence in reset.excused[0].detail
 
 
 def test_a_reset_excuses_only_the_writes_of_the_node_that_reset() -> None:
     ops = [write("v1", 10, node="n1"), write("v2", 11, node="n2", at=1)]
-    verdict = check(ops, everywhere(None), resets={"n2": "reset"})
+    verdict = check(ops, everywhere(None), [Evidence("n2", "reset")])
     assert kinds(verdict) == ["lost"] and verdict.excused == ()
 
 
 def test_a_reset_does_not_excuse_a_disagreement() -> None:
-    verdict = check([write("v1", 10)], everywhere("v1") | {"n2": {}}, resets={"n1": "reset"})
+    verdict = check([write("v1", 10)], everywhere("v1") | {"n2": {}}, [Evidence("n1", "reset")])
     assert kinds(verdict) == ["disagreement"] and [v.kind for v in verdict.excused] == ["lost"]
 
 
@@ -311,7 +316,7 @@ def test_a_reset_excuses_the_loss_of_the_op_it_dropped(model: Model) -> None:
     winner = model.on("a")[-1]
     finals = model.finals(without=winner)
     plain = check(model.ops, finals)
-    reset = check(model.ops, finals, resets={winner.node: "reset: our state predates collections"})
+    reset = check(model.ops, finals, [Evidence(winner.node, "reset: our state predates collections")])
     assert reset.violations == ()
     assert [(v.kind, v.key) for v in plain.violations] == [(v.kind, "a") for v in reset.excused]
     left, allowed = finals["n1"].get("a"), [model.finals()["n1"].get("a")]
@@ -320,7 +325,9 @@ def test_a_reset_excuses_the_loss_of_the_op_it_dropped(model: Model) -> None:
 
 
 json_values = st.recursive(
-    st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
@@ -335,3 +342,119 @@ def test_a_history_survives_dump_and_load(model: Model, value: JSON) -> None:
         path = Path(folder) / "history.jsonl"
         dump(ops, path)
         assert load(path) == ops
+
+
+# -- kill evidence and its window (chaos/evidence.py) -------------------------------------------
+
+SETUP = Setup()  # the suite's: interval 0.25 s, max_offset 2 s, request timeout 2 s, snapshots every 1 s
+SPREAD = SETUP.spread  # 2.0 + 0.25 x 1.25
+
+
+def test_a_connected_nodes_kill_reaches_back_one_spread_and_a_kept_data_dir_one_snapshot() -> None:
+    assert pytest.approx(2.3125) == SPREAD
+    assert window("n1", 10.0, True, [], SETUP) == pytest.approx((10.0 - SPREAD, 10.0))
+    assert window("n1", 10.0, False, [], SETUP) == pytest.approx((10.0 - SETUP.unsaved, 10.0))
+    assert SETUP.unsaved == 1.5
+
+
+def test_a_host_cut_off_from_every_other_reaches_back_to_the_cut() -> None:
+    isolated = [Fault("isolate", 5.0, 7.0, ((1,), (2, 3)))]
+    assert window("n1", 9.0, True, isolated, SETUP) == pytest.approx((5.0 - SPREAD, 9.0))
+    assert window("n2", 9.0, True, isolated, SETUP)[0] == pytest.approx(5.0 - SPREAD)  # its host-mate too
+    assert window("n3", 9.0, True, isolated, SETUP)[0] == pytest.approx(9.0 - SPREAD)  # h2 still reaches h3
+    # With its data kept, the snapshot bounds the window whatever the cut.
+    assert window("n1", 9.0, False, isolated, SETUP)[0] == pytest.approx(9.0 - SETUP.unsaved)
+
+
+def test_a_cut_that_ended_a_spread_before_the_kill_no_longer_counts() -> None:
+    isolated = [Fault("isolate", 2.0, 3.0, ((1,), (2, 3)))]
+    assert window("n1", 5.0 + SPREAD, True, isolated, SETUP)[0] == pytest.approx(5.0)
+    assert window("n1", 4.0 + SPREAD, True, isolated, SETUP)[0] == pytest.approx(2.0 - SPREAD)
+
+
+def test_a_host_that_still_reaches_one_other_host_is_not_cut_off() -> None:
+    halves = Fault("halves", 5.0, 7.0, ((1, 3), (2,)))
+    bridge = Fault("bridge", 5.0, 7.0, ((1,), (3,), (2,)))
+    for fault in (halves, bridge):
+        assert window("n1", 9.0, True, [fault], SETUP)[0] == pytest.approx(9.0 - SPREAD), fault.kind
+
+
+def test_cuts_from_different_faults_add_up_to_a_host_cut_off() -> None:
+    """h3 | h1 by a one-way drop (over TCP: both ways), h3 | h2 by a partition, each alone
+    harmless: together they cut h3 off for the time they overlap, 6.0-8.0 s."""
+    plan = [Fault("one_way", 4.0, 4.0, ((3,), (1,))), Fault("halves", 6.0, 5.0, ((1, 3), (2,)))]
+    assert window("n5", 9.0, True, plan, SETUP)[0] == pytest.approx(6.0 - SPREAD)
+    assert window("n5", 9.0, True, plan[:1], SETUP)[0] == pytest.approx(9.0 - SPREAD)
+
+
+def test_packet_loss_at_either_end_counts_as_a_cut() -> None:
+    plan = [Fault("loss", 5.0, 5.0, ((2,),), amount=30)]
+    assert window("n3", 9.0, True, plan, SETUP)[0] == pytest.approx(5.0 - SPREAD)  # on h2: cut off
+    assert window("n1", 9.0, True, plan, SETUP)[0] == pytest.approx(9.0 - SPREAD)  # h1 reaches h3
+
+
+def test_a_clock_ahead_beyond_max_offset_keeps_writes_until_the_others_catch_up() -> None:
+    """Skewed +6 s (max_offset 2) over 5-10 s: what h3 wrote is refused until 14 s, longer
+    than its nodes' restart at 10 s takes (RESTART)."""
+    assert 10.0 + RESTART < 14.0
+    ahead = [Fault("skew", 5.0, 5.0, ((3,),), amount=6.0)]
+    assert window("n5", 14.0, True, ahead, SETUP)[0] == pytest.approx(5.0 - SPREAD)
+    assert window("n5", 14.0 + SPREAD - 0.1, True, ahead, SETUP)[0] == pytest.approx(5.0 - SPREAD)
+    assert window("n5", 14.0 + SPREAD + 0.1, True, ahead, SETUP)[0] == pytest.approx(14.1)
+    assert window("n1", 14.0, True, ahead, SETUP)[0] == pytest.approx(14.0 - SPREAD)  # h1 reaches h2
+    # Within max_offset only the restarts count: 5-8 s and 12-15 s here.
+    within = [Fault("skew", 5.0, 7.0, ((3,),), amount=1.5)]
+    assert window("n5", 20.0, True, within, SETUP)[0] == pytest.approx(20.0 - SPREAD)
+    assert window("n5", 16.0, True, within, SETUP)[0] == pytest.approx(12.0 - SPREAD)
+
+
+def test_a_pause_or_an_earlier_kill_of_the_node_reaches_back_across_it() -> None:
+    paused = [Fault("pause", 3.0, 4.0, node="n1")]
+    assert window("n1", 8.0, True, paused, SETUP)[0] == pytest.approx(3.0 - SPREAD)
+    assert window("n2", 8.0, True, paused, SETUP)[0] == pytest.approx(8.0 - SPREAD)  # not its own pause
+    killed = [Fault("kill", 3.0, 2.0, node="n1")]  # down 3-5 s, then restarting for RESTART
+    assert window("n1", 5.0 + RESTART + 1.0, True, killed, SETUP)[0] == pytest.approx(3.0 - SPREAD)
+
+
+def write_by(node: str, value: str, end: float) -> Op:
+    return Op("write", f"once-{value}", value, node, end - 0.01, end, "ok", (int(end * 1000), 0), node)
+
+
+def test_a_wipe_excuses_only_the_losses_inside_its_window_and_says_how_many() -> None:
+    """n1 wiped at 10 s: its write of 9.5 s is excused, its write of 3 s should have spread
+    long before and is a violation, n2's write is none of n1's business."""
+    ops = [write_by("n1", "old", 3.0), write_by("n1", "new", 9.5), write_by("n2", "other", 9.6)]
+    finals: dict[str, dict[str, JSON]] = {n: {} for n in NODES}
+    evidence = kill_evidence([("n1", 10.0, True)], [], SETUP, ops)
+    verdict = check(ops, finals, evidence)
+    assert [(v.kind, v.key) for v in verdict.violations] == [("lost", "once-old"), ("lost", "once-other")]
+    assert [v.key for v in verdict.excused] == ["once-new"]
+    assert verdict.excused_by == {evidence[0].describe(): 1}
+    assert "killed -9 at 10.00 s, its data directory wiped" in verdict.excused[0].detail
+    assert f"from {10.0 - SPREAD:.2f} s to 10.00 s" in verdict.excused[0].detail
+    # The untimed rule (any write of a wiped node) excused both of n1's.
+    untimed = check(ops, finals, [Evidence("n1", "killed -9 at 10.00 s, its data directory wiped")])
+    assert [v.key for v in untimed.violations] == ["once-other"]
+
+
+def test_a_kill_that_kept_the_data_is_evidence_only_if_it_fell_on_unsaved_writes() -> None:
+    saved, unsaved = write_by("n1", "saved", 8.0), write_by("n1", "unsaved", 9.9)
+    assert kill_evidence([("n1", 10.0, False)], [], SETUP, [saved]) == []
+    [evidence] = kill_evidence([("n1", 10.0, False)], [], SETUP, [saved, unsaved])
+    assert (evidence.since, evidence.until) == pytest.approx((10.0 - SETUP.unsaved, 10.0))
+    assert evidence.excuses(unsaved) and not evidence.excuses(saved)
+
+
+def test_the_report_says_how_many_losses_each_piece_of_evidence_excused() -> None:
+    ops = [write_by("n1", "a", 9.5), write_by("n1", "b", 9.6), write_by("n2", "c", 3.0)]
+    reset = Evidence("n2", "WARNING:gossip.node:n2: reset: our state predates collections of n4 (...)")
+    evidence = [*kill_evidence([("n1", 10.0, True)], [], SETUP, ops), reset]
+    verdict = check(ops, {n: {} for n in NODES}, evidence)
+    assert verdict.ok and len(verdict.excused) == 3
+    row = Result(seed=0, faults=["kill_wipe"], ops=3, acknowledged=3, unknown=0, violations=[],
+                 excused=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.excused], evidence={}, heal=0.1,
+                 agreement=0.2, excused_by=verdict.excused_by)  # fmt: skip
+    assert excused_cell(row) == (
+        f"3 (2 by n1: killed -9 at 10.00 s, its data directory wiped (its writes acknowledged from "
+        f"{10.0 - SPREAD:.2f} s to 10.00 s); 1 by n2: reset)"
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gossip.config import Config
 from simulations.engine import Simulation
 from simulations.load import Load, run_load
-from simulations.network import NetworkModel
+from simulations.network import Network, NetworkModel
 from simulations.scenarios import ScenarioFailed, Story, clock_skew, crash_restart, partition_heal
 
 
@@ -69,3 +71,23 @@ def test_load_counts_traffic_by_kind_and_ends_converged() -> None:
     assert eager.converged and quiet.converged
     assert eager.messages["rumor"] > 0 and quiet.messages["rumor"] == 0
     assert eager.kilobytes["rumor"] > 0 and quiet.kilobytes["exchange"] > 0
+
+
+def test_a_lossy_link_drops_only_what_enters_its_group_from_outside() -> None:
+    net = Network(NetworkModel(), random.Random(3))
+    net.lose("h1", frozenset({"a1", "a2"}), 0.5)
+    into = sum(net.connected("b", "a1") for _ in range(400))
+    assert 140 < into < 260  # about half of what enters from outside gets through
+    assert all(net.connected("a2", "a1") for _ in range(100))  # within the group: never lost
+    assert all(net.connected("a1", "b") for _ in range(100))  # leaving it: never lost
+    net.heal("h1")
+    assert all(net.connected("b", "a1") for _ in range(100))
+
+
+def test_no_lossy_link_draws_nothing_from_the_network_rng() -> None:
+    """A run without lossy links draws what it drew before they existed: seeds replay."""
+    net = Network(NetworkModel(), random.Random(3))
+    net.block("x", frozenset({"a"}), frozenset({"b"}))
+    seen = [net.connected(a, b) for a, b in [("a", "b"), ("b", "a")] * 10]
+    assert seen == [False, True] * 10
+    assert net.rng.random() == random.Random(3).random()
