@@ -30,7 +30,9 @@ SEED0 = Path(__file__).parent / "data" / "chaos-seed0"
 # first, nothing is retired too early. On the core this test was written against, these
 # simulator seeds (4 of 0-19) replay the first outcome: 4, 8 and 13 exactly as the real run
 # (23 writes missing on n1-n4); 18 as a variant (they reach h2 later, and only n1, isolated
-# meanwhile, never gets them).
+# meanwhile, never gets them). Retiring now promises nothing about peers (R20), so n5 and n6
+# still retire those writers here, and n1-n4 are sent them all the same: every one of
+# simulator seeds 0-19 agrees.
 SIM_SEEDS = (4, 8, 13, 18)
 AGREE_WITHIN = 20.0  # virtual seconds after the heal (the harness waits 90): agreement takes under 1 here
 
