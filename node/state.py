@@ -401,6 +401,7 @@ class SharedState:
             "refused_stale": c.refused_stale,
             "dropped_unvouched": c.dropped_unvouched,
             "behind_peers": c.behind_peers,
+            "undecided": c.undecided,
             "catching_up": self.protocol.bootstrapping,
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
