@@ -25,9 +25,11 @@ the host part of their advertised address, each host counts once (the median of 
 nodes), and our own host counts once, at offset 0. The cluster's clock is the median of
 these (the lower one of the two middle values when their count is even: between a clock
 that runs ahead and one that runs behind, the one ahead is the one whose writes would be
-refused, so a tie goes against it: with two hosts, the one ahead refuses writes). Each
-peer is taken at the least its clock can read (its lower bound): the offset is never
-underestimated, by at most the one-way delay of its quickest message.
+refused, so a tie goes against it: with two hosts, the one ahead refuses writes). Judging
+by the slowest host instead would let one host whose clock runs behind stop every other
+node's writes; that host is told instead (clock_behind). Each peer is taken at the least
+its clock can read (its lower bound), so our lead is never underestimated, and
+overestimated by at most the one-way delay of that peer's quickest recent message.
 
 A node that knows no other host (one machine, `uvicorn --workers`) has nothing to judge
 by and takes writes. A node that knows of other hosts (its seeds, its members) but has
