@@ -229,15 +229,21 @@ def _json(content: object) -> Response:
 
 # The two hot routes resolve one plain dependency, their guard (a chain of them costs more
 # than the work itself), and encode the answer with orjson instead of validating it again.
-# 503: the node refuses writes while its clock runs ahead of its peers'.
+# 503: the node refuses writes while its clock is unfit for them (node.clockcheck).
+_REFUSED: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": (
+    "this node takes no writes now: its clock (or its hybrid logical clock, restored from the data "
+    "directory) runs more than max_offset ahead of the cluster's, or it has not compared its clock "
+    "with another host's yet; the detail gives the offset measured, the limit and what to fix")}}  # fmt: skip
 
 
-@write_router.post("/set", response_model=EntryOut, responses=_errors(409, 503, 504), dependencies=_writes)
+@write_router.post("/set", response_model=EntryOut, responses={**_errors(409, 504), **_REFUSED},
+                   dependencies=_writes)  # fmt: skip
 async def set_value(body: SetBody, request: Request) -> Response:
     """Store a value under a key; it spreads to every node. With `replicas`, the answer
     waits until that many peers hold it (504 saying how many did, if they do not; 409,
     writing nothing, if fewer peers than that are alive)."""
     state = state_of(request)
+    await state.writable()  # (a node just started compares its clock with the cluster's first)
     try:
         if body.replicas:
             entry = await state.aset(body.key, body.value, body.ttl, body.replicas)
@@ -273,9 +279,10 @@ async def get_value(request: Request, key: str | None) -> Response:
     return await read_value(request, key)
 
 
-@write_router.post("/delete", response_model=EntryOut, responses=_errors(503), dependencies=_writes)
+@write_router.post("/delete", response_model=EntryOut, responses=_REFUSED, dependencies=_writes)
 async def delete_value(body: DeleteBody, state: StateDep) -> EntryOut:
     """Delete a key on every node (a tombstone that wins over older writes)."""
+    await state.writable()
     try:
         return EntryOut.of(state.delete(body.key))
     except CallerError as exc:
@@ -298,11 +305,15 @@ class HealthOut(BaseModel):
     status: str = Field(description='"ok" (200), or "unavailable" (503) with the problems')
     node: str
     version: str
-    accepting_writes: bool = Field(description="false while writes get 503 (peers refuse our clock)")
+    accepting_writes: bool = Field(description="false while writes get 503: our clock (or the hybrid "
+                                   "logical clock restored from the data directory) runs beyond max_offset "
+                                   "ahead of the cluster's, or is not compared with another host's yet")
     alone: str | None = Field(None, description="why a node with no peers is healthy (no seeds: by design)")
     problems: list[dict[str, Any]] | None = Field(
-        None, description="each: problem (not_joined, refused, isolated, clock_ahead, refusing_peers), "
-        "detail (what is wrong and what to change) and peers (each peer's status, reason and fix)",
+        None, description="each: problem (not_joined, refused, isolated, clock_ahead, hlc_ahead, "
+        "clock_unchecked, refusing_peers, dns_seed_unresolved), "
+        "detail (what is wrong and what to change) and peers (each peer's status, reason and fix; for the "
+        "clock's problems each node of another host, its clock's offset from ours and the uncertainty)",
     )  # fmt: skip
     warnings: list[dict[str, Any]] | None = Field(None, description="as problems, on a node in the cluster")
 
@@ -314,7 +325,8 @@ _not_in_cluster = {"model": HealthOut, "description": "not in the cluster: the p
 async def health(state: StateDep) -> Response:
     """200 when the node is in the cluster, or alone by design (no seeds: it says so);
     otherwise 503 naming each problem (not joined, refused by its peers, isolated, clock
-    ahead of its peers) and what to change."""
+    ahead of the cluster's, hybrid clock restored ahead, clock not yet compared) and what
+    to change."""
     verdict = state.health.update()
     return Response(dumps(health_answer(state, verdict)), 200 if verdict.ok else 503,
                     media_type="application/json")  # fmt: skip
@@ -348,7 +360,7 @@ async def gossip(request: Request) -> Response:
         status, what = _refusal(exc)
         raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
     if reply is None:
-        return Response(status_code=204)
+        return Response(status_code=204, headers={TIME_HEADER: str(wall_ms())})  # our time, on every answer
     headers = {TIME_HEADER: str(wall_ms()), **state.sign(reply)}  # our time: the peer estimates our offset
     return Response(reply, media_type="application/json", headers=headers)
 

@@ -2,10 +2,11 @@
 
 `PeerLog` keeps what our exchanges with each peer met with (answered, unreachable, or
 refused with a status and the peer's reason) and whose gossip we refused; `assess` turns
-that and the membership into a verdict for GET /health. The node's watcher re-assesses
-every gossip interval, logs each problem once when it begins and once when it ends, makes
-the node refuse writes while its peers refuse its clock (unless accept_writes_when_refused)
-and logs the membership changes the core recorded (node.memberlog).
+that, the membership and the clock's judgement (node.clockcheck: whether this node's
+clock is fit to acknowledge writes) into a verdict for GET /health. The node's watcher
+re-assesses every gossip interval, logs each problem once when it begins and once when it
+ends, tells the clock check which nodes the node knows of, and logs the membership changes
+the core recorded (node.memberlog).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import anyio
 from gossip.errors import NetworkError, PeerError, PeerRefused, PeerTimeout
 from gossip.membership import ALIVE, LEFT, SUSPECT
 from gossip.version import __version__
+from node.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, Judgement
 from node.memberlog import log_events
 
 if TYPE_CHECKING:
@@ -47,7 +49,6 @@ FIXES = {
     "409": "check --cluster-id and the versions",
     "413": "give every node the same max_body_bytes",
 }
-CLOCK_REASONS = ("ClockSkewRejected",)
 
 
 def suspicion_seconds(interval: float, phi_suspect: float) -> float:
@@ -119,7 +120,7 @@ class PeerLog:
 
 @dataclass(frozen=True)
 class Problem:
-    code: str  # not_joined, refused, isolated, clock_ahead, refusing_peers, dns_seed_unresolved
+    code: str  # not_joined, refused, isolated, clock_ahead, hlc_ahead, clock_unchecked, refusing_peers, ...
     detail: str  # what is wrong and what to change, in one sentence or two
     peers: tuple[dict[str, Any], ...] = ()
     logged: bool = True  # (a node starting up is not joined yet either: that goes unlogged)
@@ -140,7 +141,8 @@ class Verdict:
 
     @property
     def clock_refused(self) -> Problem | None:
-        return next((p for p in self.problems if p.code == "clock_ahead"), None)
+        """The problem with our clock that makes the node refuse writes, if any."""
+        return next((p for p in self.problems if p.code in (AHEAD, HLC_AHEAD, UNCHECKED)), None)
 
 
 def _refusal(address: str, f: Failure, offsets: dict[str, float]) -> dict[str, Any]:
@@ -167,27 +169,13 @@ def assess(state: SharedState) -> Verdict:
     failing = {a: f for a, f in peers.failed.items()
                if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}  # fmt: skip
     refusals = {a: f for a, f in failing.items() if f.status}
-    clock = {a: f for a, f in refusals.items() if f.reason in CLOCK_REASONS or (
-        f.reason == "ReplayError" and offsets.get(a, 0.0) < -config.replay_window)}  # fmt: skip
-    recent = {a for a, at in peers.answered.items() if now - at <= window}
-    # Peers we heard from lately that refuse our clock, or whose clocks run behind ours by
-    # more than max_offset (they will refuse our writes' timestamps, even before we write).
-    heard = recent | set(failing)
-    skewed = {a for a in heard if a in clock or offsets.get(a, 0.0) < -config.max_offset}
     problems: list[Problem] = []
     warnings: list[Problem] = []
     alone = ""
-    if 2 * len(skewed) > len(heard):  # most of them: our writes would reach next to nobody
-        ahead = [-offsets[a] for a in skewed if a in offsets]
-        by = f" by about {min(ahead):.1f} s" if ahead else ""
-        named = {a: _refusal(a, clock[a], offsets) if a in clock else
-                 {"peer": a, "clock_offset_seconds": round(offsets[a], 3)} for a in skewed}  # fmt: skip
-        problems.append(Problem(
-            "clock_ahead",
-            f"our clock runs ahead of our peers'{by}, beyond max_offset ({config.max_offset:g} s), so they "
-            "refuse our gossip: fix this host's clock (NTP); until then writes here reach nobody",
-            tuple(named[a] for a in sorted(named)),
-        ))  # fmt: skip
+    # Our clock against the other hosts' (node.clockcheck): ahead, or our HLC ahead of it.
+    clock = state.clockcheck.judge()
+    if clock.code in (AHEAD, HLC_AHEAD):
+        problems.append(_clock_problem(clock, refusals))
     elif now - peers.last_ok > window:
         if refusals:
             code = "refused" if peers.joined else "not_joined"
@@ -214,7 +202,11 @@ def assess(state: SharedState) -> Verdict:
                      "one-node cluster until they give others (looked up every round)")  # fmt: skip
         else:
             alone = "no seeds and no other member: a one-node cluster"
-    if refusals and not any(p.code in ("refused", "not_joined", "clock_ahead") for p in problems):
+    if clock.code == UNCHECKED and not problems:  # (joined, but only by nodes on our own host)
+        problems.append(_clock_problem(clock, refusals, logged=now - state.health.started > window))
+    elif clock.code == BEHIND:
+        warnings.append(_clock_problem(clock, refusals))
+    if refusals and not any(p.code in ("refused", "not_joined", AHEAD, HLC_AHEAD) for p in problems):
         warnings.append(Problem(
             "some_peers_refuse", f"some peers refuse our gossip with {_describe(refusals)}",
             tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
@@ -246,6 +238,19 @@ def assess(state: SharedState) -> Verdict:
                   for h, f in sorted(rejected.items())),
         ))  # fmt: skip
     return Verdict(tuple(problems), tuple(warnings), alone)
+
+
+def _clock_problem(clock: Judgement, refusals: dict[str, Failure], logged: bool = True) -> Problem:
+    """The clock's judgement as a problem: each node of another host, with its clock's
+    offset from ours (and that estimate's uncertainty), and its refusal if it refuses us
+    (a node taking writes anyway sees its peers refuse them: 400 ClockSkewRejected)."""
+    peers = []
+    for p in clock.peers:
+        named = p.json()
+        if (f := refusals.get(p.address)) is not None:
+            named.update(status=f.status, reason=f.reason, fix=fix_for(f.status, f.reason))
+        peers.append(named)
+    return Problem(clock.code, clock.detail, tuple(peers), logged)
 
 
 def _unresolved(state: SharedState) -> Problem | None:
@@ -285,10 +290,14 @@ class HealthWatch:
         self.state = state
         self.active: dict[str, Problem] = {}
         self.last: Verdict | None = None
+        self.started = time.monotonic()
 
     def update(self) -> Verdict:
         state = self.state
         state.peers.forget_before(time.monotonic() - FORGET_AFTER)
+        seeds, _ = state.cluster_view()
+        state.clockcheck.expect([*seeds, *(m["address"] for m in state.members()
+                                           if not m["self"] and m["status"] != LEFT)])  # fmt: skip
         verdict = assess(state)
         now = {p.code: p for p in (*verdict.problems, *verdict.warnings) if p.logged}
         for code, problem in now.items():
@@ -303,12 +312,6 @@ class HealthWatch:
             if code not in now:
                 log.warning("%s: health: %s ended (it was: %s)", state.id, code, problem.detail)
         self.active, self.last = now, verdict
-        refused = verdict.clock_refused
-        if refused is not None and not state.settings.accept_writes_when_refused:
-            state.write_refusal = (f"this node takes no writes now: {refused.detail} (or start it with "
-                                   "--accept-writes-when-refused on)")  # fmt: skip
-        else:
-            state.write_refusal = None
         return verdict
 
     async def run(self) -> None:
@@ -324,7 +327,9 @@ class HealthWatch:
 def _peers_line(problem: Problem) -> str:
     parts = []
     for p in problem.peers:
-        why = " ".join(str(w) for w in (p.get("status") or p.get("error", ""), p.get("reason", "")) if w)
+        offset = f"clock {p['clock_offset_seconds']:+.2f} s" if "clock_offset_seconds" in p else ""
+        said = (p.get("status") or p.get("error", ""), p.get("reason", ""), offset)
+        why = " ".join(str(w) for w in said if w)
         parts.append(f"{p['peer']} ({why})")
     return ", ".join(parts) or "none"
 

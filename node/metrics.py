@@ -105,6 +105,10 @@ class _Collector(Collector):
             offsets.add_metric([peer], buckets.cumulative(), buckets.sum)
             last.add_metric([peer], transport.last_offset[peer])
         yield from (lag, offsets, last)
+        clock = state.clockcheck.judge()  # (node.clockcheck: what writes are judged by)
+        if clock.ahead is not None:
+            yield GaugeMetricFamily("gossip_clock_ahead_seconds", AHEAD_DOC, value=clock.ahead)
+        yield GaugeMetricFamily("gossip_hlc_lead_seconds", HLC_DOC, value=clock.hlc_lead)
 
 
 COUNTERS = (
@@ -118,3 +122,6 @@ FAILURES_DOC = "Our messages that failed, by peer and reason (refused, timeout, 
 REFUSALS_DOC = "Our messages a peer refused, by peer, HTTP status and the reason it gave."
 LAG_DOC = "From a peer's write (its HLC wall time at its origin) to its application here."
 OFFSET_DOC = "How far each peer's clock runs ahead of ours (negative: behind), from the time on its answers."
+AHEAD_DOC = ("How far our clock runs ahead of the cluster's at most (negative: behind); writes get 503 above "
+             "max_offset. Absent with no node of another host measured.")  # fmt: skip
+HLC_DOC = "How far our hybrid logical clock runs ahead of our wall clock (it adds to the above for writes)."

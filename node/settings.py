@@ -261,8 +261,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     opt("members-per-message", local.max_members_per_message, "most member records this node accepts in "
         "one gossip message", int)
     opt("log-level", "warning", "uvicorn and node log level")
-    opt("accept-writes-when-refused", "off", "take writes while every peer refuses our clock (on/off; off "
-        "answers them 503: they would reach nobody)", _flag)
+    opt("accept-writes-when-refused", "off", "take writes even while our clock is unfit for them: beyond "
+        "max_offset ahead of the cluster's, or not yet compared with another host's (on/off; off answers "
+        "them 503: the peers would refuse them)", _flag)
     opt("tags", "", "node tags, comma-separated name=value pairs, shown in /members")
     p.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
                    help="one more node tag (repeatable)")  # fmt: skip

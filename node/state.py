@@ -31,6 +31,7 @@ from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate, admit
 from gossip.store import JSON, Entry, state_hash
+from node.clockcheck import ClockCheck
 from node.dns_seeds import DnsSeeds, replace_derived, split_seeds
 from node.health import HealthWatch, PeerLog
 from node.jobs import Job
@@ -39,7 +40,7 @@ from node.persistence import SnapshotFile
 from node.recipes import Recipes
 from node.registry import DEFAULT_TTL, Instance
 from node.settings import Settings
-from node.transport import KINDS, HttpTransport
+from node.transport import KINDS, HttpTransport, peer_time
 from node.watch import DEFAULT_BUFFER, Watch
 
 log = logging.getLogger("gossip.node")
@@ -127,8 +128,18 @@ class SharedState:
             wall_ms(), (*self._url_seeds, *self.dns.addresses()), tags=dict(settings.tags),
         )  # fmt: skip
         self._snapshots = SnapshotFile(Path(settings.data_dir), self.codec) if settings.data_dir else None
-        if self._snapshots is not None and (saved := self._snapshots.load()) is not None:
+        saved = self._snapshots.load() if self._snapshots is not None else None
+        if saved is not None:
             self.protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
+        # Whether our clock is fit to acknowledge writes (node.clockcheck), told the time
+        # stamped on every message; it judges our HLC too, which a snapshot may put ahead.
+        self.clockcheck = ClockCheck(
+            settings.address, self.config.max_offset, lambda: self.protocol.clock.last.wall,
+            accept_anyway=settings.accept_writes_when_refused, wall_ms=wall_ms,
+        )  # fmt: skip
+        self.clockcheck.restored_wall = self.protocol.clock.last.wall if saved is not None else None
+        self.clockcheck.expect(self.protocol.membership.seeds)
+        self.transport.clock = self.clockcheck
         self._saved_version = self.protocol.store.version
         self._counting = Counting(self.protocol)  # counters' totals, kept up to date by the store
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
@@ -143,7 +154,6 @@ class SharedState:
         # -- health and metrics: what our exchanges met with (node.health), whether we
         # take writes, and the /metrics registry (its lag histogram follows merges from now on).
         self.peers = PeerLog()
-        self.write_refusal: str | None = None  # why writes are refused now, if they are
         self.health = HealthWatch(self)
         self.metrics = NodeMetrics(self)
         self._recipes = Recipes(self)  # change streams, service registry, run-once jobs
@@ -151,6 +161,17 @@ class SharedState:
     @property
     def id(self) -> str:
         return self.protocol.id
+
+    @property
+    def write_refusal(self) -> str | None:
+        """Why this node takes no writes now (its clock, node.clockcheck), or None."""
+        return self.clockcheck.refusal()
+
+    async def writable(self) -> None:
+        """Wait while a node just started has yet to compare its clock with another host's
+        (its first round is under way): an interval and a request's timeout at most.
+        Writes that come through here are then taken, or refused saying why."""
+        await self.clockcheck.settled(self.config.gossip_interval + self.config.request_timeout)
 
     # -- the dict-like API ----------------------------------------------------------------
 
@@ -178,7 +199,8 @@ class SharedState:
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
         seconds; it spreads to every node in the background. Raises CallerError, or
-        WritesRefused while no peer would take the write (see /health)."""
+        WritesRefused while our clock is unfit for writes (node.clockcheck, /health): the
+        peers would refuse them, or it has not been compared with theirs yet."""
         _refuse_reserved(key)
         self._check_writes()
         if self._counting.is_counter(key):
@@ -202,6 +224,7 @@ class SharedState:
         saying how many did, otherwise; the write stays stored here and spreads as usual
         either way."""
         _refuse_reserved(key)
+        await self.writable()
         self._check_writes()
         with self._lock:
             peers = self.protocol.membership.live_addresses()
@@ -300,7 +323,7 @@ class SharedState:
     def admit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """One request against the rate limit `rate` on the windowed counter `key`: the
         decision, and the request counted if admitted (atomically on this node). While the
-        node refuses writes (its peers refuse its clock, see /health) it still decides and
+        node refuses writes (its clock is unfit for them, see /health) it still decides and
         counts, on what it holds: a limiter that answered 503 would take the app down."""
         with self._lock:
             decision = admit(self._counting, key, rate, cost, wall_ms())
@@ -463,9 +486,11 @@ class SharedState:
     def receive(self, body: bytes, headers: Mapping[str, str]) -> bytes | None:
         """Handle a peer's message; the encoded reply, if any. Raises PeerError (and
         its AuthError) having applied nothing."""
+        received = time.monotonic()
         try:
             self.verify(headers, body)
             message = self.codec.decode(body)
+            self.clockcheck.observe(message.sender.address, peer_time(headers), received)
             with self._lock:
                 resets = self.protocol.counters.resets
                 reply = self.protocol.handle(message, wall_ms())
@@ -559,7 +584,10 @@ class SharedState:
         """A round every interval, whatever its exchanges take: a peer whose packets are
         dropped holds its exchange for request_timeout (longer than the interval), and it
         must not hold the rounds with the others. One exchange in flight per peer."""
-        await anyio.sleep(self.protocol.first_delay())
+        first = self.protocol.first_delay()
+        if self.clockcheck.expecting and not self.clockcheck.compared:
+            first /= 10  # soon: writes wait until we have compared our clock with another host's
+        await anyio.sleep(first)
         while True:
             with self._lock:
                 outgoing = self.protocol.round(wall_ms())

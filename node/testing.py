@@ -52,7 +52,9 @@ class _Wire(httpx.AsyncBaseTransport):
 class InProcessCluster:
     """`async with InProcessCluster(3) as cluster:` runs 3 standalone nodes in this
     event loop; `cluster.states[i]` is node i's SharedState, `cluster.http(i)` a client
-    for its HTTP API. Node i is reachable as http://node-i; node 0 seeds the others."""
+    for its HTTP API. Node i is reachable as http://node-i; node 0 seeds the others.
+    Each counts as a host of its own, so it takes writes once it has compared its clock
+    with another node's (node.clockcheck): the cluster is entered once they all have."""
 
     def __init__(self, nodes: int = 3, config: Config | None = None) -> None:
         self.config = config or Config.for_tests(cluster_id=f"test-{uuid.uuid4().hex[:8]}")
@@ -100,6 +102,8 @@ class InProcessCluster:
             self._network.apps[name] = httpx.ASGITransport(app=app)
             await self._stack.enter_async_context(app.router.lifespan_context(app))
             self.apps.append(app)
+        for state in self.states:  # each on a "host" of its own: ready once it has compared clocks
+            await state.writable()
         return self
 
     async def __aexit__(

@@ -8,7 +8,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import httpx
@@ -19,10 +19,14 @@ from gossip.messages import Exchange, Message, Reply, Rumor
 from node.connections import Answer, PeerConnections, ProtocolError
 from node.figures import OFFSET_BUCKETS, Buckets
 
+if TYPE_CHECKING:
+    from node.clockcheck import ClockCheck
+
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
-# The answering node's wall time in ms, on replies to exchanges and on refusals (signed
-# messages carry it anyway): what peers' clock offsets are estimated from.
+# The sender's wall time in ms, on every request and every answer (a signed message's
+# signature covers it): what peers' clock offsets are estimated from (node.clockcheck).
+# Nodes of earlier versions stamp only replies and refusals, and ignore it elsewhere.
 TIME_HEADER = "x-gossip-time"
 # On a refusal: the refusing error's type (ClockSkewRejected, NotAllowed, ...).
 REFUSAL_HEADER = "x-gossip-refusal"
@@ -65,6 +69,7 @@ class HttpTransport:
         self.message_bytes: Counter[tuple[str, str]] = Counter()
         self.offsets: dict[str, Buckets] = {}
         self.last_offset: dict[str, float] = {}  # seconds the peer's clock is ahead of ours
+        self.clock: ClockCheck | None = None  # told the time stamped on each answer
 
     def count(self, kind: str, direction: str, size: int) -> None:
         self.messages[kind, direction] += 1
@@ -73,8 +78,8 @@ class HttpTransport:
     async def send(self, address: str, message: Message) -> Message | None:
         """POST one message; the peer's decoded answer, or None if it had none."""
         body = self.codec.encode(message)
-        sent_at = wall_ms()
-        headers = {"content-type": CONTENT_TYPE, **self.auth.sign(body)}
+        sent_at, sent = wall_ms(), time.monotonic()
+        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(sent_at), **self.auth.sign(body)}
         try:
             with anyio.fail_after(self.timeout):
                 answer = await self._post(address, body, headers)
@@ -83,19 +88,29 @@ class HttpTransport:
         except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
                 httpx.TransportError) as exc:  # fmt: skip
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
+        received = time.monotonic()
         self.bytes_sent += len(body)
         self.bytes_received += len(answer.body)
         self.count(KINDS[type(message)], "sent", len(body))
         if (their_time := peer_time(answer.headers)) is not None:
             self._offset(address, their_time - (sent_at + wall_ms()) / 2)
         if answer.status == 204:
+            self._clock(address, their_time, received, sent)
             return None
         if answer.status != 200:
+            self._clock(address, their_time, received, sent)
             text = answer.body[:200].decode("utf-8", "replace")
             raise PeerRefused(address, answer.status, answer.headers.get(REFUSAL_HEADER, ""), text)
         self.count("reply", "received", len(answer.body))
         self.auth.verify(answer.headers, answer.body)
-        return self.codec.decode(answer.body)
+        reply = self.codec.decode(answer.body)
+        # (by the address it advertises: a seed may be known by another name)
+        self._clock(reply.sender.address, their_time, received, sent)
+        return reply
+
+    def _clock(self, address: str, their_time: int | None, received: float, sent: float) -> None:
+        if self.clock is not None:
+            self.clock.observe(address, their_time, received, sent)
 
     def _offset(self, address: str, offset_ms: float) -> None:
         """Take in one estimate of the peer's clock offset (its time at the middle of our

@@ -404,8 +404,8 @@ def cmd_sizes(args: argparse.Namespace) -> int:
               f"reap_after 120 s)\n  {'virtual s':>9} {'lives':>6} {'writers ever':>13} {'in a digest':>12} "
               f"{'retired sets':>12} {'retired kept':>13}")  # fmt: skip
         for pt in restart_history(restarts=args.restarts, seed=args.seed):
-            print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} {pt.retired_sets:>12} "
-                  f"{pt.retired_kept:>13}", flush=True)  # fmt: skip
+            print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} "
+                  f"{pt.retired_sets:>12} {pt.retired_kept:>13}", flush=True)  # fmt: skip
     return 0
 
 

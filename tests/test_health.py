@@ -6,6 +6,7 @@ begins and once when it ends; membership changes logged one line each."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -14,10 +15,11 @@ import pytest
 from inprocess import serving
 
 from gossip.config import Config
-from gossip.errors import PeerRefused, WritesRefused
+from gossip.errors import WritesRefused
 from node.app import create_app
 from node.health import answer
 from node.settings import Settings
+from node.state import SharedState, wall_ms
 from node.testing import InProcessCluster
 
 
@@ -133,21 +135,33 @@ async def test_peers_that_refuse_us_with_403_are_named_with_the_fix(caplog: pyte
     assert len([m for m in messages(caplog, "gossip.health") if "node-1: health: not_joined began" in m]) == 1
 
 
+def answered(state: SharedState, peer: str, behind: float) -> None:
+    """What the transport tells the clock check when `peer` answers our request at once,
+    its clock `behind` seconds behind ours."""
+    now = time.monotonic()
+    state.clockcheck.observe(peer, wall_ms() - round(behind * 1000), received=now, sent=now - 0.001)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("accept", [False, True])
-async def test_a_node_whose_peers_refuse_its_clock_refuses_writes_unless_told_not_to(accept: bool) -> None:
-    settings = Settings(node_id="ahead", discovery_dir="off", config=Config.for_tests(),
-                        accept_writes_when_refused=accept)  # fmt: skip
+async def test_a_node_whose_clock_runs_ahead_of_the_clusters_refuses_writes_unless_told_not_to(
+    accept: bool,
+) -> None:
+    settings = Settings(node_id="ahead", advertise="http://ahead.test", discovery_dir="off",
+                        config=Config.for_tests(), accept_writes_when_refused=accept)  # fmt: skip
     app = create_app(settings)
     async with serving(app) as client:
         state = app.state.shared_state
-        (await client.post("/set", json={"key": "before", "value": 1})).raise_for_status()
-        # What the transport raises when a peer answers 400 with x-gossip-refusal: ClockSkewRejected.
-        peer = "http://peer"
-        state.peers.failure(peer, PeerRefused(peer, 400, "ClockSkewRejected", "timestamp 60000 ms ahead"))
+        (await client.post("/set", json={"key": "before", "value": 1})).raise_for_status()  # alone: taken
+        # A node on another host answers: its clock reads 60 s behind ours (see node/clockcheck.py).
+        peer = "http://peer.test:7946"
+        answered(state, peer, 60)
         code, body = await health(client)
         assert (code, problems(body)) == (503, ["clock_ahead"])
-        assert "fix this host's clock" in body["problems"][0]["detail"]
+        detail = body["problems"][0]["detail"]
+        assert "fix this host's clock" in detail and "60.0" in detail and "max_offset (5 s)" in detail, detail
+        [named] = body["problems"][0]["peers"]
+        assert named["peer"] == peer and -60.01 < named["clock_offset_seconds"] < -59.99, named
         assert body["accepting_writes"] is accept
         set_answer = await client.post("/set", json={"key": "k", "value": 1})
         delete_answer = await client.post("/delete", json={"key": "before"})
@@ -156,6 +170,7 @@ async def test_a_node_whose_peers_refuse_its_clock_refuses_writes_unless_told_no
         else:
             assert (set_answer.status_code, delete_answer.status_code) == (503, 503)
             assert "--accept-writes-when-refused" in set_answer.json()["detail"]
+            assert "60.0" in set_answer.json()["detail"] and "max_offset" in set_answer.json()["detail"]
             with pytest.raises(WritesRefused):
                 state.set("k", 2)
             with pytest.raises(WritesRefused):
@@ -164,7 +179,30 @@ async def test_a_node_whose_peers_refuse_its_clock_refuses_writes_unless_told_no
                 state.incr_window("hits", 60)
             assert state.get("k") is None and state.get("before") == 1  # nothing changed
             assert state.count("hits") == 0
-        state.peers.took(peer)  # the clock is fixed: the peer takes our gossip again
+        answered(state, peer, 0)  # the clock is fixed: the peer's answers match it again
         code, body = await health(client)
         assert (code, body["accepting_writes"]) == (200, True)
+        (await client.post("/set", json={"key": "k", "value": 3})).raise_for_status()
+
+
+@pytest.mark.anyio
+async def test_a_node_that_has_not_compared_its_clock_with_another_host_takes_no_write() -> None:
+    """Its seed is on another host and does not answer: a write waits for the first
+    comparison (an interval and a request's timeout), then gets 503 saying why."""
+    config = Config.for_tests(request_timeout=0.3)
+    settings = Settings(node_id="new", advertise="http://new.test", seeds=("http://127.0.0.1:9",),
+                        discovery_dir="off", config=config)  # fmt: skip
+    app = create_app(settings)
+    async with serving(app) as client:
+        started = time.monotonic()
+        refused = await client.post("/set", json={"key": "k", "value": 1})
+        waited = time.monotonic() - started
+        assert refused.status_code == 503 and "not compared its clock" in refused.json()["detail"]
+        assert config.gossip_interval + config.request_timeout - 0.05 < waited < 5, waited
+        body = await until(client, 503, "no seed reachable")
+        assert problems(body) == ["not_joined"] and body["accepting_writes"] is False
+        state = app.state.shared_state
+        with pytest.raises(WritesRefused, match="not compared its clock"):
+            state.set("k", 2)
+        answered(state, "http://127.0.0.1:9", 0)  # the seed answers, its clock agreeing with ours
         (await client.post("/set", json={"key": "k", "value": 3})).raise_for_status()

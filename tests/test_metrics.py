@@ -85,6 +85,9 @@ async def test_metrics_count_each_replicated_write_and_move_with_the_traffic() -
     for peer in peers:
         assert value(after[0], offsets, peer=peer, le="+Inf") > 0
         assert abs(value(after[0], "gossip_clock_offset_last_seconds", peer=peer)) < 1.0
+    for a in after:  # the clock check: each node a host of its own, all on this machine's clock
+        [ahead] = [s.value for s in a if s.name == "gossip_clock_ahead_seconds"]
+        assert abs(ahead) < 1.0 and 0 <= value(a, "gossip_hlc_lead_seconds") < 1.0
 
 
 def test_each_worker_serves_its_own_metrics_on_its_gossip_listener() -> None:
