@@ -7,7 +7,7 @@ import math
 import random
 from bisect import insort
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -457,7 +457,7 @@ class GossipProtocol:
         theirs, decided = None, True
         if not (message.bootstrap or self.bootstrapping):
             theirs, decided = self._evidence_against(message, peer, now_ms)
-        mine = self._evidence_for_us(message)
+        mine = self._evidence_for_us(message, peer, now_ms)
         if mine is not None and (theirs is None or staleness.yields(self.id, self.collected, message)):
             self._reset(now_ms, sender.address, mine)
             return None, peer
@@ -482,7 +482,7 @@ class GossipProtocol:
         self._merge_collections(message, now_ms)
         return None, peer
 
-    def _evidence_for_us(self, message: Summary) -> Behind | None:
+    def _evidence_for_us(self, message: Summary, peer: Holdings, now_ms: int) -> Behind | None:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
@@ -491,7 +491,7 @@ class GossipProtocol:
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
-        return staleness.against_us(self.store, message)
+        return staleness.against_us(self.store, message, peer, self._forgettable(now_ms))
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
@@ -499,9 +499,13 @@ class GossipProtocol:
         forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
         if forgotten is not None:
             return forgotten, True
-        return staleness.against_peer(
-            self.store, peer, message.horizon, lambda writer: self._long_ended(writer, now_ms, 1)
-        )
+        return staleness.against_peer(self.store, peer, message.horizon, self._forgettable(now_ms))
+
+    def _forgettable(self, now_ms: int) -> Callable[[Timestamp], bool]:
+        """Whether a writer held up to a mark may have been forgotten by some node: its
+        last write is over reap_after old (nodes forget one at twice that, R20)."""
+        reap_ms = self.config.reap_after * 1000
+        return lambda mark: now_ms - mark.wall > reap_ms
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -594,8 +598,8 @@ class GossipProtocol:
         hold, or evidence that we lack it would no longer hold for us."""
         store = self.store
         for writer, mark in message.horizon.items():
-            if mark > store.horizon.get(writer, ZERO) and store.coverage(writer) >= mark:
-                store.horizon[writer] = mark
+            if store.coverage(writer) >= mark:
+                store.raise_horizon(writer, mark)
 
     def _forgotten_evidence(self, node: str, lineage: int) -> Behind | None:
         """A node whose state continues a life we forgot, back while we have collected
@@ -717,15 +721,10 @@ class GossipProtocol:
             del self._quiet[writer]
         for writer in [w for w in self._pending if w in store.retired]:
             del self._pending[writer]  # it ended: what it waits for comes with the rest of it
-        for writer in list(store.retired):
-            if self._long_ended(writer, now_ms, 2) and not store.holds_any(writer):
+        forget_ms = 2 * self.config.reap_after * 1000
+        for writer, end in list(store.retired.items()):
+            if now_ms - end.wall > forget_ms and not store.holds_any(writer):
                 store.forget_writer(writer)
-
-    def _long_ended(self, writer: str, now_ms: int, reaps: int) -> bool:
-        """Whether a retired writer ended (its last write) more than `reaps` times
-        reap_after ago: the same moment on every node, give or take the clocks' skew."""
-        end = self.store.retired.get(writer)
-        return end is not None and now_ms - end.wall > reaps * self.config.reap_after * 1000
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
         self.store.retire(writer, upto)
@@ -857,7 +856,8 @@ class GossipProtocol:
         for entry in snap.entries:
             store.merge(entry)
         store.watermarks.update(snap.watermarks)
-        store.horizon.update(snap.horizon)
+        for writer, mark in snap.horizon.items():
+            store.raise_horizon(writer, mark)
         for writer, end in snap.retired.items():
             store.retired.set(writer, end)
         for node, life in snap.forgotten.items():

@@ -21,12 +21,13 @@ def _reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(
-    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Callable[[str], bool]
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Callable[[Timestamp], bool]
 ) -> tuple[Behind | None, bool]:
     """Whether the peer's state predates our collections: for some writer we collected
     up to `mark`, it holds (or collected) less, or none of it at all. A writer it holds
-    none of is no evidence if the peer may have forgotten it (`forgettable`: it ended
-    over reap_after ago, while nodes forget one twice that long after its end, R20).
+    none of is no evidence if the peer may have forgotten it (`forgettable`: our mark for
+    it is over reap_after old, while a node forgets a writer only once its last write is
+    twice that old, R20: whatever the clocks, one that forgot it meets no judge by it).
     Returns the evidence, if any, and whether its summary told enough to decide (it may
     not tell how far it holds a writer of a retired bucket that differs from ours)."""
     decided = True
@@ -37,17 +38,27 @@ def against_peer(
             continue
         if max(held, horizon.get(writer, ZERO)) >= mark:
             continue
-        if held == ZERO and writer not in horizon and forgettable(writer):
+        if held == ZERO and writer not in horizon and forgettable(store.coverage(writer)):
             continue
         return Behind(HORIZON, writer, mark), True
     return None, decided
 
 
-def against_us(store: Store, peer: Summary) -> Behind | None:
-    """Whether our state predates the peer's collections, by the horizon it sends."""
+def against_us(
+    store: Store, peer: Summary, held: Holdings, forgettable: Callable[[Timestamp], bool]
+) -> Behind | None:
+    """Whether our state predates the peer's collections, by the horizon it sends. A
+    writer we hold none of is no evidence if we may have forgotten it: the peer holds it
+    up to a mark that is `forgettable` (the peer's judgement of us, against_peer, is
+    the same), or its summary does not say how far."""
     for writer, mark in peer.horizon.items():
-        if _reached(store, writer) < mark:
-            return Behind(HORIZON, writer, mark)
+        if _reached(store, writer) >= mark:
+            continue
+        if store.coverage(writer) == ZERO and writer not in store.horizon:
+            theirs = held.mark(writer)
+            if theirs is None or forgettable(theirs):
+                continue
+        return Behind(HORIZON, writer, mark)
     return None
 
 

@@ -96,8 +96,11 @@ class Store:
         self.watermarks: Digest = {}
         # Writers of ended lives no longer listed one by one (R20): where we hold them to.
         self.retired = RetiredSet()
-        # Per writer, the newest of its entries collected here or by the peers we caught up from.
+        # Per writer, the newest of its entries collected here or by the peers we caught up
+        # from (raised through raise_horizon), and the newest of all, which never falls,
+        # even when a writer is forgotten.
         self.horizon: Digest = {}
+        self._collected = ZERO
         # Tombstones and expiring entries by when they become ripe (lazily cleaned), then,
         # once ripe, per writer by ts, waiting until every member holds them.
         self._mortal: list[tuple[int, int, Entry]] = []
@@ -184,8 +187,7 @@ class Store:
                 del self._entries[entry.key]
                 self.version += 1
                 self._mark_stale(entry.origin)
-                if entry.ts > self.horizon.get(entry.origin, ZERO):
-                    self.horizon[entry.origin] = entry.ts
+                self.raise_horizon(entry.origin, entry.ts)
                 dropped += 1
             if not waiting:
                 del self._ripe[origin]
@@ -194,7 +196,13 @@ class Store:
     @property
     def collected(self) -> Timestamp:
         """The newest entry collected here (or by the peers we caught up from)."""
-        return max(self.horizon.values(), default=ZERO)
+        return self._collected
+
+    def raise_horizon(self, writer: str, mark: Timestamp) -> None:
+        if mark > self.horizon.get(writer, ZERO):
+            self.horizon[writer] = mark
+            if mark > self._collected:
+                self._collected = mark
 
     def clear(self) -> None:
         """Forget every entry, watermark, retired writer and the horizon (a reset)."""
