@@ -150,6 +150,9 @@ class GossipProtocol:
         self._roster: str | None = "" if self.bootstrapping else None
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
+        # The newest timestamp of another node's that we have seen (in digests): time as
+        # the cluster's clocks tell it, which our own clock, if it runs ahead, cannot push.
+        self._cluster_time = ZERO
         self.last_reset: ResetNotice | None = None
         self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
 
@@ -452,6 +455,9 @@ class GossipProtocol:
         self._peer_retired[sender.address] = message.retired_sum
         if message.collected > self._collected_seen:
             self._collected_seen = message.collected
+        newest = max((ts for w, ts in message.digest.items() if w != self.writer), default=ZERO)
+        if newest > self._cluster_time:
+            self._cluster_time = newest
         peer = Holdings(message.digest, message.retired_sum, message.retired, self.store.retired)
         # Neither side judges a node that is catching up: it holds only its source's state.
         theirs, decided = None, True
@@ -703,8 +709,9 @@ class GossipProtocol:
         digest to the retired set, so that digests track live nodes, not history (R20).
         Retiring promises nothing about peers, so no member is waited for: any peer that
         holds less is sent the rest. A retired writer none of whose entries is left here
-        is forgotten once it ended twice reap_after ago: by then every node that may
-        still need it has been forgotten itself, and is judged by that (R7c, R18)."""
+        is forgotten once it ended twice reap_after (and max_offset) ago: by then every
+        node that may still need it has been forgotten itself, and is judged by that
+        (R7c, R18)."""
         store = self.store
         if not self.bootstrapping:  # (catching up, we retire what our source has retired)
             for writer, mark in list(store.watermarks.items()):
@@ -721,9 +728,12 @@ class GossipProtocol:
             del self._quiet[writer]
         for writer in [w for w in self._pending if w in store.retired]:
             del self._pending[writer]  # it ended: what it waits for comes with the rest of it
-        forget_ms = 2 * self.config.reap_after * 1000
+        # Measured by the cluster's clocks, not ours alone: a node whose clock runs ahead
+        # would forget too soon, and be judged by nodes that still remember (R7c).
+        cluster_ms = min(now_ms, self._cluster_time.wall)
+        forget_ms = (2 * self.config.reap_after + self.config.max_offset) * 1000
         for writer, end in list(store.retired.items()):
-            if now_ms - end.wall > forget_ms and not store.holds_any(writer):
+            if cluster_ms - end.wall > forget_ms and not store.holds_any(writer):
                 store.forget_writer(writer)
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
