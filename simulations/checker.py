@@ -321,6 +321,7 @@ class Run:
         self.reaped: set[tuple[str, int]] = set()  # lives some node forgot
         self.reset_lives: list[tuple[str, int]] = []  # (node, generation) of each life that reset
         self.reset_why: dict[tuple[str, int], str] = {}  # the evidence each was reset on
+        self.reborn: set[tuple[str, int]] = set()  # lives a reset started
         self.lives: list[tuple[str, int, int]] = []  # (node, generation, clock offset ms) of each start
         self.violations: list[Violation] = []
         self._shadow: dict[str, dict[str, Entry | None]] = {}
@@ -332,6 +333,7 @@ class Run:
         self.gone: set[str] = set()  # nodes recycled away: never back
         self.healed = False
         self._keys: list[str] = list(KEYS)  # and the windowed-counter slots written so far
+        self.clock_high = 0  # the furthest any node's clock has read, ms
         self.sim.watchers.append(self._watch)
 
     @property
@@ -381,6 +383,7 @@ class Run:
 
     def _watch(self, node: SimNode) -> None:
         p = node.protocol
+        self.clock_high = max(self.clock_high, self.sim.node_ms(node))
         counts = (p.counters.resets, p.counters.dropped_unvouched)
         seen = self._resets.get(node.id, (0, 0))
         if counts != seen:  # part of its state dropped: may read older now
@@ -409,6 +412,7 @@ class Run:
         p = node.protocol
         life = (node.id, self._life.get(node.id, p.membership.me.generation))
         self.reset_lives.append(life)
+        self.reborn.add((node.id, p.membership.me.generation))
         notice = getattr(p, "last_reset", None)  # the core's word on why, if it says
         why, peer = getattr(notice, "evidence", None), getattr(notice, "peer", "")
         text = "?" if why is None else f"{why.reason} {why.writer} {tuple(why.mark)} by {peer}"
@@ -425,6 +429,8 @@ class Run:
         self.lives.append((node.id, p.membership.me.generation, node.offset_ms))
 
     def violate(self, kind: str, detail: str) -> None:
+        if Violation(kind, detail) in self.violations:
+            return  # (seen again at the next event)
         if len(self.violations) < 20:
             self.violations.append(Violation(kind, detail))
         self.sim.note(f"VIOLATION {kind}: {detail}")
@@ -651,7 +657,10 @@ class Run:
                     self.violate(what, f"{key} reads {_show(final)}; {_show(best)} was acknowledged")
             elif best is not None and best.is_live(now):
                 removed = any(op == best or op.wins_over(best) for op in ops if not op.is_live(now))
-                if not removed:
+                # A TTL write some node's clock saw expire (a clock ahead, put right since)
+                # read as absent there and may have been collected (R7, R7e).
+                expired = best.expires_at is not None and best.expires_at <= self.clock_high
+                if not (removed or expired):
                     self.violate("acknowledged write lost", f"{key} is absent; {_show(best)} acknowledged")
 
     def check_resets(self) -> None:
