@@ -98,7 +98,7 @@ class Schedule:
 
 # -- drawing a schedule ------------------------------------------------------------------
 
-OLD_FAULTS = ("partition", "oneway", "loss", "crash", "pause", "leave", "skew")
+FAULTS = ("partition", "oneway", "loss", "crash", "pause", "leave", "skew")  # of the network or one process
 # Faults of whole lives and hosts: a life born under a skewed clock, a host's clock off,
 # several nodes restored together from stale snapshots, workers recycled while a member
 # is away.
@@ -111,8 +111,8 @@ MAX_RECYCLES = 40  # worker restarts in one recycling fault
 
 def detection(nodes: int, fanout: int, view_size: int, interval: float) -> float:
     """About how long a crash takes to be seen (R17): 18 times the interval at which a
-    member's heartbeat is expected, one round with whole views, more with small ones;
-    a little over, and never more than 30 s, so that runs stay short."""
+    member's heartbeat is expected, one round with whole views, more with small ones
+    (20 of them, for a margin), and never more than 30 s, so that runs stay short."""
     rounds = 1.0 if nodes <= view_size else max(1.0, (nodes - 1) / (fanout * (view_size - 1)))
     return min(30.0, 20 * interval * rounds)
 
@@ -184,7 +184,7 @@ def generate(seed: int) -> Schedule:
     for n in range(rng.randint(1, 5)):
         start = rng.uniform(1.5, duration)
         name = f"f{n}"
-        kind = rng.choice(OLD_FAULTS + LIFE_FAULTS)
+        kind = rng.choice(FAULTS + LIFE_FAULTS)
         length = absence(start)
         end = start + length
         node = rng.choice(ids)
