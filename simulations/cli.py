@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -303,19 +304,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not outcome.ok:
             failed.append(outcome)
             _print_outcome(outcome)
-    kinds = sorted({v.kind for o in failed for v in o.violations})
-    print(f"{len(seeds)} schedules (seeds {args.seeds}): {len(failed)} with violations {kinds or ''}")
+    kinds = Counter(kind for o in failed for kind in {v.kind for v in o.violations})
+    shown = "".join(f", {kind} {count}" for kind, count in sorted(kinds.items()))
+    print(f"{len(seeds)} schedules (seeds {args.seeds}): {len(failed)} with violations{shown}")
     print("  totals: " + ", ".join(f"{k} {v:g}" for k, v in totals.items() if k != "agreed after s"))
-    if failed and args.shrink:
-        first = failed[0]
-        print(f"shrinking seed {first.schedule.seed} ({len(first.schedule.steps)} steps) ...", flush=True)
-        small = checker.shrink(checker.run(first.schedule))
-        path = Path(args.save) / f"check-{first.schedule.seed}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(small.schedule.to_json())
-        _print_outcome(small)
-        print(f"shrunk to {len(small.schedule.steps)} steps: {path}; replay with "
-              f"gossip-sim check --replay {path} --trace")  # fmt: skip
+    if failed and args.shrink:  # the first schedule failing in each way
+        for kind in sorted(kinds):
+            first = next(o for o in failed if any(v.kind == kind for v in o.violations))
+            steps = len(first.schedule.steps)
+            print(f"shrinking seed {first.schedule.seed} ({kind}, {steps} steps) ...", flush=True)
+            small = checker.shrink(checker.run(first.schedule), kind=kind)
+            path = Path(args.save) / f"check-{first.schedule.seed}-{kind.replace(' ', '-')}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(small.schedule.to_json())
+            _print_outcome(small)
+            print(f"shrunk to {len(small.schedule.steps)} steps: {path}; replay with "
+                  f"gossip-sim check --replay {path} --trace")  # fmt: skip
     return 1 if failed else 0
 
 
@@ -477,7 +481,7 @@ def parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check", help="randomized fault schedules, each checked against the contract")
     k.add_argument("--seeds", default="0-99", help="e.g. 0-4999 or 3,17")
-    k.add_argument("--shrink", action="store_true", help="shrink the first failing schedule")
+    k.add_argument("--shrink", action="store_true", help="shrink the first schedule failing in each way")
     k.add_argument("--save", default="out/check", help="where a shrunk schedule is written")
     k.add_argument("--replay", help="run a schedule saved as JSON")
     k.add_argument("--trace", action="store_true", help="with --replay: print the trace")

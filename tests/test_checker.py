@@ -9,6 +9,7 @@ import pytest
 from gossip.clock import Timestamp
 from gossip.store import Store
 from simulations import checker
+from simulations.engine import to_us
 
 SHORT = range(0, 24)
 
@@ -52,3 +53,141 @@ def test_a_planted_bug_is_found_shrunk_and_replayed(monkeypatch: pytest.MonkeyPa
     assert len(small.schedule.steps) < len(found.schedule.steps)
     replayed = checker.run(checker.Schedule.from_json(small.schedule.to_json()))
     assert [v.kind for v in replayed.violations] == [v.kind for v in small.violations]
+
+
+# -- the faults of whole lives and hosts ------------------------------------------------------
+
+
+def _absences(schedule: checker.Schedule) -> list[tuple[float, float, str, str]]:
+    """(start, end, pause or cut, node or cut name) of each pause and each cut."""
+    found: list[tuple[float, float, str, str]] = []
+    began: dict[str, tuple[float, str]] = {}
+    for step in schedule.steps:
+        a = step.args
+        if step.kind == "pause" or step.kind == "cut":
+            began.setdefault(a.get("node") or a["name"], (step.at, step.kind))
+        elif (step.kind == "restart" and a["mode"] == "pause") or step.kind == "heal":
+            key = a.get("node") or a["name"]
+            if key in began:
+                start, kind = began.pop(key)
+                found.append((start, step.at, kind, key))
+    return found
+
+
+def _has(kind: str, schedule: checker.Schedule) -> bool:
+    steps, config = schedule.steps, schedule.config
+    if kind == "skewed life":
+        return any(s.kind == "restart" and s.args.get("offset_ms", 0) != 0 for s in steps)
+    if kind == "host skew":
+        return any(s.kind == "skew" and len(s.args.get("nodes", ())) >= 2 and s.args["offset_ms"] != 0
+                   for s in steps)  # fmt: skip
+    if kind == "stale group":
+        restores = [s.at for s in steps if s.kind == "restart" and "age" in s.args]
+        return any(restores.count(at) >= 2 for at in restores)
+    if kind == "recycled ids":
+        return sum(1 for s in steps if s.kind == "recycle" and "new_id" in s.args) >= 2
+    if kind == "small views":
+        return bool(config["view_size"] <= 4 < schedule.nodes)
+    assert kind == "twice reap"
+    return any(end - start > 2 * config["reap_after"] for start, end, _, _ in _absences(schedule))
+
+
+NEW_KINDS = ("skewed life", "host skew", "stale group", "recycled ids", "small views", "twice reap")
+
+
+def _first(kind: str) -> checker.Schedule:
+    """The first seed whose schedule has a fault of `kind`, among quick ones (few nodes,
+    a short run, unless it is lengthened to hold a long absence)."""
+    for seed in range(400):
+        schedule = checker.generate(seed)
+        if schedule.nodes <= 6 and (schedule.heal_at < 40 or kind == "twice reap") and _has(kind, schedule):
+            return schedule
+    raise AssertionError(f"no schedule of seeds 0-399 has a {kind}")
+
+
+def test_the_search_draws_the_faults_of_lives_and_hosts() -> None:
+    schedules = [checker.generate(seed) for seed in range(200)]
+    for kind in NEW_KINDS:
+        assert sum(_has(kind, s) for s in schedules) >= 5, kind
+    assert sum(s.nodes >= 7 for s in schedules) >= 20  # larger clusters, for the small views
+    assert max(s.heal_at for s in schedules) > 100  # runs lengthened to hold the longest absences
+
+
+@pytest.mark.parametrize("kind", NEW_KINDS)
+def test_each_fault_of_lives_and_hosts_applies_and_replays(kind: str) -> None:
+    schedule = _first(kind)
+    run = checker.Run(schedule, trace=True)
+    shared: list[int] = []  # the most up nodes sharing one clock offset, after each event
+    away: list[bool] = []  # the longest absence, seen as it begins and as it ends
+
+    def watch(node: object) -> None:
+        offsets = [n.offset_ms for n in run.sim.nodes.values() if n.up and n.offset_ms]
+        shared.append(max((offsets.count(o) for o in offsets), default=0))
+
+    def absent(what: str, key: str) -> None:
+        away.append(key in run.sim.net.cuts if what == "cut" else not run.sim.nodes[key].up)
+
+    run.sim.watchers.append(watch)
+    start, end, what, key = max(_absences(schedule), key=lambda a: a[1] - a[0], default=(0, 0, "", ""))
+    if kind == "twice reap":
+        run.sim.at(to_us(start + 0.01), lambda: absent(what, key))
+        run.sim.at(to_us(end - 0.01), lambda: absent(what, key))
+    run.run()
+    again = checker.run(checker.Schedule.from_json(schedule.to_json()), trace=True)
+    assert list(run.sim.trace) == again.trace and run.figures == again.figures
+    assert [v.kind for v in run.violations] == [v.kind for v in again.violations]
+    if kind == "skewed life":  # a life started with its clock off, a later one with it right
+        first = next(i for i, (_, _, offset) in enumerate(run.lives) if offset)
+        node = run.lives[first][0]
+        assert any(n == node and offset == 0 for n, _, offset in run.lives[first:])
+    elif kind == "host skew":
+        assert max(shared) >= 2
+    elif kind == "stale group":  # two nodes restored at once, from snapshots older than their latest
+        stale = [at for at, _, taken, latest in run.restores if taken < latest]
+        assert any(stale.count(at) >= 2 for at in stale)
+    elif kind == "recycled ids":
+        assert run.gone and not any(run.sim.nodes[i].up for i in run.gone)
+        joined = [i for i in run.ids if "." in i]
+        assert joined and all(run.sim.nodes[i].up for i in joined)
+        # The final check counts them: one that cannot agree makes the run fail.
+        run.sim.cut("apart", [joined[-1]])
+        run.sim.write(joined[-1], "k0", "only here")
+        assert run._agree(5.0) is None
+    elif kind == "small views":
+        assert run.sim.config.view_size <= 4 < len(run.ids)
+    else:
+        assert end - start > 2 * schedule.config["reap_after"] and away == [True, True]
+
+
+def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
+    """Each step of the faults of lives and hosts stands alone: with any one removed (a
+    start without its end, an end without its start) the run raises nothing."""
+    config = {"gossip_interval": 0.25, "fanout": 2, "tombstone_grace": 2.0, "reap_after": 4.0,
+              "request_timeout": 0.5, "view_size": 3}  # fmt: skip
+    faults = [
+        checker.Step(2.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 8000}),
+        checker.Step(3.0, "crash", {"node": "n1"}),
+        checker.Step(3.5, "restart", {"node": "n1", "mode": "empty", "offset_ms": 8000}),
+        checker.Step(4.0, "crash", {"node": "n2"}),
+        checker.Step(4.2, "crash", {"node": "n3"}),
+        checker.Step(5.0, "pause", {"node": "n0"}),
+        checker.Step(6.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 0}),
+        checker.Step(6.5, "crash", {"node": "n1"}),
+        checker.Step(7.0, "restart", {"node": "n1", "mode": "keep", "offset_ms": 0}),
+        checker.Step(9.0, "restart", {"node": "n2", "mode": "stale", "age": 3.0}),
+        checker.Step(9.0, "restart", {"node": "n3", "mode": "stale", "age": 3.0}),
+        checker.Step(10.0, "recycle", {"node": "n3", "how": "crash", "new_id": "n3.1"}),
+        checker.Step(11.0, "recycle", {"node": "n3", "how": "leave", "new_id": "n3.2"}),
+        checker.Step(12.0, "recycle", {"node": "n3", "how": "leave", "mode": "keep"}),
+        checker.Step(12.2, "recycle", {"node": "n3", "how": "crash", "mode": "empty"}),
+        checker.Step(14.0, "restart", {"node": "n0", "mode": "pause"}),
+    ]
+    writes = [checker.Step(1.5 + i, "write", {"node": f"n{i % 4}", "key": f"k{i % 3}", "value": i})
+              for i in range(15)]  # fmt: skip
+    steps = tuple(sorted(faults + writes, key=lambda s: s.at))
+    schedule = checker.Schedule(1, 4, config, {}, steps, heal_at=16.0, agree_within=40.0)
+    for i, step in enumerate(steps):
+        if step.kind != "write":
+            outcome = checker.run(schedule.without({i}))
+            assert "exception" not in [v.kind for v in outcome.violations], (step, outcome.violations)
+            assert outcome.figures["agreed after s"] >= 0
