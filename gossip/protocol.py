@@ -146,8 +146,13 @@ class GossipProtocol:
         self.bootstrapping = bool(self.membership.seeds)
         self.source: str | None = None
         self._vetted: str | None = None  # the source whose first answer we checked our state against
-        # While catching up, the roster still to learn from the source, from after this id.
+        # While catching up, the roster still to learn from the source, from after this id;
+        # and the floor: per writer, the newest collection of it we have heard of (from
+        # any peer, or the evidence that reset us). A source must reach it, and so must we
+        # before we are done: a stale source would hand us a state the cluster has
+        # collected past, and we would be reset again.
         self._roster: str | None = "" if self.bootstrapping else None
+        self._floor: dict[str, Timestamp] = {}
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         # The newest timestamp of another node's that we have seen (in digests): time as
@@ -465,10 +470,14 @@ class GossipProtocol:
             theirs, decided = self._evidence_against(message, peer, now_ms)
         mine = self._evidence_for_us(message, peer, now_ms)
         if mine is not None and (theirs is None or staleness.yields(self.id, self.collected, message)):
-            self._reset(now_ms, sender.address, mine)
+            self._reset(now_ms, sender.address, mine, message)
             return None, peer
         if self.bootstrapping:
-            if self.source is None and isinstance(message, Reply) and self._may_source(message):
+            self._raise_floor(message.horizon)
+            reaches = self._reaches_floor(message, peer, now_ms)
+            if sender.address == self.source and not reaches:
+                self.source = self._vetted = None  # it has not seen what we know was collected
+            if self.source is None and isinstance(message, Reply) and reaches and self._may_source(message):
                 self.source = sender.address  # the first peer that answers
             if sender.address == self.source:
                 self._catch_up(message, peer, now_ms)
@@ -527,6 +536,25 @@ class GossipProtocol:
         was reset), any peer."""
         return not message.bootstrap or (message.collected == ZERO and self.collected == ZERO)
 
+    def _raise_floor(self, horizon: Mapping[str, Timestamp]) -> None:
+        floor = self._floor
+        for writer, mark in horizon.items():
+            if mark > floor.get(writer, ZERO):
+                floor[writer] = mark
+
+    def _reaches_floor(self, message: Summary, peer: Holdings, now_ms: int) -> bool:
+        """Whether a peer holds (or collected) every writer as far as our floor (one it
+        holds none of, with a floor over reap_after old, it may have forgotten: R20)."""
+        forgettable = self._forgettable(now_ms)
+        for writer, mark in self._floor.items():
+            held = peer.mark(writer) or ZERO
+            if max(held, message.horizon.get(writer, ZERO)) >= mark:
+                continue
+            if held == ZERO and writer not in message.horizon and forgettable(mark):
+                continue
+            return False
+        return True
+
     def _catch_up(self, message: Summary, peer: Holdings, now_ms: int) -> None:
         """A summary from our source while we catch up: take its delta, what it has
         collected and retired, and the roster; done once it had nothing more to send and
@@ -544,11 +572,17 @@ class GossipProtocol:
             return
         if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
             return
+        forgettable = self._forgettable(now_ms)
+        for writer, mark in self._floor.items():
+            held = staleness.reached(store, writer)
+            if held < mark and not (held == ZERO and forgettable(mark)):
+                return
         cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
         if self._roster is not None and not cold:
             return
         self.bootstrapping = False
         self.source = self._vetted = self._roster = None
+        self._floor = {}
 
     def _take_roster(self, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership
@@ -643,7 +677,7 @@ class GossipProtocol:
             if own_state:  # (a state of this life's own, not one restored: it moves with it)
                 self.lineage = self._generation
 
-    def _reset(self, now_ms: int, source: str, evidence: Behind) -> None:
+    def _reset(self, now_ms: int, source: str, evidence: Behind, message: Summary) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
         old state): what we hold could bring deleted keys back. Drop it all and catch up
         from that peer, as a new life: a new generation, a new writer. Writes we took
@@ -665,6 +699,10 @@ class GossipProtocol:
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._quiet.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
+        self._floor = {}
+        self._raise_floor(message.horizon)
+        if evidence.reason == HORIZON:
+            self._raise_floor({evidence.writer: evidence.mark})
         self.counters.resets += 1
         self.last_reset = ResetNotice(evidence, source, now_ms)
 

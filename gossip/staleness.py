@@ -15,7 +15,7 @@ from gossip.retired import Holdings
 from gossip.store import Store
 
 
-def _reached(store: Store, writer: str) -> Timestamp:
+def reached(store: Store, writer: str) -> Timestamp:
     """How far our history of `writer` goes, held or collected."""
     return max(store.coverage(writer), store.horizon.get(writer, ZERO))
 
@@ -52,7 +52,7 @@ def against_us(
     up to a mark that is `forgettable` (the peer's judgement of us, against_peer, is
     the same), or its summary does not say how far."""
     for writer, mark in peer.horizon.items():
-        if _reached(store, writer) >= mark:
+        if reached(store, writer) >= mark:
             continue
         if store.coverage(writer) == ZERO and writer not in store.horizon:
             theirs = held.mark(writer)
@@ -67,7 +67,7 @@ def holds_for(store: Store, evidence: Behind, node_id: str, lineage: int) -> boo
     lack, or a forgetting of the life our state continues."""
     if evidence.reason == FORGOTTEN:
         return evidence.writer == node_id and evidence.mark.wall == lineage
-    return _reached(store, evidence.writer) < evidence.mark
+    return reached(store, evidence.writer) < evidence.mark
 
 
 def yields(node_id: str, collected: Timestamp, peer: Summary) -> bool:
