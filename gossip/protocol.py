@@ -7,7 +7,7 @@ import math
 import random
 from bisect import insort
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -469,7 +469,13 @@ class GossipProtocol:
         if not (message.bootstrap or self.bootstrapping):
             theirs, decided = self._evidence_against(message, peer, now_ms)
         mine = self._evidence_for_us(message, peer, now_ms)
-        if mine is not None and (theirs is None or staleness.yields(self.id, self.collected, message)):
+        # A life we forgot, back with its old state, is the stale one, whatever it says of
+        # us (it may lack nothing but the writers we forgot with it); otherwise, if each
+        # finds the other behind, the one whose newest collection is older resets.
+        yields = theirs is None or (
+            theirs.reason != FORGOTTEN and staleness.yields(self.id, self.collected, message)
+        )
+        if mine is not None and yields:
             self._reset(now_ms, sender.address, mine, message)
             return None, peer
         if self.bootstrapping:
@@ -506,7 +512,7 @@ class GossipProtocol:
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
-        return staleness.against_us(self.store, message, peer, self._forgettable(now_ms))
+        return staleness.against_us(self.store, message, peer, self._forgettable(now_ms, message.sender.id))
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
@@ -514,13 +520,21 @@ class GossipProtocol:
         forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
         if forgotten is not None:
             return forgotten, True
-        return staleness.against_peer(self.store, peer, message.horizon, self._forgettable(now_ms))
+        return staleness.against_peer(self.store, peer, message.horizon, self._forgettable(now_ms, self.id))
 
-    def _forgettable(self, now_ms: int) -> Callable[[Timestamp], bool]:
+    def _forgettable(self, now_ms: int, node: str | None = None) -> staleness.Forgettable:
         """Whether a writer held up to a mark may have been forgotten by some node: its
-        last write is over reap_after old (nodes forget one at twice that, R20)."""
+        last write is over reap_after old (nodes forget one at twice that, R20), or it is
+        a writer of `node`, whose life the other may have forgotten, then forgetting the
+        writer too (if that life was forgotten and collections followed, the other says
+        so with its evidence, which comes first: see _take_summary)."""
         reap_ms = self.config.reap_after * 1000
-        return lambda mark: now_ms - mark.wall > reap_ms
+
+        def forgettable(writer: str, mark: Timestamp) -> bool:
+            life = writer_life(writer)
+            return now_ms - mark.wall > reap_ms or (life is not None and life[0] == node)
+
+        return forgettable
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -550,7 +564,7 @@ class GossipProtocol:
             held = peer.mark(writer) or ZERO
             if max(held, message.horizon.get(writer, ZERO)) >= mark:
                 continue
-            if held == ZERO and writer not in message.horizon and forgettable(mark):
+            if held == ZERO and writer not in message.horizon and forgettable(writer, mark):
                 continue
             return False
         return True
@@ -575,7 +589,7 @@ class GossipProtocol:
         forgettable = self._forgettable(now_ms)
         for writer, mark in self._floor.items():
             held = staleness.reached(store, writer)
-            if held < mark and not (held == ZERO and forgettable(mark)):
+            if held < mark and not (held == ZERO and forgettable(writer, mark)):
                 return
         cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
         if self._roster is not None and not cold:

@@ -14,6 +14,11 @@ from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
 from gossip.retired import Holdings
 from gossip.store import Store
 
+# Whether a node that holds none of a writer may have forgotten it, the writer being held
+# elsewhere up to a mark (R20): its last write is long past, or it is a writer of a node
+# whose life the other may have forgotten (the one judging, or the one sending).
+Forgettable = Callable[[str, Timestamp], bool]
+
 
 def reached(store: Store, writer: str) -> Timestamp:
     """How far our history of `writer` goes, held or collected."""
@@ -21,13 +26,14 @@ def reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(
-    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Callable[[Timestamp], bool]
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Forgettable
 ) -> tuple[Behind | None, bool]:
     """Whether the peer's state predates our collections: for some writer we collected
     up to `mark`, it holds (or collected) less, or none of it at all. A writer it holds
     none of is no evidence if the peer may have forgotten it (`forgettable`: our mark for
     it is over reap_after old, while a node forgets a writer only once its last write is
-    twice that old, R20: whatever the clocks, one that forgot it meets no judge by it).
+    twice that old, R20, so whatever the clocks one that forgot it meets no judge by it;
+    or it is a writer of ours, a life the peer may have forgotten, which it then says).
     Returns the evidence, if any, and whether its summary told enough to decide (it may
     not tell how far it holds a writer of a retired bucket that differs from ours)."""
     decided = True
@@ -38,25 +44,25 @@ def against_peer(
             continue
         if max(held, horizon.get(writer, ZERO)) >= mark:
             continue
-        if held == ZERO and writer not in horizon and forgettable(store.coverage(writer)):
+        if held == ZERO and writer not in horizon and forgettable(writer, store.coverage(writer)):
             continue
         return Behind(HORIZON, writer, mark), True
     return None, decided
 
 
 def against_us(
-    store: Store, peer: Summary, held: Holdings, forgettable: Callable[[Timestamp], bool]
+    store: Store, peer: Summary, held: Holdings, forgettable: Forgettable
 ) -> Behind | None:
     """Whether our state predates the peer's collections, by the horizon it sends. A
-    writer we hold none of is no evidence if we may have forgotten it: the peer holds it
-    up to a mark that is `forgettable` (the peer's judgement of us, against_peer, is
-    the same), or its summary does not say how far."""
+    writer we hold none of is no evidence if we may have forgotten it (`forgettable`, as
+    for against_peer: long past, or the sender's own, whose life we may have forgotten),
+    or if the peer's summary does not say how far it holds it."""
     for writer, mark in peer.horizon.items():
         if reached(store, writer) >= mark:
             continue
         if store.coverage(writer) == ZERO and writer not in store.horizon:
             theirs = held.mark(writer)
-            if theirs is None or forgettable(theirs):
+            if theirs is None or forgettable(writer, theirs):
                 continue
         return Behind(HORIZON, writer, mark)
     return None
