@@ -739,9 +739,10 @@ class GossipProtocol:
         seeds but no member met yet."""
         return not self.bootstrapping and bool(self.membership.members or not self.membership.seeds)
 
-    def _ended(self, writer: str) -> bool:
+    def _ended(self, writer: str, for_good: bool = False) -> bool:
         """Whether `writer`'s life is over: its node started a newer life, left, or was
-        forgotten. (A writer we know nothing of may be a live node not yet met.)"""
+        forgotten. (A writer we know nothing of may be a live node not yet met.) Only the
+        first two are `for_good`: a forgotten life may be alive and writing, cut off."""
         life = writer_life(writer)
         if life is None:
             return False
@@ -753,17 +754,21 @@ class GossipProtocol:
             return member.info.generation > generation or (
                 member.info.generation == generation and member.status == LEFT
             )
+        reaped = self.membership.reaped.get(node)
+        if reaped is not None and (reaped[0].generation > generation or reaped[0].left):
+            return reaped[0].generation >= generation
         forgotten = self.forgotten.get(node)
-        return forgotten is not None and forgotten.generation >= generation
+        return not for_good and forgotten is not None and forgotten.generation >= generation
 
     def _retire(self, now_ms: int) -> None:
         """Move ended writers whose watermark has stood still for a few rounds from the
         digest to the retired set, so that digests track live nodes, not history (R20).
         Retiring promises nothing about peers, so no member is waited for: any peer that
         holds less is sent the rest. A retired writer none of whose entries is left here
-        is forgotten once it ended twice reap_after (and max_offset) ago: by then every
-        node that may still need it has been forgotten itself, and is judged by that
-        (R7c, R18)."""
+        is forgotten: at once if none of its entries was collected here either (nothing
+        can be judged by it); else once its life has ended for good and its last write is
+        twice reap_after (and max_offset) old: by then every node that may still need it
+        has been forgotten itself, and is judged by that (R7c, R18)."""
         store = self.store
         if not self.bootstrapping:  # (catching up, we retire what our source has retired)
             for writer, mark in list(store.watermarks.items()):
@@ -785,7 +790,10 @@ class GossipProtocol:
         cluster_ms = min(now_ms, self._cluster_time.wall)
         forget_ms = (2 * self.config.reap_after + self.config.max_offset) * 1000
         for writer, end in list(store.retired.items()):
-            if cluster_ms - end.wall > forget_ms and not store.holds_any(writer):
+            if store.holds_any(writer):
+                continue
+            judged_by = writer in store.horizon
+            if not judged_by or (cluster_ms - end.wall > forget_ms and self._ended(writer, for_good=True)):
                 store.forget_writer(writer)
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
