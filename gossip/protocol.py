@@ -153,6 +153,10 @@ class GossipProtocol:
         # collected past, and we would be reset again.
         self._roster: str | None = "" if self.bootstrapping else None
         self._floor: dict[str, Timestamp] = {}
+        # While catching up: the seeds that answered as catching up themselves in a cold
+        # cluster, and whether any peer answered as a member (then the cluster is not cold).
+        self._cold_seeds: set[str] = set()
+        self._met_member = False
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         # The newest timestamp of another node's that we have seen (in digests): time as
@@ -479,6 +483,10 @@ class GossipProtocol:
             self._reset(now_ms, sender.address, mine, message)
             return None, peer
         if self.bootstrapping:
+            if message.bootstrap and message.collected == ZERO:
+                self._cold_seeds.add(sender.address)
+            else:
+                self._met_member = True
             self._raise_floor(message.horizon)
             reaches = self._reaches_floor(message, peer, now_ms)
             if sender.address == self.source and not reaches:
@@ -546,9 +554,20 @@ class GossipProtocol:
 
     def _may_source(self, message: Summary) -> bool:
         """Whether a peer may be the source we catch up from: one that is not catching up
-        itself, or, in a cluster starting cold (nobody ever collected anything, nobody
-        was reset), any peer."""
-        return not message.bootstrap or (message.collected == ZERO and self.collected == ZERO)
+        itself, or, in a cluster starting cold, any peer."""
+        return not message.bootstrap or (message.collected == ZERO and self._cold())
+
+    def _cold(self) -> bool:
+        """Whether the cluster we join is starting cold: no member exists to catch up
+        from, so nodes catching up may complete from each other. We know it only when
+        every seed has answered, each catching up itself, none having heard of any
+        collection, nor we (nor a reset: that knows collections exist). A seed that does
+        not answer may be a member cut off from us: we wait for it."""
+        seeds = self.membership.seeds
+        return (
+            not self._met_member and self.collected == ZERO and bool(seeds)
+            and all(s in self._cold_seeds for s in seeds)
+        )  # fmt: skip
 
     def _raise_floor(self, horizon: Mapping[str, Timestamp]) -> None:
         floor = self._floor
@@ -592,6 +611,9 @@ class GossipProtocol:
             if held < mark and not (held == ZERO and forgettable(writer, mark)):
                 return
         cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
+        if cold and not self._cold():
+            self.source = self._vetted = None  # a member has answered since: catch up from one
+            return
         if self._roster is not None and not cold:
             return
         self.bootstrapping = False
@@ -713,7 +735,7 @@ class GossipProtocol:
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._quiet.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
-        self._floor = {}
+        self._floor, self._cold_seeds, self._met_member = {}, set(), True
         self._raise_floor(message.horizon)
         if evidence.reason == HORIZON:
             self._raise_floor({evidence.writer: evidence.mark})
