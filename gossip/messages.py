@@ -72,6 +72,7 @@ class Summary:
     roster: str | None = None  # (exchange) the roster is asked for, from after this id ("": all)
     roster_end: bool | None = None  # (reply) members is a roster page; True: the last one
     forgotten: Mapping[str, ForgottenLife] = field(default_factory=dict)  # (roster page) lives forgotten
+    restored: int = 0  # when the sender's state was restored from a snapshot, or caught up from one (R19)
 
     @property
     def life_of_state(self) -> int:

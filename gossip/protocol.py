@@ -7,7 +7,7 @@ import math
 import random
 from bisect import insort
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -164,6 +164,8 @@ class GossipProtocol:
         self._cluster_time = ZERO
         self.last_reset: ResetNotice | None = None
         self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
+        self._retired_at: dict[str, int] = {}  # retired writers: since when (our clock)
+        self._restored_at = 0  # when our state was restored from a snapshot (R19), if it was
 
     @property
     def _grace_ms(self) -> int:
@@ -371,6 +373,7 @@ class GossipProtocol:
             self.collected, self.bootstrapping, more, behind,
             retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
             self._roster if kind is Exchange and self.bootstrapping else None, roster_end, forgotten,
+            self._restored_at,
         )  # fmt: skip
 
     def _view_or_roster(
@@ -520,7 +523,8 @@ class GossipProtocol:
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
-        return staleness.against_us(self.store, message, peer, self._forgettable(now_ms, message.sender.id))
+        restored = self._restored(now_ms) > 0
+        return staleness.against_us(self.store, message, peer, restored, self._long_past(now_ms))
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
@@ -528,21 +532,25 @@ class GossipProtocol:
         forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
         if forgotten is not None:
             return forgotten, True
-        return staleness.against_peer(self.store, peer, message.horizon, self._forgettable(now_ms, self.id))
+        restored = self._lately(message.restored, now_ms)
+        return staleness.against_peer(self.store, peer, message.horizon, restored, self._long_past(now_ms))
 
-    def _forgettable(self, now_ms: int, node: str | None = None) -> staleness.Forgettable:
-        """Whether a writer held up to a mark may have been forgotten by some node: its
-        last write is over reap_after old (nodes forget one at twice that, R20), or it is
-        a writer of `node`, whose life the other may have forgotten, then forgetting the
-        writer too (if that life was forgotten and collections followed, the other says
-        so with its evidence, which comes first: see _take_summary)."""
+    def _long_past(self, now_ms: int) -> Callable[[Timestamp], bool]:
+        """Whether a writer's last write, at some mark, is over reap_after old: nodes may
+        have forgotten the writer by then (they forget one at twice that, R20)."""
         reap_ms = self.config.reap_after * 1000
+        return lambda mark: now_ms - mark.wall > reap_ms
 
-        def forgettable(writer: str, mark: Timestamp) -> bool:
-            life = writer_life(writer)
-            return now_ms - mark.wall > reap_ms or (life is not None and life[0] == node)
+    def _lately(self, restored_at: int, now_ms: int) -> bool:
+        """Whether a state restored from a snapshot at `restored_at` (0: not) is still
+        judged as such: for reap_after, in which peers meet it before they could forget
+        what it may lack (R19)."""
+        return restored_at > 0 and now_ms - restored_at <= self.config.reap_after * 1000
 
-        return forgettable
+    def _restored(self, now_ms: int) -> int:
+        """When our state was restored from a snapshot (or our source's, whose state we
+        caught up), while that is recent: what our summaries say (0: not lately)."""
+        return self._restored_at if self._lately(self._restored_at, now_ms) else 0
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -576,14 +584,15 @@ class GossipProtocol:
                 floor[writer] = mark
 
     def _reaches_floor(self, message: Summary, peer: Holdings, now_ms: int) -> bool:
-        """Whether a peer holds (or collected) every writer as far as our floor (one it
-        holds none of, with a floor over reap_after old, it may have forgotten: R20)."""
-        forgettable = self._forgettable(now_ms)
+        """Whether a peer holds (or collected) every writer as far as our floor: judged
+        as staleness.against_peer judges (one it holds none of counts only against a state
+        restored lately)."""
+        restored, long_past = self._lately(message.restored, now_ms), self._long_past(now_ms)
         for writer, mark in self._floor.items():
             held = peer.mark(writer) or ZERO
             if max(held, message.horizon.get(writer, ZERO)) >= mark:
                 continue
-            if held == ZERO and writer not in message.horizon and forgettable(writer, mark):
+            if held == ZERO and writer not in message.horizon and (not restored or long_past(mark)):
                 continue
             return False
         return True
@@ -595,6 +604,8 @@ class GossipProtocol:
         if self._vetted != message.sender.address:  # first word from this source
             self._drop_unvouched(message, peer, now_ms)
             self._vetted = message.sender.address
+        if message.restored > self._restored_at:
+            self._restored_at = message.restored  # our state continues one restored lately
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
         self._take_horizon(message)
@@ -605,10 +616,10 @@ class GossipProtocol:
             return
         if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
             return
-        forgettable = self._forgettable(now_ms)
+        restored, long_past = self._restored(now_ms) > 0, self._long_past(now_ms)
         for writer, mark in self._floor.items():
             held = staleness.reached(store, writer)
-            if held < mark and not (held == ZERO and forgettable(writer, mark)):
+            if held < mark and not (held == ZERO and (not restored or long_past(mark))):
                 return
         cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
         if cold and not self._cold():
@@ -734,6 +745,8 @@ class GossipProtocol:
         self._behind.clear()
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._quiet.clear()
+        self._retired_at.clear()
+        self._restored_at = 0
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
         self._raise_floor(message.horizon)
@@ -787,10 +800,10 @@ class GossipProtocol:
         digest to the retired set, so that digests track live nodes, not history (R20).
         Retiring promises nothing about peers, so no member is waited for: any peer that
         holds less is sent the rest. A retired writer none of whose entries is left here
-        is forgotten: at once if none of its entries was collected here either (nothing
-        can be judged by it); else once its life has ended for good and its last write is
-        twice reap_after (and max_offset) old: by then every node that may still need it
-        has been forgotten itself, and is judged by that (R7c, R18)."""
+        is forgotten once its life has ended for good, its last write is twice
+        reap_after (and max_offset) old and we retired it reap_after ago (time to hear of
+        any more of it, such as writes our clock refused): by then every node that may
+        still need it has been forgotten itself, and is judged by that (R7c, R18)."""
         store = self.store
         if not self.bootstrapping:  # (catching up, we retire what our source has retired)
             for writer, mark in list(store.watermarks.items()):
@@ -810,13 +823,16 @@ class GossipProtocol:
         # Measured by the cluster's clocks, not ours alone: a node whose clock runs ahead
         # would forget too soon, and be judged by nodes that still remember (R7c).
         cluster_ms = min(now_ms, self._cluster_time.wall)
-        forget_ms = (2 * self.config.reap_after + self.config.max_offset) * 1000
+        reap_ms = self.config.reap_after * 1000
+        forget_ms = 2 * reap_ms + self.config.max_offset_ms
+        for writer in [w for w in self._retired_at if w not in store.retired]:
+            del self._retired_at[writer]  # taken back into the digest
         for writer, end in list(store.retired.items()):
-            if store.holds_any(writer):
-                continue
-            judged_by = writer in store.horizon
-            if not judged_by or (cluster_ms - end.wall > forget_ms and self._ended(writer, for_good=True)):
+            since = self._retired_at.setdefault(writer, now_ms)
+            if (now_ms - since > reap_ms and cluster_ms - end.wall > forget_ms
+                    and self._ended(writer, for_good=True) and not store.holds_any(writer)):  # fmt: skip
                 store.forget_writer(writer)
+                del self._retired_at[writer]
 
     def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
         self.store.retire(writer, upto)
@@ -968,6 +984,7 @@ class GossipProtocol:
             # of ours judges it).
             self.lineage = snap.lineage or min(ours, default=1)
             self.bootstrapping, self._roster = False, None
+            self._restored_at = now_ms
         else:  # nothing to restore: a new life like any other
             self.lineage = self._generation
             self.bootstrapping = bool(self.membership.seeds)

@@ -14,11 +14,6 @@ from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
 from gossip.retired import Holdings
 from gossip.store import Store
 
-# Whether a node that holds none of a writer may have forgotten it, the writer being held
-# elsewhere up to a mark (R20): its last write is long past, or it is a writer of a node
-# whose life the other may have forgotten (the one judging, or the one sending).
-Forgettable = Callable[[str, Timestamp], bool]
-
 
 def reached(store: Store, writer: str) -> Timestamp:
     """How far our history of `writer` goes, held or collected."""
@@ -26,16 +21,17 @@ def reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(
-    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], forgettable: Forgettable
-) -> tuple[Behind | None, bool]:
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], restored: bool,
+    long_past: Callable[[Timestamp], bool],
+) -> tuple[Behind | None, bool]:  # fmt: skip
     """Whether the peer's state predates our collections: for some writer we collected
-    up to `mark`, it holds (or collected) less, or none of it at all. A writer it holds
-    none of is no evidence if the peer may have forgotten it (`forgettable`: our mark for
-    it is over reap_after old, while a node forgets a writer only once its last write is
-    twice that old, R20, so whatever the clocks one that forgot it meets no judge by it;
-    or it is a writer of ours, a life the peer may have forgotten, which it then says).
-    Returns the evidence, if any, and whether its summary told enough to decide (it may
-    not tell how far it holds a writer of a retired bucket that differs from ours)."""
+    up to `mark`, it holds (or collected) less. A writer it holds none of is evidence
+    only if its state was `restored` lately from a snapshot (it may be older than the
+    writer), and the writer's last write here is not `long_past`: a node that lives on
+    forgets writers (R20), and one that never knew a writer never held its deletes'
+    victims either, or it would be judged by those victims' writers. Returns the
+    evidence, if any, and whether its summary told enough to decide (it may not tell how
+    far it holds a writer of a retired bucket that differs from ours)."""
     decided = True
     for writer, mark in store.horizon.items():
         held = peer.mark(writer)
@@ -44,25 +40,25 @@ def against_peer(
             continue
         if max(held, horizon.get(writer, ZERO)) >= mark:
             continue
-        if held == ZERO and writer not in horizon and forgettable(writer, store.coverage(writer)):
+        if held == ZERO and writer not in horizon and (not restored or long_past(store.coverage(writer))):
             continue
         return Behind(HORIZON, writer, mark), True
     return None, decided
 
 
 def against_us(
-    store: Store, peer: Summary, held: Holdings, forgettable: Forgettable
+    store: Store, peer: Summary, held: Holdings, restored: bool, long_past: Callable[[Timestamp], bool]
 ) -> Behind | None:
-    """Whether our state predates the peer's collections, by the horizon it sends. A
-    writer we hold none of is no evidence if we may have forgotten it (`forgettable`, as
-    for against_peer: long past, or the sender's own, whose life we may have forgotten),
-    or if the peer's summary does not say how far it holds it."""
+    """Whether our state predates the peer's collections, by the horizon it sends (as
+    against_peer judges: a writer we hold none of counts only if our state was
+    `restored` lately, and the peer's summary shows the writer's last write not
+    `long_past`)."""
     for writer, mark in peer.horizon.items():
         if reached(store, writer) >= mark:
             continue
         if store.coverage(writer) == ZERO and writer not in store.horizon:
             theirs = held.mark(writer)
-            if theirs is None or forgettable(writer, theirs):
+            if theirs is None or not restored or long_past(theirs):
                 continue
         return Behind(HORIZON, writer, mark)
     return None
@@ -72,7 +68,7 @@ def holds_for(store: Store, evidence: Behind, node_id: str, lineage: int) -> boo
     """Whether a peer's evidence that we are behind holds for our state: a collection we
     lack, or a forgetting of the life our state continues."""
     if evidence.reason == FORGOTTEN:
-        return evidence.writer == node_id and evidence.mark.wall == lineage
+        return evidence.writer == node_id and lineage <= evidence.mark.wall
     return reached(store, evidence.writer) < evidence.mark
 
 
