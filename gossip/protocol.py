@@ -163,6 +163,9 @@ class GossipProtocol:
         # the cluster's clocks tell it, which our own clock, if it runs ahead, cannot push.
         self._cluster_time = ZERO
         self.last_reset: ResetNotice | None = None
+        # The life (node id, generation) this one caught up from, once it has (R7d): its
+        # state is that life's, and shares its fate if that state proves stale (R7c).
+        self.caught_up_from: tuple[str, int] | None = None
         self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
         self._retired_at: dict[str, int] = {}  # retired writers: since when (our clock)
         self._restored_at = 0  # when our state was restored from a snapshot (R19), if it was
@@ -174,6 +177,12 @@ class GossipProtocol:
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def restored_at(self) -> int:
+        """When our state was restored from a snapshot, or caught up from a node whose
+        state was (0: never): such a state may predate collections made since (R19)."""
+        return self._restored_at
 
     @property
     def collected(self) -> Timestamp:
@@ -630,6 +639,7 @@ class GossipProtocol:
         self.bootstrapping = False
         self.source = self._vetted = self._roster = None
         self._floor = {}
+        self.caught_up_from = (message.sender.id, message.sender.generation)
 
     def _take_roster(self, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership

@@ -316,6 +316,7 @@ class Run:
         self.losable: set[int] = set()  # indexes into ops
         self.saves: dict[str, list[Save]] = {}
         self.restored: set[tuple[str, int]] = set()  # lives started from a snapshot
+        self.sources: dict[tuple[str, int], tuple[str, int]] = {}  # life -> the life it caught up from
         # (when, node, the snapshot's time, its latest snapshot's time) of each restore
         self.restores: list[tuple[float, str, float, float]] = []
         self.reaped: set[tuple[str, int]] = set()  # lives some node forgot
@@ -395,6 +396,10 @@ class Run:
         for member_id, forgotten in p.forgotten.items():
             self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
+        if p.restored_at:  # its state continues a snapshot's (its own, or its source's)
+            self.restored.add(life)
+        if p.caught_up_from is not None:
+            self.sources[life] = p.caught_up_from
         self._life[node.id] = life[1]
         newest = self._seen.setdefault(life, {})
         current = self._entries(node)
@@ -664,9 +669,16 @@ class Run:
                     self.violate("acknowledged write lost", f"{key} is absent; {_show(best)} acknowledged")
 
     def check_resets(self) -> None:
-        """Only a life some node forgot, or one started from a snapshot, may be reset
-        (contract, 3); never one merely skewed, paused, cut off or restarted empty."""
+        """Only a life some node forgot, or one whose state came from a snapshot (its own,
+        or that of the node it caught up from), or one that caught up from such a life,
+        may be reset (contract, 3); never one merely skewed, paused, cut off or restarted
+        empty."""
         excused = self.reaped | self.restored
+        while True:  # a life that caught up from an excused one shares its state, and its fate
+            more = {life for life, source in self.sources.items() if source in excused} - excused
+            if not more:
+                break
+            excused |= more
         uncaused = [life for life in self.reset_lives if life not in excused]
         if uncaused:
             shown = "; ".join(f"{n}#{g} ({self.reset_why.get((n, g), '?')})" for n, g in uncaused[:3])
