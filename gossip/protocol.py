@@ -654,17 +654,18 @@ class GossipProtocol:
         self._roster = None if message.roster_end else max(pages, default=self._roster)
 
     def _drop_unvouched(self, source: Summary, peer: Holdings, now_ms: int) -> None:
-        """Before we take a source's state: a live value we hold that it cannot vouch for
-        (its summary does not reach that far in the writer's history) and that is no
-        newer than the newest collection it knows of (our writes while we could not reach
-        it, pushes from nodes that were away) may have been deleted, and the delete
-        collected, meanwhile: drop it (R7d), and take the source's version, if any.
-        Nothing newer than that collection can have been; a delete or an expired value
+        """Before we take a source's state: a value we hold that it cannot vouch for (its
+        summary does not reach that far in the writer's history) and that is no newer
+        than the newest collection it knows of (our writes while we could not reach it,
+        pushes from nodes that were away) may have been deleted, and the delete
+        collected, meanwhile: drop it (R7d), and take the source's version, if any. An
+        expired value too: it reads absent, but would spread as an entry older than one
+        the cluster collected. Nothing newer than that collection can have been; a delete
         brings nothing back."""
         limit = source.collected
         for entry in list(self.store.entries()):
             vouched = peer.mark(entry.origin) or ZERO
-            if vouched < entry.ts <= limit and entry.is_live(now_ms):
+            if vouched < entry.ts <= limit and not entry.deleted:
                 self.store.drop(entry)
                 self.counters.dropped_unvouched += 1
 
