@@ -120,8 +120,6 @@ class Codec:
             if message.roster_end is not None:
                 body["roster_end"] = int(message.roster_end)
                 body["forgotten"] = _forgotten(message.forgotten)
-            if message.restored:
-                body["restored"] = message.restored
         return dumps(body)
 
     def encode_snapshot(self, snap: Snapshot) -> bytes:
@@ -226,10 +224,9 @@ class _Decoder:
         roster = self.cursor(obj["roster"], "roster") if "roster" in obj else None
         roster_end = self.flag(obj["roster_end"], "roster_end") if "roster_end" in obj else None
         forgotten = self.forgotten(obj, "forgotten", limit=limit) if roster_end is not None else {}
-        restored = self.int(obj.get("restored", 0), "restored")
         cls = Exchange if kind == "exchange" else Reply
         return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind,
-                   retired_sum, lineage, roster, roster_end, forgotten, restored)  # fmt: skip
+                   retired_sum, lineage, roster, roster_end, forgotten)  # fmt: skip
 
     def retired_sum(self, raw: object) -> RetiredSummary:
         items = self.array(raw, "rsum")

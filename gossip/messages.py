@@ -63,7 +63,7 @@ class Summary:
     # Retired writers listed one by one: the buckets of the sender's retired set that it
     # knows to differ from the receiver's, whole (R20).
     retired: Mapping[str, Timestamp] = field(default_factory=dict)
-    collected: Timestamp = ZERO  # the newest entry the sender has ever collected (or knows collected)
+    collected: Timestamp = ZERO  # the newest collection the sender has made or taken on (Store.collected)
     bootstrap: bool = False  # the sender is catching up from scratch (R7d)
     more: bool = False  # the delta was cut: there is more to send
     behind: Behind | None = None  # the receiver must reset (R7c)
@@ -72,7 +72,6 @@ class Summary:
     roster: str | None = None  # (exchange) the roster is asked for, from after this id ("": all)
     roster_end: bool | None = None  # (reply) members is a roster page; True: the last one
     forgotten: Mapping[str, ForgottenLife] = field(default_factory=dict)  # (roster page) lives forgotten
-    restored: int = 0  # when the sender's state was restored from a snapshot, or caught up from one (R19)
 
     @property
     def life_of_state(self) -> int:

@@ -7,7 +7,7 @@ import math
 import random
 from bisect import insort
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -168,7 +168,6 @@ class GossipProtocol:
         self.caught_up_from: tuple[str, int] | None = None
         self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
         self._retired_at: dict[str, int] = {}  # retired writers: since when (our clock)
-        self._restored_at = 0  # when our state was restored from a snapshot (R19), if it was
 
     @property
     def _grace_ms(self) -> int:
@@ -177,12 +176,6 @@ class GossipProtocol:
     @property
     def generation(self) -> int:
         return self._generation
-
-    @property
-    def restored_at(self) -> int:
-        """When our state was restored from a snapshot, or caught up from a node whose
-        state was (0: never): such a state may predate collections made since (R19)."""
-        return self._restored_at
 
     @property
     def collected(self) -> Timestamp:
@@ -253,7 +246,10 @@ class GossipProtocol:
         peers (only to our source while we catch up)."""
         self.counters.rounds += 1
         for info in self.membership.update(now_ms, judging=not self.bootstrapping):
-            self._remember_forgotten(info.id, ForgottenLife(info.generation, self.store.collected))
+            # What it knew had been collected, as it last told us (or what we had, if less):
+            # any collection past that, back with its old state, it may have missed.
+            knew = min(self.store.collected, self.stability.collected(info.id))
+            self._remember_forgotten(info.id, ForgottenLife(info.generation, knew))
             self.stability.forget(info.id)
         self._collect(now_ms)
         self._retire(now_ms)
@@ -379,10 +375,9 @@ class GossipProtocol:
         members, roster_end, forgotten = self._view_or_roster(request)
         return kind(
             self.membership.me, dict(store.watermarks), tuple(members), delta, horizon, listed,
-            self.collected, self.bootstrapping, more, behind,
+            store.collected, self.bootstrapping, more, behind,
             retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
             self._roster if kind is Exchange and self.bootstrapping else None, roster_end, forgotten,
-            self._restored_at,
         )  # fmt: skip
 
     def _view_or_roster(
@@ -484,7 +479,7 @@ class GossipProtocol:
         theirs, decided = None, True
         if not (message.bootstrap or self.bootstrapping):
             theirs, decided = self._evidence_against(message, peer, now_ms)
-        mine = self._evidence_for_us(message, peer, now_ms)
+        mine = self._evidence_for_us(message)
         # A life we forgot, back with its old state, is the stale one, whatever it says of
         # us (it may lack nothing but the writers we forgot with it); otherwise, if each
         # finds the other behind, the one whose newest collection is older resets.
@@ -500,7 +495,7 @@ class GossipProtocol:
             else:
                 self._met_member = True
             self._raise_floor(message.horizon)
-            reaches = self._reaches_floor(message, peer, now_ms)
+            reaches = self._reaches_floor(message, peer)
             if sender.address == self.source and not reaches:
                 self.source = self._vetted = None  # it has not seen what we know was collected
             if self.source is None and isinstance(message, Reply) and reaches and self._may_source(message):
@@ -508,7 +503,7 @@ class GossipProtocol:
             if sender.address == self.source:
                 self._catch_up(message, peer, now_ms)
             return None, peer
-        self.stability.hear(sender, peer)
+        self.stability.hear(sender, peer, message.collected)
         if message.bootstrap:
             self._behind.pop(sender.address, None)
             return None, peer  # its delta is not taken until it has caught up
@@ -523,7 +518,7 @@ class GossipProtocol:
         self._merge_collections(message, now_ms)
         return None, peer
 
-    def _evidence_for_us(self, message: Summary, peer: Holdings, now_ms: int) -> Behind | None:
+    def _evidence_for_us(self, message: Summary) -> Behind | None:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
@@ -532,8 +527,7 @@ class GossipProtocol:
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
-        restored = self._restored(now_ms) > 0
-        return staleness.against_us(self.store, message, peer, restored, self._long_past(now_ms))
+        return staleness.against_us(self.store, message)
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
@@ -541,25 +535,7 @@ class GossipProtocol:
         forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
         if forgotten is not None:
             return forgotten, True
-        restored = self._lately(message.restored, now_ms)
-        return staleness.against_peer(self.store, peer, message.horizon, restored, self._long_past(now_ms))
-
-    def _long_past(self, now_ms: int) -> Callable[[Timestamp], bool]:
-        """Whether a writer's last write, at some mark, is over reap_after old: nodes may
-        have forgotten the writer by then (they forget one at twice that, R20)."""
-        reap_ms = self.config.reap_after * 1000
-        return lambda mark: now_ms - mark.wall > reap_ms
-
-    def _lately(self, restored_at: int, now_ms: int) -> bool:
-        """Whether a state restored from a snapshot at `restored_at` (0: not) is still
-        judged as such: for reap_after, in which peers meet it before they could forget
-        what it may lack (R19)."""
-        return restored_at > 0 and now_ms - restored_at <= self.config.reap_after * 1000
-
-    def _restored(self, now_ms: int) -> int:
-        """When our state was restored from a snapshot (or our source's, whose state we
-        caught up), while that is recent: what our summaries say (0: not lately)."""
-        return self._restored_at if self._lately(self._restored_at, now_ms) else 0
+        return staleness.against_peer(self.store, peer, message.horizon, message.collected)
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
@@ -592,16 +568,14 @@ class GossipProtocol:
             if mark > floor.get(writer, ZERO):
                 floor[writer] = mark
 
-    def _reaches_floor(self, message: Summary, peer: Holdings, now_ms: int) -> bool:
-        """Whether a peer holds (or collected) every writer as far as our floor: judged
-        as staleness.against_peer judges (one it holds none of counts only against a state
-        restored lately)."""
-        restored, long_past = self._lately(message.restored, now_ms), self._long_past(now_ms)
+    def _reaches_floor(self, message: Summary, peer: Holdings) -> bool:
+        """Whether a peer holds (or collected) every writer as far as our floor, judged
+        as staleness.against_peer judges."""
         for writer, mark in self._floor.items():
             held = peer.mark(writer) or ZERO
             if max(held, message.horizon.get(writer, ZERO)) >= mark:
                 continue
-            if held == ZERO and writer not in message.horizon and (not restored or long_past(mark)):
+            if held == ZERO and writer not in message.horizon and message.collected >= mark:
                 continue
             return False
         return True
@@ -613,22 +587,19 @@ class GossipProtocol:
         if self._vetted != message.sender.address:  # first word from this source
             self._drop_unvouched(message, peer, now_ms)
             self._vetted = message.sender.address
-        if message.restored > self._restored_at:
-            self._restored_at = message.restored  # our state continues one restored lately
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
         self._take_horizon(message)
         self._retire_listed(message, now_ms)
         self._take_roster(message)
-        self.stability.hear(message.sender, peer)
+        self.stability.hear(message.sender, peer, message.collected)
         if not isinstance(message, Reply) or message.more or not peer.complete:
             return
         if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
             return
-        restored, long_past = self._restored(now_ms) > 0, self._long_past(now_ms)
         for writer, mark in self._floor.items():
             held = staleness.reached(store, writer)
-            if held < mark and not (held == ZERO and (not restored or long_past(mark))):
+            if held < mark and not (held == ZERO and store.collected >= mark):
                 return
         cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
         if cold and not self._cold():
@@ -757,7 +728,6 @@ class GossipProtocol:
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._quiet.clear()
         self._retired_at.clear()
-        self._restored_at = 0
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
         self._raise_floor(message.horizon)
@@ -995,7 +965,6 @@ class GossipProtocol:
             # of ours judges it).
             self.lineage = snap.lineage or min(ours, default=1)
             self.bootstrapping, self._roster = False, None
-            self._restored_at = now_ms
         else:  # nothing to restore: a new life like any other
             self.lineage = self._generation
             self.bootstrapping = bool(self.membership.seeds)

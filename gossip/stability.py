@@ -23,16 +23,22 @@ from gossip.retired import Holdings
 class Heard:
     generation: int  # the member's life this summary came from
     holdings: Holdings
+    collected: Timestamp  # the newest collection it knew of
 
 
 class Stability:
     def __init__(self) -> None:
         self._heard: dict[str, Heard] = {}
 
-    def hear(self, member: MemberInfo, holdings: Holdings) -> None:
+    def hear(self, member: MemberInfo, holdings: Holdings, collected: Timestamp) -> None:
         known = self._heard.get(member.id)
         if known is None or member.generation >= known.generation:
-            self._heard[member.id] = Heard(member.generation, holdings)
+            self._heard[member.id] = Heard(member.generation, holdings, collected)
+
+    def collected(self, member_id: str) -> Timestamp:
+        """The newest collection a member knew of, as it last told us (ZERO if never)."""
+        heard = self._heard.get(member_id)
+        return ZERO if heard is None else heard.collected
 
     def forget(self, member_id: str) -> None:
         self._heard.pop(member_id, None)

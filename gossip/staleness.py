@@ -7,7 +7,7 @@ protocol's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from gossip.clock import ZERO, Timestamp
 from gossip.messages import FORGOTTEN, HORIZON, Behind, Summary
@@ -21,17 +21,15 @@ def reached(store: Store, writer: str) -> Timestamp:
 
 
 def against_peer(
-    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], restored: bool,
-    long_past: Callable[[Timestamp], bool],
-) -> tuple[Behind | None, bool]:  # fmt: skip
+    store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], collected: Timestamp
+) -> tuple[Behind | None, bool]:
     """Whether the peer's state predates our collections: for some writer we collected
-    up to `mark`, it holds (or collected) less. A writer it holds none of is evidence
-    only if its state was `restored` lately from a snapshot (it may be older than the
-    writer), and the writer's last write here is not `long_past`: a node that lives on
-    forgets writers (R20), and one that never knew a writer never held its deletes'
-    victims either, or it would be judged by those victims' writers. Returns the
-    evidence, if any, and whether its summary told enough to decide (it may not tell how
-    far it holds a writer of a retired bucket that differs from ours)."""
+    up to `mark`, it holds (or collected) less. A writer it holds none of at all is
+    evidence only if it knows of no collection that recent (`collected`, the newest it
+    has made, taken on, or passed by forgetting a writer: a node forgets a writer, R20,
+    only with all of it behind it). Returns the evidence, if any, and whether its
+    summary told enough to decide (it may not tell how far it holds a writer of a
+    retired bucket that differs from ours)."""
     decided = True
     for writer, mark in store.horizon.items():
         held = peer.mark(writer)
@@ -40,26 +38,21 @@ def against_peer(
             continue
         if max(held, horizon.get(writer, ZERO)) >= mark:
             continue
-        if held == ZERO and writer not in horizon and (not restored or long_past(store.coverage(writer))):
+        if held == ZERO and writer not in horizon and collected >= mark:
             continue
         return Behind(HORIZON, writer, mark), True
     return None, decided
 
 
-def against_us(
-    store: Store, peer: Summary, held: Holdings, restored: bool, long_past: Callable[[Timestamp], bool]
-) -> Behind | None:
+def against_us(store: Store, peer: Summary) -> Behind | None:
     """Whether our state predates the peer's collections, by the horizon it sends (as
-    against_peer judges: a writer we hold none of counts only if our state was
-    `restored` lately, and the peer's summary shows the writer's last write not
-    `long_past`)."""
+    against_peer judges: a writer we hold none of counts only if we know of no
+    collection that recent)."""
     for writer, mark in peer.horizon.items():
         if reached(store, writer) >= mark:
             continue
-        if store.coverage(writer) == ZERO and writer not in store.horizon:
-            theirs = held.mark(writer)
-            if theirs is None or not restored or long_past(theirs):
-                continue
+        if store.coverage(writer) == ZERO and writer not in store.horizon and store.collected >= mark:
+            continue
         return Behind(HORIZON, writer, mark)
     return None
 
@@ -69,7 +62,10 @@ def holds_for(store: Store, evidence: Behind, node_id: str, lineage: int) -> boo
     lack, or a forgetting of the life our state continues."""
     if evidence.reason == FORGOTTEN:
         return evidence.writer == node_id and lineage <= evidence.mark.wall
-    return reached(store, evidence.writer) < evidence.mark
+    writer, mark = evidence.writer, evidence.mark
+    if store.coverage(writer) == ZERO and writer not in store.horizon and store.collected >= mark:
+        return False  # (a writer we forgot, with all of it behind us)
+    return reached(store, writer) < mark
 
 
 def yields(node_id: str, collected: Timestamp, peer: Summary) -> bool:

@@ -195,7 +195,8 @@ class Store:
 
     @property
     def collected(self) -> Timestamp:
-        """The newest entry collected here (or by the peers we caught up from)."""
+        """The newest entry collected here, by the peers we took horizons from, or at the
+        end of a writer we forgot: what we know the cluster has dropped."""
         return self._collected
 
     def raise_horizon(self, writer: str, mark: Timestamp) -> None:
@@ -261,8 +262,11 @@ class Store:
             self.watermarks[origin] = end
 
     def forget_writer(self, origin: str) -> None:
-        """Drop a retired writer none of whose entries we hold any more."""
-        self.retired.discard(origin)
+        """Drop a retired writer none of whose entries we hold any more. Its end counts
+        as collected from then on: we hold nothing of it up there, by design (R20)."""
+        end = self.retired.discard(origin)
+        if end is not None and end > self._collected:
+            self._collected = end
         self.horizon.pop(origin, None)
         self._logs.pop(origin, None)
         self._stale.pop(origin, None)

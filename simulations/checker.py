@@ -396,8 +396,6 @@ class Run:
         for member_id, forgotten in p.forgotten.items():
             self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
-        if p.restored_at:  # its state continues a snapshot's (its own, or its source's)
-            self.restored.add(life)
         if p.caught_up_from is not None:
             self.sources[life] = p.caught_up_from
         self._life[node.id] = life[1]

@@ -116,7 +116,7 @@ def summaries_of(draw: st.DrawFn, kind: type[Exchange] | type[Reply]) -> Exchang
         tuple(draw(st.lists(writer_deltas(), max_size=3))), draw(writer_maps), draw(writer_maps),
         draw(timestamps), draw(st.booleans()), draw(st.booleans()), draw(st.none() | evidence),
         draw(retired_sums()), draw(ints), draw(st.none() | st.just("") | names), roster_end,
-        {} if roster_end is None else draw(lives), draw(ints),
+        {} if roster_end is None else draw(lives),
     )  # fmt: skip
 
 
