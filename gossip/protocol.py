@@ -607,6 +607,7 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
+        store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
         self.bootstrapping = False
         self.source = self._vetted = self._roster = None
         self._floor = {}
@@ -782,9 +783,10 @@ class GossipProtocol:
         Retiring promises nothing about peers, so no member is waited for: any peer that
         holds less is sent the rest. A retired writer none of whose entries is left here
         is forgotten once its life has ended for good, its last write is twice
-        reap_after (and max_offset) old and we retired it reap_after ago (time to hear of
-        any more of it, such as writes our clock refused): by then every node that may
-        still need it has been forgotten itself, and is judged by that (R7c, R18)."""
+        reap_after (and max_offset) old, we retired it reap_after ago (time to hear of any
+        more of it, such as writes our clock refused), and every member holds it to its
+        end or has forgotten it: no member can bring part of it back, and a node that
+        could is one the cluster forgot, judged by that (R7c, R18)."""
         store = self.store
         if not self.bootstrapping:  # (catching up, we retire what our source has retired)
             for writer, mark in list(store.watermarks.items()):
@@ -808,10 +810,12 @@ class GossipProtocol:
         forget_ms = 2 * reap_ms + self.config.max_offset_ms
         for writer in [w for w in self._retired_at if w not in store.retired]:
             del self._retired_at[writer]  # taken back into the digest
+        members = [m.info for m in self.membership.members.values()]
         for writer, end in list(store.retired.items()):
             since = self._retired_at.setdefault(writer, now_ms)
             if (now_ms - since > reap_ms and cluster_ms - end.wall > forget_ms
-                    and self._ended(writer, for_good=True) and not store.holds_any(writer)):  # fmt: skip
+                    and self._ended(writer, for_good=True) and not store.holds_any(writer)
+                    and self.stability.all_past(members, writer, end)):  # fmt: skip
                 store.forget_writer(writer)
                 del self._retired_at[writer]
 

@@ -35,6 +35,20 @@ class Stability:
         if known is None or member.generation >= known.generation:
             self._heard[member.id] = Heard(member.generation, holdings, collected)
 
+    def all_past(self, members: Iterable[MemberInfo], writer: str, end: Timestamp) -> bool:
+        """Whether every one of `members` holds `writer` up to `end`, or has forgotten it
+        with all of it behind it (holds none of it and knows collections that recent),
+        by the summaries heard from their current lives: then no member can still bring
+        us part of its history (R20)."""
+        for member in members:
+            heard = self._heard.get(member.id)
+            if heard is None or heard.generation != member.generation:
+                return False
+            mark = heard.holdings.mark(writer)
+            if mark is None or (mark < end and not (mark == ZERO and heard.collected >= end)):
+                return False
+        return True
+
     def collected(self, member_id: str) -> Timestamp:
         """The newest collection a member knew of, as it last told us (ZERO if never)."""
         heard = self._heard.get(member_id)

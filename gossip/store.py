@@ -199,6 +199,11 @@ class Store:
         end of a writer we forgot: what we know the cluster has dropped."""
         return self._collected
 
+    def raise_collected(self, mark: Timestamp) -> None:
+        """A source we took the whole state of knew of collections this recent (R7d)."""
+        if mark > self._collected:
+            self._collected = mark
+
     def raise_horizon(self, writer: str, mark: Timestamp) -> None:
         if mark > self.horizon.get(writer, ZERO):
             self.horizon[writer] = mark
