@@ -689,8 +689,12 @@ class GossipProtocol:
 
     def _new_life(self, now_ms: int, above: int = 0) -> None:
         """Start writing as a new life: a generation above every earlier one of ours
-        (even one that ran under a clock ahead of ours), so a new writer (R16)."""
-        self._generation = max(now_ms, self._generation + 1, above + 1)
+        (even one that ran under a clock ahead of ours), so a new writer (R16). When our
+        clock is behind the one we must be above, it is not a time any more but a mark,
+        and a random step keeps two lives that both had to go above the same one (say,
+        both restored from one old snapshot) from sharing a writer."""
+        floor = max(self._generation, above)
+        self._generation = now_ms if now_ms > floor else floor + self.rng.randrange(1, 1_000_000)
         self.writer = writer_id(self.id, self._generation)
         self.membership.me = replace(self.membership.me, generation=self._generation, heartbeat=0)
         self.membership.outlived = None
