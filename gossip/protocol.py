@@ -45,6 +45,11 @@ SummaryType = TypeVar("SummaryType", Exchange, Reply)
 # little slack for the last of it still on its way, since taking it back costs a message.
 SETTLE_ROUNDS = 2
 
+# Rounds a node catching up waits for a source that reaches its floor (R7d) before it
+# settles for the best peer that answers: the history its floor speaks of may be gone
+# with the nodes that held it.
+PATIENCE_ROUNDS = 20
+
 
 def _prev(item: RumorItem) -> Timestamp:
     return item.prev
@@ -157,6 +162,10 @@ class GossipProtocol:
         # cluster, and whether any peer answered as a member (then the cluster is not cold).
         self._cold_seeds: set[str] = set()
         self._met_member = False
+        # Rounds waited for a source that reaches the floor, and who answered meanwhile:
+        # address -> (a member, not catching up?, the newest collection it knows, its id).
+        self._waited = 0
+        self._candidates: dict[str, tuple[bool, Timestamp, str]] = {}
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         # The newest timestamp of another node's that we have seen (in digests): time as
@@ -258,6 +267,10 @@ class GossipProtocol:
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
+        if self.bootstrapping and self.source is None:
+            self._waited += 1
+            if self._waited >= PATIENCE_ROUNDS and self._candidates and self._outranks_candidates():
+                self._found()
         if self.bootstrapping and self.source is not None:
             peers = [self.source]
         else:
@@ -375,7 +388,9 @@ class GossipProtocol:
         members, roster_end, forgotten = self._view_or_roster(request)
         return kind(
             self.membership.me, dict(store.watermarks), tuple(members), delta, horizon, listed,
-            store.collected, self.bootstrapping, more, behind,
+            # (catching up, we hold nothing to be judged by: say what we know was collected)
+            self._known_collected() if self.bootstrapping else store.collected,
+            self.bootstrapping, more, behind,
             retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
             self._roster if kind is Exchange and self.bootstrapping else None, roster_end, forgotten,
         )  # fmt: skip
@@ -496,10 +511,15 @@ class GossipProtocol:
                 self._met_member = True
             self._raise_floor(message.horizon)
             reaches = self._reaches_floor(message, peer)
-            if sender.address == self.source and not reaches:
+            if isinstance(message, Reply):
+                self._candidates[sender.address] = (not message.bootstrap, message.collected, sender.id)
+            if sender.address == self.source and not reaches and self._waited < PATIENCE_ROUNDS:
                 self.source = self._vetted = None  # it has not seen what we know was collected
-            if self.source is None and isinstance(message, Reply) and reaches and self._may_source(message):
+            settle = self._waited >= PATIENCE_ROUNDS and self._best_candidate() == sender.address
+            answered = isinstance(message, Reply) and self._may_source(message)
+            if self.source is None and answered and (reaches or settle):
                 self.source = sender.address  # the first peer that answers
+                self._waited, self._candidates = 0, {}
             if sender.address == self.source:
                 self._catch_up(message, peer, now_ms)
             return None, peer
@@ -612,6 +632,34 @@ class GossipProtocol:
         self.source = self._vetted = self._roster = None
         self._floor = {}
         self.caught_up_from = (message.sender.id, message.sender.generation)
+
+    def _known_collected(self) -> Timestamp:
+        """The newest collection we know of, ours or heard of (in a summary or the floor)."""
+        return max(self.collected, max(self._floor.values(), default=ZERO))
+
+    def _best_candidate(self) -> str | None:
+        """Past our patience, the source to settle for: the member that answered knowing
+        the newest collection (no node catching up: they hold nothing to vouch for)."""
+        members = [(c, i, a) for a, (member, c, i) in self._candidates.items() if member]
+        return max(members)[2] if members else None
+
+    def _outranks_candidates(self) -> bool:
+        """Past our patience, with only nodes catching up answering, whether we are the
+        one to found the cluster anew with what we hold: the one that knows the newest
+        collection (ties: the highest id). The others then catch up from us."""
+        if any(member for member, _, _ in self._candidates.values()):
+            return False
+        mine = (self._known_collected(), self.id)
+        return all(mine > (c, i) for _, c, i in self._candidates.values())
+
+    def _found(self) -> None:
+        """Every node that answers is catching up and none holds what our floor speaks
+        of: that history is gone with the nodes that held it. We found the cluster anew
+        with what we hold, knowing what we knew had been collected."""
+        self.store.raise_collected(self._known_collected())
+        self.bootstrapping = False
+        self.source = self._vetted = self._roster = None
+        self._floor, self._waited, self._candidates = {}, 0, {}
 
     def _take_roster(self, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership
@@ -735,6 +783,7 @@ class GossipProtocol:
         self._retired_at.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
+        self._waited, self._candidates = 0, {}
         self._raise_floor(message.horizon)
         if evidence.reason == HORIZON:
             self._raise_floor({evidence.writer: evidence.mark})
