@@ -5,17 +5,18 @@ by a fingerprint, the contract of docs/PROTOCOL.md checked at every state and, a
 deterministic heal and settle, at the end of every history.
 
 The search is depth-first. Branching unpickles the parent world (RNGs included, so every
-path is deterministic and replays exactly): cheaper than copy.deepcopy by about three
-times, and than replaying the path from the root once paths are longer than a few events.
-A state is expanded again only if reached by a shorter path than before, so every state
-within the depth bound is explored. The RNGs are left out of the fingerprint: two worlds
-that differ only in their random draws count as one (the search follows one draw per
-state; it never enumerates draws).
+path is deterministic and replays exactly): 0.4 ms a world here, against 1.9 ms for
+copy.deepcopy, and against 3 ms for building the initial world alone before replaying a
+path from it. A state is expanded again only if reached by a shorter path than before,
+so every state within the depth bound is explored. The RNGs are left out of the
+fingerprint: two worlds that differ only in their random draws count as one (the search
+follows one draw per state; it never enumerates draws).
 
 A violation is shrunk (events removed while the same kind of violation stays) and printed
 one event a line, and saved as JSON that `--replay FILE` runs again.
 
-    python -m simulations.explore --depth 8 --lives 2 --keys 1
+    python -m simulations.explore --grain tick --depth 5
+    python -m simulations.explore --replay out/explore/tick-depth-5-went-back.json
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reap", type=float, default=0.5, help="reap_after in seconds (a tick is 1 s)")
     p.add_argument("--stop", action="store_true", help="stop at the first violation")
     p.add_argument("--time-limit", type=float, help="CPU seconds before the search stops, incomplete")
-    p.add_argument("--out", default="explore-counterexamples", help="directory for counterexample JSON files")
+    p.add_argument("--out", default="out/explore", help="where counterexamples go, as JSON (%(default)s)")
     p.add_argument("--replay", metavar="FILE", help="run a saved counterexample again, one event a line")
     return p
 
@@ -332,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for kind, cex in report.found.items():
         small = shrink(config, bounds, cex)
-        path = out / f"{kind.replace(' ', '-')}.json"
+        path = out / f"{bounds.grain}-depth-{bounds.depth}-{kind.replace(' ', '-')}.json"
         path.write_text(small.to_json(config, bounds))
         print()
         print_counterexample(small, config, bounds)

@@ -6,9 +6,13 @@ and when") lets the cluster lose, which is simulations/checker.py's `Run`.
 
 An event is a tuple of strings, so that a path of events is readable, fits in JSON and
 replays from the initial world: ("write", node, key), ("delete", node, key), ("round",
-node), ("deliver" | "drop", "exchange" | "reply", sender, receiver[, "old"]), ("tick",),
-("crash" | "pause", node), ("restart", node, "keep" | "stale" | "empty" | "pause"), ("cut",
-node), ("heal",).
+node[, "noreply", peer]), ("deliver" | "drop", "exchange" | "reply", sender, receiver[,
+"old"]), ("tick",), ("crash" | "pause", node), ("restart", node, "keep" | "stale" | "empty"
+| "pause"), ("cut", node), ("heal",). Which of them exist depends on the grain (Bounds):
+with "message", a round only sends, and each exchange and reply arrives (in any order)
+as an event of its own, or times out at the next tick; with "round", a round and its
+messages are one event (all delivered, or one reply lost); with "tick", a tick also runs
+a round of every node up, all delivered. Each node runs at most one round a tick.
 """
 
 from __future__ import annotations
@@ -130,8 +134,9 @@ class Ledger(Run):
         if mode in ("keep", "stale"):
             self.restored.add(node_id)
         super().restart(node_id, mode)
-        self._members[node_id] = {}
-        self._reset_marks[node_id] = 0
+        p = self.sim.nodes[node_id].protocol  # a new life, or the same one resumed
+        self._members[node_id] = {i: m.info.generation for i, m in p.membership.members.items()}
+        self._reset_marks[node_id] = p.counters.resets
 
 
 def _show(entry: Any) -> str:
