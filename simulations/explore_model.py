@@ -37,7 +37,7 @@ Event = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Bounds:
-    depth: int = 8  # events per history
+    depth: int = 4  # events per history
     keys: int = 1  # keys written and deleted: k0, k1, ...
     ops: int = 2  # writes and deletes per history
     lives: int = 2  # lives per node: a crash (or a pause) and its restart start the next
