@@ -277,12 +277,13 @@ def print_counterexample(cex: Counterexample, config: Config, bounds: Bounds, ou
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="explore", description=__doc__.split("\n\n")[0])
+    dflt = " (default %(default)s)"
     d = Bounds()
     p.add_argument("--depth", type=int, default=d.depth, help="events per history (default %(default)s)")
     p.add_argument("--lives", type=int, default=d.lives, help="lives per node (default %(default)s)")
     p.add_argument("--keys", type=int, default=d.keys, help="keys written and deleted (default %(default)s)")
-    p.add_argument("--ops", type=int, default=d.ops, help="writes and deletes per history (%(default)s)")
-    p.add_argument("--ticks", type=int, default=d.ticks, help="ticks of time per history (%(default)s)")
+    p.add_argument("--ops", type=int, default=d.ops, help="writes and deletes per history" + dflt)
+    p.add_argument("--ticks", type=int, default=d.ticks, help="ticks of time per history" + dflt)
     p.add_argument("--cuts", type=int, default=d.cuts, help="partitions per history (default %(default)s)")
     p.add_argument("--grain", choices=GRAINS, default=d.grain,
                    help="message: rounds and each message are events; round: a round with its messages; "
