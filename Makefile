@@ -67,3 +67,8 @@ SEEDS_CHAOS ?= 0-19
 chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run checked (about 25 minutes, root) -> docs/RELIABILITY.md
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
+
+.PHONY: explore
+explore: $(STAMP)  ## every interleaving of the lifecycle rules at a small scope, in each grain (about 15 CPU minutes) -> out/explore/
+	status=0; for bound in "--grain tick --depth 6" "--grain message --depth 5" "--grain round --depth 4"; do \
+		$(BIN)/python -m simulations.explore $$bound || status=1; done; exit $$status
