@@ -104,8 +104,8 @@ def fingerprint(world: World) -> bytes:
     flights = sorted((world._ident(f), _canon_json(f.data)) for f in world.flights)
     book = (
         sorted((repr(op), i in ledger.losable) for i, op in enumerate(ledger.ops)),
-        _canon(ledger._seen), sorted(ledger.reaped), sorted(ledger.restored), sorted(ledger.restore_kinds),
-        _canon(ledger.resets),
+        _canon(ledger._seen), sorted(ledger.reaped), sorted(ledger.restored), _canon(ledger.sources),
+        ledger.reset_lives, _canon(ledger._life), _canon(ledger._resets),
     )
     counts = (world.ticks, world.ops, world.cuts, world.cut, sorted(world.rounded))
     state = (sim.now_us, counts, nodes, flights, book)

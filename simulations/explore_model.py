@@ -26,7 +26,7 @@ from gossip.config import Config
 from gossip.errors import PeerError
 from gossip.messages import Reply
 from simulations.checker import Run, Schedule, Step
-from simulations.engine import SimNode, Simulation
+from simulations.engine import Simulation
 
 IDS = ("n0", "n1", "n2")
 TICK_MS = 1000  # one step of time: one gossip interval
@@ -86,57 +86,20 @@ class Flight:
 
 class Ledger(Run):
     """The checker's bookkeeping (acknowledged operations, which of them the contract
-    lets go, what each life has held) over a world driven event by event. Lives some
-    node forgot are read from the membership (a member that vanishes from it), and a
-    reset is judged when it happens: its node must have had a life forgotten or been
-    restored from a snapshot before."""
+    lets go, what each life has held, which lives were forgotten, restored or caught up
+    from which) over a world driven event by event rather than by a schedule."""
 
     def __init__(self, config: Config) -> None:
         super().__init__(Schedule(0, len(IDS), dataclasses.asdict(config), {}, (), 0.0, 0.0))
         self.sim = Simulation(config, seed="explore", synchronous=True)  # no timers: the search drives
-        self._members: dict[str, dict[str, int]] = {}  # per node: member id -> generation
-        self._reset_marks: dict[str, int] = {}  # per node: its current life's counters.resets
-        self.resets: dict[str, int] = {}  # per node, over all its lives
-        self.restored: set[str] = set()  # nodes restarted from a snapshot at least once
 
-    def _watch(self, node: SimNode) -> None:
-        p = node.protocol
-        members = {i: m.info.generation for i, m in p.membership.members.items()}
-        for gone in self._members.get(node.id, {}).keys() - members.keys():
-            self.reaped.add((gone, self._members[node.id][gone]))
-        self._members[node.id] = members
-        mark = self._reset_marks.get(node.id, 0)
-        if p.counters.resets != mark:
-            self.resets[node.id] = self.resets.get(node.id, 0) + p.counters.resets - mark
-            self._reset_marks[node.id] = p.counters.resets
-            if node.id not in self.restored and not any(m == node.id for m, _ in self.reaped):
-                self.violate("reset without cause", f"{node.id} reset: no life of it forgotten, not restored")
-        discards = p.counters.resets + p.counters.dropped_unvouched
-        if discards != self._resets.get(node.id, 0):  # part of its state dropped: may read older now
-            self._resets[node.id] = discards
-            self._discarded(self._shadow.get(node.id, {}))
-            self._seen.pop((node.id, p.membership.me.generation), None)
-        seen = self._seen.setdefault((node.id, p.membership.me.generation), {})
-        current = self._entries(node)
-        for key, entry in current.items():
-            if entry is None:
-                continue
-            newest = seen.get(key)
-            if newest is entry:
-                continue
-            if newest is not None and newest.wins_over(entry):
-                self.violate("went back", f"{node.id} held {_show(newest)}, now {_show(entry)}")
-            if newest is None or entry.wins_over(newest):
-                seen[key] = entry
-        self._shadow[node.id] = current
-
-    def restart(self, node_id: str, mode: str) -> None:
-        if mode in ("keep", "stale"):
-            self.restored.add(node_id)
-        super().restart(node_id, mode)
-        p = self.sim.nodes[node_id].protocol  # a new life, or the same one resumed
-        self._members[node_id] = {i: m.info.generation for i, m in p.membership.members.items()}
-        self._reset_marks[node_id] = p.counters.resets
+    @property
+    def resets(self) -> dict[str, int]:
+        """Resets per node, over all its lives."""
+        counts: dict[str, int] = {}
+        for node_id, _ in self.reset_lives:
+            counts[node_id] = counts.get(node_id, 0) + 1
+        return counts
 
 
 def _show(entry: Any) -> str:
