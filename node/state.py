@@ -49,13 +49,6 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
 
 
@@ -140,6 +133,8 @@ class SharedState:
         self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0  # the thread running the loop, while the node runs
+        self._wake_sent = False  # a wake from another thread is on its way to the loop
         # -- health and metrics: what our exchanges met with (node.health), whether we
         # take writes, and the /metrics registry (its lag histogram follows merges from now on).
         self.peers = PeerLog()
@@ -286,8 +281,8 @@ class SharedState:
         Old windows expire by themselves."""
         length = period_ms(period)
         self._check_writes()
-        with self._lock:
-            counted = self._counting.add_in_window(key, length, amount, wall_ms())
+        with self._lock:  # (deferred while running: the pusher writes the slot, see Counting)
+            counted = self._counting.add_in_window(key, length, amount, wall_ms(), self.running)
         self._wake_pusher()
         return counted
 
@@ -303,10 +298,15 @@ class SharedState:
         node refuses writes (its peers refuse its clock, see /health) it still decides and
         counts, on what it holds: a limiter that answered 503 would take the app down."""
         with self._lock:
-            decision = admit(self._counting, key, rate, cost, wall_ms())
+            decision = admit(self._counting, key, rate, cost, wall_ms(), self.running)
         if decision.allowed:
             self._wake_pusher()
         return decision
+
+    def window_names(self) -> list[str]:
+        """The windowed counters with a count in a window not yet over, as this node knows them."""
+        with self._lock:
+            return sorted(self._counting.names(wall_ms()))
 
     def _count(self, key: str, added: int, removed: int) -> int:
         self._check_writes()
@@ -495,25 +495,37 @@ class SharedState:
             )
 
     def _wake_pusher(self) -> None:
-        """Start an eager push now, from the event loop or from any thread."""
+        """Start an eager push now, from the event loop or from any thread. From a thread,
+        one wake at a time: the writes made before the loop takes it ride with it (a wake
+        per write cost a system call and a switch to the loop's thread each)."""
         loop = self._loop
-        if loop is None:
-            self._rumor_ready.set()  # not running yet: the first push takes it
-        elif loop is _running_loop():
-            self._rumor_ready.set()
-        else:
-            loop.call_soon_threadsafe(lambda: self._rumor_ready.set())
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._rumor_ready.set()  # (not running yet: the first push takes it)
+        elif not self._wake_sent:
+            self._wake_sent = True
+            loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_sent = False
+        self._rumor_ready.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the node's loops run (its lifespan or run() started it, and it has not stopped)."""
+        return self in _running
 
     # -- the background loops ---------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Gossip until cancelled. Started by the lifespan in its task group."""
-        self._loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         _running.add(self)
         try:
             await self._run_loops(task_status)
         finally:
             _running.discard(self)
+            with self._lock:
+                self._counting.flush(wall_ms())
 
     async def _run_loops(self, task_status: TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
@@ -561,6 +573,7 @@ class SharedState:
         await anyio.sleep(self.protocol.first_delay())
         while True:
             with self._lock:
+                self._counting.flush(wall_ms())
                 outgoing = self.protocol.round(wall_ms())
             for out in outgoing:
                 if out.address not in self._exchanging:
@@ -598,6 +611,7 @@ class SharedState:
             await self._rumor_ready.wait()
             self._rumor_ready = anyio.Event()
             with self._lock:
+                self._counting.flush(wall_ms())  # the windowed counts taken since the last push
                 outgoing = self.protocol.take_rumors(busy=self._pushing)
             for out in outgoing:
                 self._pushing.add(out.address)
