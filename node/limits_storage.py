@@ -37,6 +37,7 @@ from typing import Any
 
 from limits.limits import GRANULARITIES
 from limits.storage import SlidingWindowCounterSupport, Storage
+from limits.storage.base import TimestampedSlidingWindow
 
 from gossip.errors import GossipError, InvalidValue
 from gossip.ratelimit import CLEAR, RESET, Rate, clear_ttl, epoch_name
@@ -65,7 +66,10 @@ def counting_on(state: SharedState) -> Iterator[SharedState]:
         _fallback.remove(state)
 
 
-class GossipStorage(Storage, SlidingWindowCounterSupport):
+class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWindow):
+    """(TimestampedSlidingWindow tells `limits` that sliding windows are aligned to the epoch,
+    as in its memory storage; its key helper is not used: the windows are the core's.)"""
+
     STORAGE_SCHEME = ["gossip"]
 
     def __init__(
@@ -133,9 +137,12 @@ class GossipStorage(Storage, SlidingWindowCounterSupport):
         return _requests(state.window_count(epoch_name(key, state.entry), self._length(key)).current)
 
     def get_expiry(self, key: str) -> float:
-        state = self.state
-        seen = state.window_count(epoch_name(key, state.entry), self._length(key))
-        return time.time() + seen.resets_in_ms / 1000
+        """When the current window ends (windows are aligned to wall time: it is the same
+        for every key of the same length, counted or not)."""
+        _ = self.state  # (fails as the other calls do, without a node)
+        length_ms = round(self._length(key) * 1000)
+        end_ms = (wall_ms() // length_ms + 1) * length_ms
+        return end_ms // 1000 if end_ms % 1000 == 0 else end_ms / 1000  # (whole seconds read as such)
 
     def check(self) -> bool:
         try:
