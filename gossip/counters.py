@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gossip.errors import InvalidKey, InvalidValue
 from gossip.namespaces import RESERVED
@@ -71,10 +71,10 @@ def _count(value: object) -> int | None:
 WindowId = tuple[str, int, int]  # (name, length ms, window index)
 
 
-@dataclass(frozen=True)
-class WindowCount:
+class WindowCount(NamedTuple):
     """A windowed counter as one node sees it: the totals of the current and the previous
-    window, the window's length and how far into it we are (ms)."""
+    window, the window's length and how far into it we are (ms). (A named tuple: built on
+    every rate-limited request, where a frozen dataclass cost four times as much.)"""
 
     current: int
     previous: int
@@ -243,7 +243,8 @@ class Counting:
         `defer`: write our slot's entry at the next flush() rather than now."""
         check_amount(amount)
         check_now(now_ms)
-        window, writer, tally = window_of(now_ms, length_ms), self.protocol.writer, self.counts()
+        window, writer, tally = now_ms // length_ms, self.protocol.writer, self.counts()
+        tally.prune(now_ms)
         wid: WindowId = (name, length_ms, window)
         if wid not in tally.windows:  # (a name already counted was checked then)
             self.check_name(name)
@@ -255,7 +256,14 @@ class Counting:
             mine = tally.own_window(name, length_ms, window, writer) + amount
             self._unwritten.pop(key, None)
             self._write_slot(key, wid, mine, now_ms)
-        return self.window(name, length_ms, now_ms)
+        totals = tally.window_totals
+        return WindowCount(totals.get(wid, 0), totals.get((name, length_ms, window - 1), 0),
+                           length_ms, now_ms - window * length_ms)  # fmt: skip
+
+    @property
+    def unwritten(self) -> int:
+        """How many of our slots hold deferred counts not yet written (flush() writes them)."""
+        return len(self._unwritten)
 
     def flush(self, now_ms: int) -> int:
         """Write the deferred counts into our slots' entries; how many slots were written.

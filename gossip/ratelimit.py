@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from gossip.counters import Counting, WindowCount, period_ms
 from gossip.errors import InvalidValue
@@ -58,8 +59,7 @@ def parse_rate(text: str) -> Rate:
     return Rate(limit, multiple * UNITS[unit])
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):  # (built on every rate-limited request: a named tuple is cheapest)
     allowed: bool
     remaining: int  # requests still admitted now, by the estimate
     reset: int  # seconds until the estimate has room for one more request again (>= 1 if refused)

@@ -281,9 +281,12 @@ class SharedState:
         Old windows expire by themselves."""
         length = period_ms(period)
         self._check_writes()
-        with self._lock:  # (deferred while running: the pusher writes the slot, see Counting)
-            counted = self._counting.add_in_window(key, length, amount, wall_ms(), self.running)
-        self._wake_pusher()
+        defer = self.running  # (the pusher writes the slots, see Counting; woken once for them all)
+        with self._lock:
+            clean = not self._counting.unwritten
+            counted = self._counting.add_in_window(key, length, amount, wall_ms(), defer)
+        if not defer or clean:
+            self._wake_pusher()
         return counted
 
     def window_count(self, key: str, period: float) -> WindowCount:
@@ -297,9 +300,11 @@ class SharedState:
         decision, and the request counted if admitted (atomically on this node). While the
         node refuses writes (its peers refuse its clock, see /health) it still decides and
         counts, on what it holds: a limiter that answered 503 would take the app down."""
+        defer = self.running
         with self._lock:
-            decision = admit(self._counting, key, rate, cost, wall_ms(), self.running)
-        if decision.allowed:
+            clean = not self._counting.unwritten
+            decision = admit(self._counting, key, rate, cost, wall_ms(), defer)
+        if decision.allowed and (not defer or clean):
             self._wake_pusher()
         return decision
 
