@@ -221,8 +221,10 @@ class Counting:
         self._unwritten: dict[str, WindowId] = {}  # own slot key -> its window, counted but not written
 
     def counts(self) -> Tally:
-        self.tally.sync(self.protocol.store)
-        return self.tally
+        tally = self.tally
+        if tally._cleared != self.protocol.store.cleared:  # (Tally.sync, inlined: every request reads it)
+            tally.rebuild(self.protocol.store)
+        return tally
 
     def add(self, name: str, added: int, removed: int, now_ms: int) -> int:
         """Count `added` up and `removed` down in our slot of counter `name`; the new total."""
@@ -241,14 +243,17 @@ class Counting:
     ) -> WindowCount:
         """Count `amount` in the current window of counter `name`; the windows' totals.
         `defer`: write our slot's entry at the next flush() rather than now."""
-        check_amount(amount)
-        check_now(now_ms)
+        # (the hot path of every rate-limited request: the checks and helpers are inlined)
+        if type(amount) is not int or amount < 0 or type(now_ms) is not int:
+            check_amount(amount)
+            check_now(now_ms)
         window, writer, tally = now_ms // length_ms, self.protocol.writer, self.counts()
-        tally.prune(now_ms)
+        if tally._expiries and tally._expiries[0][0] <= now_ms:
+            tally.prune(now_ms)
         wid: WindowId = (name, length_ms, window)
         if wid not in tally.windows:  # (a name already counted was checked then)
             self.check_name(name)
-        key = window_slot(name, length_ms, window, writer)
+        key = f"{WINDOW}{length_ms}/{window}/{name}/{writer}"  # window_slot()
         if defer:
             tally.count_own(wid, key, amount)
             self._unwritten[key] = wid
@@ -292,11 +297,14 @@ class Counting:
         return {wid[0] for wid, total in tally.window_totals.items() if total}
 
     def window(self, name: str, length_ms: int, now_ms: int) -> WindowCount:
-        check_now(now_ms)
-        tally, window = self.counts(), window_of(now_ms, length_ms)
-        tally.prune(now_ms)
-        return WindowCount(tally.window_total(name, length_ms, window),
-                           tally.window_total(name, length_ms, window - 1),
+        if type(now_ms) is not int:
+            check_now(now_ms)
+        tally, window = self.counts(), now_ms // length_ms  # window_of()
+        if tally._expiries and tally._expiries[0][0] <= now_ms:
+            tally.prune(now_ms)
+        totals = tally.window_totals
+        return WindowCount(totals.get((name, length_ms, window), 0),
+                           totals.get((name, length_ms, window - 1), 0),
                            length_ms, now_ms - window * length_ms)  # fmt: skip
 
     def total(self, name: str) -> int:

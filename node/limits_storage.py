@@ -80,6 +80,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         self._state = state
         self._rates: dict[tuple[int, int], Rate] = {}
         self._lengths: dict[str, float] = {}  # window lengths of keys not in the `limits` form
+        self._parsed: dict[str, float] = {}  # window lengths read from keys, lately hit
 
     # -- which node ---------------------------------------------------------------------
 
@@ -129,8 +130,9 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     # (counts are floats after a fractional cost, as in `limits`' memory storage: its hints say int)
     def incr(self, key: str, expiry: float, amount: float = 1) -> float:  # type: ignore[override]
         state = self.state
-        length = self._length(key, expiry)
-        return _requests(state.incr_window(epoch_name(key, state.entry), length, _units(amount)).current)
+        units = amount * UNIT if type(amount) is int and amount >= 0 else _units(amount)
+        count = state.incr_window(epoch_name(key, state.entry), self._length(key, expiry), units).current
+        return count // UNIT if count % UNIT == 0 else count / UNIT  # (_requests(), inlined: the hot path)
 
     def get(self, key: str) -> float:  # type: ignore[override]
         state = self.state
@@ -191,7 +193,11 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def _length(self, key: str, told: float | None = None) -> float:
         """A window's length (s): from the key `limits` builds ('.../<multiples>/<granularity>'),
         else as incr() was told."""
-        length = _limits_length(key)
+        length = self._parsed.get(key)
+        if length is None and (length := _limits_length(key)) is not None:
+            if len(self._parsed) >= 10_000:
+                self._parsed.clear()  # (a cache, of the keys hit lately)
+            self._parsed[key] = length
         if length is not None:
             return length
         if told is not None:

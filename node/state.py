@@ -50,6 +50,9 @@ def wall_ms() -> int:
 
 
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
+# Deferred windowed counts (rate limits) are written at once after a quiet spell, then at most
+# this often (s): a stream of hits, from threads above all, wakes the loop that often, not per hit.
+COUNTS_EVERY = 0.005
 
 
 class TooFewPeers(InvalidValue):
@@ -127,6 +130,7 @@ class SharedState:
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
+        self._counts_ready = anyio.Event()  # deferred windowed counts wait to be written
         self._pushing: set[str] = set()  # peers with a push in flight
         self._exchanging: set[str] = set()  # peers with a round's exchange in flight
         self.pushes_sent = 0  # eager pushes ended, delivered or not
@@ -281,12 +285,14 @@ class SharedState:
         Old windows expire by themselves."""
         length = period_ms(period)
         self._check_writes()
-        defer = self.running  # (the pusher writes the slots, see Counting; woken once for them all)
+        defer = self in _running  # (the pusher writes the slots, see Counting; woken once for them all)
         with self._lock:
             clean = not self._counting.unwritten
             counted = self._counting.add_in_window(key, length, amount, wall_ms(), defer)
-        if not defer or clean:
+        if not defer:
             self._wake_pusher()
+        elif clean:
+            self._wake_flusher()
         return counted
 
     def window_count(self, key: str, period: float) -> WindowCount:
@@ -300,12 +306,14 @@ class SharedState:
         decision, and the request counted if admitted (atomically on this node). While the
         node refuses writes (its peers refuse its clock, see /health) it still decides and
         counts, on what it holds: a limiter that answered 503 would take the app down."""
-        defer = self.running
+        defer = self in _running
         with self._lock:
             clean = not self._counting.unwritten
             decision = admit(self._counting, key, rate, cost, wall_ms(), defer)
-        if decision.allowed and (not defer or clean):
+        if decision.allowed and not defer:
             self._wake_pusher()
+        elif decision.allowed and clean:
+            self._wake_flusher()
         return decision
 
     def window_names(self) -> list[str]:
@@ -510,6 +518,15 @@ class SharedState:
             self._wake_sent = True
             loop.call_soon_threadsafe(self._woken)
 
+    def _wake_flusher(self) -> None:
+        """Have the deferred counts written (called when the first is taken since the last
+        write: a wake per batch)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._counts_ready.set()
+        else:
+            loop.call_soon_threadsafe(lambda: self._counts_ready.set())
+
     def _woken(self) -> None:
         self._wake_sent = False
         self._rumor_ready.set()
@@ -536,6 +553,7 @@ class SharedState:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds, tg)
             tg.start_soon(self._eager_push, tg)
+            tg.start_soon(self._flush_counts)
             tg.start_soon(self.health.run)
             tg.start_soon(self._recipes.tasks.run)
             if self.dns.seeds:
@@ -621,6 +639,19 @@ class SharedState:
             for out in outgoing:
                 self._pushing.add(out.address)
                 tg.start_soon(self._push, out)
+
+    async def _flush_counts(self) -> None:
+        """Write the deferred windowed counts into their slots and push them: at once after
+        a quiet spell, else COUNTS_EVERY after the last write (the hits meanwhile ride along)."""
+        last = -COUNTS_EVERY
+        while True:
+            await self._counts_ready.wait()
+            self._counts_ready = anyio.Event()
+            await anyio.sleep(max(0.0, last + COUNTS_EVERY - anyio.current_time()))
+            with self._lock:
+                self._counting.flush(wall_ms())
+            last = anyio.current_time()
+            self._wake_pusher()
 
     async def _push(self, out: Outgoing) -> None:
         started = anyio.current_time()

@@ -22,12 +22,14 @@ from slowapi.errors import RateLimitExceeded
 
 import node.limits_storage
 from gossip.config import Config
+from gossip.counters import window_slot
 from node import shared_state_lifespan
 from node.limits_storage import GossipStorage, GossipStorageError, counting_on
 from node.settings import Settings
-from node.state import SharedState
+from node.state import SharedState, wall_ms
 from node.testing import node_in_thread
 from tests.inprocess import serving
+from tests.polling import wait_until
 
 STRATEGY_NAMES = ["fixed-window", "sliding-window-counter"]
 
@@ -50,6 +52,11 @@ def test_the_strategies_count_in_the_shared_state(state: SharedState, strategy: 
     assert limiter.get_window_stats(item, "bob").remaining == 2
     counted = 4 if strategy == "fixed-window" else 3  # (the fixed window counts refused hits too)
     assert state.window_count(item.key_for("alice"), 86_400).current == counted * 1000
+    # The counts were taken deferred (this thread is not the node's): they reach the slots'
+    # entries, which gossip spreads, within a few milliseconds.
+    slot = window_slot(item.key_for("alice"), 86_400_000, wall_ms() // 86_400_000, state.protocol.writer)
+    wait_until(lambda: state.entry(slot) is not None, timeout=5, what="the deferred counts written")
+    assert state.entry(slot).value == counted * 1000  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
