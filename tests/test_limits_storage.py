@@ -55,8 +55,11 @@ def test_the_strategies_count_in_the_shared_state(state: SharedState, strategy: 
     # The counts were taken deferred (this thread is not the node's): they reach the slots'
     # entries, which gossip spreads, within a few milliseconds.
     slot = window_slot(item.key_for("alice"), 86_400_000, wall_ms() // 86_400_000, state.protocol.writer)
-    wait_until(lambda: state.entry(slot) is not None, timeout=5, what="the deferred counts written")
-    assert state.entry(slot).value == counted * 1000  # type: ignore[union-attr]
+    def written() -> object:
+        entry = state.entry(slot)
+        return entry and entry.value
+
+    wait_until(lambda: written() == counted * 1000, timeout=5, what="the counts written", detail=written)
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
