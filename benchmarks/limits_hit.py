@@ -61,7 +61,7 @@ def fastest_pair(rounds: int, hits: int, memory: Callable[[str], object], gossip
 
 def measure(quick: bool) -> tuple[list[Row], float]:
     """The rows, and state.admit()'s own cost (us, from another thread)."""
-    rounds, hits = (5, 2_000) if quick else (15, 10_000)
+    rounds, hits = (15, 1_000) if quick else (60, 2_000)
     rows: list[Row] = []
     with node_in_thread() as state:
         portal_call = _in_loop(state)
@@ -107,7 +107,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
         "one process: a node running in a thread of its own and the `gossip://` storage on it, beside "
         "`memory://`; `hit()` of a limit of 10^9 per minute over 100 keys (every hit counted), the two "
         "storages alternating in rounds of "
-        f"{'2,000' if quick else '10,000'} hits, the fastest of {'5' if quick else '15'} rounds of each.",
+        f"{'1,000' if quick else '2,000'} hits, the fastest of {'15' if quick else '60'} rounds of each.",
         ["strategy", "called from", "memory:// us per hit", "gossip:// us per hit", "ratio"],
     )  # fmt: skip
     for strategy, caller, memory, gossip in rows:

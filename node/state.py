@@ -52,7 +52,7 @@ def wall_ms() -> int:
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
 # Deferred windowed counts (rate limits) are written at once after a quiet spell, then at most
 # this often (s): a stream of hits, from threads above all, wakes the loop that often, not per hit.
-COUNTS_EVERY = 0.005
+COUNTS_EVERY = 0.002
 
 
 class TooFewPeers(InvalidValue):
