@@ -541,6 +541,7 @@ class SharedState:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Gossip until cancelled. Started by the lifespan in its task group."""
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._wake_sent = False  # (a wake sent to the loop of an earlier run never came)
         _running.add(self)
         try:
             await self._run_loops(task_status)
