@@ -251,10 +251,15 @@ class Counting:
         if tally._expiries and tally._expiries[0][0] <= now_ms:
             tally.prune(now_ms)
         wid: WindowId = (name, length_ms, window)
-        if wid not in tally.windows:  # (a name already counted was checked then)
+        slots = tally.windows.get(wid)
+        if slots is None:  # (a name already counted was checked then)
             self.check_name(name)
         key = f"{WINDOW}{length_ms}/{window}/{name}/{writer}"  # window_slot()
-        if defer:
+        if defer and slots is not None:  # (Tally.count_own, inlined: a window already counted in)
+            slots[key] = slots.get(key, 0) + amount
+            tally.window_totals[wid] += amount
+            self._unwritten[key] = wid
+        elif defer:
             tally.count_own(wid, key, amount)
             self._unwritten[key] = wid
         else:
