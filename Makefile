@@ -54,6 +54,11 @@ fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLE
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
 		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
 
+.PHONY: test-limits-peers
+test-limits-peers: $(STAMP)  ## the limits package's and slowapi's own tests against gossip:// (SLOWAPI_TESTS=<checkout> for slowapi's)
+	$(BIN)/python -m pip install --quiet -e '.[peers]'
+	$(BIN)/python -m scripts.limits_peers
+
 .PHONY: test-recipes-long
 test-recipes-long: $(STAMP)  ## the recipes with real workers: 20 s of job ticks (make test: 3), SSE cut-off
 	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q tests/test_jobs.py tests/test_watch.py \

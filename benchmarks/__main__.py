@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import idle, memory, multihost, propagation, ratelimit, read_path, write_load
+from benchmarks import idle, limits_hit, memory, multihost, propagation, ratelimit, read_path, write_load
 from benchmarks.report import Section, write_report
 from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, machine
 
@@ -23,6 +23,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "memory": memory.run,
     "ratelimit": ratelimit.run,
     "multihost": multihost.run,
+    "limits": limits_hit.run,
 }
 
 

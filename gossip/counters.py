@@ -12,13 +12,19 @@ slots all expire together at the end of the following window (so the previous wi
 still readable for a sliding estimate), and since every version of such a slot expires at
 that same moment, nothing expired can come back: they are collected without the tombstone
 grace (see Store), which keeps the state bounded by the windows in use.
+
+A busy windowed counter may be counted *deferred* (`add_in_window(..., defer=True)`): the
+count is taken into this node's totals at once, and written into its slot entry at the next
+`flush()`, so that a burst of hits between two pushes costs one write, not one per hit.
+The node flushes before every push and round; nothing else changes, as the slot's newest
+entry still holds the writer's whole count.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gossip.errors import InvalidKey, InvalidValue
 from gossip.namespaces import RESERVED
@@ -65,10 +71,10 @@ def _count(value: object) -> int | None:
 WindowId = tuple[str, int, int]  # (name, length ms, window index)
 
 
-@dataclass(frozen=True)
-class WindowCount:
+class WindowCount(NamedTuple):
     """A windowed counter as one node sees it: the totals of the current and the previous
-    window, the window's length and how far into it we are (ms)."""
+    window, the window's length and how far into it we are (ms). (A named tuple: built on
+    every rate-limited request, where a frozen dataclass cost four times as much.)"""
 
     current: int
     previous: int
@@ -179,6 +185,18 @@ class Tally:
     def window_total(self, name: str, length_ms: int, window: int) -> int:
         return self.window_totals.get((name, length_ms, window), 0)
 
+    def count_own(self, wid: WindowId, key: str, amount: int) -> int:
+        """Count `amount` in our own slot `key` of window `wid` before its entry is written
+        (deferred counting): when the entry comes, it holds the same count, so it changes
+        nothing. The slot's new count."""
+        slots = self.windows.get(wid)
+        if slots is None:
+            slots = self.windows[wid] = {}
+            heapq.heappush(self._expiries, (window_expiry(wid[1], wid[2]), wid))
+        count = slots[key] = slots.get(key, 0) + amount
+        self.window_totals[wid] = self.window_totals.get(wid, 0) + amount
+        return count
+
     def own_window(self, name: str, length_ms: int, window: int, writer: str) -> int:
         slots = self.windows.get((name, length_ms, window), {})
         return slots.get(window_slot(name, length_ms, window, writer), 0)
@@ -200,10 +218,13 @@ class Counting:
         self.protocol = protocol
         self.tally = Tally()
         self.tally.follow(protocol.store)
+        self._unwritten: dict[str, WindowId] = {}  # own slot key -> its window, counted but not written
 
     def counts(self) -> Tally:
-        self.tally.sync(self.protocol.store)
-        return self.tally
+        tally = self.tally
+        if tally._cleared != self.protocol.store.cleared:  # (Tally.sync, inlined: every request reads it)
+            tally.rebuild(self.protocol.store)
+        return tally
 
     def add(self, name: str, added: int, removed: int, now_ms: int) -> int:
         """Count `added` up and `removed` down in our slot of counter `name`; the new total."""
@@ -217,21 +238,78 @@ class Counting:
         self.protocol.write(counter_slot(name, writer), [mine[0] + added, mine[1] + removed], now_ms)
         return self.tally.total(name)
 
-    def add_in_window(self, name: str, length_ms: int, amount: int, now_ms: int) -> WindowCount:
-        """Count `amount` in the current window of counter `name`; the windows' totals."""
-        check_amount(amount)
-        self.check_name(name)
-        window, writer = window_of(now_ms, length_ms), self.protocol.writer
-        mine = self.counts().own_window(name, length_ms, window, writer) + amount
-        ttl = (window_expiry(length_ms, window) - now_ms) / 1000
-        self.protocol.write(window_slot(name, length_ms, window, writer), mine, now_ms, ttl)
-        return self.window(name, length_ms, now_ms)
+    def add_in_window(
+        self, name: str, length_ms: int, amount: int, now_ms: int, defer: bool = False
+    ) -> WindowCount:
+        """Count `amount` in the current window of counter `name`; the windows' totals.
+        `defer`: write our slot's entry at the next flush() rather than now."""
+        # (the hot path of every rate-limited request: the checks and helpers are inlined)
+        if type(amount) is not int or amount < 0 or type(now_ms) is not int:
+            check_amount(amount)
+            check_now(now_ms)
+        window, writer, tally = now_ms // length_ms, self.protocol.writer, self.counts()
+        if tally._expiries and tally._expiries[0][0] <= now_ms:
+            tally.prune(now_ms)
+        wid: WindowId = (name, length_ms, window)
+        slots = tally.windows.get(wid)
+        if slots is None:  # (a name already counted was checked then)
+            self.check_name(name)
+        key = f"{WINDOW}{length_ms}/{window}/{name}/{writer}"  # window_slot()
+        if defer and slots is not None:  # (Tally.count_own, inlined: a window already counted in)
+            slots[key] = slots.get(key, 0) + amount
+            tally.window_totals[wid] += amount
+            self._unwritten[key] = wid
+        elif defer:
+            tally.count_own(wid, key, amount)
+            self._unwritten[key] = wid
+        else:
+            mine = tally.own_window(name, length_ms, window, writer) + amount
+            self._unwritten.pop(key, None)
+            self._write_slot(key, wid, mine, now_ms)
+        totals = tally.window_totals
+        return WindowCount(totals.get(wid, 0), totals.get((name, length_ms, window - 1), 0),
+                           length_ms, now_ms - window * length_ms)  # fmt: skip
+
+    @property
+    def unwritten(self) -> int:
+        """How many of our slots hold deferred counts not yet written (flush() writes them)."""
+        return len(self._unwritten)
+
+    def flush(self, now_ms: int) -> int:
+        """Write the deferred counts into our slots' entries; how many slots were written.
+        Slots of a window already over, or of an earlier life of this node (a reset drops
+        the counts with the rest of the state), are let go."""
+        if not self._unwritten:
+            return 0
+        unwritten, self._unwritten = self._unwritten, {}
+        tally, writer, written = self.counts(), self.protocol.writer, 0
+        for key, wid in unwritten.items():
+            name, length_ms, window = wid
+            count = tally.own_window(name, length_ms, window, writer)
+            if count and key.endswith("/" + writer) and window_expiry(length_ms, window) > now_ms:
+                self._write_slot(key, wid, count, now_ms)
+                written += 1
+        return written
+
+    def _write_slot(self, key: str, wid: WindowId, count: int, now_ms: int) -> None:
+        ttl = (window_expiry(wid[1], wid[2]) - now_ms) / 1000
+        self.protocol.write(key, count, now_ms, ttl)
+
+    def names(self, now_ms: int) -> set[str]:
+        """The windowed counters with a count in a window not yet expired."""
+        tally = self.counts()
+        tally.prune(now_ms)
+        return {wid[0] for wid, total in tally.window_totals.items() if total}
 
     def window(self, name: str, length_ms: int, now_ms: int) -> WindowCount:
-        tally, window = self.counts(), window_of(now_ms, length_ms)
-        tally.prune(now_ms)
-        return WindowCount(tally.window_total(name, length_ms, window),
-                           tally.window_total(name, length_ms, window - 1),
+        if type(now_ms) is not int:
+            check_now(now_ms)
+        tally, window = self.counts(), now_ms // length_ms  # window_of()
+        if tally._expiries and tally._expiries[0][0] <= now_ms:
+            tally.prune(now_ms)
+        totals = tally.window_totals
+        return WindowCount(totals.get((name, length_ms, window), 0),
+                           totals.get((name, length_ms, window - 1), 0),
                            length_ms, now_ms - window * length_ms)  # fmt: skip
 
     def total(self, name: str) -> int:
@@ -255,6 +333,13 @@ class Counting:
 def check_amount(amount: int) -> None:
     if type(amount) is not int or amount < 0:
         raise InvalidValue(f"amount must be a whole number >= 0 (decr() counts down), got {amount!r}")
+
+
+def check_now(now_ms: int) -> None:
+    """Windows are whole milliseconds of wall time: a float (a clock patched to return one)
+    would name windows nobody counts in, and every limit would admit everything."""
+    if type(now_ms) is not int:
+        raise InvalidValue(f"the time must be whole milliseconds (an int), got {now_ms!r}")
 
 
 YEAR_S = 366 * 86_400.0

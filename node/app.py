@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
 
 import anyio
 import httpx
@@ -96,9 +96,18 @@ def shared_state_lifespan(
         async with running_node(settings or Settings.from_env(), client, own_listener) as state:
             app.state.shared_state = state
             openapi.install(app, state.settings)  # the schema states this node's credentials and limits
-            yield
+            with _limiter_bound(app, state):
+                yield
 
     return lifespan
+
+
+def _limiter_bound(app: FastAPI, state: SharedState) -> AbstractContextManager[None]:
+    """The app's `gossip://` limiter storage counts on its node while the app runs (only if
+    node.limits_storage was imported: no such storage exists otherwise, and `limits` is an
+    optional dependency)."""
+    storages = sys.modules.get("node.limits_storage")
+    return nullcontext() if storages is None else storages.app_limiter_bound(app, state)
 
 
 def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> FastAPI:

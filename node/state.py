@@ -50,14 +50,10 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
+# Deferred windowed counts (rate limits) are written at once after a quiet spell, then at most
+# this often (s): a stream of hits, from threads above all, wakes the loop that often, not per hit.
+COUNTS_EVERY = 0.002
 
 
 class TooFewPeers(InvalidValue):
@@ -145,12 +141,15 @@ class SharedState:
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in settings.allow]
         self._rumor_ready = anyio.Event()
+        self._counts_ready = anyio.Event()  # deferred windowed counts wait to be written
         self._pushing: set[str] = set()  # peers with a push in flight
         self._exchanging: set[str] = set()  # peers with a round's exchange in flight
         self.pushes_sent = 0  # eager pushes ended, delivered or not
         self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0  # the thread running the loop, while the node runs
+        self._wake_sent = False  # a wake from another thread is on its way to the loop
         # -- health and metrics: what our exchanges met with (node.health), whether we
         # take writes, and the /metrics registry (its lag histogram follows merges from now on).
         self.peers = PeerLog()
@@ -309,9 +308,14 @@ class SharedState:
         Old windows expire by themselves."""
         length = period_ms(period)
         self._check_writes()
+        defer = self in _running  # (the pusher writes the slots, see Counting; woken once for them all)
         with self._lock:
-            counted = self._counting.add_in_window(key, length, amount, wall_ms())
-        self._wake_pusher()
+            clean = not self._counting.unwritten
+            counted = self._counting.add_in_window(key, length, amount, wall_ms(), defer)
+        if not defer:
+            self._wake_pusher()
+        elif clean:
+            self._wake_flusher()
         return counted
 
     def window_count(self, key: str, period: float) -> WindowCount:
@@ -325,11 +329,20 @@ class SharedState:
         decision, and the request counted if admitted (atomically on this node). While the
         node refuses writes (its clock is unfit for them, see /health) it still decides and
         counts, on what it holds: a limiter that answered 503 would take the app down."""
+        defer = self in _running
         with self._lock:
-            decision = admit(self._counting, key, rate, cost, wall_ms())
-        if decision.allowed:
+            clean = not self._counting.unwritten
+            decision = admit(self._counting, key, rate, cost, wall_ms(), defer)
+        if decision.allowed and not defer:
             self._wake_pusher()
+        elif decision.allowed and clean:
+            self._wake_flusher()
         return decision
+
+    def window_names(self) -> list[str]:
+        """The windowed counters with a count in a window not yet over, as this node knows them."""
+        with self._lock:
+            return sorted(self._counting.names(wall_ms()))
 
     def _count(self, key: str, added: int, removed: int) -> int:
         self._check_writes()
@@ -521,30 +534,53 @@ class SharedState:
             )
 
     def _wake_pusher(self) -> None:
-        """Start an eager push now, from the event loop or from any thread."""
+        """Start an eager push now, from the event loop or from any thread. From a thread,
+        one wake at a time: the writes made before the loop takes it ride with it (a wake
+        per write cost a system call and a switch to the loop's thread each)."""
         loop = self._loop
-        if loop is None:
-            self._rumor_ready.set()  # not running yet: the first push takes it
-        elif loop is _running_loop():
-            self._rumor_ready.set()
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._rumor_ready.set()  # (not running yet: the first push takes it)
+        elif not self._wake_sent:
+            self._wake_sent = True
+            loop.call_soon_threadsafe(self._woken)
+
+    def _wake_flusher(self) -> None:
+        """Have the deferred counts written (called when the first is taken since the last
+        write: a wake per batch)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._counts_ready.set()
         else:
-            loop.call_soon_threadsafe(lambda: self._rumor_ready.set())
+            loop.call_soon_threadsafe(lambda: self._counts_ready.set())
+
+    def _woken(self) -> None:
+        self._wake_sent = False
+        self._rumor_ready.set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the node's loops run (its lifespan or run() started it, and it has not stopped)."""
+        return self in _running
 
     # -- the background loops ---------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Gossip until cancelled. Started by the lifespan in its task group."""
-        self._loop = asyncio.get_running_loop()
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._wake_sent = False  # (a wake sent to the loop of an earlier run never came)
         _running.add(self)
         try:
             await self._run_loops(task_status)
         finally:
             _running.discard(self)
+            with self._lock:
+                self._counting.flush(wall_ms())
 
     async def _run_loops(self, task_status: TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._rounds, tg)
             tg.start_soon(self._eager_push, tg)
+            tg.start_soon(self._flush_counts)
             tg.start_soon(self.health.run)
             tg.start_soon(self._recipes.tasks.run)
             if self.dns.seeds:
@@ -590,6 +626,7 @@ class SharedState:
         await anyio.sleep(first)
         while True:
             with self._lock:
+                self._counting.flush(wall_ms())
                 outgoing = self.protocol.round(wall_ms())
             for out in outgoing:
                 if out.address not in self._exchanging:
@@ -627,10 +664,24 @@ class SharedState:
             await self._rumor_ready.wait()
             self._rumor_ready = anyio.Event()
             with self._lock:
+                self._counting.flush(wall_ms())  # the windowed counts taken since the last push
                 outgoing = self.protocol.take_rumors(busy=self._pushing)
             for out in outgoing:
                 self._pushing.add(out.address)
                 tg.start_soon(self._push, out)
+
+    async def _flush_counts(self) -> None:
+        """Write the deferred windowed counts into their slots and push them: at once after
+        a quiet spell, else COUNTS_EVERY after the last write (the hits meanwhile ride along)."""
+        last = -COUNTS_EVERY
+        while True:
+            await self._counts_ready.wait()
+            self._counts_ready = anyio.Event()
+            await anyio.sleep(max(0.0, last + COUNTS_EVERY - anyio.current_time()))
+            with self._lock:
+                self._counting.flush(wall_ms())
+            last = anyio.current_time()
+            self._wake_pusher()
 
     async def _push(self, out: Outgoing) -> None:
         started = anyio.current_time()

@@ -3,6 +3,7 @@ sockets, or N real processes (node.cluster.LocalCluster). Fixtures: node.pytest_
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -12,12 +13,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
 
 import anyio
 import httpx
+from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 
 from gossip.config import Config
@@ -215,3 +218,22 @@ def live_members(client: httpx.Client, address: str) -> int:
     """How many members the node at `address` (a base URL) shows as alive."""
     members = client.get(address + "/members").json()["members"]
     return sum(1 for m in members if m["status"] == "alive")
+
+
+@contextlib.contextmanager
+def node_in_thread(settings: Settings | None = None) -> Iterator[SharedState]:
+    """A node alone whose loops run in an event loop of their own, in a thread, while the
+    context is open: for synchronous code that uses one (a `limits` storage, a TestClient
+    entered without the app's lifespan). Stopped, and its loops ended, on exit."""
+    settings = settings or Settings(node_id=f"solo-{uuid.uuid4().hex[:8]}", discovery_dir="off",
+                                    config=Config.for_tests())  # fmt: skip
+    state = SharedState(settings)
+    with start_blocking_portal() as portal:
+        future, _ = portal.start_task(state.run)
+        try:
+            yield state
+        finally:
+            future.cancel()
+            with contextlib.suppress(concurrent.futures.CancelledError):
+                future.result(timeout=10)
+            portal.call(state.aclose)

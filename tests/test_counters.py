@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from benchmarks.rawhttp import Connection
 from gossip.clock import Timestamp
 from gossip.config import Config
-from gossip.counters import WINDOW, Tally, window_slot
+from gossip.counters import WINDOW, Counting, Tally, window_slot
 from gossip.errors import CallerError
+from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
 from node.settings import Settings
 from node.state import SharedState
@@ -182,3 +183,23 @@ def test_4000_concurrent_increments_through_4_workers_all_count(counting_workers
             assert time.monotonic() < deadline, f"worker totals after 30 s: {totals}"
             for a in asyncio.run(fresh_requests(workers.port, "GET", "/hits/home", 20)):
                 totals[a["pid"]] = a["count"]
+
+
+def test_deferred_counts_count_at_once_and_are_written_once_per_flush() -> None:
+    """A burst of deferred hits is in the totals at once and costs one write at the flush;
+    a peer that takes that entry counts them all; a window over by the flush is let go."""
+    a, b = Counting(protocol("a")), Counting(protocol("b"))
+    version = a.protocol.store.version
+    for _ in range(50):
+        seen = a.add_in_window("ip", 10_000, 2, 1_000, defer=True)
+    assert seen.current == 100 and a.protocol.store.version == version  # counted, nothing written yet
+    assert a.flush(1_005) == 1 and a.protocol.store.version == version + 1 and a.flush(1_006) == 0
+    for entry in a.protocol.store.entries():
+        b.protocol.store.merge(entry)
+    assert b.window("ip", 10_000, 1_010).current == 100
+    a.add_in_window("ip", 10_000, 1, 1_020, defer=True)
+    assert a.flush(30_000) == 0  # (the window expired at 20 s: nothing left to spread)
+
+
+def protocol(name: str) -> GossipProtocol:
+    return GossipProtocol(Config.for_tests(), name, f"http://{name}", random.Random(name), 0)

@@ -1,6 +1,7 @@
-"""Rate limits: the rule's text, the decision (Hypothesis), the dependency's answers and
-headers (in-process), and one count across `uvicorn --workers 4` for both our dependency
-and an unchanged slowapi limiter on the `limits` storage (real processes)."""
+"""Rate limits: the rule's text, the decision (Hypothesis), resets by marker under any order
+of merges (Hypothesis), the dependency's answers and headers (in-process), and one count
+across `uvicorn --workers 4` for both our dependency and an unchanged slowapi limiter on the
+`limits` storage (real processes; the storage itself: tests/test_limits_storage.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rawhttp import Connection
+from gossip.clock import Timestamp
 from gossip.config import Config
-from gossip.counters import Counting
+from gossip.counters import Counting, WindowCount
 from gossip.errors import CallerError
 from gossip.protocol import GossipProtocol
-from gossip.ratelimit import Rate, admit, parse_rate
+from gossip.ratelimit import CLEAR, RESET, Rate, admit, clear_ttl, decide, epoch_name, parse_rate
+from gossip.store import Entry
 from node import RateLimit, shared_state_lifespan
 from node.settings import Settings
 from node.testing import UvicornWorkers, live_members
@@ -93,6 +96,99 @@ def _replay(admitted: list[int], rate: Rate) -> Counting:
     return c
 
 
+@settings(max_examples=200, deadline=None)
+@given(limit=st.integers(1, 50), cost=st.integers(1, 80), current=st.integers(0, 60),
+       previous=st.integers(0, 60), elapsed=st.integers(0, 999),
+       whole=st.sampled_from([0, 1, 1000]))  # fmt: skip
+def test_a_decision_never_fails_and_a_cost_above_the_limit_never_fits(
+    limit: int, cost: int, current: int, previous: int, elapsed: int, whole: int
+) -> None:
+    scale = whole or 1
+    seen = WindowCount(current * scale, previous * scale, 1000, elapsed)
+    decision = decide(Rate(limit * scale, 1, whole), seen, cost * scale)
+    if cost > limit:
+        assert not decision.allowed and decision.reset >= 1
+    weighted = previous * (1000 - elapsed) / 1000 + current
+    if whole:  # the `limits` rule: the estimate rounded down to whole requests (in exact arithmetic)
+        exact = (previous * (1000 - elapsed) + current * 1000) // 1000
+        assert decision.allowed == (exact + cost <= limit)
+    else:
+        assert decision.allowed == (weighted + cost <= limit) or abs(weighted + cost - limit) < 1e-9
+
+
+def protocol(name: str) -> GossipProtocol:
+    return GossipProtocol(Config.for_tests(), name, f"http://{name}", random.Random(name), 0)
+
+
+def live(p: GossipProtocol, now: int) -> Callable[[str], Entry | None]:
+    return lambda key: p.read(key, now)
+
+
+reset_ops = st.lists(st.tuples(st.sampled_from(["hit", "hit", "hit", "reset", "clear", "deliver", "flush"]),
+                               st.integers(0, 2), st.sampled_from(["a", "b"]), st.booleans()),
+                     max_size=40)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=reset_ops, seed=st.integers(0, 2**32 - 1))
+def test_resets_by_marker_count_the_same_everywhere_whatever_the_merges(
+    ops: list[tuple[str, int, str, bool]], seed: int
+) -> None:
+    """Three nodes hit two limits, reset them all or clear one, and pass some of what they
+    wrote to each other as they go (deferred counts written at random flushes). Then every
+    entry ever written reaches every node, in a random order with duplicates: every node
+    then counts the same for each limit, exactly the hits made by nodes that knew its newest
+    marker; a hit counted before that marker never counts, whenever it arrived."""
+    rng, length, now = random.Random(seed), 86_400_000, 1_000
+    nodes = [protocol(f"n{i}") for i in range(3)]
+    countings = [Counting(p) for p in nodes]
+    written: list[Entry] = []
+    hits: list[tuple[str, Timestamp | None]] = []  # each hit's limit, and the newest marker its node knew
+    markers: dict[str, list[Timestamp]] = {"a": [], "b": []}  # every marker written, by the limits it resets
+
+    def newest_known(p: GossipProtocol, name: str) -> Timestamp | None:
+        known = [e.ts for key in (RESET, CLEAR + name) if (e := p.read(key, now)) is not None]
+        return max(known, default=None)
+
+    def collect(p: GossipProtocol) -> None:
+        written.extend(e for e in p.store.entries() if e.origin == p.writer and e not in written)
+
+    for op, i, name, defer in ops:
+        now += 7
+        p = nodes[i]
+        if op == "hit":
+            countings[i].add_in_window(epoch_name(name, live(p, now)), length, 1, now, defer)
+            hits.append((name, newest_known(p, name)))
+        elif op == "reset":
+            ts = p.write(RESET, now, now).ts
+            markers["a"].append(ts)
+            markers["b"].append(ts)
+        elif op == "clear":
+            markers[name].append(p.write(CLEAR + name, now, now, clear_ttl(length)).ts)
+        elif op == "flush":
+            countings[i].flush(now)
+        else:  # some of what has been written so far reaches node i
+            for entry in rng.sample(written, len(written) // 2):
+                p.store.merge(entry)
+        collect(p)
+    for c in countings:
+        c.flush(now)
+    for p in nodes:
+        collect(p)
+    finals = []
+    for p, c in zip(nodes, countings, strict=True):
+        deliveries = written + [rng.choice(written) for _ in range(len(written) // 2)] if written else []
+        rng.shuffle(deliveries)
+        for entry in deliveries:
+            p.store.merge(entry)
+        counters = {name: epoch_name(name, live(p, now)) for name in "ab"}
+        finals.append({name: (n, c.window(n, length, now).current) for name, n in counters.items()})
+    assert finals[0] == finals[1] == finals[2]
+    for name, (_, total) in finals[0].items():
+        newest = max(markers[name], default=None)
+        assert total == sum(1 for hit in hits if hit == (name, newest)), (name, newest, hits)
+
+
 def limited_app() -> FastAPI:
     app = FastAPI(lifespan=shared_state_lifespan(Settings(node_id="solo", config=Config.for_tests()),
                                                  own_listener=False))  # fmt: skip
@@ -160,26 +256,3 @@ def wait_for_members(workers: UvicornWorkers, count: int) -> None:
             return len(addresses) == count and all(live_members(client, a) == count for a in addresses)
 
         wait_until(met, timeout=20, what="the workers to all meet")
-
-
-@pytest.mark.parametrize("strategy", ["fixed-window", "sliding-window-counter"])
-def test_the_limits_storage_counts_in_the_shared_state(strategy: str) -> None:
-    """The `limits` package's own strategies on our storage: the limit holds, the stats
-    read back, the counts are the shared state's, and what cannot be done says so."""
-    from limits import RateLimitItemPerDay
-    from limits.strategies import STRATEGIES
-
-    from node.limits_storage import GossipStorage
-    from node.state import SharedState
-
-    state = SharedState(Settings(node_id="solo", config=Config.for_tests()), rng=random.Random(1))
-    limiter = STRATEGIES[strategy](GossipStorage(state=state))
-    item = RateLimitItemPerDay(3)  # (a day: no window boundary falls inside the test)
-    assert [limiter.hit(item, "alice") for _ in range(4)] == [True, True, True, False]
-    assert limiter.hit(item, "bob")
-    assert limiter.get_window_stats(item, "alice").remaining == 0
-    assert limiter.get_window_stats(item, "bob").remaining == 2
-    counted = 4 if strategy == "fixed-window" else 3  # (the fixed window counts refused hits too)
-    assert state.window_count(item.key_for("alice"), 86_400).current == counted
-    with pytest.raises(NotImplementedError, match="cannot be cleared"):
-        limiter.clear(item, "alice")
