@@ -30,7 +30,7 @@ from gossip.messages import Outgoing, Reply
 from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate, admit
-from gossip.store import JSON, Entry, state_hash
+from gossip.store import JSON, Entry, state_hash, writer_id
 from node.clockcheck import ClockCheck
 from node.dns_seeds import DnsSeeds, replace_derived, split_seeds
 from node.health import HealthWatch, PeerLog
@@ -417,7 +417,7 @@ class SharedState:
         return live, len(entries) - live
 
     def stats(self) -> dict[str, Any]:
-        c = self.protocol.counters
+        c, source = self.protocol.counters, self.protocol.caught_up_from
         return {
             "node": self.id,
             "rounds": c.rounds,
@@ -439,6 +439,7 @@ class SharedState:
             "behind_peers": c.behind_peers,
             "undecided": c.undecided,
             "catching_up": self.protocol.bootstrapping,
+            "caught_up_from": None if source is None else writer_id(*source),
             "bytes_sent": self.transport.bytes_sent,
             "bytes_received": self.transport.bytes_received,
         }
