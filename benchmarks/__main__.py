@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks import idle, limits_hit, memory, multihost, propagation, ratelimit, read_path, write_load
 from benchmarks.report import Section, write_report
-from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, machine
+from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, leaving_nothing_behind, machine
 
 PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "read": read_path.run,
@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         command = f"python -m benchmarks {'--quick ' if args.quick else ''}--only {' '.join(args.only)}"
     started = time.monotonic()
     sections = []
-    for name in args.only:
-        print(f"== {name}", flush=True)
-        sections.append(PARTS[name](args.quick, command, out))
+    with leaving_nothing_behind():  # whatever stops the run: Ctrl-C, SIGTERM, a timeout
+        for name in args.only:
+            print(f"== {name}", flush=True)
+            sections.append(PARTS[name](args.quick, command, out))
     preamble = (
         f"# Benchmarks{' (quick mode)' if args.quick else ''}\n\n"
         f"Made by `{command}` on {machine()}, {time.strftime('%Y-%m-%d')}, in "

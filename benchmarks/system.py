@@ -68,6 +68,68 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, theirs, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_descendants(grace: float = 5.0) -> list[int]:
+    """Stop every process still running below this one: SIGTERM, then SIGKILL for any
+    still there after `grace` seconds. Returns the PIDs it found."""
+    found = descendants(os.getpid())
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(map(_running, found)):
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass  # reap our own children, so they do not linger as zombies
+        time.sleep(0.05)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
+
+
+@contextlib.contextmanager
+def leaving_nothing_behind() -> Iterator[None]:
+    """A run that SIGTERM or SIGHUP ends as Ctrl-C does (every `finally` runs, so each
+    part stops what it started), and after which anything still running below us is
+    stopped by PID and named. (Only SIGKILL escapes it.)"""
+
+    def end(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {s: signal.signal(s, end) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        left = stop_descendants()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if left:
+            print(f"stopped {len(left)} processes left running: {' '.join(map(str, left))}", file=sys.stderr)
+
+
 class Process:
     """A child process we started: stopped by its PID (SIGTERM, then SIGKILL)."""
 
