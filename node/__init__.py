@@ -1,12 +1,37 @@
-"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport."""
+"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport.
 
-from node.api import StateDep, gossip_router, router, shared_state
-from node.app import create_app, running_node, shared_state_lifespan
-from node.ratelimit import RateLimit, client_ip
-from node.settings import Settings
-from node.state import SharedState
+The names below are imported on first use, so that a tool that needs only part of the
+package (`gossip-ctl` needs httpx alone) does not load FastAPI."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.api import StateDep, gossip_router, router, shared_state
+    from node.app import create_app, running_node, shared_state_lifespan
+    from node.ratelimit import RateLimit, client_ip
+    from node.settings import Settings
+    from node.state import SharedState
+
+_HOMES = {
+    "StateDep": "node.api", "gossip_router": "node.api", "router": "node.api", "shared_state": "node.api",
+    "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
+    "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
+    "Settings": "node.settings", "SharedState": "node.state",
+}  # fmt: skip
 
 __all__ = [
     "RateLimit", "Settings", "SharedState", "StateDep", "client_ip", "create_app", "gossip_router", "router",
     "running_node", "shared_state", "shared_state_lifespan",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'node' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once imported, an attribute like any other
+    return value

@@ -196,3 +196,19 @@ def test_health_of_a_node_cut_off_exits_non_zero(
     err = capsys.readouterr().err
     assert status == ctl.REFUSED and "gossip-ctl: 503 from" in err, err
     assert text.startswith("n1: ") and not text.startswith("n1: ok"), text
+
+
+def test_the_tool_loads_no_web_framework_and_the_package_names_still_resolve() -> None:
+    """gossip-ctl needs httpx alone: importing it loads neither FastAPI nor the node's
+    server; every name `node` exports is still there on first use."""
+    probe = (
+        "import sys, node.ctl\n"
+        "heavy = sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'node.state') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "import node\n"
+        "missing = [n for n in node.__all__ if getattr(node, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert node.SharedState.__module__ == 'node.state'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
