@@ -129,6 +129,8 @@ class Fleet:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+            with open(self.log(name), "ab") as log:  # (a stop that hangs is a finding of its own)
+                log.write(f"== chaos: still running 10 s after {sig.name}: killed (SIGKILL)\n".encode())
         self.paused.discard(name)
         del self.procs[name]
 
