@@ -38,7 +38,7 @@ bench-quick: $(STAMP)  ## the same, reduced (about 5 minutes) -> docs/benchmarks
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
-SEEDS ?= 0-4999
+SEEDS ?= 0-9999
 .PHONY: check-long check-theory
 check-long: $(STAMP)  ## the fault search over $(SEEDS), and the routine operations at the defaults
 	$(BIN)/gossip-sim check --seeds $(SEEDS) --workers 2 --shrink
@@ -74,6 +74,6 @@ chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run 
 	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
 
 .PHONY: explore
-explore: $(STAMP)  ## every interleaving of the lifecycle rules at a small scope, in each grain (about 15 CPU minutes) -> out/explore/
-	status=0; for bound in "--grain tick --depth 6" "--grain message --depth 5" "--grain round --depth 4"; do \
+explore: $(STAMP)  ## every interleaving of the lifecycle rules at a small scope, in each grain and with a cut (about 20 CPU minutes) -> out/explore/
+	status=0; for bound in "--grain tick --depth 6" "--grain message --depth 5" "--grain round --depth 4" "--grain round --depth 3 --cuts 1"; do \
 		$(BIN)/python -m simulations.explore $$bound || status=1; done; exit $$status
