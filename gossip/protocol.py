@@ -784,6 +784,7 @@ class GossipProtocol:
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
         self._waited, self._candidates = 0, {}
+        self.caught_up_from = None  # (this new life has caught up from no one yet)
         self._raise_floor(message.horizon)
         if evidence.reason == HORIZON:
             self._raise_floor({evidence.writer: evidence.mark})

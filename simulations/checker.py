@@ -396,7 +396,13 @@ class Run:
         for member_id, forgotten in p.forgotten.items():
             self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
-        if p.caught_up_from is not None:
+        before = self._life.get(node.id, life[1])
+        if before != life[1] and counts == seen:
+            # A life that heard of a newer generation of its own starts one above it,
+            # keeping its state (R16): the same state under a new name, with its fate.
+            self.sources[life] = (node.id, before)
+            self._seen[life] = self._seen.pop((node.id, before), {})
+        elif p.caught_up_from is not None and life not in self.sources:
             self.sources[life] = p.caught_up_from
         self._life[node.id] = life[1]
         newest = self._seen.setdefault(life, {})
