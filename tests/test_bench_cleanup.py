@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # A run that starts a server in a session of its own (as benchmarks.system.Process does)
 # which starts a child of its own, then waits to be stopped; it prints their PIDs.
 RUN = """
-import subprocess, sys, time
+import signal, subprocess, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (Ctrl-C works even if our parent ignores it)
 from benchmarks.system import leaving_nothing_behind
 with leaving_nothing_behind():
     server = subprocess.Popen(
