@@ -16,7 +16,7 @@ from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.counters import is_window_key
-from gossip.errors import InvalidValue
+from gossip.errors import ClockSkewRejected, InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import LEFT, MAX_FORGOTTEN, MemberInfo, Membership
 from gossip.messages import (
@@ -166,6 +166,9 @@ class GossipProtocol:
         # address -> (a member, not catching up?, the newest collection it knows, its id).
         self._waited = 0
         self._candidates: dict[str, tuple[bool, Timestamp, str]] = {}
+        # Whether, while catching up, we refused a peer's message for our clock: some node
+        # holding a history talked to us, so we found no cluster anew (R7d).
+        self._clock_refused = False
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         # The newest timestamp of another node's that we have seen (in digests): time as
@@ -483,6 +486,7 @@ class GossipProtocol:
         sender = message.sender
         self.membership.merge([sender, *message.members], now_ms)
         self._outlive(now_ms)
+        self._outlive_forgotten(message.behind, now_ms)
         self._peer_retired[sender.address] = message.retired_sum
         if message.collected > self._collected_seen:
             self._collected_seen = message.collected
@@ -559,11 +563,15 @@ class GossipProtocol:
 
     def _check_clock(self, message: Summary, now_ms: int) -> None:
         check = self.clock.check
-        for stamps in (message.digest, message.horizon, message.retired):
-            for ts in stamps.values():
-                check(ts, now_ms)
-        for delta in message.delta:
-            check(delta.upto, now_ms)
+        try:
+            for stamps in (message.digest, message.horizon, message.retired):
+                for ts in stamps.values():
+                    check(ts, now_ms)
+            for delta in message.delta:
+                check(delta.upto, now_ms)
+        except ClockSkewRejected:
+            self._clock_refused = self._clock_refused or self.bootstrapping
+            raise
 
     def _may_source(self, message: Summary) -> bool:
         """Whether a peer may be the source we catch up from: one that is not catching up
@@ -647,7 +655,7 @@ class GossipProtocol:
         """Past our patience, with only nodes catching up answering, whether we are the
         one to found the cluster anew with what we hold: the one that knows the newest
         collection (ties: the highest id). The others then catch up from us."""
-        if any(member for member, _, _ in self._candidates.values()):
+        if self._clock_refused or any(member for member, _, _ in self._candidates.values()):
             return False
         mine = (self._known_collected(), self.id)
         return all(mine > (c, i) for _, c, i in self._candidates.values())
@@ -759,6 +767,17 @@ class GossipProtocol:
             if own_state:  # (a state of this life's own, not one restored: it moves with it)
                 self.lineage = self._generation
 
+    def _outlive_forgotten(self, claim: Behind | None, now_ms: int) -> None:
+        """A peer forgot a life of ours newer than this one, and this life's state is its
+        own (it began empty, or at a reset, in this life). Lives of a node follow each
+        other, so this one began after that one, under a clock behind its, and holds
+        nothing of its state: rather than be taken for it and reset, start a life above
+        it, keeping our state (R16)."""
+        if (claim is not None and claim.reason == FORGOTTEN and claim.writer == self.id
+                and self.lineage == self._generation < claim.mark.wall):  # fmt: skip
+            self._new_life(now_ms, above=claim.mark.wall)
+            self.lineage = self._generation
+
     def _reset(self, now_ms: int, source: str, evidence: Behind, message: Summary) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
         old state): what we hold could bring deleted keys back. Drop it all and catch up
@@ -783,7 +802,7 @@ class GossipProtocol:
         self._retired_at.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
-        self._waited, self._candidates = 0, {}
+        self._waited, self._candidates, self._clock_refused = 0, {}, False
         self.caught_up_from = None  # (this new life has caught up from no one yet)
         self._raise_floor(message.horizon)
         if evidence.reason == HORIZON:

@@ -317,6 +317,7 @@ class Run:
         self.saves: dict[str, list[Save]] = {}
         self.restored: set[tuple[str, int]] = set()  # lives started from a snapshot
         self.sources: dict[tuple[str, int], tuple[str, int]] = {}  # life -> the life it caught up from
+        self.renamed: dict[tuple[str, int], tuple[str, int]] = {}  # life -> the life it outlived, its state
         # (when, node, the snapshot's time, its latest snapshot's time) of each restore
         self.restores: list[tuple[float, str, float, float]] = []
         self.reaped: set[tuple[str, int]] = set()  # lives some node forgot
@@ -400,9 +401,9 @@ class Run:
         if before != life[1] and counts == seen:
             # A life that heard of a newer generation of its own starts one above it,
             # keeping its state (R16): the same state under a new name, with its fate.
-            self.sources[life] = (node.id, before)
+            self.renamed[life] = (node.id, before)
             self._seen[life] = self._seen.pop((node.id, before), {})
-        elif p.caught_up_from is not None and life not in self.sources:
+        if p.caught_up_from is not None:
             self.sources[life] = p.caught_up_from
         self._life[node.id] = life[1]
         newest = self._seen.setdefault(life, {})
@@ -678,8 +679,9 @@ class Run:
         may be reset (contract, 3); never one merely skewed, paused, cut off or restarted
         empty."""
         excused = self.reaped | self.restored
-        while True:  # a life that caught up from an excused one shares its state, and its fate
-            more = {life for life, source in self.sources.items() if source in excused} - excused
+        while True:  # a life that caught up from an excused one, or renamed it, shares its state and fate
+            more = {life for links in (self.sources, self.renamed) for life, source in links.items()
+                    if source in excused} - excused
             if not more:
                 break
             excused |= more

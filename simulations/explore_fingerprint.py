@@ -105,7 +105,7 @@ def fingerprint(world: World) -> bytes:
     book = (
         sorted((repr(op), i in ledger.losable) for i, op in enumerate(ledger.ops)),
         _canon(ledger._seen), sorted(ledger.reaped), sorted(ledger.restored), _canon(ledger.sources),
-        ledger.reset_lives, _canon(ledger._life), _canon(ledger._resets),
+        _canon(ledger.renamed), ledger.reset_lives, _canon(ledger._life), _canon(ledger._resets),
     )
     counts = (world.ticks, world.ops, world.cuts, world.cut, sorted(world.rounded))
     state = (sim.now_us, counts, nodes, flights, book)
