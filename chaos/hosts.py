@@ -17,9 +17,11 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,32 @@ def start_node(ns: str, args: Sequence[str], log: Path, env: Mapping[str, str] |
     with open(log, "ab") as out:
         return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def stop_node(proc: subprocess.Popen[bytes], grace: float = 10.0) -> bool:
+    """Stop a node `start_node` started, its whole process group (a wrapper such as
+    faketime runs the node as its child): SIGTERM (it leaves and saves its data), then
+    SIGKILL if any of the group outlives `grace` seconds. Returns whether it had to be
+    killed."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _group_alive(proc.pid):
+            return sig == signal.SIGKILL
+    raise RuntimeError(f"process group {proc.pid} outlived SIGKILL by {grace:g} s")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @dataclass

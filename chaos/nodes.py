@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.hosts import CLUSTER_NET, Hosts, start_node
+from chaos.hosts import CLUSTER_NET, Hosts, start_node, stop_node
 
 # The library under Debian's `faketime` command, in this machine's architecture's directory.
 _FAKETIME = "faketime/libfaketime.so.1"
@@ -120,15 +120,14 @@ class Fleet:
         proc = self.procs.get(name)
         if proc is None:
             return
-        for s in (signal.SIGCONT, sig) if name in self.paused else (sig,):
+        if name in self.paused:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, s)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGCONT)
+        if sig == signal.SIGKILL:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, sig)
             proc.wait(10)
+        elif stop_node(proc):
             with open(self.log(name), "ab") as log:  # (a stop that hangs is a finding of its own)
                 log.write(f"== chaos: still running 10 s after {sig.name}: killed (SIGKILL)\n".encode())
         self.paused.discard(name)

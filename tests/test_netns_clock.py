@@ -18,12 +18,9 @@ clocks are true), and it reaches every node. Needs root, `ip` and `faketime`
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -34,7 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available, start_node
+from netns import Hosts, available, start_node, stop_node
 from polling import wait_until
 
 INTERVAL = 0.2
@@ -67,16 +64,7 @@ class Fleet:
     def stop(self, node_id: str) -> None:
         """SIGTERM the node's process group (faketime runs the node as its child): it leaves
         and saves its data directory; SIGKILL if it outlives the deadline."""
-        proc = self.procs.pop(node_id)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        wait_until(lambda: not group_alive(proc.pid), timeout=10, what=f"{node_id} to exit")
+        stop_node(self.procs.pop(node_id))
 
     def url(self, node_id: str) -> str:
         host, port = HOSTS[node_id]
@@ -106,14 +94,6 @@ class Answer:
     status: int
     body: dict[str, Any]
     at: float  # the true time the answer came (this process runs on the true clock)
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,7 @@ Each problem is logged once at WARNING when it begins and once when it ends. Nee
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available, start_node
+from netns import Hosts, available, start_node, stop_node
 from polling import wait_until
 
 INTERVAL = 0.2  # the suspicion time is then about 2.3 s
@@ -61,17 +58,7 @@ class Fleet:
     def stop(self, node_id: str) -> None:
         """SIGTERM the node's process group (faketime runs the node as its child), then
         SIGKILL whatever outlives the deadline."""
-        proc = self.procs.pop(node_id)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
-            try:
-                wait_until(lambda: not group_alive(proc.pid), timeout=10, what=f"{node_id} to exit")
-                return
-            except AssertionError:
-                continue
+        stop_node(self.procs.pop(node_id))
 
     def url(self, node_id: str) -> str:
         host, port = self.ports[node_id]
@@ -86,14 +73,6 @@ class Fleet:
 
     def log(self, node_id: str) -> str:
         return (self.logs / f"{node_id}.log").read_text()
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
