@@ -260,7 +260,7 @@ class Membership:
                 since = max(member.since, self.majority_since)
             else:
                 continue
-            if now_ms - since > reap_ms:
+            if now_ms - since > reap_ms and (member.status == LEFT or self.heard_most_since(member.since)):
                 gone.append(member)
         for member in gone:
             why = f"{member.status} for over reap_after ({self.config.reap_after:g} s)"
@@ -292,6 +292,15 @@ class Membership:
         that have not left (counting us)."""
         staying = 1 + sum(m.status != LEFT for m in self.members.values())
         return 2 * (1 + len(self.live_addresses())) > staying
+
+    def heard_most_since(self, since: int) -> bool:
+        """Whether we and the members whose heartbeat moved at `since` or later are more
+        than half of the members that have not left. A member silent as long as one found
+        dead at `since`, and not yet found dead itself (detection takes longer with
+        sampled views), is no proof that most of the cluster is with us (R18)."""
+        staying = 1 + sum(m.status != LEFT for m in self.members.values())
+        heard = 1 + sum(m.status != LEFT and m.last_heard >= since for m in self.members.values())
+        return 2 * heard > staying
 
     def by_address(self, address: str) -> Member | None:
         if self._addresses is None:
