@@ -499,12 +499,13 @@ class GossipProtocol:
         if not (message.bootstrap or self.bootstrapping):
             theirs, decided = self._evidence_against(message, peer, now_ms)
         mine = self._evidence_for_us(message)
-        # A life we forgot, back with its old state, is the stale one, whatever it says of
-        # us (it may lack nothing but the writers we forgot with it); otherwise, if each
-        # finds the other behind, the one whose newest collection is older resets.
-        yields = theirs is None or (
-            theirs.reason != FORGOTTEN and staleness.yields(self.id, self.collected, message)
-        )
+        # A life we forgot, back with its old state, is the stale one, whatever else it
+        # says of us (it may lack nothing but the writers we forgot with it); otherwise, if
+        # each finds the other behind (or each forgot the other), the one whose newest
+        # collection is older resets.
+        forgot_us = mine is not None and mine.reason == FORGOTTEN
+        mutual = theirs is not None and (theirs.reason != FORGOTTEN or forgot_us)
+        yields = theirs is None or (mutual and staleness.yields(self.id, self.collected, message))
         if mine is not None and yields:
             self._reset(now_ms, sender.address, mine, message)
             return None, peer
@@ -546,12 +547,28 @@ class GossipProtocol:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
+        if not (self.bootstrapping or message.bootstrap):
+            told = [(claim.writer, claim.mark)] if claim is not None and claim.reason == HORIZON else []
+            self._learn_collections([*message.horizon.items(), *told])
         heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
         if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self.lineage):
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
         return staleness.against_us(self.store, message)
+
+    def _learn_collections(self, horizon: Iterable[tuple[str, Timestamp]]) -> None:
+        """A peer collected a writer's entries up to `mark`, and we hold none of that
+        writer and no entry older than `mark`: nothing here can be what those deletes
+        removed (we began after them, say, or founded a cluster anew), so we are not
+        behind them. We now know of that collection: our `collected` rises to it, and a
+        node that holds none of a writer and knows a collection that recent is behind
+        no one for it (R7c)."""
+        store = self.store
+        for writer, mark in horizon:
+            if (mark > store.collected and store.coverage(writer) == ZERO and writer not in store.horizon
+                    and not store.holds_older_than(mark)):  # fmt: skip
+                store.raise_collected(mark)
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
@@ -657,13 +674,15 @@ class GossipProtocol:
         collection (ties: the highest id). The others then catch up from us."""
         if self._clock_refused or any(member for member, _, _ in self._candidates.values()):
             return False
+        if any(seed not in self._candidates for seed in self.membership.seeds):
+            return False  # a seed that does not answer may hold that history, cut off from us
         mine = (self._known_collected(), self.id)
         return all(mine > (c, i) for _, c, i in self._candidates.values())
 
     def _found(self) -> None:
-        """Every node that answers is catching up and none holds what our floor speaks
-        of: that history is gone with the nodes that held it. We found the cluster anew
-        with what we hold, knowing what we knew had been collected."""
+        """Every seed answers, catching up, and none holds what our floor speaks of: that
+        history is gone with the nodes that held it. We found the cluster anew with what
+        we hold, knowing what we knew had been collected."""
         self.store.raise_collected(self._known_collected())
         self.bootstrapping = False
         self.source = self._vetted = self._roster = None

@@ -204,6 +204,10 @@ class Store:
         if mark > self._collected:
             self._collected = mark
 
+    def holds_older_than(self, mark: Timestamp) -> bool:
+        """Whether some entry we hold is older than `mark` (a scan: for rare checks)."""
+        return any(entry.ts < mark for entry in self._entries.values())
+
     def raise_horizon(self, writer: str, mark: Timestamp) -> None:
         if mark > self.horizon.get(writer, ZERO):
             self.horizon[writer] = mark

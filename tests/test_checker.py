@@ -199,7 +199,12 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
 # outlived a newer generation of its own (the checker lost the life's excuse with its
 # name); 1691 and 1988, a life started empty under a clock 20 s behind, with a generation
 # below its forgotten earlier life's, reset as that life instead of outliving it, and
-# founding a cluster of its own while it refused every peer's message for its clock.
+# founding a cluster of its own while it refused every peer's message for its clock;
+# 1592 and 2292, nodes restarted empty while the rest were cut off, founding a cluster
+# anew after PATIENCE_ROUNDS and resetting the old members at the heal (or being reset);
+# 1784, an empty node reset by a restored snapshot's collection, though it held nothing
+# older; 2217, a minority side (view_size 2) forgetting the majority because members not
+# yet found dead counted as alive, and both sides never speaking again.
 CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 
 
