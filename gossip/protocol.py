@@ -652,6 +652,9 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
+        # What we wrote, or were pushed, since its first word may be older than what it
+        # has collected since: judged as the state we held then (R7d).
+        self._drop_unvouched(message, peer, now_ms)
         store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
         self.bootstrapping = False
         self.source = self._vetted = self._roster = None

@@ -408,11 +408,14 @@ class Run:
         self._life[node.id] = life[1]
         newest = self._seen.setdefault(life, {})
         current = self._entries(node)
+        now = self.sim.node_ms(node)
         for key, entry in current.items():
             if entry is None:
                 continue
             held = newest.get(key)
-            if held is not None and held.wins_over(entry):
+            # An older entry after a newer one, unless both read as absent (a delete taken
+            # behind a collected one: nothing reads differently, contract 7).
+            if held is not None and held.wins_over(entry) and (held.is_live(now) or entry.is_live(now)):
                 self.violate("went back", f"{node.id} held {_show(held)} for {key}, now {_show(entry)}")
             if held is None or entry.wins_over(held):
                 newest[key] = entry
