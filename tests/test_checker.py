@@ -204,7 +204,9 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
 # anew after PATIENCE_ROUNDS and resetting the old members at the heal (or being reset);
 # 1784, an empty node reset by a restored snapshot's collection, though it held nothing
 # older; 2217, a minority side (view_size 2) forgetting the majority because members not
-# yet found dead counted as alive, and both sides never speaking again.
+# yet found dead counted as alive, and both sides never speaking again; 3955, a node cut
+# off while catching up wrote a value older than a delete the cluster collected meanwhile,
+# and kept it; 4800, a delete taken behind a collected one (it reads the same).
 CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 
 
