@@ -166,6 +166,11 @@ class GossipProtocol:
         # address -> (a member, not catching up?, the newest collection it knows, its id).
         self._waited = 0
         self._candidates: dict[str, tuple[bool, Timestamp, str]] = {}
+        self._since_member = 0  # rounds since a member (not catching up) last spoke to us
+        # While catching up, keys we wrote or were pushed: each word of our source judges
+        # them before its delta is taken, as its first word judged our whole state (by
+        # then it may have collected more).
+        self._unvetted: set[str] = set()
         # Whether, while catching up, we refused a peer's message for our clock: some node
         # holding a history talked to us, so we found no cluster anew (R7d).
         self._clock_refused = False
@@ -221,6 +226,8 @@ class GossipProtocol:
         prev = self.store.watermark(self.writer)
         entry = Entry(key, value, self.clock.tick(now_ms), self.writer, deleted, expires)
         self.store.merge(entry)
+        if self.bootstrapping:
+            self._unvetted.add(key)
         self.store.advance(self.writer, prev, entry.ts)
         if self.config.eager_push:
             if self._tree is None:
@@ -272,6 +279,7 @@ class GossipProtocol:
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
         if self.bootstrapping and self.source is None:
             self._waited += 1
+            self._since_member += 1
             if self._waited >= PATIENCE_ROUNDS and self._candidates and self._outranks_candidates():
                 self._found()
         if self.bootstrapping and self.source is not None:
@@ -514,6 +522,7 @@ class GossipProtocol:
                 self._cold_seeds.add(sender.address)
             else:
                 self._met_member = True
+                self._since_member = 0
             self._raise_floor(message.horizon)
             reaches = self._reaches_floor(message, peer)
             if isinstance(message, Reply):
@@ -632,6 +641,8 @@ class GossipProtocol:
         if self._vetted != message.sender.address:  # first word from this source
             self._drop_unvouched(message, peer, now_ms)
             self._vetted = message.sender.address
+        elif self._unvetted:  # what we wrote, or were pushed, since its first word
+            self._drop_unvouched(message, peer, now_ms, self._unvetted)
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
         self._take_horizon(message)
@@ -652,11 +663,8 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
-        # What we wrote, or were pushed, since its first word may be older than what it
-        # has collected since: judged as the state we held then (R7d).
-        self._drop_unvouched(message, peer, now_ms)
         store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
-        self.bootstrapping = False
+        self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
         self._floor = {}
         self.caught_up_from = (message.sender.id, message.sender.generation)
@@ -679,6 +687,8 @@ class GossipProtocol:
             return False
         if any(seed not in self._candidates for seed in self.membership.seeds):
             return False  # a seed that does not answer may hold that history, cut off from us
+        if self._since_member < PATIENCE_ROUNDS:
+            return False  # a member spoke to us lately (our answers may not reach it): it is not gone
         mine = (self._known_collected(), self.id)
         return all(mine > (c, i) for _, c, i in self._candidates.values())
 
@@ -703,7 +713,9 @@ class GossipProtocol:
         pages = [m.id for m in message.members if m.id != message.sender.id]
         self._roster = None if message.roster_end else max(pages, default=self._roster)
 
-    def _drop_unvouched(self, source: Summary, peer: Holdings, now_ms: int) -> None:
+    def _drop_unvouched(
+        self, source: Summary, peer: Holdings, now_ms: int, keys: Iterable[str] | None = None
+    ) -> None:
         """Before we take a source's state: a value we hold that it cannot vouch for (its
         summary does not reach that far in the writer's history) and that is no newer
         than the newest collection it knows of (our writes while we could not reach it,
@@ -713,7 +725,8 @@ class GossipProtocol:
         the cluster collected. Nothing newer than that collection can have been; a delete
         brings nothing back."""
         limit = source.collected
-        for entry in list(self.store.entries()):
+        held = self.store.entries() if keys is None else (self.store.get(key) for key in keys)
+        for entry in [e for e in held if e is not None]:
             vouched = peer.mark(entry.origin) or ZERO
             if vouched < entry.ts <= limit and not entry.deleted:
                 self.store.drop(entry)
@@ -823,8 +836,9 @@ class GossipProtocol:
         self._quiet.clear()
         self._retired_at.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
+        self._unvetted = set()
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
-        self._waited, self._candidates, self._clock_refused = 0, {}, False
+        self._waited, self._candidates, self._clock_refused, self._since_member = 0, {}, False, 0
         self.caught_up_from = None  # (this new life has caught up from no one yet)
         self._raise_floor(message.horizon)
         if evidence.reason == HORIZON:
@@ -959,6 +973,8 @@ class GossipProtocol:
                 return False
         if self.store.merge(entry):
             self.counters.entries_applied += 1
+            if pushed and self.bootstrapping:
+                self._unvetted.add(entry.key)
         return True
 
     # -- eager push --------------------------------------------------------------------
@@ -979,6 +995,10 @@ class GossipProtocol:
                 if origin in broken:
                     if not self._apply(item.entry, now_ms, pushed=True):
                         continue
+                elif self.bootstrapping:
+                    # Catching up, we hold what others push but vouch only for what our
+                    # source gave us: no watermark moves (R7d, R15).
+                    self._apply(item.entry, now_ms, pushed=True)
                 elif coverage >= item.prev or item.entry.ts <= coverage:
                     self._apply_pushed(item, now_ms)
                     self._drain_pending(origin, now_ms)

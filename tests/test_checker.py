@@ -206,7 +206,11 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
 # older; 2217, a minority side (view_size 2) forgetting the majority because members not
 # yet found dead counted as alive, and both sides never speaking again; 3955, a node cut
 # off while catching up wrote a value older than a delete the cluster collected meanwhile,
-# and kept it; 4800, a delete taken behind a collected one (it reads the same).
+# and kept it; 4800, a delete taken behind a collected one (it reads the same); 4677
+# (twice) and 3955 (reset), nodes catching up, cut off, that took pushes: their watermarks
+# vouched for writes they later dropped, or had lost to their own newer ones, so nodes
+# that caught up from them kept stale values, or never got the dropped ones again; and a
+# node that founded the cluster anew while a member it could not answer spoke to it.
 CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 
 
