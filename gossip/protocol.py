@@ -663,6 +663,7 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
+        self._drop_unheld_pushes()
         store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
@@ -692,12 +693,22 @@ class GossipProtocol:
         mine = (self._known_collected(), self.id)
         return all(mine > (c, i) for _, c, i in self._candidates.values())
 
+    def _drop_unheld_pushes(self) -> None:
+        """Done catching up: a push we took meanwhile, of a writer whose history has not
+        reached it since, we neither vouch for nor could ever send (R15): drop it. Its
+        writer's exchanges bring it again, if it lives on."""
+        store = self.store
+        for entry in [e for e in store.entries() if e.ts > store.coverage(e.origin)]:
+            store.drop(entry)
+            self.counters.dropped_unvouched += 1
+
     def _found(self) -> None:
         """Every seed answers, catching up, and none holds what our floor speaks of: that
         history is gone with the nodes that held it. We found the cluster anew with what
         we hold, knowing what we knew had been collected."""
+        self._drop_unheld_pushes()
         self.store.raise_collected(self._known_collected())
-        self.bootstrapping = False
+        self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
         self._floor, self._waited, self._candidates = {}, 0, {}
 
