@@ -182,9 +182,14 @@ def assert_takeable(fleet: Fleet, answers: list[Answer]) -> None:
         assert wall_ms <= (a.at + MAX_OFFSET) * 1000, f"{a.key} on {a.node}: {wall_ms / 1000 - a.at:+.2f} s"
     for node_id in list(fleet.procs):
         for a in acknowledged(answers):
-            wait_until(lambda a=a, node_id=node_id: fleet.get(node_id, "/get", key=a.key)[1] is not None
-                       and fleet.get(node_id, "/get", key=a.key)[1]["value"] == a.value,  # fmt: skip
+            wait_until(lambda a=a, node_id=node_id: holds(fleet, node_id, a),
                        timeout=10, what=f"{a.key} (acknowledged by {a.node}) to reach {node_id}")
+
+
+def holds(fleet: Fleet, node_id: str, a: Answer) -> bool:
+    """Whether the node reads the acknowledged value (a 404 until the write reaches it)."""
+    code, body = fleet.get(node_id, "/get", key=a.key)
+    return code == 200 and body is not None and body.get("value") == a.value
 
 
 def clock_problem(fleet: Fleet, node_id: str) -> dict[str, Any]:
