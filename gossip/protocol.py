@@ -167,9 +167,9 @@ class GossipProtocol:
         self._waited = 0
         self._candidates: dict[str, tuple[bool, Timestamp, str]] = {}
         self._since_member = 0  # rounds since a member (not catching up) last spoke to us
-        # While catching up, keys we wrote or were pushed: each word of our source judges
-        # them before its delta is taken, as its first word judged our whole state (by
-        # then it may have collected more).
+        # While catching up, keys we wrote: each word of our source judges them before its
+        # delta is taken, as its first word judged our whole state (by then it may have
+        # collected more).
         self._unvetted: set[str] = set()
         # Whether, while catching up, we refused a peer's message for our clock: some node
         # holding a history talked to us, so we found no cluster anew (R7d).
@@ -281,7 +281,7 @@ class GossipProtocol:
             self._waited += 1
             self._since_member += 1
             if self._waited >= PATIENCE_ROUNDS and self._candidates and self._outranks_candidates():
-                self._found()
+                self._found(now_ms)
         if self.bootstrapping and self.source is not None:
             peers = [self.source]
         else:
@@ -641,7 +641,7 @@ class GossipProtocol:
         if self._vetted != message.sender.address:  # first word from this source
             self._drop_unvouched(message, peer, now_ms)
             self._vetted = message.sender.address
-        elif self._unvetted:  # what we wrote, or were pushed, since its first word
+        elif self._unvetted:  # what we wrote since its first word
             self._drop_unvouched(message, peer, now_ms, self._unvetted)
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
@@ -663,12 +663,12 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
-        self._drop_unheld_pushes()
         store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
         self._floor = {}
         self.caught_up_from = (message.sender.id, message.sender.generation)
+        self._drain_all_pending(now_ms)
 
     def _known_collected(self) -> Timestamp:
         """The newest collection we know of, ours or heard of (in a summary or the floor)."""
@@ -693,24 +693,15 @@ class GossipProtocol:
         mine = (self._known_collected(), self.id)
         return all(mine > (c, i) for _, c, i in self._candidates.values())
 
-    def _drop_unheld_pushes(self) -> None:
-        """Done catching up: a push we took meanwhile, of a writer whose history has not
-        reached it since, we neither vouch for nor could ever send (R15): drop it. Its
-        writer's exchanges bring it again, if it lives on."""
-        store = self.store
-        for entry in [e for e in store.entries() if e.ts > store.coverage(e.origin)]:
-            store.drop(entry)
-            self.counters.dropped_unvouched += 1
-
-    def _found(self) -> None:
+    def _found(self, now_ms: int) -> None:
         """Every seed answers, catching up, and none holds what our floor speaks of: that
         history is gone with the nodes that held it. We found the cluster anew with what
         we hold, knowing what we knew had been collected."""
-        self._drop_unheld_pushes()
         self.store.raise_collected(self._known_collected())
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
         self._floor, self._waited, self._candidates = {}, 0, {}
+        self._drain_all_pending(now_ms)
 
     def _take_roster(self, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership
@@ -965,7 +956,8 @@ class GossipProtocol:
             store.advance(origin, delta.base, delta.upto)
             if delta.final and store.watermarks.get(origin) == delta.upto:
                 self._retire_writer(origin, delta.upto, now_ms)
-            self._drain_pending(origin, now_ms)
+            if not catching_up:  # (catching up, held pushes wait until we are done)
+                self._drain_pending(origin, now_ms)
 
     def _apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
         """Merge an incoming entry. False only if it is refused as possibly stale: then
@@ -984,8 +976,6 @@ class GossipProtocol:
                 return False
         if self.store.merge(entry):
             self.counters.entries_applied += 1
-            if pushed and self.bootstrapping:
-                self._unvetted.add(entry.key)
         return True
 
     # -- eager push --------------------------------------------------------------------
@@ -1003,13 +993,14 @@ class GossipProtocol:
             for item in group.items:
                 origin = item.entry.origin
                 coverage = self.store.coverage(origin)
-                if origin in broken:
+                if self.bootstrapping:
+                    # Catching up, we take only what our source vouches for: a push waits,
+                    # as one that runs ahead of its writer's history does, until we are
+                    # done and hold that history (R7d, R15).
+                    self._hold(item)
+                elif origin in broken:
                     if not self._apply(item.entry, now_ms, pushed=True):
                         continue
-                elif self.bootstrapping:
-                    # Catching up, we hold what others push but vouch only for what our
-                    # source gave us: no watermark moves (R7d, R15).
-                    self._apply(item.entry, now_ms, pushed=True)
                 elif coverage >= item.prev or item.entry.ts <= coverage:
                     self._apply_pushed(item, now_ms)
                     self._drain_pending(origin, now_ms)
@@ -1033,6 +1024,10 @@ class GossipProtocol:
         pending = self._pending.setdefault(item.entry.origin, [])
         if len(pending) < self.config.max_entries_per_message:
             insort(pending, item, key=_prev)
+
+    def _drain_all_pending(self, now_ms: int) -> None:
+        for origin in list(self._pending):
+            self._drain_pending(origin, now_ms)
 
     def _drain_pending(self, origin: str, now_ms: int) -> None:
         """Apply held pushes of `origin` that now follow on from what we hold."""
