@@ -1,5 +1,5 @@
 """The client: a few concurrent workers sending writes, deletes and reads of a small key
-space to random nodes, recording every operation with its outcome (chaos.history.Op).
+space to random nodes, recording every operation with its outcome (chaos.ops.Op).
 
 Most writes go to the small key space, where they collide; the checker then sees a lost
 write only if it was its key's last. The others each go to a key of their own, written
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import httpx
 
-from chaos.history import Kind, Op
 from chaos.nodes import TOKEN
+from chaos.ops import Kind, Op
 
 OPS: tuple[Kind, ...] = ("write", "delete", "read")
 KEYS = 8  # few keys, so that writes collide

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chaos.faults import Fault
-from chaos.history import Op
+from chaos.ops import Op
 from chaos.setup import Setup
 
 RESTART = 3.0  # seconds a restarted node may take to run and reach its peers (a clean stop included)

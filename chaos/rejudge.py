@@ -13,7 +13,8 @@ from pathlib import Path
 
 from chaos import faults
 from chaos.evidence import Evidence, kill_evidence
-from chaos.history import Op, Verdict, check, in_run, load
+from chaos.history import Verdict, check, in_run, load
+from chaos.ops import Op
 from chaos.setup import Setup
 
 RESET_LINE = "reset: our state predates"  # (chaos.run's; not imported, so that no HTTP client loads)

@@ -21,9 +21,10 @@ import httpx
 from chaos import client, faults
 from chaos.evidence import Evidence, kill_evidence
 from chaos.faults import Fault
-from chaos.history import Op, check, dump
+from chaos.history import check, dump
 from chaos.hosts import Hosts, available
 from chaos.nodes import FAKETIME_LIB, TOKEN, Fleet, KeyRing
+from chaos.ops import Op
 from chaos.setup import Setup
 from gossip.auth import key_id
 

@@ -48,7 +48,8 @@ from pathlib import Path
 from chaos import faults
 from chaos.evidence import Evidence, kill_evidence
 from chaos.faults import Fault
-from chaos.history import Op, Verdict, check, in_run, load
+from chaos.history import Verdict, check, in_run, load
+from chaos.ops import Op
 from chaos.setup import Setup
 from gossip.config import Config
 from gossip.store import JSON

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from chaos.evidence import RESTART, Evidence, kill_evidence, window
 from chaos.faults import Fault
-from chaos.history import Kind, Op, Outcome, Verdict, check, dump, load
+from chaos.history import Verdict, check, dump, load
+from chaos.ops import Kind, Op, Outcome
 from chaos.report import excused_cell
 from chaos.run import Result
 from chaos.setup import Setup

@@ -16,7 +16,8 @@ import pytest
 
 from chaos import faults
 from chaos.faults import Fault
-from chaos.history import Op, dump
+from chaos.history import dump
+from chaos.ops import Op
 from chaos.setup import SAVE_EVERY, Setup
 from chaos.simreplay import Replay, replay
 from node.state import SAVE_EVERY as NODE_SAVE_EVERY
