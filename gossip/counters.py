@@ -27,15 +27,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from gossip.errors import InvalidKey, InvalidValue
-from gossip.namespaces import RESERVED
+from gossip.namespaces import COUNTER, RESERVED, WINDOW
 from gossip.store import Entry, Store
 
 if TYPE_CHECKING:
     from gossip.protocol import GossipProtocol
-
-COUNTER = RESERVED + "counter/"  # + <name>/<writer>: the value is [added, removed]
-WINDOW = RESERVED + "window/"  # + <length ms>/<window index>/<name>/<writer>: the value is a count
-
 
 def counter_slot(name: str, writer: str) -> str:
     return f"{COUNTER}{name}/{writer}"
@@ -54,14 +50,6 @@ def window_of(now_ms: int, length_ms: int) -> int:
 def window_expiry(length_ms: int, window: int) -> int:
     """When a window's slots expire: the end of the window after it."""
     return (window + 2) * length_ms
-
-
-def is_window_key(key: str) -> bool:
-    return key.startswith(WINDOW)
-
-
-def is_counter_key(key: str) -> bool:
-    return key.startswith(COUNTER)
 
 
 def _count(value: object) -> int | None:

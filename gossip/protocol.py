@@ -15,7 +15,6 @@ from gossip import staleness
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
-from gossip.counters import is_window_key
 from gossip.errors import ClockSkewRejected, InvalidValue
 from gossip.limits import check_key, check_value
 from gossip.membership import LEFT, MAX_FORGOTTEN, MemberInfo, Membership
@@ -34,6 +33,7 @@ from gossip.messages import (
     Summary,
     WriterDelta,
 )
+from gossip.namespaces import is_window_key
 from gossip.push import Branch, Outbox
 from gossip.retired import BUCKETS, Holdings, RetiredSummary
 from gossip.stability import Stability

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from benchmarks.rawhttp import Connection
 from gossip.clock import Timestamp
 from gossip.config import Config
-from gossip.counters import WINDOW, Counting, Tally, window_slot
+from gossip.counters import Counting, Tally, window_slot
 from gossip.errors import CallerError
+from gossip.namespaces import WINDOW
 from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
 from node.settings import Settings
