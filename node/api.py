@@ -22,7 +22,6 @@ from gossip.errors import CallerError, IncompatibleMessage, PeerError, WritesRef
 from gossip.jsontext import dumps
 from gossip.namespaces import RESERVED
 from gossip.store import Entry
-from node.dashboard import dashboard_router
 from node.health import answer as health_answer
 from node.settings import Settings
 from node.state import ReplicationTimeout, SharedState, TooFewPeers
@@ -439,12 +438,3 @@ def _change_ring(state: SharedState, change: Callable[[KeyRing], object]) -> dic
         raise HTTPException(409, str(exc)) from exc
     return ring.describe()
 
-
-router = APIRouter()
-router.include_router(read_router)
-router.include_router(write_router)
-router.include_router(dashboard_router)  # GET /ui
-
-from node.recipes_api import recipes_router  # noqa: E402  (its routes use the names above)
-
-router.include_router(recipes_router)

@@ -15,13 +15,9 @@ from fastapi import FastAPI
 from gossip.errors import ConfigError
 from gossip.version import __version__
 from node import listener, openapi
-from node.api import admin_router, gossip_router, read_router, write_router
-from node.dashboard import dashboard_router
 from node.discovery import HostDirectory
-from node.dns_seeds import DnsSeeds
 from node.hotpaths import HotPaths
-from node.metrics_api import router as metrics_router
-from node.recipes_api import recipes_router
+from node.routes import NODE_ROUTERS
 from node.settings import Settings
 from node.state import SharedState
 
@@ -43,7 +39,7 @@ async def running_node(
         if (path := settings.discovery_path) is not None:
             directory = HostDirectory(path)
             settings = settings.replace(seeds=(*settings.seeds, *directory.peers()))
-    dns = DnsSeeds.of(settings)
+    dns = settings.dns_seeds()
     if dns.seeds:
         await dns.resolve()  # before the node decides whether it joins or founds a cluster
     state = SharedState(settings, client, dns=dns)
@@ -120,10 +116,8 @@ def create_app(settings: Settings, client: httpx.AsyncClient | None = None) -> F
     )
     openapi.install(app, settings)
     app.add_exception_handler(405, openapi.method_not_allowed)
-    for part in (read_router, write_router, gossip_router, admin_router, metrics_router,
-                 recipes_router):  # (flat: faster)  # fmt: skip
+    for part in NODE_ROUTERS:  # (flat: faster)
         app.include_router(part)
-    app.include_router(dashboard_router)  # GET /ui
     app.add_middleware(HotPaths)
     return app
 

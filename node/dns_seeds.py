@@ -17,7 +17,6 @@ import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
@@ -26,9 +25,6 @@ import dns.exception
 import dns.rdtypes.IN.SRV
 
 from gossip.errors import ConfigError
-
-if TYPE_CHECKING:
-    from node.settings import Settings
 
 PREFIX = "dns:"
 SRV_PREFIX = "_gossip._tcp."
@@ -179,10 +175,6 @@ class DnsSeeds:
     timeout: float = LOOKUP_TIMEOUT
     found: dict[DnsSeed, tuple[str, ...]] = field(default_factory=dict)  # each name's last answer
     failed: dict[DnsSeed, str] = field(default_factory=dict)  # why each name failing now fails
-
-    @classmethod
-    def of(cls, settings: Settings) -> DnsSeeds:
-        return cls(split_seeds(settings.seeds)[1], settings.scheme, settings.address, settings.id)
 
     def addresses(self) -> tuple[str, ...]:
         every = (url for seed in self.seeds for url in self.found.get(seed, ()))

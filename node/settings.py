@@ -18,7 +18,7 @@ from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import tags_problem
 from gossip.version import __version__
-from node.dns_seeds import split_seeds
+from node.dns_seeds import DnsSeeds, split_seeds
 
 ENV_PREFIX = "GOSSIP_"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -116,6 +116,10 @@ class Settings:
         if self.discovery_dir:
             return Path(self.discovery_dir)
         return Path(tempfile.gettempdir()) / "fastapi-gossip" / self.config.cluster_id
+
+    def dns_seeds(self) -> DnsSeeds:
+        """The seeds given by DNS name, to look up (none resolved yet)."""
+        return DnsSeeds(split_seeds(self.seeds)[1], self.scheme, self.address, self.id)
 
     def keyring(self) -> KeyRing | None:
         if not self.gossip_key:

@@ -118,7 +118,7 @@ class SharedState:
             self._verifier = Verifier(self.keyring, self.config.cluster_id, window_ms)
         self.transport = HttpTransport(self.codec, client, self, settings.client_tls())
         self._url_seeds = split_seeds(settings.seeds)[0]
-        self.dns = dns if dns is not None else DnsSeeds.of(settings)
+        self.dns = dns if dns is not None else settings.dns_seeds()
         self.protocol = GossipProtocol(
             self.config, settings.id, settings.address, rng or random.Random(),
             wall_ms(), (*self._url_seeds, *self.dns.addresses()), tags=dict(settings.tags),

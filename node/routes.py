@@ -1,0 +1,20 @@
+"""Which routes go where: the standalone node serves them all; an app embedding the shared
+state mounts `router`, the client API (its own gossip route it mounts apart)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from node.api import admin_router, gossip_router, read_router, write_router
+from node.dashboard import dashboard_router
+from node.metrics_api import router as metrics_router
+from node.recipes_api import recipes_router
+
+# The standalone node's, in the order of its OpenAPI schema.
+NODE_ROUTERS: tuple[APIRouter, ...] = (
+    read_router, write_router, gossip_router, admin_router, metrics_router, recipes_router, dashboard_router,
+)  # fmt: skip
+
+router = APIRouter()  # the client API and the dashboard (GET /ui), for an app of the user's
+for _part in (read_router, write_router, dashboard_router, recipes_router):
+    router.include_router(_part)
