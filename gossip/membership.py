@@ -290,17 +290,19 @@ class Membership:
     def has_majority(self) -> bool:
         """Whether we and the members we gossip with are more than half of the members
         that have not left (counting us)."""
-        staying = 1 + sum(m.status != LEFT for m in self.members.values())
-        return 2 * (1 + len(self.live_addresses())) > staying
+        return 2 * (1 + len(self.live_addresses())) > self._staying()
 
     def heard_most_since(self, since: int) -> bool:
         """Whether we and the members whose heartbeat moved at `since` or later are more
         than half of the members that have not left. A member silent as long as one found
         dead at `since`, and not yet found dead itself (detection takes longer with
         sampled views), is no proof that most of the cluster is with us (R18)."""
-        staying = 1 + sum(m.status != LEFT for m in self.members.values())
         heard = 1 + sum(m.status != LEFT and m.last_heard >= since for m in self.members.values())
-        return 2 * heard > staying
+        return 2 * heard > self._staying()
+
+    def _staying(self) -> int:
+        """The members that have not left, and us."""
+        return 1 + sum(m.status != LEFT for m in self.members.values())
 
     def by_address(self, address: str) -> Member | None:
         if self._addresses is None:

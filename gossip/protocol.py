@@ -506,6 +506,7 @@ class GossipProtocol:
         theirs, decided = None, True
         if not (message.bootstrap or self.bootstrapping):
             theirs, decided = self._evidence_against(message, peer, now_ms)
+            self._learn_collections(message)
         mine = self._evidence_for_us(message)
         # A life we forgot, back with its old state, is the stale one, whatever else it
         # says of us (it may lack nothing but the writers we forgot with it); otherwise, if
@@ -556,9 +557,6 @@ class GossipProtocol:
         """Whether our state predates the sender's collections: by its own evidence, or
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
-        if not (self.bootstrapping or message.bootstrap):
-            told = [(claim.writer, claim.mark)] if claim is not None and claim.reason == HORIZON else []
-            self._learn_collections([*message.horizon.items(), *told])
         heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
         if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self.lineage):
             return claim
@@ -566,15 +564,16 @@ class GossipProtocol:
             return None
         return staleness.against_us(self.store, message)
 
-    def _learn_collections(self, horizon: Iterable[tuple[str, Timestamp]]) -> None:
-        """A peer collected a writer's entries up to `mark`, and we hold none of that
-        writer and no entry older than `mark`: nothing here can be what those deletes
-        removed (we began after them, say, or founded a cluster anew), so we are not
-        behind them. We now know of that collection: our `collected` rises to it, and a
-        node that holds none of a writer and knows a collection that recent is behind
-        no one for it (R7c)."""
-        store = self.store
-        for writer, mark in horizon:
+    def _learn_collections(self, message: Summary) -> None:
+        """A peer collected a writer's entries up to `mark` (its horizon says so, or the
+        evidence it sends us), and we hold none of that writer and no entry older than
+        `mark`: nothing here can be what those deletes removed (we began after them, say,
+        or founded a cluster anew), so we are not behind them. We now know of that
+        collection: our `collected` rises to it, and a node that holds none of a writer
+        and knows a collection that recent is behind no one for it (R7c)."""
+        store, claim = self.store, message.behind
+        told = [(claim.writer, claim.mark)] if claim is not None and claim.reason == HORIZON else []
+        for writer, mark in (*message.horizon.items(), *told):
             if (mark > store.collected and store.coverage(writer) == ZERO and writer not in store.horizon
                     and not store.holds_older_than(mark)):  # fmt: skip
                 store.raise_collected(mark)
