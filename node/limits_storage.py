@@ -47,7 +47,8 @@ from limits.storage.base import TimestampedSlidingWindow
 
 from gossip.errors import GossipError, InvalidValue
 from gossip.ratelimit import CLEAR, RESET, Rate, clear_ttl, epoch_name
-from node.state import SharedState, wall_ms
+from node.state import SharedState
+from node.transport import wall_ms
 
 URI = "gossip://"
 UNIT = 1000  # counted units per request: costs count in thousandths of a request

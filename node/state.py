@@ -40,14 +40,10 @@ from node.persistence import SnapshotFile
 from node.recipes import Recipes
 from node.registry import DEFAULT_TTL, Instance
 from node.settings import Settings
-from node.transport import KINDS, HttpTransport, peer_time
+from node.transport import KINDS, HttpTransport, peer_time, wall_ms
 from node.watch import DEFAULT_BUFFER, Watch
 
 log = logging.getLogger("gossip.node")
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state changed
