@@ -80,7 +80,7 @@ def _in_loop(state: SharedState) -> Callable[[Callable[[], float]], float]:
     synchronous storage call in an async route does)."""
     import asyncio
 
-    loop = state._loop
+    loop = state._local.wake.loop  # (the loop the node runs in)
     assert loop is not None
 
     def run(timed: Callable[[], float]) -> float:

@@ -17,18 +17,18 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
+from gossip.config import Config
 from gossip.errors import NetworkError, PeerError, PeerRefused, PeerTimeout
-from gossip.membership import ALIVE, LEFT, SUSPECT
+from gossip.membership import ALIVE, LEFT, SUSPECT, MemberEvent
 from gossip.version import __version__
-from node.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, Judgement
+from node.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Judgement
+from node.dns_seeds import DnsSeeds
 from node.memberlog import log_events
-
-if TYPE_CHECKING:
-    from node.state import SharedState
+from node.transport import HttpTransport
 
 log = logging.getLogger("gossip.health")
 
@@ -118,6 +118,30 @@ class PeerLog:
         self.refused_hosts[host] = Failure(time.monotonic(), "refused", detail, status, reason)
 
 
+class Watched(Protocol):
+    """What the health check reads of a node (node.state.SharedState is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def peers(self) -> PeerLog: ...
+    @property
+    def transport(self) -> HttpTransport: ...  # (the peers' clock offsets)
+    @property
+    def clockcheck(self) -> ClockCheck: ...
+    @property
+    def dns(self) -> DnsSeeds: ...
+    @property
+    def health(self) -> HealthWatch: ...
+    @property
+    def write_refusal(self) -> str | None: ...
+    def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]: ...
+    def members(self) -> list[dict[str, Any]]: ...
+    def member_events(self) -> list[MemberEvent]: ...
+
+
 @dataclass(frozen=True)
 class Problem:
     code: str  # not_joined, refused, isolated, clock_ahead, hlc_ahead, clock_unchecked, refusing_peers, ...
@@ -158,7 +182,7 @@ def _describe(refusals: dict[str, Failure]) -> str:
                      for status, reason in kinds)  # fmt: skip
 
 
-def assess(state: SharedState) -> Verdict:
+def assess(state: Watched) -> Verdict:
     """The node's health now, from its peer log and its membership."""
     now, peers, config = time.monotonic(), state.peers, state.config
     window = max(suspicion_seconds(config.gossip_interval, config.phi_suspect), 3 * config.gossip_interval)
@@ -253,7 +277,7 @@ def _clock_problem(clock: Judgement, refusals: dict[str, Failure], logged: bool 
     return Problem(clock.code, clock.detail, tuple(peers), logged)
 
 
-def _unresolved(state: SharedState) -> Problem | None:
+def _unresolved(state: Watched) -> Problem | None:
     """The DNS seeds whose last lookup failed, with the error and what to check."""
     failed = sorted((str(seed), error, seed.what_to_check) for seed, error in dict(state.dns.failed).items())
     if not failed:
@@ -265,7 +289,7 @@ def _unresolved(state: SharedState) -> Problem | None:
     )
 
 
-def answer(state: SharedState, verdict: Verdict) -> dict[str, Any]:
+def answer(state: Watched, verdict: Verdict) -> dict[str, Any]:
     """The body of GET /health."""
     body: dict[str, Any] = {
         "status": "ok" if verdict.ok else "unavailable",
@@ -286,7 +310,7 @@ class HealthWatch:
     """Re-assesses the node, logs problems as they begin and end, and sets whether it
     takes writes."""
 
-    def __init__(self, state: SharedState) -> None:
+    def __init__(self, state: Watched) -> None:
         self.state = state
         self.active: dict[str, Problem] = {}
         self.last: Verdict | None = None

@@ -34,18 +34,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 
 from gossip.errors import GossipError, InvalidKey, InvalidValue
 from gossip.limits import check_key
-from gossip.membership import ALIVE, SUSPECT
 from gossip.namespaces import RESERVED
 from node.background import TaskHost
-
-if TYPE_CHECKING:
-    from node.state import SharedState
+from node.local_state import LocalState
+from node.views import Views
 
 log = logging.getLogger("gossip.node")
 
@@ -78,8 +75,9 @@ class _Singleton:
 
 
 class Jobs:
-    def __init__(self, state: SharedState, tasks: TaskHost) -> None:
-        self._state, self._tasks = state, tasks
+    def __init__(self, local: LocalState, views: Views, tasks: TaskHost) -> None:
+        """`local`: where the ticks are recorded; `views`: who is serving."""
+        self._local, self._views, self._tasks = local, views, tasks
         self._jobs: dict[str, _Singleton] = {}
 
     def singleton(self, name: str, every: float) -> Callable[[Job], Job]:
@@ -92,7 +90,7 @@ class Jobs:
         if name in self._jobs:
             raise InvalidKey(f"job {name!r} is already registered on this node")
         try:
-            check_key(self.key(name), self._state.config)
+            check_key(self.key(name), self._local.protocol.config)
         except InvalidKey as exc:
             raise InvalidKey(f"job name {name!r} makes no valid key: {exc}") from None
 
@@ -113,16 +111,12 @@ class Jobs:
     def owner(self, name: str) -> str | None:
         """Who runs `name` now in this node's view; None while this node has met no
         member yet (it has seeds to join through) or has left."""
-        with self._state._lock:
-            membership = self._state.protocol.membership
-            if membership.me.left or (membership.seeds and not membership.members):
-                return None
-            live = [m.info.id for m in membership.members.values() if m.status in (ALIVE, SUSPECT)]
-        return rendezvous_owner(name, [self._state.id, *live])
+        serving = self._views.serving()
+        return None if serving is None else rendezvous_owner(name, serving)
 
     def last_tick(self, name: str) -> int:
         """The last tick some node recorded running (as far as this node knows), or -1."""
-        entry = self._state.entry(self.key(name))
+        entry = self._local.entry(self.key(name))
         value = None if entry is None else entry.value
         tick = value.get("tick") if isinstance(value, dict) else None
         return tick if type(tick) is int else -1
@@ -132,17 +126,17 @@ class Jobs:
             now = time.time_ns() // 1_000_000
             tick = now // job.every_ms + 1
             await anyio.sleep((tick * job.every_ms - now) / 1000)
-            if self.owner(job.name) != self._state.id or self.last_tick(job.name) >= tick:
+            if self.owner(job.name) != self._local.id or self.last_tick(job.name) >= tick:
                 continue
             try:
-                self._state.write_reserved(self.key(job.name), {"tick": tick, "node": self._state.id})
+                self._local.write_reserved(self.key(job.name), {"tick": tick, "node": self._local.id})
             except GossipError as exc:
-                log.warning("%s: job %r: could not record tick %d: %s", self._state.id, job.name, tick, exc)
+                log.warning("%s: job %r: could not record tick %d: %s", self._local.id, job.name, tick, exc)
             token = _tick.set(tick)
             try:
                 await job.run()
             except Exception:
-                log.exception("%s: job %r failed at tick %d; it runs again next tick", self._state.id,
+                log.exception("%s: job %r failed at tick %d; it runs again next tick", self._local.id,
                               job.name, tick)  # fmt: skip
             finally:
                 _tick.reset(token)

@@ -6,25 +6,48 @@ GET /metrics (node.metrics_api) serves it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT
+from gossip.protocol import GossipProtocol
 from gossip.store import WRITER_SEP, Entry
 from gossip.version import __version__
+from node.clockcheck import ClockCheck
 from node.figures import LAG_BUCKETS, Buckets
-from node.transport import wall_ms
+from node.health import HealthWatch, PeerLog
+from node.transport import HttpTransport, wall_ms
 
-if TYPE_CHECKING:
-    from node.state import SharedState
+
+class Measured(Protocol):
+    """What the metrics read of a node (node.state.SharedState is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def protocol(self) -> GossipProtocol: ...  # (its store tells of each merge)
+    @property
+    def transport(self) -> HttpTransport: ...
+    @property
+    def peers(self) -> PeerLog: ...
+    @property
+    def health(self) -> HealthWatch: ...
+    @property
+    def clockcheck(self) -> ClockCheck: ...
+    @property
+    def write_refusal(self) -> str | None: ...
+    def stats(self) -> dict[str, Any]: ...
+    def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]: ...
+    def entry_counts(self) -> tuple[int, int]: ...
 
 
 class NodeMetrics:
-    def __init__(self, state: SharedState) -> None:
+    def __init__(self, state: Measured) -> None:
         self.state = state
         self.lag = Buckets(LAG_BUCKETS)
         self._own = state.id + WRITER_SEP
@@ -40,7 +63,7 @@ class NodeMetrics:
 
 
 class _Collector(Collector):
-    def __init__(self, state: SharedState, metrics: NodeMetrics) -> None:
+    def __init__(self, state: Measured, metrics: NodeMetrics) -> None:
         self.state, self.metrics = state, metrics
 
     def collect(self) -> Iterator[Metric]:

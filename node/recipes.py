@@ -1,23 +1,21 @@
-"""What a node offers beyond get and set, wired to its state: change streams
+"""What a node offers beyond get and set, wired to its parts: change streams
 (node.watch), a service registry (node.registry) and run-once jobs (node.jobs), with the
 background tasks they need."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from node.background import TaskHost
 from node.jobs import Jobs
+from node.local_state import LocalState
+from node.pump import Pump
 from node.registry import ServiceRegistry
+from node.views import Views
 from node.watch import ChangeFeed
-
-if TYPE_CHECKING:
-    from node.state import SharedState
 
 
 class Recipes:
-    def __init__(self, state: SharedState) -> None:
+    def __init__(self, local: LocalState, views: Views, pump: Pump) -> None:
         self.tasks = TaskHost()  # run by SharedState.run, as long as the gossip loops
-        self.changes = ChangeFeed(state.protocol)
-        self.registry = ServiceRegistry(state, self.tasks)
-        self.jobs = Jobs(state, self.tasks)
+        self.changes = ChangeFeed(local.protocol)
+        self.registry = ServiceRegistry(local, views, pump, self.tasks)
+        self.jobs = Jobs(local, views, self.tasks)

@@ -13,18 +13,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 
 from gossip.errors import GossipError, InvalidKey, InvalidValue
-from gossip.membership import DEAD, LEFT
 from gossip.namespaces import RESERVED
 from gossip.store import JSON
 from node.background import TaskHost
-
-if TYPE_CHECKING:
-    from node.state import SharedState
+from node.local_state import LocalState
+from node.pump import Pump
+from node.views import Views
 
 log = logging.getLogger("gossip.node")
 
@@ -55,12 +53,14 @@ def _check_service(service: object) -> str:
 
 
 class ServiceRegistry:
-    def __init__(self, state: SharedState, tasks: TaskHost) -> None:
-        self._state, self._tasks = state, tasks
+    def __init__(self, local: LocalState, views: Views, pump: Pump, tasks: TaskHost) -> None:
+        """`local`: where the instances are written and read; `views`: who is gone;
+        `pump`: what sends the withdrawals at once."""
+        self._local, self._views, self._pump, self._tasks = local, views, pump, tasks
         self._mine: dict[str, _Registration] = {}  # by service: what this node keeps alive
 
     def key(self, service: str) -> str:
-        return f"{PREFIX}{service}/{self._state.id}"
+        return f"{PREFIX}{service}/{self._local.id}"
 
     def register(self, service: str, url: str, meta: JSON = None, ttl: float = DEFAULT_TTL) -> Instance:
         """Register (or re-register, replacing) this node's instance of `service`."""
@@ -73,39 +73,30 @@ class ServiceRegistry:
         self._write(registration)  # checks the key and value: raises before anything is kept
         self._mine[service] = registration
         self._tasks.start(lambda: self._keep_alive(registration))
-        return Instance(service, self._state.id, url, meta)
+        return Instance(service, self._local.id, url, meta)
 
     def unregister(self, service: str) -> None:
         """Withdraw this node's instance of `service` (no error if there is none)."""
         _check_service(service)
         if self._mine.pop(service, None) is not None:
-            self._state.delete_reserved(self.key(service))
+            self._local.delete_reserved(self.key(service))
 
     def instances(self, service: str) -> list[Instance]:
         """The live instances of `service`, by node id, except those of nodes this node
         sees as dead or left."""
         prefix = f"{PREFIX}{_check_service(service)}/"
-        gone = self._gone()
+        gone = self._views.departed()
         found = []
-        for key, entry in self._state._live().items():
+        for key, entry in self._local.live().items():
             if key.startswith(prefix) and entry.node not in gone and isinstance(entry.value, dict):
                 url = entry.value.get("url")
                 if isinstance(url, str):
                     found.append(Instance(service, entry.node, url, entry.value.get("meta")))
         return sorted(found, key=lambda i: i.node)
 
-    def _gone(self) -> set[str]:
-        state = self._state
-        with state._lock:
-            membership = state.protocol.membership
-            gone = {m.info.id for m in membership.members.values() if m.status in (DEAD, LEFT)}
-            if membership.me.left:
-                gone.add(membership.me.id)
-        return gone
-
     def _write(self, r: _Registration) -> None:
-        value = {"url": r.url, "meta": r.meta, "node": self._state.id}
-        self._state.write_reserved(self.key(r.service), value, ttl=r.ttl)
+        value = {"url": r.url, "meta": r.meta, "node": self._local.id}
+        self._local.write_reserved(self.key(r.service), value, ttl=r.ttl)
 
     async def _keep_alive(self, registration: _Registration) -> None:
         while True:
@@ -115,7 +106,7 @@ class ServiceRegistry:
             try:
                 self._write(registration)
             except GossipError as exc:
-                log.warning("%s: could not refresh the instance of %r: %s", self._state.id,
+                log.warning("%s: could not refresh the instance of %r: %s", self._local.id,
                             registration.service, exc)  # fmt: skip
 
     async def withdraw(self) -> None:
@@ -124,11 +115,6 @@ class ServiceRegistry:
         services, self._mine = list(self._mine), {}
         if not services:
             return
-        state = self._state
         for service in services:
-            state.delete_reserved(self.key(service))
-        with state._lock:
-            outgoing = [state.protocol.replication(a) for a in state.protocol.membership.live_addresses()]
-        async with anyio.create_task_group() as tg:
-            for out in outgoing:
-                tg.start_soon(state._send, out)
+            self._local.delete_reserved(self.key(service))
+        await self._pump.spread_now()

@@ -107,7 +107,7 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
 
 def test_windows_count_apart_and_slide(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100_000]
-    monkeypatch.setattr("node.state.wall_ms", lambda: now[0])
+    monkeypatch.setattr("node.local_state.wall_ms", lambda: now[0])
     a, b = node("a"), node("b")
     a.incr_window("ip", 10, 3)
     b.incr_window("ip", 10, 4)
