@@ -18,9 +18,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_NODE = "http://127.0.0.1:8001"
 REFUSED, USAGE, UNREACHABLE = 1, 2, 3
@@ -165,6 +166,8 @@ def health(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def watch(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
+    import httpx
+
     endless = httpx.Timeout(args.timeout, read=None)  # a quiet stream is no failure
     with client.stream("GET", "/watch", params={"prefix": args.prefix}, timeout=endless) as reply:
         if not reply.is_success:
@@ -213,6 +216,8 @@ def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, transport: httpx.BaseTransport | None = None
 ) -> int:
     args = parser().parse_args(argv)  # bad arguments: exit status 2, from argparse
+    import httpx  # (only now: --help and a mistyped command answer without loading it)
+
     node = args.node if "://" in args.node else f"http://{args.node}"
     token = os.environ.get("GOSSIP_API_TOKEN")
     headers = {"authorization": f"Bearer {token}"} if token else {}

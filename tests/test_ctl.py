@@ -199,11 +199,14 @@ def test_health_of_a_node_cut_off_exits_non_zero(
 
 
 def test_the_tool_loads_no_web_framework_and_the_package_names_still_resolve() -> None:
-    """gossip-ctl needs httpx alone: importing it loads neither FastAPI nor the node's
-    server; every name `node` exports is still there on first use."""
+    """gossip-ctl needs httpx alone, and only once it has a command to send: importing it
+    and building its parser load neither FastAPI nor the node's server nor httpx; every
+    name `node` exports is still there on first use."""
     probe = (
         "import sys, node.ctl\n"
-        "heavy = sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'node.state') if m in sys.modules)\n"
+        "node.ctl.parser().format_help()\n"
+        "heavy = ('fastapi', 'starlette', 'uvicorn', 'node.state', 'httpx')\n"
+        "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "assert not heavy, heavy\n"
         "import node\n"
         "missing = [n for n in node.__all__ if getattr(node, n, None) is None]\n"
