@@ -171,6 +171,10 @@ class GossipProtocol:
         # delta is taken, as its first word judged our whole state (by then it may have
         # collected more).
         self._unvetted: set[str] = set()
+        # While catching up, values we hold that a source could not vouch for (R7d), by key:
+        # the timestamp of ours. Dropped when we are done, unless the source shows it holds
+        # an older version of the key meanwhile.
+        self._doubted: dict[str, Timestamp] = {}
         # Whether, while catching up, we refused a peer's message for our clock: some node
         # holding a history talked to us, so we found no cluster anew (R7d).
         self._clock_refused = False
@@ -638,10 +642,11 @@ class GossipProtocol:
         collected and retired, and the roster; done once it had nothing more to send and
         we hold all it holds (R7d)."""
         if self._vetted != message.sender.address:  # first word from this source
-            self._drop_unvouched(message, peer, now_ms)
+            self._doubt_unvouched(message, peer)
             self._vetted = message.sender.address
         elif self._unvetted:  # what we wrote since its first word
-            self._drop_unvouched(message, peer, now_ms, self._unvetted)
+            self._doubt_unvouched(message, peer, self._unvetted)
+        self._clear_doubts(message.delta)
         self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
         self._take_horizon(message)
@@ -662,6 +667,7 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
+        self._drop_doubted()
         store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
@@ -696,6 +702,7 @@ class GossipProtocol:
         """Every seed answers, catching up, and none holds what our floor speaks of: that
         history is gone with the nodes that held it. We found the cluster anew with what
         we hold, knowing what we knew had been collected."""
+        self._drop_doubted()
         self.store.raise_collected(self._known_collected())
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
@@ -714,24 +721,40 @@ class GossipProtocol:
         pages = [m.id for m in message.members if m.id != message.sender.id]
         self._roster = None if message.roster_end else max(pages, default=self._roster)
 
-    def _drop_unvouched(
-        self, source: Summary, peer: Holdings, now_ms: int, keys: Iterable[str] | None = None
-    ) -> None:
+    def _doubt_unvouched(self, source: Summary, peer: Holdings, keys: Iterable[str] | None = None) -> None:
         """Before we take a source's state: a value we hold that it cannot vouch for (its
         summary does not reach that far in the writer's history) and that is no newer
         than the newest collection it knows of (our writes while we could not reach it,
         pushes from nodes that were away) may have been deleted, and the delete
-        collected, meanwhile: drop it (R7d), and take the source's version, if any. An
-        expired value too: it reads absent, but would spread as an entry older than one
-        the cluster collected. Nothing newer than that collection can have been; a delete
-        brings nothing back."""
+        collected, meanwhile: we doubt it (R7d). An expired value too: it reads absent,
+        but would spread as an entry older than one the cluster collected. Nothing newer
+        than that collection can have been; a delete brings nothing back."""
         limit = source.collected
         held = self.store.entries() if keys is None else (self.store.get(key) for key in keys)
-        for entry in [e for e in held if e is not None]:
-            vouched = peer.mark(entry.origin) or ZERO
-            if vouched < entry.ts <= limit and not entry.deleted:
-                self.store.drop(entry)
+        for entry in [e for e in held if e is not None and not e.deleted]:
+            if (peer.mark(entry.origin) or ZERO) < entry.ts <= limit:
+                self._doubted[entry.key] = entry.ts
+
+    def _clear_doubts(self, deltas: Iterable[WriterDelta]) -> None:
+        """A source that holds a version of a key we doubt (an older one, or ours: our
+        push reached it) holds no newer delete of it, and every member held each delete
+        the cluster collected: none removed ours. (A newer version replaces ours anyway.)"""
+        doubted = self._doubted
+        if doubted:
+            for entry in (e for delta in deltas for e in delta.entries):
+                if entry.key in doubted:
+                    del doubted[entry.key]
+
+    def _drop_doubted(self) -> None:
+        """Done catching up: the values we still doubt, no source having shown an older
+        version of their key, we drop (and take the source's, if any, as we have)."""
+        store = self.store
+        for key, ts in self._doubted.items():
+            entry = store.get(key)
+            if entry is not None and entry.ts == ts:
+                store.drop(entry)
                 self.counters.dropped_unvouched += 1
+        self._doubted = {}
 
     def _retire_listed(self, message: Summary, now_ms: int) -> None:
         """Retired writers a peer lists: one we hold exactly to that end, we retire too,
@@ -837,7 +860,7 @@ class GossipProtocol:
         self._quiet.clear()
         self._retired_at.clear()
         self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
-        self._unvetted = set()
+        self._unvetted, self._doubted = set(), {}
         self._floor, self._cold_seeds, self._met_member = {}, set(), True
         self._waited, self._candidates, self._clock_refused, self._since_member = 0, {}, False, 0
         self.caught_up_from = None  # (this new life has caught up from no one yet)
