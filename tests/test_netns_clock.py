@@ -38,6 +38,11 @@ INTERVAL = 0.2
 MAX_OFFSET = 2.0
 NETWORK = "10.77.1.0/24"
 HOSTS = {"n1": (1, 7401), "n2": (2, 7402), "n5": (3, 7405), "n6": (3, 7406)}
+# Deadlines of the polls (they end as soon as the condition holds): one that includes a
+# node's start (a Python process importing FastAPI under faketime, on a machine that may be
+# busy), and one for gossip between running nodes.
+STARTING = 60.0
+RUNNING = 30.0
 
 
 @dataclass
@@ -107,7 +112,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         try:
             fleet.start("n1")
             fleet.start("n2")
-            wait_until(lambda: healthy(fleet, "n1") and healthy(fleet, "n2"), timeout=20,
+            wait_until(lambda: healthy(fleet, "n1") and healthy(fleet, "n2"), timeout=STARTING,
                        what="n1 and n2 to be in the cluster")  # fmt: skip
             yield fleet
         finally:
@@ -151,7 +156,8 @@ def refused_until_judged(fleet: Fleet, nodes: tuple[str, ...], key: str) -> list
                 judged.add(node_id)
         return judged == set(nodes)
 
-    wait_until(judged_all, timeout=20, what=f"clock_ahead on {nodes}", detail=lambda: (judged, answers[-2:]))
+    wait_until(judged_all, timeout=STARTING, what=f"clock_ahead on {nodes}",
+               detail=lambda: (judged, answers[-2:]))
     for _ in range(3):
         write_all()
     return answers
@@ -166,7 +172,7 @@ def first_answer(fleet: Fleet, node_id: str, key: str, value: object) -> Answer:
         found[:] = [answer] if answer is not None else []
         return bool(found)
 
-    wait_until(answered, timeout=20, what=f"{node_id} to answer a write")
+    wait_until(answered, timeout=STARTING, what=f"{node_id} to answer a write")
     return found[0]
 
 
@@ -183,7 +189,7 @@ def assert_takeable(fleet: Fleet, answers: list[Answer]) -> None:
     for node_id in list(fleet.procs):
         for a in acknowledged(answers):
             wait_until(lambda a=a, node_id=node_id: holds(fleet, node_id, a),
-                       timeout=10, what=f"{a.key} (acknowledged by {a.node}) to reach {node_id}")
+                       timeout=RUNNING, what=f"{a.key} (acknowledged by {a.node}) to reach {node_id}")
 
 
 def holds(fleet: Fleet, node_id: str, a: Answer) -> bool:
@@ -202,7 +208,8 @@ def clock_problem(fleet: Fleet, node_id: str) -> dict[str, Any]:
         found[:] = [p for p in body["problems"] if p["problem"] == "clock_ahead"]
         return len(found) == 1 and {p["host"] for p in found[0]["peers"]} == {"10.77.1.1", "10.77.1.2"}
 
-    wait_until(both_hosts, timeout=10, what=f"{node_id} to measure both other hosts", detail=lambda: found)
+    wait_until(both_hosts, timeout=RUNNING, what=f"{node_id} to measure both other hosts",
+               detail=lambda: found)
     return found[0]
 
 
@@ -227,7 +234,7 @@ def test_a_node_started_ahead_alone_on_its_host_takes_no_write(skewed_host: Flee
     fixed = first_answer(fleet, "n5", "a-fixed", "fixed")
     assert fixed.status == 200, fixed  # (after the first comparison, which the write waits for)
     assert_takeable(fleet, [fixed, *(b for b in beside if b is not None)])
-    wait_until(lambda: healthy(fleet, "n5"), timeout=10, what="n5 to answer /health 200")
+    wait_until(lambda: healthy(fleet, "n5"), timeout=STARTING, what="n5 to answer /health 200")
 
 
 def test_a_same_host_sibling_does_not_vouch_for_the_clock(skewed_host: Fleet) -> None:
@@ -266,7 +273,7 @@ def test_a_clock_restored_ahead_from_the_data_directory_holds_writes_until_caugh
             problems.extend(p for p in body["problems"] if p["problem"] == "hlc_ahead")
         return bool(answers) and answers[-1].status == 200
 
-    wait_until(taken_at_last, timeout=20, what="n5 to take writes", detail=lambda: answers[-1:])
+    wait_until(taken_at_last, timeout=STARTING, what="n5 to take writes", detail=lambda: answers[-1:])
     answers += [a for i in range(5) if (a := fleet.write("n5", f"c-after-{i}", i)) is not None]
     first = next(i for i, a in enumerate(answers) if a.status == 200)
     refused = answers[:first]
