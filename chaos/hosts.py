@@ -33,6 +33,18 @@ CLUSTER_IF = "cl0"  # the cluster interface inside each namespace
 TABLE = "inet chaos"  # the nftables table that holds the faults' chains
 LOCK = Path(tempfile.gettempdir()) / "gossip-netns-tests.lock"
 ROOT = Path(__file__).resolve().parent.parent
+# The library under Debian's `faketime` command, in this machine's architecture's directory.
+_FAKETIME = "faketime/libfaketime.so.1"
+FAKETIME_LIB = next(Path("/usr/lib").glob(f"*/{_FAKETIME}"), Path("/usr/lib") / _FAKETIME)
+
+
+def skewed_clock(seconds: float) -> dict[str, str]:
+    """The environment that runs a process with its wall clock `seconds` off (libfaketime
+    preloaded; its monotonic clock stays true). Not the `faketime` command: it keeps a
+    semaphore per PID in /dev/shm that a killed wrapper leaves behind, and a later wrapper
+    given the same PID then fails to start."""
+    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"{seconds:+.3f}",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}  # fmt: skip
 
 
 def available() -> str | None:

@@ -15,11 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos.hosts import CLUSTER_NET, Hosts, start_node, stop_node
+from chaos.hosts import CLUSTER_NET, Hosts, skewed_clock, start_node, stop_node
 
-# The library under Debian's `faketime` command, in this machine's architecture's directory.
-_FAKETIME = "faketime/libfaketime.so.1"
-FAKETIME_LIB = next(Path("/usr/lib").glob(f"*/{_FAKETIME}"), Path("/usr/lib") / _FAKETIME)
 BASE_PORT = 7400
 TOKEN = "chaos-api-token"  # the api token every node requires for writes and /admin
 
@@ -93,8 +90,7 @@ class Fleet:
         env = {"GOSSIP_KEY": self.keys.primary, "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted),
                "GOSSIP_API_TOKEN": TOKEN}  # fmt: skip
         if skew := self.skews.get(n.host, 0.0):
-            env.update(LD_PRELOAD=str(FAKETIME_LIB), FAKETIME=f"{skew:+.3f}",
-                       FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")  # fmt: skip
+            env.update(skewed_clock(skew))
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
             log.write(f"== chaos: started{f' with the clock {skew:+.3f} s off' if skew else ''}\n".encode())

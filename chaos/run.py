@@ -22,8 +22,8 @@ from chaos import client, faults
 from chaos.evidence import Evidence, kill_evidence
 from chaos.faults import Fault
 from chaos.history import check, dump
-from chaos.hosts import Hosts, available
-from chaos.nodes import FAKETIME_LIB, TOKEN, Fleet, KeyRing
+from chaos.hosts import FAKETIME_LIB, Hosts, available
+from chaos.nodes import TOKEN, Fleet, KeyRing
 from chaos.ops import Op
 from chaos.setup import Setup
 from gossip.auth import key_id

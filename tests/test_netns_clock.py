@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available, start_node, stop_node
+from netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
 from polling import wait_until
 
 INTERVAL = 0.2
@@ -39,8 +38,8 @@ MAX_OFFSET = 2.0
 NETWORK = "10.77.1.0/24"
 HOSTS = {"n1": (1, 7401), "n2": (2, 7402), "n5": (3, 7405), "n6": (3, 7406)}
 # Deadlines of the polls (they end as soon as the condition holds): one that includes a
-# node's start (a Python process importing FastAPI under faketime, on a machine that may be
-# busy), and one for gossip between running nodes.
+# node's start (a Python process importing FastAPI, on a machine that may be busy), and
+# one for gossip between running nodes.
 STARTING = 60.0
 RUNNING = 30.0
 
@@ -62,13 +61,12 @@ class Fleet:
             "--advertise", f"http://{self.hosts.cluster_ip(host)}:{port}", "--cluster-id", self.cluster_id,
             "--interval", str(INTERVAL), "--max-offset", str(MAX_OFFSET), "--allow", NETWORK, *seed, *args,
         ]  # fmt: skip
-        clock = ["faketime", "-f", f"+{ahead:g}s"] if ahead else []
         self.procs[node_id] = start_node(self.hosts.ns(host), node_args, self.logs / f"{node_id}.log",
-                                         wrapper=clock)  # fmt: skip
+                                         env=skewed_clock(ahead) if ahead else None)  # fmt: skip
 
     def stop(self, node_id: str) -> None:
-        """SIGTERM the node's process group (faketime runs the node as its child): it leaves
-        and saves its data directory; SIGKILL if it outlives the deadline."""
+        """SIGTERM the node's process group: it leaves and saves its data directory; SIGKILL
+        if it outlives the deadline."""
         stop_node(self.procs.pop(node_id))
 
     def url(self, node_id: str) -> str:
@@ -105,8 +103,8 @@ class Answer:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if (reason := available()) is not None:
         pytest.skip(reason)
-    if shutil.which("faketime") is None:
-        pytest.skip("no faketime command (scripts/install-test-deps.sh installs it)")
+    if not FAKETIME_LIB.exists():
+        pytest.skip(f"no {FAKETIME_LIB} (scripts/install-test-deps.sh installs faketime)")
     with Hosts(count=3) as hosts:
         fleet = Fleet(hosts, tmp_path_factory.mktemp("netns-clock"))
         try:

@@ -18,7 +18,6 @@ Each problem is logged once at WARNING when it begins and once when it ends. Nee
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available, start_node, stop_node
+from netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
 from polling import wait_until
 
 INTERVAL = 0.2  # the suspicion time is then about 2.3 s
@@ -46,18 +45,16 @@ class Fleet:
     def start(self, node_id: str, host: int, port: int, *args: str, ahead: bool = False) -> None:
         self.ports[node_id] = (host, port)
         seed = [] if node_id == "n1" else ["--seeds", f"http://{self.hosts.cluster_ip(1)}:7301"]
-        clock = ["faketime", "-f", "+60s"] if ahead else []
         node_args = [
             "--host", "0.0.0.0", "--port", str(port), "--node-id", node_id,
             "--advertise", f"http://{self.hosts.cluster_ip(host)}:{port}", "--cluster-id", self.cluster_id,
             "--interval", str(INTERVAL), *seed, *args,
         ]  # fmt: skip
         self.procs[node_id] = start_node(self.hosts.ns(host), node_args, self.logs / f"{node_id}.log",
-                                         wrapper=clock)  # fmt: skip
+                                         env=skewed_clock(60) if ahead else None)  # fmt: skip
 
     def stop(self, node_id: str) -> None:
-        """SIGTERM the node's process group (faketime runs the node as its child), then
-        SIGKILL whatever outlives the deadline."""
+        """SIGTERM the node's process group, then SIGKILL whatever outlives the deadline."""
         stop_node(self.procs.pop(node_id))
 
     def url(self, node_id: str) -> str:
@@ -79,8 +76,8 @@ class Fleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     if (reason := available()) is not None:
         pytest.skip(reason)
-    if shutil.which("faketime") is None:
-        pytest.skip("no faketime command (scripts/install-test-deps.sh installs it)")
+    if not FAKETIME_LIB.exists():
+        pytest.skip(f"no {FAKETIME_LIB} (scripts/install-test-deps.sh installs faketime)")
     with Hosts(count=3) as hosts:
         fleet = Fleet(hosts, tmp_path_factory.mktemp("netns-health"))
         try:
