@@ -173,7 +173,7 @@ class GossipProtocol:
         self._unvetted: set[str] = set()
         # While catching up, values we hold that a source could not vouch for (R7d), by key:
         # the timestamp of ours. Dropped when we are done, unless the source shows it holds
-        # an older version of the key meanwhile.
+        # a version of the key meanwhile.
         self._doubted: dict[str, Timestamp] = {}
         # Whether, while catching up, we refused a peer's message for our clock: some node
         # holding a history talked to us, so we found no cluster anew (R7d).
@@ -667,13 +667,8 @@ class GossipProtocol:
             return
         if self._roster is not None and not cold:
             return
-        self._drop_doubted()
-        store.raise_collected(message.collected)  # we hold what it holds: we know what it knew
-        self.bootstrapping, self._unvetted = False, set()
-        self.source = self._vetted = self._roster = None
-        self._floor = {}
         self.caught_up_from = (message.sender.id, message.sender.generation)
-        self._drain_all_pending(now_ms)
+        self._done_catching_up(message.collected, now_ms)  # we hold what it holds: we know what it knew
 
     def _known_collected(self) -> Timestamp:
         """The newest collection we know of, ours or heard of (in a summary or the floor)."""
@@ -702,11 +697,17 @@ class GossipProtocol:
         """Every seed answers, catching up, and none holds what our floor speaks of: that
         history is gone with the nodes that held it. We found the cluster anew with what
         we hold, knowing what we knew had been collected."""
+        self._waited, self._candidates = 0, {}
+        self._done_catching_up(self._known_collected(), now_ms)
+
+    def _done_catching_up(self, collected: Timestamp, now_ms: int) -> None:
+        """Caught up (or founding anew), knowing of the collections up to `collected`:
+        what we still doubt goes, and the pushes we held apply where they follow on."""
         self._drop_doubted()
-        self.store.raise_collected(self._known_collected())
+        self.store.raise_collected(collected)
         self.bootstrapping, self._unvetted = False, set()
         self.source = self._vetted = self._roster = None
-        self._floor, self._waited, self._candidates = {}, 0, {}
+        self._floor = {}
         self._drain_all_pending(now_ms)
 
     def _take_roster(self, message: Summary) -> None:
@@ -739,15 +740,13 @@ class GossipProtocol:
         """A source that holds a version of a key we doubt (an older one, or ours: our
         push reached it) holds no newer delete of it, and every member held each delete
         the cluster collected: none removed ours. (A newer version replaces ours anyway.)"""
-        doubted = self._doubted
-        if doubted:
+        if self._doubted:
             for entry in (e for delta in deltas for e in delta.entries):
-                if entry.key in doubted:
-                    del doubted[entry.key]
+                self._doubted.pop(entry.key, None)
 
     def _drop_doubted(self) -> None:
-        """Done catching up: the values we still doubt, no source having shown an older
-        version of their key, we drop (and take the source's, if any, as we have)."""
+        """Done catching up: the values we still doubt, no source having shown a version
+        of their key, we drop."""
         store = self.store
         for key, ts in self._doubted.items():
             entry = store.get(key)
