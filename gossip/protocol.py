@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from gossip import staleness
+from gossip.catchup import CatchUp, Phase
 from gossip.clock import ZERO, HybridClock, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
@@ -44,12 +45,6 @@ SummaryType = TypeVar("SummaryType", Exchange, Reply)
 # Rounds an ended writer's watermark must stay still here before we retire it (R20): a
 # little slack for the last of it still on its way, since taking it back costs a message.
 SETTLE_ROUNDS = 2
-
-# Rounds a node catching up waits for a source that reaches its floor (R7d) before it
-# settles for the best peer that answers: the history its floor speaks of may be gone
-# with the nodes that held it.
-PATIENCE_ROUNDS = 20
-
 
 def _prev(item: RumorItem) -> Timestamp:
     return item.prev
@@ -146,38 +141,10 @@ class GossipProtocol:
         # Peers found behind our collections: the evidence goes with our next exchange.
         self._behind: dict[str, Behind] = {}
         # A life that starts empty with seeds to join through (or is reset) catches up
-        # from one peer, its source, before it judges or is judged by anyone (R7d). A
-        # node with no seeds founds a cluster: there is nothing to catch up with.
-        self.bootstrapping = bool(self.membership.seeds)
-        self.source: str | None = None
-        self._vetted: str | None = None  # the source whose first answer we checked our state against
-        # While catching up, the roster still to learn from the source, from after this id;
-        # and the floor: per writer, the newest collection of it we have heard of (from
-        # any peer, or the evidence that reset us). A source must reach it, and so must we
-        # before we are done: a stale source would hand us a state the cluster has
-        # collected past, and we would be reset again.
-        self._roster: str | None = "" if self.bootstrapping else None
-        self._floor: dict[str, Timestamp] = {}
-        # While catching up: the seeds that answered as catching up themselves in a cold
-        # cluster, and whether any peer answered as a member (then the cluster is not cold).
-        self._cold_seeds: set[str] = set()
-        self._met_member = False
-        # Rounds waited for a source that reaches the floor, and who answered meanwhile:
-        # address -> (a member, not catching up?, the newest collection it knows, its id).
-        self._waited = 0
-        self._candidates: dict[str, tuple[bool, Timestamp, str]] = {}
-        self._since_member = 0  # rounds since a member (not catching up) last spoke to us
-        # While catching up, keys we wrote: each word of our source judges them before its
-        # delta is taken, as its first word judged our whole state (by then it may have
-        # collected more).
-        self._unvetted: set[str] = set()
-        # While catching up, values we hold that a source could not vouch for (R7d), by key:
-        # the timestamp of ours. Dropped when we are done, unless the source shows it holds
-        # a version of the key meanwhile.
-        self._doubted: dict[str, Timestamp] = {}
-        # Whether, while catching up, we refused a peer's message for our clock: some node
-        # holding a history talked to us, so we found no cluster anew (R7d).
-        self._clock_refused = False
+        # from one peer, its source, before it judges or is judged by anyone (R7d); the
+        # phases are tabled in gossip/catchup.py. A node with no seeds founds a cluster:
+        # there is nothing to catch up with.
+        self.catchup: CatchUp | None = CatchUp() if self.membership.seeds else None
         # The newest collection we know was made anywhere: ours, or a peer's we heard of.
         self._collected_seen = ZERO
         # The newest timestamp of another node's that we have seen (in digests): time as
@@ -197,6 +164,15 @@ class GossipProtocol:
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def bootstrapping(self) -> bool:
+        """Whether we are catching up (R7d), not yet a member."""
+        return self.catchup is not None
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.MEMBER if self.catchup is None else self.catchup.phase
 
     @property
     def collected(self) -> Timestamp:
@@ -230,8 +206,8 @@ class GossipProtocol:
         prev = self.store.watermark(self.writer)
         entry = Entry(key, value, self.clock.tick(now_ms), self.writer, deleted, expires)
         self.store.merge(entry)
-        if self.bootstrapping:
-            self._unvetted.add(key)
+        if self.catchup is not None:
+            self.catchup.unvetted.add(key)
         self.store.advance(self.writer, prev, entry.ts)
         if self.config.eager_push:
             if self._tree is None:
@@ -281,13 +257,11 @@ class GossipProtocol:
         # With eager push on, writes younger than one interval are left to the push, so
         # that an exchange repairs what it missed instead of sending everything twice.
         fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
-        if self.bootstrapping and self.source is None:
-            self._waited += 1
-            self._since_member += 1
-            if self._waited >= PATIENCE_ROUNDS and self._candidates and self._outranks_candidates():
-                self._found(now_ms)
-        if self.bootstrapping and self.source is not None:
-            peers = [self.source]
+        seeking = self.catchup if self.phase is Phase.SEEKING else None
+        if seeking is not None and seeking.wait_round(self.membership.seeds, self.id, self.collected):
+            self._found(seeking, now_ms)  # (a round without a source: we may found anew)
+        if self.catchup is not None and self.catchup.source is not None:  # FOLLOWING: ask the source alone
+            peers = [self.catchup.source]
         else:
             peers = self.membership.pick_peers(self.config.fanout, self.rng)
         guess = self._guess(now_ms)  # once a round, for the peers whose digest we do not know
@@ -368,8 +342,8 @@ class GossipProtocol:
         failures = self.counters.by_peer_failures
         failures[address] = failures.get(address, 0) + 1
         self._peers.pop(address, None)
-        if address == self.source:
-            self.source = None  # catch up from whoever answers next
+        if self.catchup is not None and address == self.catchup.source:
+            self.catchup.source = None  # catch up from whoever answers next
 
     # -- what our messages carry ----------------------------------------------------------
 
@@ -401,13 +375,14 @@ class GossipProtocol:
         horizon = {w: t for w, t in store.horizon.items()
                    if w in store.watermarks or w in listed or w in sent}  # fmt: skip
         members, roster_end, forgotten = self._view_or_roster(request)
+        catchup = self.catchup
         return kind(
             self.membership.me, dict(store.watermarks), tuple(members), delta, horizon, listed,
             # (catching up, we hold nothing to be judged by: say what we know was collected)
-            self._known_collected() if self.bootstrapping else store.collected,
+            store.collected if catchup is None else catchup.known_collected(self.collected),
             self.bootstrapping, more, behind,
             retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
-            self._roster if kind is Exchange and self.bootstrapping else None, roster_end, forgotten,
+            catchup.roster if kind is Exchange and catchup is not None else None, roster_end, forgotten,
         )  # fmt: skip
 
     def _view_or_roster(
@@ -522,25 +497,9 @@ class GossipProtocol:
         if mine is not None and yields:
             self._reset(now_ms, sender.address, mine, message)
             return None, peer
-        if self.bootstrapping:
-            if message.bootstrap and message.collected == ZERO:
-                self._cold_seeds.add(sender.address)
-            else:
-                self._met_member = True
-                self._since_member = 0
-            self._raise_floor(message.horizon)
-            reaches = self._reaches_floor(message, peer)
-            if isinstance(message, Reply):
-                self._candidates[sender.address] = (not message.bootstrap, message.collected, sender.id)
-            if sender.address == self.source and not reaches and self._waited < PATIENCE_ROUNDS:
-                self.source = self._vetted = None  # it has not seen what we know was collected
-            settle = self._waited >= PATIENCE_ROUNDS and self._best_candidate() == sender.address
-            answered = isinstance(message, Reply) and self._may_source(message)
-            if self.source is None and answered and (reaches or settle):
-                self.source = sender.address  # the first peer that answers
-                self._waited, self._candidates = 0, {}
-            if sender.address == self.source:
-                self._catch_up(message, peer, now_ms)
+        if self.catchup is not None:
+            if self.catchup.hear(message, peer, self.membership.seeds, self.collected):
+                self._catch_up(self.catchup, message, peer, now_ms)
             return None, peer
         self.stability.hear(sender, peer, message.collected)
         if message.bootstrap:
@@ -599,161 +558,67 @@ class GossipProtocol:
             for delta in message.delta:
                 check(delta.upto, now_ms)
         except ClockSkewRejected:
-            self._clock_refused = self._clock_refused or self.bootstrapping
+            if self.catchup is not None:
+                self.catchup.clock_refused = True
             raise
 
-    def _may_source(self, message: Summary) -> bool:
-        """Whether a peer may be the source we catch up from: one that is not catching up
-        itself, or, in a cluster starting cold, any peer."""
-        return not message.bootstrap or (message.collected == ZERO and self._cold())
-
-    def _cold(self) -> bool:
-        """Whether the cluster we join is starting cold: no member exists to catch up
-        from, so nodes catching up may complete from each other. We know it only when
-        every seed has answered, each catching up itself, none having heard of any
-        collection, nor we (nor a reset: that knows collections exist). A seed that does
-        not answer may be a member cut off from us: we wait for it."""
-        seeds = self.membership.seeds
-        return (
-            not self._met_member and self.collected == ZERO and bool(seeds)
-            and all(s in self._cold_seeds for s in seeds)
-        )  # fmt: skip
-
-    def _raise_floor(self, horizon: Mapping[str, Timestamp]) -> None:
-        floor = self._floor
-        for writer, mark in horizon.items():
-            if mark > floor.get(writer, ZERO):
-                floor[writer] = mark
-
-    def _reaches_floor(self, message: Summary, peer: Holdings) -> bool:
-        """Whether a peer holds (or collected) every writer as far as our floor, judged
-        as staleness.against_peer judges."""
-        for writer, mark in self._floor.items():
-            held = peer.mark(writer) or ZERO
-            if max(held, message.horizon.get(writer, ZERO)) >= mark:
-                continue
-            if held == ZERO and writer not in message.horizon and message.collected >= mark:
-                continue
-            return False
-        return True
-
-    def _catch_up(self, message: Summary, peer: Holdings, now_ms: int) -> None:
+    def _catch_up(self, catchup: CatchUp, message: Summary, peer: Holdings, now_ms: int) -> None:
         """A summary from our source while we catch up: take its delta, what it has
         collected and retired, and the roster; done once it had nothing more to send and
         we hold all it holds (R7d)."""
-        if self._vetted != message.sender.address:  # first word from this source
-            self._doubt_unvouched(message, peer)
-            self._vetted = message.sender.address
-        elif self._unvetted:  # what we wrote since its first word
-            self._doubt_unvouched(message, peer, self._unvetted)
-        self._clear_doubts(message.delta)
-        self._apply_deltas(message.delta, now_ms, catching_up=True)
         store = self.store
+        if catchup.vetted != message.sender.address:  # first word from this source
+            catchup.doubt(store, message, peer)
+            catchup.vetted = message.sender.address
+        elif catchup.unvetted:  # what we wrote since its first word
+            catchup.doubt(store, message, peer, catchup.unvetted)
+        catchup.clear_doubts(message.delta)
+        self._apply_deltas(message.delta, now_ms, catching_up=True)
         self._take_horizon(message)
         self._retire_listed(message, now_ms)
-        self._take_roster(message)
+        self._take_roster(catchup, message)
         self.stability.hear(message.sender, peer, message.collected)
         if not isinstance(message, Reply) or message.more or not peer.complete:
             return
         if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
             return
-        for writer, mark in self._floor.items():
-            held = staleness.reached(store, writer)
-            if held < mark and not (held == ZERO and store.collected >= mark):
-                return
-        cold = message.bootstrap  # (only a cold source may be catching up itself: _may_source)
-        if cold and not self._cold():
-            self.source = self._vetted = None  # a member has answered since: catch up from one
+        if not catchup.floor_reached(store):
             return
-        if self._roster is not None and not cold:
+        cold = message.bootstrap  # (only a cold source may be catching up itself: CatchUp.may_source)
+        if cold and not catchup.cold(self.membership.seeds, self.collected):
+            catchup.source = catchup.vetted = None  # a member has answered since: catch up from one
+            return
+        if catchup.roster is not None and not cold:
             return
         self.caught_up_from = (message.sender.id, message.sender.generation)
-        self._done_catching_up(message.collected, now_ms)  # we hold what it holds: we know what it knew
+        # We hold what it holds: we know what it knew.
+        self._done_catching_up(catchup, message.collected, now_ms)
 
-    def _known_collected(self) -> Timestamp:
-        """The newest collection we know of, ours or heard of (in a summary or the floor)."""
-        return max(self.collected, max(self._floor.values(), default=ZERO))
-
-    def _best_candidate(self) -> str | None:
-        """Past our patience, the source to settle for: the member that answered knowing
-        the newest collection (no node catching up: they hold nothing to vouch for)."""
-        members = [(c, i, a) for a, (member, c, i) in self._candidates.items() if member]
-        return max(members)[2] if members else None
-
-    def _outranks_candidates(self) -> bool:
-        """Past our patience, with only nodes catching up answering, whether we are the
-        one to found the cluster anew with what we hold: the one that knows the newest
-        collection (ties: the highest id). The others then catch up from us."""
-        if self._clock_refused or any(member for member, _, _ in self._candidates.values()):
-            return False
-        if any(seed not in self._candidates for seed in self.membership.seeds):
-            return False  # a seed that does not answer may hold that history, cut off from us
-        if self._since_member < PATIENCE_ROUNDS:
-            return False  # a member spoke to us lately (our answers may not reach it): it is not gone
-        mine = (self._known_collected(), self.id)
-        return all(mine > (c, i) for _, c, i in self._candidates.values())
-
-    def _found(self, now_ms: int) -> None:
+    def _found(self, catchup: CatchUp, now_ms: int) -> None:
         """Every seed answers, catching up, and none holds what our floor speaks of: that
         history is gone with the nodes that held it. We found the cluster anew with what
         we hold, knowing what we knew had been collected."""
-        self._waited, self._candidates = 0, {}
-        self._done_catching_up(self._known_collected(), now_ms)
+        self._done_catching_up(catchup, catchup.known_collected(self.collected), now_ms)
 
-    def _done_catching_up(self, collected: Timestamp, now_ms: int) -> None:
+    def _done_catching_up(self, catchup: CatchUp, collected: Timestamp, now_ms: int) -> None:
         """Caught up (or founding anew), knowing of the collections up to `collected`:
         what we still doubt goes, and the pushes we held apply where they follow on."""
-        self._drop_doubted()
+        self.counters.dropped_unvouched += catchup.drop_doubted(self.store)
         self.store.raise_collected(collected)
-        self.bootstrapping, self._unvetted = False, set()
-        self.source = self._vetted = self._roster = None
-        self._floor = {}
+        self.catchup = None
         self._drain_all_pending(now_ms)
 
-    def _take_roster(self, message: Summary) -> None:
+    def _take_roster(self, catchup: CatchUp, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership
         with the view; the lives it forgot, we treat as forgotten too."""
-        if message.roster_end is None or self._roster is None:
+        if message.roster_end is None or catchup.roster is None:
             return
         for node, life in message.forgotten.items():
             known = self.forgotten.get(node)
             if known is None or life.generation > known.generation:
                 self._remember_forgotten(node, life)
         pages = [m.id for m in message.members if m.id != message.sender.id]
-        self._roster = None if message.roster_end else max(pages, default=self._roster)
-
-    def _doubt_unvouched(self, source: Summary, peer: Holdings, keys: Iterable[str] | None = None) -> None:
-        """Before we take a source's state: a value we hold that it cannot vouch for (its
-        summary does not reach that far in the writer's history) and that is no newer
-        than the newest collection it knows of (our writes while we could not reach it,
-        pushes from nodes that were away) may have been deleted, and the delete
-        collected, meanwhile: we doubt it (R7d). An expired value too: it reads absent,
-        but would spread as an entry older than one the cluster collected. Nothing newer
-        than that collection can have been; a delete brings nothing back."""
-        limit = source.collected
-        held = self.store.entries() if keys is None else (self.store.get(key) for key in keys)
-        for entry in [e for e in held if e is not None and not e.deleted]:
-            if (peer.mark(entry.origin) or ZERO) < entry.ts <= limit:
-                self._doubted[entry.key] = entry.ts
-
-    def _clear_doubts(self, deltas: Iterable[WriterDelta]) -> None:
-        """A source that holds a version of a key we doubt (an older one, or ours: our
-        push reached it) holds no newer delete of it, and every member held each delete
-        the cluster collected: none removed ours. (A newer version replaces ours anyway.)"""
-        if self._doubted:
-            for entry in (e for delta in deltas for e in delta.entries):
-                self._doubted.pop(entry.key, None)
-
-    def _drop_doubted(self) -> None:
-        """Done catching up: the values we still doubt, no source having shown a version
-        of their key, we drop."""
-        store = self.store
-        for key, ts in self._doubted.items():
-            entry = store.get(key)
-            if entry is not None and entry.ts == ts:
-                store.drop(entry)
-                self.counters.dropped_unvouched += 1
-        self._doubted = {}
+        catchup.roster = None if message.roster_end else max(pages, default=catchup.roster)
 
     def _retire_listed(self, message: Summary, now_ms: int) -> None:
         """Retired writers a peer lists: one we hold exactly to that end, we retire too,
@@ -858,14 +723,11 @@ class GossipProtocol:
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self._quiet.clear()
         self._retired_at.clear()
-        self.bootstrapping, self.source, self._vetted, self._roster = True, source, None, ""
-        self._unvetted, self._doubted = set(), {}
-        self._floor, self._cold_seeds, self._met_member = {}, set(), True
-        self._waited, self._candidates, self._clock_refused, self._since_member = 0, {}, False, 0
+        self.catchup = catchup = CatchUp(source=source, met_member=True)
         self.caught_up_from = None  # (this new life has caught up from no one yet)
-        self._raise_floor(message.horizon)
+        catchup.raise_floor(message.horizon)
         if evidence.reason == HORIZON:
-            self._raise_floor({evidence.writer: evidence.mark})
+            catchup.raise_floor({evidence.writer: evidence.mark})
         self.counters.resets += 1
         self.last_reset = ResetNotice(evidence, source, now_ms)
 
@@ -1110,11 +972,10 @@ class GossipProtocol:
             # of ours it shows, else the oldest there is (so a peer that forgot any life
             # of ours judges it).
             self.lineage = snap.lineage or min(ours, default=1)
-            self.bootstrapping, self._roster = False, None
+            self.catchup = None
         else:  # nothing to restore: a new life like any other
             self.lineage = self._generation
-            self.bootstrapping = bool(self.membership.seeds)
-            self._roster = "" if self.bootstrapping else None
+            self.catchup = CatchUp() if self.membership.seeds else None
 
     # -- reading the state ------------------------------------------------------------------
 
