@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import insort
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from gossip import staleness
+from gossip import deltas, staleness
 from gossip.catchup import CatchUp, Phase
 from gossip.clock import ZERO, HybridClock, Timestamp
-from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.errors import ClockSkewRejected, InvalidValue
+from gossip.intake import Intake
 from gossip.limits import check_key, check_value
 from gossip.membership import LEFT, MAX_FORGOTTEN, MemberInfo, Membership
 from gossip.messages import (
@@ -36,39 +35,13 @@ from gossip.messages import (
 )
 from gossip.namespaces import is_window_key
 from gossip.push import Branch, Outbox
-from gossip.retired import BUCKETS, Holdings, RetiredSummary
+from gossip.retired import Holdings, RetiredSummary
+from gossip.retirement import Retirement
 from gossip.stability import Stability
+from gossip.stats import Stats
 from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
 
 SummaryType = TypeVar("SummaryType", Exchange, Reply)
-
-# Rounds an ended writer's watermark must stay still here before we retire it (R20): a
-# little slack for the last of it still on its way, since taking it back costs a message.
-SETTLE_ROUNDS = 2
-
-def _prev(item: RumorItem) -> Timestamp:
-    return item.prev
-
-
-@dataclass
-class Counters:
-    """What happened, for /health-style reporting and for tests."""
-
-    rounds: int = 0
-    exchanges_served: int = 0
-    rumors_received: int = 0
-    entries_applied: int = 0
-    rejected: int = 0
-    failures: int = 0
-    collected: int = 0  # tombstones and expired entries dropped once every member held them
-    retired: int = 0  # writers of ended lives moved from the digest to the retired set (R20)
-    resets: int = 0  # times our state was found older than a peer's collections (R7c)
-    refused_superseded: int = 0  # entries for keys we lack that our watermark already covers
-    refused_stale: int = 0  # pushed entries too old to be news, for keys we lack
-    dropped_unvouched: int = 0  # old entries our source could not vouch for, once caught up
-    behind_peers: int = 0  # summaries refused because the peer's state predates our collections
-    undecided: int = 0  # summaries whose delta we left because they did not tell enough to judge them
-    by_peer_failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +94,7 @@ class GossipProtocol:
         self.lineage = generation
         me = MemberInfo(node_id, address, generation, 0, tags=tuple(sorted((tags or {}).items())))
         self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
-        self.counters = Counters()
+        self.stats = Stats()
         # What each peer holds, by its last summary (its digest and retired set).
         self._peers: dict[str, Holdings] = {}
         self._peer_retired: dict[str, RetiredSummary] = {}  # each peer's last retired-set summary
@@ -131,9 +104,8 @@ class GossipProtocol:
         # Items to push eagerly, per peer (R14, R21); our own go down a tree drawn once a round.
         self.outbox = Outbox(config, rng)
         self._tree: list[Branch] | None = None
-        # Pushes that arrived before an earlier write of their writer, by prev, applied
-        # once that gap is filled (by an exchange, or the missing push).
-        self._pending: dict[str, list[RumorItem]] = {}
+        self.retirement = Retirement(config, self.store, self.stats)
+        self.intake = Intake(config, self.store, self.clock, self.stats, self.retirement.retire)
         # What each member holds, from its own summaries: collection waits until every
         # member holds what it drops (R7a).
         self.stability = Stability()
@@ -154,8 +126,6 @@ class GossipProtocol:
         # The life (node id, generation) this one caught up from, once it has (R7d): its
         # state is that life's, and shares its fate if that state proves stale (R7c).
         self.caught_up_from: tuple[str, int] | None = None
-        self._quiet: dict[str, tuple[Timestamp, int]] = {}  # ended writers: mark, rounds unmoved
-        self._retired_at: dict[str, int] = {}  # retired writers: since when (our clock)
 
     @property
     def _grace_ms(self) -> int:
@@ -223,7 +193,7 @@ class GossipProtocol:
         peer = self._peers.get(address)
         theirs = (peer.mark(self.writer) if peer is not None else None) or ZERO
         mine = self.store.watermark(self.writer)
-        delta, more = self._deltas([(self.writer, theirs, mine)])
+        delta, more = deltas.cut(self.store, self.config, [(self.writer, theirs, mine)])
         return Outgoing(address, self._summary(Exchange, delta, more=more, to=address))
 
     # -- timing ------------------------------------------------------------------------
@@ -243,7 +213,7 @@ class GossipProtocol:
         """Start a round: judge members, forget the long gone, collect what every member
         holds and retire ended writers, then one Exchange to each of `fanout` random
         peers (only to our source while we catch up)."""
-        self.counters.rounds += 1
+        self.stats.rounds += 1
         for info in self.membership.update(now_ms, judging=not self.bootstrapping):
             # What it knew had been collected, as it last told us (or what we had, if less):
             # any collection past that, back with its old state, it may have missed.
@@ -317,7 +287,7 @@ class GossipProtocol:
             self.on_reply(message.sender.address, message, now_ms)
             return None
         behind, peer = self._take_summary(message, now_ms)
-        self.counters.exchanges_served += 1
+        self.stats.exchanges_served += 1
         if behind is not None:  # it could bring deleted keys back: take nothing, tell it
             return self._summary(Reply, (), behind=behind, request=message)
         self._peers[message.sender.address] = peer
@@ -338,8 +308,8 @@ class GossipProtocol:
 
     def on_failure(self, address: str) -> None:
         """An exchange with `address` failed (timeout, refused, refusal)."""
-        self.counters.failures += 1
-        failures = self.counters.by_peer_failures
+        self.stats.failures += 1
+        failures = self.stats.by_peer_failures
         failures[address] = failures.get(address, 0) + 1
         self._peers.pop(address, None)
         if self.catchup is not None and address == self.catchup.source:
@@ -403,65 +373,11 @@ class GossipProtocol:
     def _delta_for(
         self, peer: Holdings, until_wall: int | None = None
     ) -> tuple[tuple[WriterDelta, ...], bool]:
-        """What a peer lacks, by what its summary shows it holds: every writer (retired
-        ones too) we hold further than it does. A writer whose mark its summary does not
-        tell is left for a later exchange."""
-        store = self.store
-        behind = []
-        for writer, mine in store.watermarks.items():
-            theirs = peer.mark(writer)
-            if theirs is not None and theirs < mine:
-                behind.append((writer, theirs, mine))
-        for b in range(BUCKETS):
-            if peer.same_bucket(b):
-                continue
-            for writer, end in store.retired.bucket(b).items():
-                theirs = peer.mark(writer)
-                if theirs is not None and theirs < end:
-                    behind.append((writer, theirs, end))
+        """What a peer lacks, by what its summary shows it holds (in a random order, R9),
+        cut to one message."""
+        behind = deltas.lacking(self.store, peer)
         self.rng.shuffle(behind)
-        return self._deltas(behind, until_wall)
-
-    def _deltas(
-        self, behind: Iterable[tuple[str, Timestamp, Timestamp]], until_wall: int | None = None
-    ) -> tuple[tuple[WriterDelta, ...], bool]:
-        """For each (writer, base, mine), the entries we hold with base < ts <= mine, in
-        ts order, cut at the byte and entry budgets (and before entries written after
-        `until_wall`, if given), and whether it was cut. Writers come in the caller's
-        (random) order so that no writer starves when every message is cut (R9)."""
-        budget = self.config.delta_budget_bytes
-        room = self.config.max_entries_per_message
-        deltas = []
-        cut = False
-        for origin, base, mine in behind:
-            budget -= len(origin) + 64  # the writer's header: origin, base, upto
-            taken: list[Entry] = []
-            cut = budget <= 0
-            young = False
-            for entry in self.store.newer_than(origin, base):
-                if entry.ts > mine:
-                    break  # held, but not yet covered by our own watermark
-                if until_wall is not None and entry.ts.wall > until_wall:
-                    young = True
-                    break
-                size = entry_size(entry)
-                if size > budget or room == 0:
-                    cut = True
-                    break
-                budget -= size
-                room -= 1
-                taken.append(entry)
-            if cut and not taken:
-                break
-            if not taken and young:
-                continue
-            whole = not (cut or young)
-            upto = mine if whole else taken[-1].ts
-            final = whole and origin in self.store.retired
-            deltas.append(WriterDelta(origin, base, upto, tuple(taken), final))
-            if cut:
-                break
-        return tuple(deltas), cut
+        return deltas.cut(self.store, self.config, behind, until_wall)
 
     # -- taking in a peer's summary (R7c, R7d) -----------------------------------------------
 
@@ -506,13 +422,13 @@ class GossipProtocol:
             self._behind.pop(sender.address, None)
             return None, peer  # its delta is not taken until it has caught up
         if theirs is not None:
-            self.counters.behind_peers += 1
+            self.stats.behind_peers += 1
             return theirs, peer
         self._behind.pop(sender.address, None)
         if not decided:  # it does not tell enough to judge it yet: take nothing of it
-            self.counters.undecided += 1
+            self.stats.undecided += 1
             return None, peer
-        self._apply_deltas(message.delta, now_ms)
+        self.intake.deltas(message.delta, now_ms)
         self._merge_collections(message, now_ms)
         return None, peer
 
@@ -573,9 +489,9 @@ class GossipProtocol:
         elif catchup.unvetted:  # what we wrote since its first word
             catchup.doubt(store, message, peer, catchup.unvetted)
         catchup.clear_doubts(message.delta)
-        self._apply_deltas(message.delta, now_ms, catching_up=True)
+        self.intake.deltas(message.delta, now_ms, catching_up=True)
         self._take_horizon(message)
-        self._retire_listed(message, now_ms)
+        self.retirement.align(message)
         self._take_roster(catchup, message)
         self.stability.hear(message.sender, peer, message.collected)
         if not isinstance(message, Reply) or message.more or not peer.complete:
@@ -603,10 +519,10 @@ class GossipProtocol:
     def _done_catching_up(self, catchup: CatchUp, collected: Timestamp, now_ms: int) -> None:
         """Caught up (or founding anew), knowing of the collections up to `collected`:
         what we still doubt goes, and the pushes we held apply where they follow on."""
-        self.counters.dropped_unvouched += catchup.drop_doubted(self.store)
+        self.stats.dropped_unvouched += catchup.drop_doubted(self.store)
         self.store.raise_collected(collected)
         self.catchup = None
-        self._drain_all_pending(now_ms)
+        self.intake.drain_all(now_ms)
 
     def _take_roster(self, catchup: CatchUp, message: Summary) -> None:
         """A page of the roster from our source: its members went into our membership
@@ -620,26 +536,12 @@ class GossipProtocol:
         pages = [m.id for m in message.members if m.id != message.sender.id]
         catchup.roster = None if message.roster_end else max(pages, default=catchup.roster)
 
-    def _retire_listed(self, message: Summary, now_ms: int) -> None:
-        """Retired writers a peer lists: one we hold exactly to that end, we retire too,
-        so that our retired sets come to agree; one of which it holds more than we
-        retired, we take back into the digest, to receive the rest (R20)."""
-        store = self.store
-        for writer, end in message.retired.items():
-            if store.watermarks.get(writer) == end:
-                self._retire_writer(writer, end, now_ms)
-            elif store.retired.get(writer, end) < end:
-                store.unretire(writer)
-        for writer, theirs in message.digest.items():
-            if store.retired.get(writer, theirs) < theirs:
-                store.unretire(writer)
-
     def _merge_collections(self, message: Summary, now_ms: int) -> None:
         """A peer we are not behind: what it collected, we hold past already, so its
         horizon becomes ours too (we can judge others by it); and its retired writers
         bring ours into line (R20)."""
         self._take_horizon(message)
-        self._retire_listed(message, now_ms)
+        self.retirement.align(message)
 
     def _take_horizon(self, message: Summary) -> None:
         """What a peer collected of a writer we hold that far: we could have collected it
@@ -715,20 +617,19 @@ class GossipProtocol:
         self.store.clear()
         self.stability.clear()
         self.outbox.clear()
-        self._pending.clear()
+        self.intake.pending.clear()
         self._peers.clear()
         self._peer_retired.clear()
         self._recent_digests.clear()
         self._behind.clear()
         self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
-        self._quiet.clear()
-        self._retired_at.clear()
+        self.retirement.clear()
         self.catchup = catchup = CatchUp(source=source, met_member=True)
         self.caught_up_from = None  # (this new life has caught up from no one yet)
         catchup.raise_floor(message.horizon)
         if evidence.reason == HORIZON:
             catchup.raise_floor({evidence.writer: evidence.mark})
-        self.counters.resets += 1
+        self.stats.resets += 1
         self.last_reset = ResetNotice(evidence, source, now_ms)
 
     # -- collection and retirement (R7a, R20) ------------------------------------------------
@@ -743,7 +644,7 @@ class GossipProtocol:
             mine = store.coverage(writer)
             return min(mine, stability.coverage(members, writer)) if members else mine
 
-        self.counters.collected += store.collect(now_ms, stable)
+        self.stats.collected += store.collect(now_ms, stable)
 
     def _knows_cluster(self) -> bool:
         """Whether we know whom to ask before collecting: not while catching up, nor with
@@ -772,153 +673,24 @@ class GossipProtocol:
         return not for_good and forgotten is not None and forgotten.generation >= generation
 
     def _retire(self, now_ms: int) -> None:
-        """Move ended writers whose watermark has stood still for a few rounds from the
-        digest to the retired set, so that digests track live nodes, not history (R20).
-        Retiring promises nothing about peers, so no member is waited for: any peer that
-        holds less is sent the rest. A retired writer none of whose entries is left here
-        is forgotten once its life has ended for good, its last write is twice
-        reap_after (and max_offset) old, we retired it reap_after ago (time to hear of any
-        more of it, such as writes our clock refused), and every member holds it to its
-        end or has forgotten it: no member can bring part of it back, and a node that
-        could is one the cluster forgot, judged by that (R7c, R18)."""
-        store = self.store
-        if not self.bootstrapping:  # (catching up, we retire what our source has retired)
-            for writer, mark in list(store.watermarks.items()):
-                if not self._ended(writer):
-                    continue
-                seen, rounds = self._quiet.get(writer, (mark, -1))
-                if seen != mark:
-                    rounds = -1
-                if rounds + 1 >= SETTLE_ROUNDS:
-                    self._retire_writer(writer, mark, now_ms)
-                else:
-                    self._quiet[writer] = (mark, rounds + 1)
-        for writer in [w for w in self._quiet if w not in store.watermarks]:
-            del self._quiet[writer]
-        for writer in [w for w in self._pending if w in store.retired]:
-            del self._pending[writer]  # it ended: what it waits for comes with the rest of it
-        # Measured by the cluster's clocks, not ours alone: a node whose clock runs ahead
-        # would forget too soon, and be judged by nodes that still remember (R7c).
-        cluster_ms = min(now_ms, self._cluster_time.wall)
-        reap_ms = self.config.reap_after * 1000
-        forget_ms = 2 * reap_ms + self.config.max_offset_ms
-        for writer in [w for w in self._retired_at if w not in store.retired]:
-            del self._retired_at[writer]  # taken back into the digest
+        """Retire ended writers, and forget those long retired (R18, R20; see
+        gossip/retirement.py)."""
+        self.retirement.settle(self._ended, judging=not self.bootstrapping)
+        self.intake.forget_retired()
         members = [m.info for m in self.membership.members.values()]
-        for writer, end in list(store.retired.items()):
-            since = self._retired_at.setdefault(writer, now_ms)
-            if (now_ms - since > reap_ms and cluster_ms - end.wall > forget_ms
-                    and self._ended(writer, for_good=True) and not store.holds_any(writer)
-                    and self.stability.all_past(members, writer, end)):  # fmt: skip
-                store.forget_writer(writer)
-                del self._retired_at[writer]
-
-    def _retire_writer(self, writer: str, upto: Timestamp, now_ms: int) -> None:
-        self.store.retire(writer, upto)
-        self._quiet.pop(writer, None)
-        self.counters.retired += 1
-
-    def _apply_deltas(self, deltas: Iterable[WriterDelta], now_ms: int, catching_up: bool = False) -> None:
-        """Apply each writer's delta that starts where our history of it ends (R10): one
-        that starts past it (the sender guessed our digest wrong) is left for the next
-        exchange, so that we never hold a writer's entry above a gap in its history. A
-        delta that ends a writer the sender retired lets us retire it too. (An empty one
-        that ends a retired writer we know nothing of is one nobody holds anything of,
-        which we may have forgotten: a member leaves it; a node catching up takes it, to
-        hold all its source holds.)"""
-        store = self.store
-        for delta in deltas:
-            origin = delta.origin
-            if store.coverage(origin) < delta.base:
-                continue
-            known = origin in store.watermarks or origin in store.retired
-            if delta.final and not (delta.entries or known or catching_up):
-                continue
-            for entry in delta.entries:
-                self._apply(entry, now_ms)
-            store.advance(origin, delta.base, delta.upto)
-            if delta.final and store.watermarks.get(origin) == delta.upto:
-                self._retire_writer(origin, delta.upto, now_ms)
-            if not catching_up:  # (catching up, held pushes wait until we are done)
-                self._drain_pending(origin, now_ms)
-
-    def _apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
-        """Merge an incoming entry. False only if it is refused as possibly stale: then
-        the caller must not count it as held (no watermark moves past it)."""
-        self.clock.observe(entry.ts, now_ms)
-        if self.store.get(entry.key) is None:
-            if entry.ts <= self.store.coverage(entry.origin):
-                # We held this writer's history past it, and the key is gone: something
-                # newer replaced it, and has been collected since (R7b).
-                self.counters.refused_superseded += 1
-                return True
-            if pushed and self._stale_push(entry):
-                # A push is news; one as old as what we have collected may come from a
-                # node that was away. Anti-entropy brings it if it is not stale (R7b).
-                self.counters.refused_stale += 1
-                return False
-        if self.store.merge(entry):
-            self.counters.entries_applied += 1
-        return True
+        cluster_ms = min(now_ms, self._cluster_time.wall)
+        self.retirement.forget(now_ms, cluster_ms, self._ended, members, self.stability)
 
     # -- eager push --------------------------------------------------------------------
 
     def _accept_rumor(self, rumor: Rumor, now_ms: int) -> None:
-        items = rumor.items
-        for item in items:
+        for item in rumor.items:
             self.clock.check(item.entry.ts, now_ms)
-        self.counters.rumors_received += 1
+        self.stats.rumors_received += 1
         self.membership.merge([rumor.sender], now_ms)
-        # A writer with an item refused as stale moves no watermark in this push: a later
-        # item of it may follow on from the refused one (R21).
-        broken = {i.entry.origin for i in items if self._stale_push(i.entry)}
-        for group in rumor.groups:
-            for item in group.items:
-                origin = item.entry.origin
-                coverage = self.store.coverage(origin)
-                if self.bootstrapping:
-                    # Catching up, we take only what our source vouches for: a push waits,
-                    # as one that runs ahead of its writer's history does, until we are
-                    # done and hold that history (R7d, R15).
-                    self._hold(item)
-                elif origin in broken:
-                    if not self._apply(item.entry, now_ms, pushed=True):
-                        continue
-                elif coverage >= item.prev or item.entry.ts <= coverage:
-                    self._apply_pushed(item, now_ms)
-                    self._drain_pending(origin, now_ms)
-                else:  # an earlier write of its writer has not reached us yet (R15)
-                    self._hold(item)
-                if self.config.eager_push:
-                    self.outbox.relay(item, group.cover)  # our part of the tree
-
-    def _stale_push(self, entry: Entry) -> bool:
-        """A pushed entry too old to be news, for a key we do not hold (R7b)."""
-        store = self.store
-        return store.get(entry.key) is None and store.coverage(entry.origin) < entry.ts <= store.collected
-
-    def _apply_pushed(self, item: RumorItem, now_ms: int) -> bool:
-        if not self._apply(item.entry, now_ms, pushed=True):
-            return False
-        self.store.advance(item.entry.origin, item.prev, item.entry.ts)
-        return True
-
-    def _hold(self, item: RumorItem) -> None:
-        pending = self._pending.setdefault(item.entry.origin, [])
-        if len(pending) < self.config.max_entries_per_message:
-            insort(pending, item, key=_prev)
-
-    def _drain_all_pending(self, now_ms: int) -> None:
-        for origin in list(self._pending):
-            self._drain_pending(origin, now_ms)
-
-    def _drain_pending(self, origin: str, now_ms: int) -> None:
-        """Apply held pushes of `origin` that now follow on from what we hold."""
-        pending = self._pending.get(origin)
-        while pending and pending[0].prev <= self.store.coverage(origin):
-            self._apply_pushed(pending.pop(0), now_ms)
-        if not pending:
-            self._pending.pop(origin, None)
+        for item, group in self.intake.pushes(rumor, now_ms, catching_up=self.bootstrapping):
+            if self.config.eager_push:
+                self.outbox.relay(item, group.cover)  # our part of the tree
 
     def has_rumors(self) -> bool:
         return bool(self.outbox)

@@ -89,7 +89,7 @@ class Inbox:
             message = self.codec.decode(body)
             self.clockcheck.observe(message.sender.address, peer_time(headers), received)
             with local.lock:
-                resets = protocol.counters.resets
+                resets = protocol.stats.resets
                 reply = protocol.handle(message, wall_ms())
                 relay = protocol.has_rumors()
                 local.log_reset(resets)

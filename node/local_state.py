@@ -167,7 +167,7 @@ class LocalState:
         """Log a reset the protocol just made (under the lock, `resets_before` the count of
         resets before the message that made it)."""
         notice = self.protocol.last_reset
-        if self.protocol.counters.resets != resets_before and notice is not None:
+        if self.protocol.stats.resets != resets_before and notice is not None:
             e = notice.evidence
             log.warning(
                 "%s: reset: our state predates collections of %s (%s: %s at %s); dropped it and "

@@ -252,7 +252,7 @@ class Pump:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
                 with self.local.lock:
-                    resets = self.protocol.counters.resets
+                    resets = self.protocol.stats.resets
                     self.protocol.on_reply(out.address, answer, wall_ms())
                     self.local.log_reset(resets)
             self.peers.took(out.address)

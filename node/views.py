@@ -80,7 +80,7 @@ class Views:
         return live, len(entries) - live
 
     def stats(self) -> dict[str, Any]:
-        c, source = self.protocol.counters, self.protocol.caught_up_from
+        c, source = self.protocol.stats, self.protocol.caught_up_from
         return {
             "node": self.local.id,
             "rounds": c.rounds,

@@ -118,7 +118,7 @@ class ChangeFeed:
         # adding and removing hold _changing (a watch is cut from whichever thread merged).
         self._watches: tuple[Watch, ...] = ()
         self._changing = threading.Lock()
-        self._resets = protocol.counters.resets
+        self._resets = protocol.stats.resets
         protocol.store.listeners.append(self._on_change)
 
     def watch(self, prefix: str = "", buffer: int = DEFAULT_BUFFER) -> Watch:
@@ -140,8 +140,8 @@ class ChangeFeed:
         return len(self._watches)
 
     def _on_change(self, entry: Entry) -> None:
-        if self._protocol.counters.resets != self._resets:
-            self._resets = self._protocol.counters.resets
+        if self._protocol.stats.resets != self._resets:
+            self._resets = self._protocol.stats.resets
             for watch in self._watches:
                 watch.cut("this node was reset: it dropped its state for a peer's; read it again")
             return

@@ -386,7 +386,7 @@ class Run:
     def _watch(self, node: SimNode) -> None:
         p = node.protocol
         self.clock_high = max(self.clock_high, self.sim.node_ms(node))
-        counts = (p.counters.resets, p.counters.dropped_unvouched)
+        counts = (p.stats.resets, p.stats.dropped_unvouched)
         seen = self._resets.get(node.id, (0, 0))
         if counts != seen:  # part of its state dropped: may read older now
             if counts[0] > seen[0]:
@@ -436,7 +436,7 @@ class Run:
         """A node (re)started: its state and counters are those of its new life."""
         p = node.protocol
         self._shadow[node.id] = self._entries(node)
-        self._resets[node.id] = (p.counters.resets, p.counters.dropped_unvouched)
+        self._resets[node.id] = (p.stats.resets, p.stats.dropped_unvouched)
         self._life[node.id] = p.membership.me.generation
         self._down.pop(node.id, None)
         self.lives.append((node.id, p.membership.me.generation, node.offset_ms))
@@ -701,9 +701,9 @@ class Run:
         nodes = self.sim.nodes.values()
         self.figures = {
             "ops": len(self.ops), "losable": len(self.losable),
-            "resets": sum(n.protocol.counters.resets for n in nodes),
-            "collected": sum(n.protocol.counters.collected for n in nodes),
-            "retired": sum(n.protocol.counters.retired for n in nodes),
+            "resets": sum(n.protocol.stats.resets for n in nodes),
+            "collected": sum(n.protocol.stats.collected for n in nodes),
+            "retired": sum(n.protocol.stats.retired for n in nodes),
             "forgotten lives": len(self.reaped), "restarts": len(self.lives), "restores": len(self.restored),
             "skewed starts": sum(1 for _, _, offset in self.lives if offset),
             "nodes (max)": len(self.sim.nodes),

@@ -25,9 +25,9 @@ from gossip.store import Entry
 from simulations.explore_model import IDS, World
 
 SKIPPED = frozenset({
-    "rng", "config", "counters", "events", "news", "last_reset", "listeners", "version", "cleared",
+    "rng", "config", "stats", "events", "news", "last_reset", "listeners", "version", "cleared",
     "_pushed", "_logs", "_stale", "_mortal", "_ripe", "_live", "_ids", "_addresses", "_tree",
-    "_final_expiry",
+    "_final_expiry", "_store", "_clock",
 })  # fmt: skip
 _UNORDERED = frozenset({"entries", "members", "delta", "groups"})  # lists in messages and snapshots
 
@@ -98,7 +98,7 @@ def fingerprint(world: World) -> bytes:
     for node_id in IDS:
         node = sim.nodes[node_id]
         p = node.protocol
-        counters = (p.counters.resets, p.counters.dropped_unvouched)
+        counters = (p.stats.resets, p.stats.dropped_unvouched)
         saves = tuple(_canon_json(data) for _, data in ledger.saves.get(node_id, []))
         nodes.append((node.up, ledger._down.get(node_id), world.lives[node_id], counters, saves, _canon(p)))
     flights = sorted((world._ident(f), _canon_json(f.data)) for f in world.flights)

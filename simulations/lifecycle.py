@@ -159,7 +159,7 @@ def _restart(name: str, seed: int, nodes: int, down_for: float, *, keep_state: b
     report.figures.update({
         "keys served at restart": serves, "keys held before crash": held,
         "alive everywhere after s": round(alive, 3), "same state hash after s": round(took, 3),
-        "resets": sum(n.protocol.counters.resets for n in s.sim.nodes.values()),
+        "resets": sum(n.protocol.stats.resets for n in s.sim.nodes.values()),
     })  # fmt: skip
     if keep_state:
         s.check(serves == held, f"restarted with {serves} keys, held {held}")
@@ -261,7 +261,7 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
     resurrected: set[tuple[str, str]] = set()
 
     def watch(node: SimNode) -> None:  # after the heal, a deleted key read anywhere
-        if not back or not node.up or (node.id == victim and not node.protocol.counters.resets):
+        if not back or not node.up or (node.id == victim and not node.protocol.stats.resets):
             return
         now = s.sim.node_ms(node)
         for key in deleted:
@@ -270,7 +270,7 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
 
     s.sim.watchers.append(watch)
     s.wait(away)
-    collected = sum(s.sim.nodes[i].protocol.counters.collected for i in s.ids[:-1])
+    collected = sum(s.sim.nodes[i].protocol.stats.collected for i in s.ids[:-1])
     s.heal("away")
     healed = s.sim.now
     back.append(s.sim.nodes[victim])
@@ -282,8 +282,8 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
     resurrected |= {(victim, k) for k in deleted if final.protocol.read(k, now) is not None}
     s.check(not resurrected, f"deleted keys still or again live: {sorted(resurrected)[:8]}")
     s.check(took is not None, "no convergence within 30 s of the heal")
-    resets = final.protocol.counters.resets
-    others = sum(s.sim.nodes[i].protocol.counters.resets for i in s.ids[:-1])
+    resets = final.protocol.stats.resets
+    others = sum(s.sim.nodes[i].protocol.stats.resets for i in s.ids[:-1])
     s.check(others == 0, "a node that stayed was reset")
     forgotten = away > REAP + 10  # dead after ~4 s, then reaped REAP seconds later
     if forgotten:

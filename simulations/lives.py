@@ -67,7 +67,7 @@ class Resets:
         self.story.sim.watchers.append(self._watch)
 
     def _watch(self, node: SimNode) -> None:
-        count, before = node.protocol.counters.resets, self._count.get(node.id, 0)
+        count, before = node.protocol.stats.resets, self._count.get(node.id, 0)
         if count > before:
             self.seen.extend((self.story.sim.now, node.id) for _ in range(count - before))
             self._count[node.id] = count

@@ -35,10 +35,10 @@ def _finish(s: Story, fault_ended: float, timeout: float = 120, settle: float = 
     took = s.wait_converged(timeout)
     s.wait(settle)  # and it stays so
     s.check(s.sim.converged(), f"the nodes agreed, then disagreed again within {settle} s")
-    resets = {n.id: n.protocol.counters.resets for n in s.sim.nodes.values() if n.protocol.counters.resets}
+    resets = {n.id: n.protocol.stats.resets for n in s.sim.nodes.values() if n.protocol.stats.resets}
     s.check(not resets, f"nodes were reset: {resets}")
     report = s.report(fault_ended, took, may_lose)
-    report.figures["collected"] = sum(n.protocol.counters.collected for n in s.sim.nodes.values())
+    report.figures["collected"] = sum(n.protocol.stats.collected for n in s.sim.nodes.values())
     nodes = s.sim.nodes.values()
     report.figures["digest writers (max)"] = max(len(n.protocol.store.watermarks) for n in nodes)
     return report

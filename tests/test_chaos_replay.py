@@ -45,7 +45,7 @@ def explain(r: Replay, keys: list[str]) -> str:
         held = {name: r.sim.nodes[name].protocol.store.get(key) for name in r.names}
         by = {name: entry.origin for name, entry in held.items() if entry is not None}
         lines.append(f"  {key}: held by {by or 'nobody'}; absent on {sorted(set(r.names) - set(by))}")
-    resets = {name: node.protocol.counters.resets for name, node in r.sim.nodes.items()}
+    resets = {name: node.protocol.stats.resets for name, node in r.sim.nodes.items()}
     return "\n".join([*lines, f"  resets: {resets}"])
 
 

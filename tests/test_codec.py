@@ -455,7 +455,7 @@ def snapshot(node: GossipProtocol) -> tuple[object, ...]:
         dict(node.store.watermarks),
         node.clock.last,
         sorted(node.membership.members),
-        node.counters.entries_applied,
+        node.stats.entries_applied,
         node.has_rumors(),
     )
 

@@ -76,7 +76,7 @@ def snapshot(state: SharedState) -> Snapshot:
     return Snapshot(
         p.store.state_hash(0), dict(p.store._entries), dict(p.store.watermarks), p.clock.last,
         {i: m.info for i, m in p.membership.members.items()}, dict(p.store.retired),
-        p.store.collected, p.counters.behind_peers,
+        p.store.collected, p.stats.behind_peers,
     )  # fmt: skip
 
 

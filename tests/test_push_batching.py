@@ -128,7 +128,7 @@ def test_pushes_alone_bring_every_node_to_the_result_when_nothing_is_lost(
         for writer in {e.origin for e in c.writes}:
             own = c.by_address["mem://" + writer.split("#")[0]]
             assert node.store.watermark(writer) == own.store.watermark(writer)
-        assert not node._pending, "a push is still waiting for an earlier one"
+        assert not node.intake.pending, "a push is still waiting for an earlier one"
 
 
 @settings(max_examples=200, deadline=None)

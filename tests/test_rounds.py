@@ -35,7 +35,7 @@ async def test_rounds_go_on_while_an_exchange_hangs() -> None:
                         config=Config.for_tests())  # fmt: skip
     async with httpx.AsyncClient(transport=silent) as client, running_node(settings, client, False) as state:
         with anyio.fail_after(10):
-            while state.protocol.counters.rounds < 20:
+            while state.protocol.stats.rounds < 20:
                 await anyio.sleep(0.01)
         # One exchange in flight per peer: the rounds did not pile up requests to it.
         assert silent.asked >= 1 and silent.most_open == 1

@@ -51,7 +51,7 @@ def test_push_only_replies_carry_no_delta() -> None:
     sim.write("n1", "k", 1)
     sim.start_ticker()
     sim.run_for(0.5)  # n0 asks n1 and learns n1's digest, but not the entry
-    assert n1.protocol.counters.exchanges_served == 1
+    assert n1.protocol.stats.exchanges_served == 1
     assert n0.protocol.read("k", sim.node_ms(n0)) is None
     assert n0.protocol.store.watermarks == {}
 

@@ -126,7 +126,7 @@ async def test_a_reset_ends_every_watch_with_the_reason() -> None:
     async with serving(single_node()) as client:
         state = client._transport.app.state.shared_state  # type: ignore[attr-defined]
         changes = state.watch()
-        state.protocol.counters.resets += 1  # as GossipProtocol._reset counts one
+        state.protocol.stats.resets += 1  # as GossipProtocol._reset counts one
         state.set("after", 1)  # the state the node catches up with: not mixed into the old stream
         with pytest.raises(WatchDropped, match="this node was reset"):
             await changes.__anext__()

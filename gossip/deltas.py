@@ -1,0 +1,76 @@
+"""What a peer lacks, and the deltas that carry it: per writer, our entries past the
+peer's mark, in timestamp order, cut to one message's budgets (R9, R10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gossip.clock import Timestamp
+from gossip.codec import entry_size
+from gossip.config import Config
+from gossip.messages import WriterDelta
+from gossip.retired import BUCKETS, Holdings
+from gossip.store import Entry, Store
+
+Lack = tuple[str, Timestamp, Timestamp]  # (writer, how far the peer holds it, how far we do)
+
+
+def lacking(store: Store, peer: Holdings) -> list[Lack]:
+    """Every writer (retired ones too) we hold further than the peer does, by what its
+    summary shows it holds. A writer whose mark its summary does not tell is left for a
+    later exchange."""
+    behind = []
+    for writer, mine in store.watermarks.items():
+        theirs = peer.mark(writer)
+        if theirs is not None and theirs < mine:
+            behind.append((writer, theirs, mine))
+    for b in range(BUCKETS):
+        if peer.same_bucket(b):
+            continue
+        for writer, end in store.retired.bucket(b).items():
+            theirs = peer.mark(writer)
+            if theirs is not None and theirs < end:
+                behind.append((writer, theirs, end))
+    return behind
+
+
+def cut(
+    store: Store, config: Config, behind: Iterable[Lack], until_wall: int | None = None
+) -> tuple[tuple[WriterDelta, ...], bool]:
+    """For each (writer, base, mine), the entries we hold with base < ts <= mine, in ts
+    order, cut at the byte and entry budgets (and before entries written after
+    `until_wall`, if given), and whether it was cut. Writers come in the caller's (random)
+    order so that no writer starves when every message is cut (R9)."""
+    budget = config.delta_budget_bytes
+    room = config.max_entries_per_message
+    deltas = []
+    cut = False
+    for origin, base, mine in behind:
+        budget -= len(origin) + 64  # the writer's header: origin, base, upto
+        taken: list[Entry] = []
+        cut = budget <= 0
+        young = False
+        for entry in store.newer_than(origin, base):
+            if entry.ts > mine:
+                break  # held, but not yet covered by our own watermark
+            if until_wall is not None and entry.ts.wall > until_wall:
+                young = True
+                break
+            size = entry_size(entry)
+            if size > budget or room == 0:
+                cut = True
+                break
+            budget -= size
+            room -= 1
+            taken.append(entry)
+        if cut and not taken:
+            break
+        if not taken and young:
+            continue
+        whole = not (cut or young)
+        upto = mine if whole else taken[-1].ts
+        final = whole and origin in store.retired
+        deltas.append(WriterDelta(origin, base, upto, tuple(taken), final))
+        if cut:
+            break
+    return tuple(deltas), cut
