@@ -7,7 +7,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from gossip import deltas, staleness
@@ -17,7 +17,8 @@ from gossip.config import Config
 from gossip.errors import ClockSkewRejected, InvalidValue
 from gossip.intake import Intake
 from gossip.limits import check_key, check_value
-from gossip.membership import LEFT, MAX_FORGOTTEN, MemberInfo, Membership
+from gossip.lives import Lives, writer_life
+from gossip.membership import MemberInfo, Membership
 from gossip.messages import (
     FORGOTTEN,
     HORIZON,
@@ -39,7 +40,7 @@ from gossip.retired import Holdings, RetiredSummary
 from gossip.retirement import Retirement
 from gossip.stability import Stability
 from gossip.stats import Stats
-from gossip.store import JSON, WRITER_SEP, Entry, Store, writer_id
+from gossip.store import JSON, Entry, Store
 
 SummaryType = TypeVar("SummaryType", Exchange, Reply)
 
@@ -61,12 +62,6 @@ def news_rounds(members: int) -> int:
     return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
 
 
-def writer_life(writer: str) -> tuple[str, int] | None:
-    """(node id, generation) of a writer id, or None if it is not one of ours."""
-    node, sep, generation = writer.rpartition(WRITER_SEP)
-    return (node, int(generation)) if sep and generation.isdigit() else None
-
-
 class GossipProtocol:
     def __init__(
         self,
@@ -85,15 +80,11 @@ class GossipProtocol:
         self.clock = HybridClock(config.max_offset_ms)
         self.store = Store(self._grace_ms, final_expiry=is_window_key)
         generation = now_ms if generation is None else generation
-        # Each life of a node writes as a writer of its own, so a node restarted empty
-        # never claims (in its digest) to hold what it wrote in an earlier life (R16).
-        self._generation = generation
-        self.writer = writer_id(node_id, generation)
-        # The life whose state ours continues: our own, unless restored from a snapshot
-        # (R19). A peer that forgot that life judges our state by it (R7c).
-        self.lineage = generation
         me = MemberInfo(node_id, address, generation, 0, tags=tuple(sorted((tags or {}).items())))
         self.membership = Membership(me, config, tuple(s for s in seeds if s != address))
+        # Each life of a node writes as a writer of its own, so a node restarted empty
+        # never claims (in its digest) to hold what it wrote in an earlier life (R16).
+        self.lives = Lives(node_id, generation, self.membership, rng)
         self.stats = Stats()
         # What each peer holds, by its last summary (its digest and retired set).
         self._peers: dict[str, Holdings] = {}
@@ -109,7 +100,6 @@ class GossipProtocol:
         # What each member holds, from its own summaries: collection waits until every
         # member holds what it drops (R7a).
         self.stability = Stability()
-        self.forgotten: dict[str, ForgottenLife] = {}  # lives we forgot, by node id (R18)
         # Peers found behind our collections: the evidence goes with our next exchange.
         self._behind: dict[str, Behind] = {}
         # A life that starts empty with seeds to join through (or is reset) catches up
@@ -133,7 +123,12 @@ class GossipProtocol:
 
     @property
     def generation(self) -> int:
-        return self._generation
+        return self.lives.generation
+
+    @property
+    def writer(self) -> str:
+        """The writer id of this life (R16)."""
+        return self.lives.writer
 
     @property
     def bootstrapping(self) -> bool:
@@ -218,7 +213,7 @@ class GossipProtocol:
             # What it knew had been collected, as it last told us (or what we had, if less):
             # any collection past that, back with its old state, it may have missed.
             knew = min(self.store.collected, self.stability.collected(info.id))
-            self._remember_forgotten(info.id, ForgottenLife(info.generation, knew))
+            self.lives.remember_forgotten(info.id, ForgottenLife(info.generation, knew))
             self.stability.forget(info.id)
         self._collect(now_ms)
         self._retire(now_ms)
@@ -241,7 +236,7 @@ class GossipProtocol:
         behind = self._behind.get(address)
         member = self.membership.by_address(address)
         if behind is None and member is not None and not self.bootstrapping:
-            behind = self._forgotten_evidence(member.info.id, member.info.generation)
+            behind = self.lives.evidence(member.info.id, member.info.generation, self.store.collected)
         if behind is not None or self.bootstrapping:
             # Nothing of ours for a peer that must reset first (our delta could make its
             # stale state look current); a catching-up node's deltas are not taken (R7d).
@@ -351,7 +346,7 @@ class GossipProtocol:
             # (catching up, we hold nothing to be judged by: say what we know was collected)
             store.collected if catchup is None else catchup.known_collected(self.collected),
             self.bootstrapping, more, behind,
-            retired.summary(with_buckets=differ), 0 if self.lineage == self._generation else self.lineage,
+            retired.summary(with_buckets=differ), 0 if self.lives.own_state else self.lives.lineage,
             catchup.roster if kind is Exchange and catchup is not None else None, roster_end, forgotten,
         )  # fmt: skip
 
@@ -366,7 +361,7 @@ class GossipProtocol:
         after = request.roster
         page, end = self.membership.roster_page(after, self.config.max_members_per_message - 1)
         last = page[-1].id if page and not end else None
-        forgotten = {i: life for i, life in self.forgotten.items()
+        forgotten = {i: life for i, life in self.lives.forgotten.items()
                      if i > after and (last is None or i <= last)}  # fmt: skip
         return [self.membership.me, *page], end, forgotten
 
@@ -388,8 +383,9 @@ class GossipProtocol:
         self._check_clock(message, now_ms)
         sender = message.sender
         self.membership.merge([sender, *message.members], now_ms)
-        self._outlive(now_ms)
-        self._outlive_forgotten(message.behind, now_ms)
+        outlived = self.lives.outlive(now_ms)
+        if self.lives.outlive_forgotten(message.behind, now_ms) or outlived:
+            self._tree = None  # (our own writes' tree is drawn anew for the new life)
         self._peer_retired[sender.address] = message.retired_sum
         if message.collected > self._collected_seen:
             self._collected_seen = message.collected
@@ -437,7 +433,8 @@ class GossipProtocol:
         by the horizon it sends (a node catching up only heeds being forgotten)."""
         claim = message.behind
         heeded = claim is not None and (claim.reason == FORGOTTEN or not self.bootstrapping)
-        if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, self.lineage):
+        lineage = self.lives.lineage
+        if claim is not None and heeded and staleness.holds_for(self.store, claim, self.id, lineage):
             return claim
         if self.bootstrapping or message.bootstrap:
             return None
@@ -460,7 +457,7 @@ class GossipProtocol:
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
         """Whether the sender's state predates our collections (R7c), the evidence, and
         whether its summary told enough to decide."""
-        forgotten = self._forgotten_evidence(message.sender.id, message.life_of_state)
+        forgotten = self.lives.evidence(message.sender.id, message.life_of_state, self.store.collected)
         if forgotten is not None:
             return forgotten, True
         return staleness.against_peer(self.store, peer, message.horizon, message.collected)
@@ -530,9 +527,9 @@ class GossipProtocol:
         if message.roster_end is None or catchup.roster is None:
             return
         for node, life in message.forgotten.items():
-            known = self.forgotten.get(node)
+            known = self.lives.forgotten.get(node)
             if known is None or life.generation > known.generation:
-                self._remember_forgotten(node, life)
+                self.lives.remember_forgotten(node, life)
         pages = [m.id for m in message.members if m.id != message.sender.id]
         catchup.roster = None if message.roster_end else max(pages, default=catchup.roster)
 
@@ -552,56 +549,9 @@ class GossipProtocol:
             if store.coverage(writer) >= mark:
                 store.raise_horizon(writer, mark)
 
-    def _forgotten_evidence(self, node: str, lineage: int) -> Behind | None:
-        """A node whose state continues a life we forgot, back while we have collected
-        since: its state may hold keys deleted meanwhile (R7c)."""
-        forgotten = self.forgotten.get(node)
-        if forgotten is None or lineage > forgotten.generation:
-            return None
-        if self.store.collected <= forgotten.collected:
-            return None
-        return Behind(FORGOTTEN, node, Timestamp(forgotten.generation, 0))
-
-    def _remember_forgotten(self, node: str, life: ForgottenLife) -> None:
-        self.forgotten.pop(node, None)
-        self.forgotten[node] = life
-        while len(self.forgotten) > MAX_FORGOTTEN:
-            del self.forgotten[next(iter(self.forgotten))]
-
     def _new_life(self, now_ms: int, above: int = 0) -> None:
-        """Start writing as a new life: a generation above every earlier one of ours
-        (even one that ran under a clock ahead of ours), so a new writer (R16). When our
-        clock is behind the one we must be above, it is not a time any more but a mark,
-        and a random step keeps two lives that both had to go above the same one (say,
-        both restored from one old snapshot) from sharing a writer."""
-        floor = max(self._generation, above)
-        self._generation = now_ms if now_ms > floor else floor + self.rng.randrange(1, 1_000_000)
-        self.writer = writer_id(self.id, self._generation)
-        self.membership.me = replace(self.membership.me, generation=self._generation, heartbeat=0)
-        self.membership.outlived = None
-        self._tree = None
-
-    def _outlive(self, now_ms: int) -> None:
-        """A peer knows a life of ours newer than this one (one that ran under a clock
-        ahead of ours): start a life above it, or the cluster would take this one for
-        the older (R16). Our state stays: it is a new writer, not a reset."""
-        outlived = self.membership.outlived
-        if outlived is not None and outlived >= self._generation:
-            own_state = self.lineage == self._generation
-            self._new_life(now_ms, above=outlived)
-            if own_state:  # (a state of this life's own, not one restored: it moves with it)
-                self.lineage = self._generation
-
-    def _outlive_forgotten(self, claim: Behind | None, now_ms: int) -> None:
-        """A peer forgot a life of ours newer than this one, and this life's state is its
-        own (it began empty, or at a reset, in this life). Lives of a node follow each
-        other, so this one began after that one, under a clock behind its, and holds
-        nothing of its state: rather than be taken for it and reset, start a life above
-        it, keeping our state (R16)."""
-        if (claim is not None and claim.reason == FORGOTTEN and claim.writer == self.id
-                and self.lineage == self._generation < claim.mark.wall):  # fmt: skip
-            self._new_life(now_ms, above=claim.mark.wall)
-            self.lineage = self._generation
+        self.lives.new(now_ms, above)
+        self._tree = None  # (our own writes' tree is drawn anew for the new life)
 
     def _reset(self, now_ms: int, source: str, evidence: Behind, message: Summary) -> None:
         """Our state predates collections a peer made (we were forgotten, or restored
@@ -612,7 +562,7 @@ class GossipProtocol:
         if evidence.reason == HORIZON and evidence.mark > self._collected_seen:
             self._collected_seen = evidence.mark  # collections exist: we are no cold start
         self._new_life(now_ms, above=forgotten)
-        self.lineage = self._generation
+        self.lives.lineage = self.lives.generation
         self.membership.restart_judging()
         self.store.clear()
         self.stability.clear()
@@ -622,7 +572,7 @@ class GossipProtocol:
         self._peer_retired.clear()
         self._recent_digests.clear()
         self._behind.clear()
-        self.forgotten.clear()  # judged against the state we drop; our source's come with its roster
+        self.lives.forgotten.clear()  # judged against the state we drop; our source's come with its roster
         self.retirement.clear()
         self.catchup = catchup = CatchUp(source=source, met_member=True)
         self.caught_up_from = None  # (this new life has caught up from no one yet)
@@ -651,35 +601,14 @@ class GossipProtocol:
         seeds but no member met yet."""
         return not self.bootstrapping and bool(self.membership.members or not self.membership.seeds)
 
-    def _ended(self, writer: str, for_good: bool = False) -> bool:
-        """Whether `writer`'s life is over: its node started a newer life, left, or was
-        forgotten. (A writer we know nothing of may be a live node not yet met.) Only the
-        first two are `for_good`: a forgotten life may be alive and writing, cut off."""
-        life = writer_life(writer)
-        if life is None:
-            return False
-        node, generation = life
-        if node == self.id:
-            return generation != self._generation
-        member = self.membership.members.get(node)
-        if member is not None:
-            return member.info.generation > generation or (
-                member.info.generation == generation and member.status == LEFT
-            )
-        reaped = self.membership.reaped.get(node)
-        if reaped is not None and (reaped[0].generation > generation or reaped[0].left):
-            return reaped[0].generation >= generation
-        forgotten = self.forgotten.get(node)
-        return not for_good and forgotten is not None and forgotten.generation >= generation
-
     def _retire(self, now_ms: int) -> None:
         """Retire ended writers, and forget those long retired (R18, R20; see
         gossip/retirement.py)."""
-        self.retirement.settle(self._ended, judging=not self.bootstrapping)
+        self.retirement.settle(self.lives.ended, judging=not self.bootstrapping)
         self.intake.forget_retired()
         members = [m.info for m in self.membership.members.values()]
         cluster_ms = min(now_ms, self._cluster_time.wall)
-        self.retirement.forget(now_ms, cluster_ms, self._ended, members, self.stability)
+        self.retirement.forget(now_ms, cluster_ms, self.lives.ended, members, self.stability)
 
     # -- eager push --------------------------------------------------------------------
 
@@ -712,8 +641,8 @@ class GossipProtocol:
         store = self.store
         members = tuple(m.info for m in self.membership.members.values())
         return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
-                        tuple(store.entries()), dict(store.retired), dict(self.forgotten),
-                        self._generation, self.lineage, members)  # fmt: skip
+                        tuple(store.entries()), dict(store.retired), dict(self.lives.forgotten),
+                        self.lives.generation, self.lives.lineage, members)  # fmt: skip
 
     def restore(self, snap: Snapshot, now_ms: int) -> None:
         """Start from a snapshot (before talking to anyone): its entries, what we held
@@ -730,23 +659,23 @@ class GossipProtocol:
         for writer, end in snap.retired.items():
             store.retired.set(writer, end)
         for node, life in snap.forgotten.items():
-            self._remember_forgotten(node, life)
+            self.lives.remember_forgotten(node, life)
         self.membership.merge(list(snap.members), now_ms)
         if snap.clock > self.clock.last:
             self.clock.last = snap.clock
         lives = [writer_life(w) for w in (*snap.watermarks, *snap.retired)]
         ours = [life[1] for life in lives if life is not None and life[0] == self.id]
         saved_by = max([snap.generation, *ours])
-        if saved_by >= self._generation:
+        if saved_by >= self.lives.generation:
             self._new_life(now_ms, above=saved_by)
         if snap.entries or snap.watermarks or snap.retired:
             # The life our state continues: as saved, else (an older snapshot) the oldest
             # of ours it shows, else the oldest there is (so a peer that forgot any life
             # of ours judges it).
-            self.lineage = snap.lineage or min(ours, default=1)
+            self.lives.lineage = snap.lineage or min(ours, default=1)
             self.catchup = None
         else:  # nothing to restore: a new life like any other
-            self.lineage = self._generation
+            self.lives.lineage = self.lives.generation
             self.catchup = CatchUp() if self.membership.seeds else None
 
     # -- reading the state ------------------------------------------------------------------

@@ -394,7 +394,7 @@ class Run:
             self._resets[node.id] = counts
             old = (node.id, self._life.get(node.id, p.membership.me.generation))
             self._discarded(self._shadow.get(node.id, {}), self._seen.pop(old, {}))
-        for member_id, forgotten in p.forgotten.items():
+        for member_id, forgotten in p.lives.forgotten.items():
             self.reaped.add((member_id, forgotten.generation))
         life = (node.id, p.membership.me.generation)
         before = self._life.get(node.id, life[1])
