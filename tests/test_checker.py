@@ -216,5 +216,7 @@ CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
 def test_a_schedule_once_failed_holds_the_contract(path: Path) -> None:
+    """Each schedule the search once failed on (most of them around catching up, R7d, and the
+    lives of R16-R20) now holds the contract."""
     outcome = checker.run(checker.Schedule.from_json(path.read_text()))
     assert outcome.ok, outcome.violations

@@ -479,6 +479,7 @@ def good_and_future_deltas() -> tuple[WriterDelta, ...]:
 
 @pytest.mark.parametrize("kind", ["exchange-delta", "exchange-digest", "reply", "rumor"])
 def test_far_future_timestamp_is_refused_and_nothing_applied(kind: str) -> None:
+    """R3: a message carrying a timestamp beyond max_offset anywhere is refused whole."""
     node = receiver()
     before = snapshot(node)
     message: Message

@@ -50,7 +50,7 @@ def test_every_node_counts_every_increment_whatever_the_merges(
     """Three nodes count; every entry any of them ever wrote is delivered to every node in
     a random order, some several times, some not at first (a loss, resent later): once a
     node has them all, its totals are the sums of all increments, and before that never
-    more than them."""
+    more than them. (R22)"""
     nodes = [node(f"n{i}") for i in range(3)]
     expected = {"a": 0, "b": 0}
     written: list[Entry] = []
@@ -75,7 +75,7 @@ def test_every_node_counts_every_increment_whatever_the_merges(
 
 
 def test_a_slot_counts_only_for_its_writer() -> None:
-    """An entry under a counter slot that is not its writer's own counts for nothing."""
+    """An entry under a counter slot that is not its writer's own counts for nothing. (R22)"""
     store, tally = Store(), Tally()
     tally.follow(store)
     store.merge(Entry("_gossip/counter/x/w#1", [5, 0], Timestamp(1, 0), "w#1"))
@@ -126,7 +126,7 @@ def test_windows_count_apart_and_slide(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_expired_windows_are_collected_without_the_grace() -> None:
     """A window's slots expire together, so they go as soon as every member holds them,
-    while other expired entries wait the tombstone grace."""
+    while other expired entries wait the tombstone grace. (R7e)"""
     store = Store(grace_ms=86_400_000, final_expiry=lambda key: key.startswith(WINDOW))
     window = Entry(window_slot("ip", 1000, 5, "w#1"), 3, Timestamp(5_000, 0), "w#1", expires_at=7_000)
     plain = Entry("k", 1, Timestamp(5_000, 1), "w#1", expires_at=7_000)

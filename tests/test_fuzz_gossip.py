@@ -272,6 +272,9 @@ def test_arbitrary_bytes_signed_by_a_key_holder(state: SharedState, body: bytes)
 @FUZZ
 @given(message=messages(valid=True))
 def test_valid_signed_messages_are_applied(state: SharedState, message: Message) -> None:
+    """A valid signed message is taken, and exactly what `carried` says of it is applied: a delta
+    only where it follows on from our history (R10), nothing our watermark or collections
+    make stale (R7b)."""
     body = encode(message)
     assert feed(state, body, signed(body)), "a valid, signed message was refused"
 

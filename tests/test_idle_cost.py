@@ -48,6 +48,7 @@ def one_idle_exchange(net: MemNet) -> tuple[int, Exchange, Reply]:
 
 
 def test_idle_exchange_does_not_grow_with_the_number_of_keys() -> None:
+    """R8, R11: two nodes whose watermarks agree exchange digests only, whatever they hold."""
     sizes = {}
     for keys in (10, 10_000):
         net = converged_pair(keys)
@@ -90,6 +91,8 @@ SMALL = Config.for_tests(
 )
 def test_a_node_far_behind_catches_up_over_several_rounds(config: Config, drop: float) -> None:
     # nodes 0 and 2 know each other; node 1 knows nobody and nobody knows it
+    """R8, R9: a node far behind gets the rest in deltas cut to the budgets, round after round,
+    its watermarks moving as each lands."""
     net = MemNet(
         3,
         seed=5,
@@ -136,7 +139,7 @@ def test_a_node_far_behind_catches_up_over_several_rounds(config: Config, drop: 
 
 
 def test_every_delta_respects_the_byte_budget() -> None:
-    """The entries of one delta, as encoded, fit the configured budget."""
+    """The entries of one delta, as encoded, fit the configured budget. (R9)"""
     net = MemNet(2, seed=3, config=SMALL, seeds_of=lambda i: [])
     for n in range(400):
         net.write(0, f"k{n:04d}", "v" * (n % 300))

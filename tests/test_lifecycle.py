@@ -52,6 +52,8 @@ def test_crash_is_detected_leave_is_not_a_crash() -> None:
 
 
 def test_restart_empty_catches_up_and_restart_with_data_serves_at_once() -> None:
+    """A node restarted empty is a new life, a new writer (R16): its writes win over its earlier
+    life's; one restarted with its data serves it at once."""
     with LocalCluster(4, interval=0.2, data=True) as cluster, httpx.Client(timeout=5) as client:
         for i in range(30):
             client.post(cluster.urls[i % 4] + "/set", json={"key": f"k{i}", "value": i}).raise_for_status()

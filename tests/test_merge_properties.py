@@ -81,6 +81,7 @@ DETERMINISTIC = settings(derandomize=True, deadline=None, max_examples=200)
 @DETERMINISTIC
 @given(entry_lists, entry_lists)
 def test_merge_is_commutative(xs: list[Entry], ys: list[Entry]) -> None:
+    """R5: merge is commutative."""
     a, b = store_of(xs), store_of(ys)
     assert state(merged(a, b)) == state(merged(b, a))
 
@@ -88,6 +89,7 @@ def test_merge_is_commutative(xs: list[Entry], ys: list[Entry]) -> None:
 @DETERMINISTIC
 @given(entry_lists, entry_lists, entry_lists)
 def test_merge_is_associative(xs: list[Entry], ys: list[Entry], zs: list[Entry]) -> None:
+    """R5: merge is associative."""
     a, b, c = store_of(xs), store_of(ys), store_of(zs)
     assert state(merged(merged(a, b), c)) == state(merged(a, merged(b, c)))
 
@@ -95,6 +97,7 @@ def test_merge_is_associative(xs: list[Entry], ys: list[Entry], zs: list[Entry])
 @DETERMINISTIC
 @given(entry_lists, entry_lists)
 def test_merge_is_idempotent(xs: list[Entry], ys: list[Entry]) -> None:
+    """R5: merge is idempotent."""
     a, b = store_of(xs), store_of(ys)
     assert state(merged(a, a)) == state(a)
     once = merged(a, b)
@@ -127,7 +130,7 @@ def test_merge_is_inflationary(xs: list[Entry], ys: list[Entry]) -> None:
 @DETERMINISTIC
 @given(entry_lists)
 def test_merge_result_is_the_lww_maximum(xs: list[Entry]) -> None:
-    """For each key the store keeps the entry with the greatest (ts, origin)."""
+    """For each key the store keeps the entry with the greatest (ts, origin). (R4)"""
     store = store_of(xs)
     for key in {e.key for e in xs}:
         best = max((e.ts, e.origin) for e in xs if e.key == key)
@@ -140,6 +143,7 @@ def test_merge_result_is_the_lww_maximum(xs: list[Entry]) -> None:
 def test_ties_on_ts_break_on_node_id(
     ts: Timestamp, key: str, value1: object, value2: object
 ) -> None:
+    """R4: entries with equal timestamps are ordered by their origin."""
     low = Entry(key, value1, ts, "n1")
     high = Entry(key, value2, ts, "n2")
     assert high.wins_over(low) and not low.wins_over(high)
@@ -153,6 +157,7 @@ def test_ties_on_ts_break_on_node_id(
 def test_tombstone_beats_older_writes_and_loses_to_newer(
     t_write: Timestamp, t_delete: Timestamp, w_origin: str, d_origin: str, value: object
 ) -> None:
+    """R6: a tombstone is an entry like any other: it wins over older writes, loses to newer ones."""
     write = Entry("k", value, t_write, w_origin)
     tomb = Entry("k", None, t_delete, d_origin, deleted=True)
     for order in ((write, tomb), (tomb, write)):
@@ -191,6 +196,8 @@ clock_ops = st.lists(
 @settings(DETERMINISTIC, max_examples=300)
 @given(st.integers(0, 10_000), clock_ops)
 def test_hlc_never_goes_back_and_exceeds_every_observed(start: int, ops: list[tuple]) -> None:
+    """R1, R2: each timestamp issued exceeds the last one issued and every one observed, and
+    is never behind the wall clock; R3: a timestamp beyond max_offset is refused and moves nothing."""
     clock = HybridClock(MAX_OFFSET)
     wall = start
     issued: list[Timestamp] = []
@@ -220,6 +227,7 @@ def test_hlc_never_goes_back_and_exceeds_every_observed(start: int, ops: list[tu
 
 
 def test_hlc_wall_clock_jumping_back_keeps_new_writes_winning() -> None:
+    """R1: a wall clock that steps back never makes a later write lose to an earlier one."""
     clock = HybridClock(MAX_OFFSET)
     old = clock.tick(10_000)
     new = clock.tick(2_000)  # the wall clock jumped back 8 s
@@ -228,6 +236,8 @@ def test_hlc_wall_clock_jumping_back_keeps_new_writes_winning() -> None:
 
 
 def test_hlc_stays_close_to_wall_time() -> None:
+    """R1: a timestamp is the wall clock's, or just above the last one issued or observed; once wall time
+    passes that, the counter starts again at 0."""
     clock = HybridClock(MAX_OFFSET)
     clock.observe(Timestamp(1_500, 7), 1_000)  # a peer 500 ms ahead: accepted
     assert clock.tick(1_000) == Timestamp(1_500, 8)
@@ -235,6 +245,7 @@ def test_hlc_stays_close_to_wall_time() -> None:
 
 
 def test_hlc_rejects_far_future_without_moving() -> None:
+    """R3: a remote timestamp more than max_offset ahead is refused, and the clock stays where it was."""
     clock = HybridClock(MAX_OFFSET)
     clock.tick(1_000)
     before = clock.last
@@ -255,6 +266,7 @@ def make_node(node_id: str = "n1") -> GossipProtocol:
 @DETERMINISTIC
 @given(st.integers(0, 10**9), st.integers(1, 10**6))
 def test_ttl_entry_reads_absent_after_expiry(now: int, ttl_ms: int) -> None:
+    """R7: an entry reads absent from its expiry on."""
     node = make_node()
     entry = node.write("k", "v", now, ttl=ttl_ms / 1000)
     assert entry.expires_at is not None and entry.expires_at > now

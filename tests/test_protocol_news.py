@@ -37,6 +37,7 @@ def reply_from(p: GossipProtocol, peer: MemberInfo, digest: Mapping[str, Timesta
 
 
 def test_news_goes_to_every_peer_whose_digest_is_unknown() -> None:
+    """R12: without eager push, a fresh write goes to every peer whose digest we do not know."""
     p = node()
     p.write("fresh", 1, T0)
     assert keys_sent(p, T0 + 1000) == {peer.address: {"fresh"} for peer in PEERS}
@@ -79,6 +80,7 @@ def test_a_known_digest_decides_and_a_failure_forgets_it() -> None:
 
 
 def test_news_lasts_twice_the_rounds_push_gossip_needs() -> None:
+    """R12: what counts as news, and for how many rounds."""
     assert news_rounds(1) == 1
     assert news_rounds(10) == 12  # 2 * (3.32 + 2.30)
     assert news_rounds(1000) == 34  # 2 * (9.97 + 6.91)

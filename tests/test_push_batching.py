@@ -113,6 +113,8 @@ class Cluster:
 def test_pushes_alone_bring_every_node_to_the_result_when_nothing_is_lost(
     size: int, fanout: int, ops: list[tuple[str, int] | tuple[str, int, str]]
 ) -> None:
+    """R14: pushes down the trees reach every member; R15: every held push is applied once the
+    writes before it arrive, so none is left waiting."""
     c = Cluster(size, fanout)
     for op in ops:
         if op[0] == "write":
@@ -136,6 +138,8 @@ def test_pushes_alone_bring_every_node_to_the_result_when_nothing_is_lost(
 def test_with_lost_pushes_the_exchanges_repair_the_rest(
     size: int, fanout: int, ops: list[tuple[str, int] | tuple[str, int, str]]
 ) -> None:
+    """R15: a push that runs ahead of a lost one is held, never applied over the gap; the
+    exchanges bring the rest."""
     c = Cluster(size, fanout, lossy=True)
     for op in ops:
         if op[0] == "write":
@@ -163,5 +167,6 @@ def item(key: str, wall: int, prev: int, origin: str = "w") -> RumorItem:
 
 
 def test_coalescing_keeps_the_newest_per_key_and_chains_around_the_dropped() -> None:
+    """R21: a batch keeps each key's newest item and chains the prevs around those dropped."""
     batch = [item("a", 1, 0), item("b", 2, 1), item("a", 3, 2), item("a", 4, 3, origin="v")]
     assert coalesce(batch) == [item("b", 2, 0), item("a", 3, 2), item("a", 4, 3, origin="v")]

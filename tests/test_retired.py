@@ -50,7 +50,7 @@ def test_a_peers_mark_is_its_true_mark_or_unknown(
     sends_buckets: bool, knows_ours: bool,
 ) -> None:  # fmt: skip
     """The peer lists the buckets it knows to differ (if it knows ours), sends its bucket
-    hashes or only its root: whatever it sends, a mark we read is what it holds."""
+    hashes or only its root: whatever it sends, a mark we read is what it holds. (R20)"""
     theirs = {w: e for w, e in theirs.items() if w not in digest}  # a writer is listed or retired
     mine, peer = retired_set(ours), retired_set(theirs)
     listed: dict[str, Timestamp] = {}

@@ -25,6 +25,7 @@ from simulations.lifecycle import (
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_crash_is_detected_by_every_node(seed: int) -> None:
+    """R17: a crashed node is marked dead by every other node."""
     report = crash_detect(seed=seed)
     # phi_dead 8 at interval 0.2 s: about 18 mean heartbeat intervals of silence.
     assert 2.5 < report.figures["detection min s"] <= report.figures["detection max s"] < 5
@@ -42,16 +43,19 @@ def test_restarted_node_is_alive_everywhere_with_the_same_state(scenario) -> Non
 
 
 def test_restart_with_state_serves_it_before_talking_to_anyone() -> None:
+    """R19: a node restored from its snapshot serves its keys before it hears from anyone."""
     report = restart_state(seed=5)
     assert report.figures["keys served at restart"] == report.figures["keys held before crash"] == 20
 
 
 def test_paused_node_is_never_marked_dead() -> None:
+    """R17: a short pause is never taken for a death."""
     report = pause(seed=6)
     assert report.figures["false dead (events)"] == 0
 
 
 def test_left_node_is_left_everywhere_and_never_a_target_again() -> None:
+    """R18: a node that leaves shows as left, never dead, and nobody gossips with it again."""
     report = leave(seed=7)
     assert report.figures["marked dead by"] == 0
     assert report.figures["messages to it after stop"] == 0

@@ -28,6 +28,8 @@ def test_sampled_views_mark_no_live_member_dead_and_find_a_crash() -> None:
 
 
 def test_digests_list_live_writers_only_over_many_restarts() -> None:
+    """Each restart starts a writer (R16); the ended ones retire (R20), so digests list the
+    live writers only."""
     points = restart_history(nodes=6, restarts=60, every=3.0)
     assert points[-1].writers_ever == 60
     # The current life of each restarting node, and the life that ended 2.5 s before

@@ -33,6 +33,7 @@ def membership(members: int, view_size: int, **changes: object) -> Membership:
 @DETERMINISTIC
 @given(st.integers(0, 300), st.integers(2, 64), st.integers(0, 2**32))
 def test_a_view_is_bounded_starts_with_us_and_repeats_nobody(members: int, size: int, seed: int) -> None:
+    """R13: a view has at most view_size members, ourselves first, each once."""
     m = membership(members, size)
     rng = random.Random(seed)
     for _ in range(5):
@@ -78,7 +79,7 @@ def test_news_is_sent_a_bounded_number_of_times() -> None:
 @given(st.integers(50, 400), st.integers(2, 48), st.integers(0, 2**32))
 def test_every_member_is_sent_in_time(members: int, size: int, seed: int) -> None:
     """A member's chance to be left out of one view is 1 - (size - 1) / N, so all are
-    sent within 30 N / (size - 1) views but with a chance of about N e^-30."""
+    sent within 30 N / (size - 1) views but with a chance of about N e^-30. (R13)"""
     m = membership(members, size)
     m.news.clear()
     rng = random.Random(seed)
@@ -113,7 +114,7 @@ def test_the_detector_expects_heartbeats_as_often_as_views_bring_them() -> None:
 
 def test_a_member_heard_of_rarely_is_not_taken_for_dead() -> None:
     """Twenty rounds of silence: dead by the estimate of one interval (phi 8.7), alive by
-    the sampled one (phi 1.2), which still gives it up after about 18 expected intervals."""
+    the sampled one (phi 1.2), which still gives it up after about 18 expected intervals. (R17)"""
     whole, sampled = membership(999, 1024), membership(999, 48)
     now = T0 + 20_000
     whole.update(now)
