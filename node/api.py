@@ -259,9 +259,8 @@ async def set_value(body: SetBody, request: Request) -> Response:
     return _json(entry_json(entry))
 
 
-@read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404), dependencies=_reads,
-                 name="get_value")  # fmt: skip
-async def read_value(request: Request, key: Annotated[str | None, Query()] = None) -> Response:
+@read_router.get("/get", response_model=EntryOut | AllValues, responses=_errors(404), dependencies=_reads)
+async def get_value(request: Request, key: Annotated[str | None, Query()] = None) -> Response:
     """One key's entry, or with no key every live key and its value."""
     state = state_of(request)
     if key is None:
@@ -272,10 +271,10 @@ async def read_value(request: Request, key: Annotated[str | None, Query()] = Non
     return _json(entry_json(entry))
 
 
-async def get_value(request: Request, key: str | None) -> Response:
+async def get_value_hot(request: Request, key: str | None) -> Response:
     """GET /get as node.hotpaths serves it, past the router: its guard, then the route."""
     authorize(request, Access.READ)
-    return await read_value(request, key)
+    return await get_value(request, key)
 
 
 @write_router.post("/delete", response_model=EntryOut, responses=_REFUSED, dependencies=_writes)
@@ -344,7 +343,7 @@ async def stats(state: StateDep) -> dict[str, Any]:
     return state.stats()
 
 
-async def gossip(request: Request) -> Response:
+async def receive_gossip(request: Request) -> Response:
     """Peer exchange (for peers only, from the `allow` networks): a coded message in, a
     coded reply out. A plain route, with no dependency to resolve: it is the hot path."""
     state = state_of(request)
@@ -383,7 +382,7 @@ def _refuse(state: SharedState, host: str, status: int, reason: str, detail: str
     return HTTPException(status, detail, headers={REFUSAL_HEADER: reason, TIME_HEADER: str(wall_ms())})
 
 
-gossip_router.add_route("/gossip", gossip, methods=["POST"], include_in_schema=False)
+gossip_router.add_route("/gossip", receive_gossip, methods=["POST"], include_in_schema=False)
 
 
 HEX_KEY = "[0-9a-fA-F]{64}"  # exactly (the flag and variable take spaces around it, the API does not)

@@ -15,13 +15,13 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.api import get_value, gossip
+from node.api import get_value_hot, receive_gossip
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 HOT: dict[tuple[str, str], Endpoint] = {
-    ("GET", "/get"): lambda request: get_value(request, request.query_params.get("key")),
-    ("POST", "/gossip"): gossip,
+    ("GET", "/get"): lambda request: get_value_hot(request, request.query_params.get("key")),
+    ("POST", "/gossip"): receive_gossip,
 }
 
 
