@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 
 import anyio
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from node.cluster import LocalCluster
+from tests.polling import await_until
 
 pytestmark = pytest.mark.anyio
 
@@ -19,14 +19,6 @@ pytestmark = pytest.mark.anyio
 def cluster() -> Iterator[LocalCluster]:
     with LocalCluster(nodes=5, interval=0.1) as c:
         yield c
-
-
-async def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await anyio.sleep(0.05)
 
 
 async def digests(client: httpx.AsyncClient, urls: list[str]) -> list[str]:
@@ -68,7 +60,7 @@ async def test_writes_to_random_nodes_converge_to_lww(cluster: LocalCluster) -> 
         async def agreed() -> bool:
             return len(set(await digests(client, cluster.urls))) == 1
 
-        await wait_until(agreed, what="every node to report the same /digest")
+        await await_until(agreed, what="every node to report the same /digest")
         for url in cluster.urls:
             values = (await client.get(url + "/get")).json()["values"]
             for key, entry in expected.items():
@@ -86,10 +78,10 @@ async def test_delete_on_one_node_reads_404_everywhere(cluster: LocalCluster) ->
             answers = [await client.get(u + "/get", params={"key": "doomed"}) for u in cluster.urls]
             return all(r.status_code == status for r in answers)
 
-        await wait_until(lambda: everywhere(200), what="the write to reach every node")
+        await await_until(lambda: everywhere(200), what="the write to reach every node")
         r = await client.post(cluster.urls[3] + "/delete", json={"key": "doomed"})
         assert r.status_code == 200
-        await wait_until(lambda: everywhere(404), what="the delete to reach every node")
+        await await_until(lambda: everywhere(404), what="the delete to reach every node")
 
 
 async def test_eager_push_off_still_converges() -> None:
@@ -101,6 +93,6 @@ async def test_eager_push_off_still_converges() -> None:
                 rs = [await client.get(u + "/get", params={"key": "slow"}) for u in c.urls]
                 return all(r.status_code == 200 for r in rs)
 
-            await wait_until(everywhere, what="anti-entropy rounds to spread the write")
+            await await_until(everywhere, what="anti-entropy rounds to spread the write")
             stats = (await client.get(c.urls[0] + "/stats")).json()
             assert stats["rumors_received"] == 0
