@@ -1,11 +1,13 @@
 """What a peer lacks, and the deltas that carry it: per writer, our entries past the
-peer's mark, in timestamp order, cut to one message's budgets (R9, R10)."""
+peer's mark, in timestamp order, cut to one message's budgets (R9, R10); and, for a peer
+whose digest we do not know, a guess at what it holds (R12)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 
-from gossip.clock import Timestamp
+from gossip.clock import ZERO, Timestamp
 from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.messages import WriterDelta
@@ -74,3 +76,35 @@ def cut(
         if cut:
             break
     return tuple(deltas), cut
+
+
+def news_rounds(members: int) -> int:
+    """How many rounds a write counts as news, pushed to peers whose digest we do not
+    know: twice the rounds push gossip needs to reach `members` nodes (log2 N + ln N,
+    Pittel), which leaves room for lost messages and the slowest nodes. (Counting dead
+    members too, as the caller does, only lengthens it a little.)"""
+    return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
+
+
+def guess(
+    store: Store, config: Config, members: int, recent: Iterable[Mapping[str, Timestamp]], now_ms: int
+) -> dict[str, Timestamp]:
+    """What a peer whose digest we do not know probably holds: not what one of the
+    `recent` digests we heard lacks and, with eager push off, not the news (what was
+    written in the last few rounds, see news_rounds; `members` counts the cluster). So
+    without eager push news goes to every peer we pick, as in rumor mongering; with it,
+    the push has already carried the news and the exchange only repairs. (Its retired set
+    is taken to be ours: nothing retired is sent on a guess.)"""
+    guessed = dict(store.watermarks)
+    if not config.eager_push:
+        rounds = news_rounds(members)
+        news = Timestamp(now_ms - int(rounds * config.gossip_interval * 1000), 0)
+        # From the writer's last write before the news, so that a peer holding all that
+        # came before takes the delta (R10).
+        guessed = {w: store.point_before(w, min(mark, news)) for w, mark in guessed.items()}
+    for digest in recent:
+        for writer, mark in guessed.items():
+            theirs = digest.get(writer, ZERO)
+            if theirs < mark:
+                guessed[writer] = theirs
+    return guessed

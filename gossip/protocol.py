@@ -3,7 +3,6 @@ are messages to send. node/ drives it over HTTP, simulations/ in virtual time.""
 
 from __future__ import annotations
 
-import math
 import random
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
@@ -54,14 +53,6 @@ class ResetNotice:
     at_ms: int
 
 
-def news_rounds(members: int) -> int:
-    """How many rounds a write counts as news, pushed to peers whose digest we do not
-    know: twice the rounds push gossip needs to reach `members` nodes (log2 N + ln N,
-    Pittel), which leaves room for lost messages and the slowest nodes. (Counting dead
-    members too, as the caller does, only lengthens it a little.)"""
-    return math.ceil(2 * (math.log2(members) + math.log(members))) if members > 1 else 1
-
-
 class GossipProtocol:
     def __init__(
         self,
@@ -90,7 +81,7 @@ class GossipProtocol:
         self._peers: dict[str, Holdings] = {}
         self._peer_retired: dict[str, RetiredSummary] = {}  # each peer's last retired-set summary
         # The last digests we heard, from any peer: part of our guess at what a peer whose
-        # own summary we do not know holds (see _guess).
+        # own summary we do not know holds (see deltas.guess).
         self._recent_digests: deque[Mapping[str, Timestamp]] = deque(maxlen=4)
         # Items to push eagerly, per peer (R14, R21); our own go down a tree drawn once a round.
         self.outbox = Outbox(config, rng)
@@ -229,7 +220,9 @@ class GossipProtocol:
             peers = [self.catchup.source]
         else:
             peers = self.membership.pick_peers(self.config.fanout, self.rng)
-        guess = self._guess(now_ms)  # once a round, for the peers whose digest we do not know
+        # Once a round, for the peers whose digest we do not know:
+        size = len(self.membership.members) + 1
+        guess = deltas.guess(self.store, self.config, size, self._recent_digests, now_ms)
         return [Outgoing(a, self._exchange_for(a, guess, fresh)) for a in peers]
 
     def _exchange_for(self, address: str, guess: Mapping[str, Timestamp], fresh: int | None) -> Exchange:
@@ -244,27 +237,6 @@ class GossipProtocol:
         peer = self._peers.get(address) or Holdings.guessed(guess, self.store.retired)
         delta, more = self._delta_for(peer, fresh)
         return self._summary(Exchange, delta, more=more, to=address)
-
-    def _guess(self, now_ms: int) -> dict[str, Timestamp]:
-        """What a peer whose digest we do not know probably holds: not what one of the
-        last few digests we heard lacks and, with eager push off, not the news (what was
-        written in the last few rounds, see news_rounds). So without eager push news
-        goes to every peer we pick, as in rumor mongering; with it, the push has
-        already carried the news and the exchange only repairs. (Its retired set is
-        taken to be ours: nothing retired is sent on a guess.)"""
-        guess = dict(self.store.watermarks)
-        if not self.config.eager_push:
-            rounds = news_rounds(len(self.membership.members) + 1)
-            news = Timestamp(now_ms - int(rounds * self.config.gossip_interval * 1000), 0)
-            # From the writer's last write before the news, so that a peer holding all
-            # that came before takes the delta (R10).
-            guess = {w: self.store.point_before(w, min(mark, news)) for w, mark in guess.items()}
-        for digest in self._recent_digests:
-            for writer, mark in guess.items():
-                theirs = digest.get(writer, ZERO)
-                if theirs < mark:
-                    guess[writer] = theirs
-        return guess
 
     def leave(self) -> list[Outgoing]:
         """Say goodbye: mark ourselves as left and tell every live peer, so they stop

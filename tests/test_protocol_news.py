@@ -9,9 +9,10 @@ from collections.abc import Mapping
 
 from gossip.clock import Timestamp
 from gossip.config import Config
+from gossip.deltas import news_rounds
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange, Reply
-from gossip.protocol import GossipProtocol, news_rounds
+from gossip.protocol import GossipProtocol
 
 T0 = 1_700_000_000_000
 PEERS = [MemberInfo(f"p{i}", f"mem://p{i}", 1, 1) for i in range(3)]
