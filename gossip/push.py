@@ -73,7 +73,11 @@ class Outbox:
         return any(head not in self._in_flight for head in self._queued)
 
     def clear(self) -> None:
+        """Drop all that waits, and the marks of the pushes in flight (a reset: what they
+        carry is of the state dropped). Their peers are free at once; a push sent before
+        ends later as a stranger (`ended`), neither freeing a peer nor rerouted."""
         self._queued.clear()
+        self._in_flight.clear()
 
     def forget_in_flight(self) -> None:
         """The pushes in flight will never be reported ended (their driver stopped, as
