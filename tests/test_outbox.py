@@ -40,6 +40,8 @@ def by_address(pushes: list[Outgoing]) -> dict[str, Outgoing]:
 
 
 def test_one_push_in_flight_per_peer_and_what_waits_leaves_together_when_it_ends() -> None:
+    """R21: a peer with a push in flight gets no other; what is queued for it meanwhile
+    leaves in one push, coalesced, when that one ends."""
     node, one, two = cluster(3, fanout=2)  # two parts: each peer is pushed to directly
     node.write("a", 1, T0 + 1)
     first = by_address(node.take_rumors())
@@ -65,6 +67,7 @@ def test_one_push_in_flight_per_peer_and_what_waits_leaves_together_when_it_ends
 
 
 def test_a_push_not_delivered_is_counted_against_its_peer_and_rerouted() -> None:
+    """R14: a hop that cannot be delivered passes its items to the next peer of its part."""
     node, *_ = cluster(3, fanout=1)  # one part: its head passes it on to the other peer
     node.write("a", 1, T0 + 1)
     (push,) = node.take_rumors()
