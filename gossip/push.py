@@ -116,14 +116,14 @@ class Outbox:
 
     def ended(self, push: Outgoing, delivered: bool) -> None:
         """A push from `take` is over: its peer is free for the next. One not delivered
-        goes on to the next peer of each of its groups (`requeue`). The end of a push
+        goes on to the next peer of each of its groups (`_requeue`). The end of a push
         that is no longer the one in flight to its peer (its mark was forgotten) changes
         nothing."""
         if self._in_flight.get(push.address) is not push:
             return
         del self._in_flight[push.address]
         if not delivered and isinstance(push.message, Rumor):
-            self.requeue(push.message)
+            self._requeue(push.message)
 
     def _pack(self, sections: Sections) -> tuple[list[RumorGroup], Sections]:
         budget, room = self.config.delta_budget_bytes, self.config.max_entries_per_message
@@ -146,7 +146,7 @@ class Outbox:
                 rest[cover] = items[taken:]
         return groups, rest
 
-    def requeue(self, rumor: Rumor) -> None:
+    def _requeue(self, rumor: Rumor) -> None:
         """A push that could not be delivered: each group goes to the next peer of its
         cover instead, so one dead member does not cut off the tree below it."""
         for group in rumor.groups:
