@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -594,18 +594,23 @@ class GossipProtocol:
                 self.outbox.relay(item, group.cover)  # our part of the tree
 
     def has_rumors(self) -> bool:
-        return bool(self.outbox)
+        """Whether take_rumors has pushes to send now."""
+        return self.outbox.ready()
 
-    def take_rumors(self, busy: Collection[str] = ()) -> list[Outgoing]:
-        """Pushes to send now: one for each peer with items waiting and none in flight
-        (`busy`), carrying all that waits for it (R21). Call it whenever a push ends."""
-        return self.outbox.take(self.membership.me, busy)
+    def take_rumors(self) -> list[Outgoing]:
+        """Pushes to send now: one for each peer with items waiting and no push in
+        flight, carrying all that waits for it (R21). Each is in flight until the driver
+        calls push_ended; then ask has_rumors again."""
+        return self.outbox.take(self.membership.me)
 
-    def reroute(self, failed: Outgoing) -> bool:
-        """A push that could not be delivered goes to the next peer of each of its
-        groups, so one dead member does not cut off the tree below it; whether any did
-        (then take_rumors has more to send)."""
-        return isinstance(failed.message, Rumor) and self.outbox.requeue(failed.message)
+    def push_ended(self, push: Outgoing, delivered: bool) -> None:
+        """A push from take_rumors is over: answered (`delivered`), or lost, refused or
+        timed out. Its peer is free for the next push. One not delivered counts as a
+        failure against its peer and goes on to the next peer of each of its groups, so
+        one dead member does not cut off the tree below it (R14)."""
+        if not delivered:
+            self.on_failure(push.address)
+        self.outbox.ended(push, delivered)
 
     # -- durability --------------------------------------------------------------------------
 

@@ -6,14 +6,19 @@ Each item to push is queued for the peer that heads its part of the tree, togeth
 the rest of that part (its `cover`, which that peer passes it on to in turn). A peer has
 at most one push in flight: what is queued for it while one is on its way leaves with the
 next, at most one entry per key and writer (the newest), chained so that the receiver can
-still move its watermark. At a low rate a lone write leaves at once.
+still move its watermark. At a low rate a lone write leaves at once. A push that was not
+delivered goes on to the next peer of each of its groups.
+
+The outbox keeps these rules for every driver (node/, the simulator, the tests' networks):
+`take` marks each push it returns as in flight, and the driver reports with `ended` when
+it is over, delivered or not.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from gossip.clock import Timestamp
 from gossip.codec import entry_size
@@ -54,18 +59,30 @@ def coalesce(items: list[RumorItem]) -> list[RumorItem]:
 
 
 class Outbox:
-    """Items waiting to be pushed, per peer, then per cover."""
+    """Items waiting to be pushed, per peer, then per cover; and the push in flight to
+    each peer."""
 
     def __init__(self, config: Config, rng: random.Random) -> None:
         self.config = config
         self.rng = rng
         self._queued: dict[str, Sections] = {}  # by the peer to push to
+        self._in_flight: dict[str, Outgoing] = {}  # by peer: the push on its way to it
 
-    def __bool__(self) -> bool:
-        return bool(self._queued)
+    def ready(self) -> bool:
+        """Whether `take` has a push to give: items wait for a peer with none in flight."""
+        return any(head not in self._in_flight for head in self._queued)
 
     def clear(self) -> None:
+        """Drop all that waits, and the marks of the pushes in flight (a reset: what they
+        carry is of the state dropped). Their peers are free at once; a push sent before
+        ends later as a stranger (`ended`), neither freeing a peer nor rerouted."""
         self._queued.clear()
+        self._in_flight.clear()
+
+    def forget_in_flight(self) -> None:
+        """The pushes in flight will never be reported ended (their driver stopped, as
+        the simulator's crash drops a node's pending events): their peers are free."""
+        self._in_flight.clear()
 
     def tree(self, peers: Sequence[str]) -> list[Branch]:
         """A random tree over `peers`, for our own writes."""
@@ -82,18 +99,31 @@ class Outbox:
         if cover:
             self.queue(item, split(cover, self.config))
 
-    def take(self, me: MemberInfo, busy: Collection[str] = ()) -> list[Outgoing]:
-        """A push for each peer that has items queued and no push in flight (`busy`):
-        all that waits for it, coalesced, up to the message budget (the rest waits for
-        the next)."""
+    def take(self, me: MemberInfo) -> list[Outgoing]:
+        """A push for each peer that has items queued and no push in flight: all that
+        waits for it, coalesced, up to the message budget (the rest waits for the next).
+        Each is in flight until `ended`."""
         out = []
-        for head in [h for h in self._queued if h not in busy]:
+        for head in [h for h in self._queued if h not in self._in_flight]:
             sections = self._queued.pop(head)
             groups, rest = self._pack(sections)
             if rest:
                 self._queued[head] = rest
-            out.append(Outgoing(head, Rumor(me, tuple(groups))))
+            push = Outgoing(head, Rumor(me, tuple(groups)))
+            self._in_flight[head] = push
+            out.append(push)
         return out
+
+    def ended(self, push: Outgoing, delivered: bool) -> None:
+        """A push from `take` is over: its peer is free for the next. One not delivered
+        goes on to the next peer of each of its groups (`_requeue`). The end of a push
+        that is no longer the one in flight to its peer (its mark was forgotten) changes
+        nothing."""
+        if self._in_flight.get(push.address) is not push:
+            return
+        del self._in_flight[push.address]
+        if not delivered and isinstance(push.message, Rumor):
+            self._requeue(push.message)
 
     def _pack(self, sections: Sections) -> tuple[list[RumorGroup], Sections]:
         budget, room = self.config.delta_budget_bytes, self.config.max_entries_per_message
@@ -116,16 +146,12 @@ class Outbox:
                 rest[cover] = items[taken:]
         return groups, rest
 
-    def requeue(self, rumor: Rumor) -> bool:
+    def _requeue(self, rumor: Rumor) -> None:
         """A push that could not be delivered: each group goes to the next peer of its
-        cover instead, so one dead member does not cut off the tree below it. Whether
-        anything was requeued."""
-        again = False
+        cover instead, so one dead member does not cut off the tree below it."""
         for group in rumor.groups:
             if group.cover:
                 self.queue_all(group.items, group.cover[0], group.cover[1:])
-                again = True
-        return again
 
     def queue_all(self, items: Sequence[RumorItem], head: str, cover: Cover) -> None:
         self._queued.setdefault(head, {}).setdefault(cover, []).extend(items)

@@ -68,7 +68,6 @@ class Pump:
         self.dns, self.dns_refresh, self.url_seeds = dns, dns_refresh, url_seeds
         self.snapshots = snapshots
         self._saved_version = self.protocol.store.version
-        self._pushing: set[str] = set()  # peers with a push in flight
         self._exchanging: set[str] = set()  # peers with a round's exchange in flight
         self.pushes_sent = 0  # eager pushes ended, delivered or not
         self.push_seconds = 0.0  # their total time from sending to the answer (or failure)
@@ -209,14 +208,14 @@ class Pump:
                     membership.seeds = replace_derived(membership.seeds, before, after, keep=self.url_seeds)
 
     async def _eager_push(self, tg: anyio.abc.TaskGroup) -> None:
-        """One push in flight per peer; what waits for a peer leaves when its push ends."""
+        """Send the pushes the core gives (one in flight per peer, R21), each in a task of
+        its own; woken again when a push ends with more waiting."""
         while True:
             await self.local.wake.wait_rumors()
             with self.local.lock:
                 self.local.counting.flush(wall_ms())  # the windowed counts taken since the last push
-                outgoing = self.protocol.take_rumors(busy=self._pushing)
+                outgoing = self.protocol.take_rumors()
             for out in outgoing:
-                self._pushing.add(out.address)
                 tg.start_soon(self._push, out)
 
     async def _flush_counts(self) -> None:
@@ -231,14 +230,20 @@ class Pump:
             self.local.wake.pusher()
 
     async def _push(self, out: Outgoing) -> None:
+        """One push; its end goes to the core, which frees its peer and, if it failed,
+        counts that against the peer and reroutes it. One cancelled (the node stops) is
+        told as delivered: its peer is freed, and blamed for nothing."""
         started = anyio.current_time()
+        delivered = True
         try:
-            await self.send(out)
+            delivered, _ = await self._deliver(out)
         finally:
             self.pushes_sent += 1
             self.push_seconds += anyio.current_time() - started
-            self._pushing.discard(out.address)
-            if self.protocol.has_rumors():
+            with self.local.lock:
+                self.protocol.push_ended(out, delivered)
+                more = self.protocol.has_rumors()
+            if more:
                 self.local.wake.rumor_ready.set()
 
     async def _send_all(self, outgoing: list[Outgoing]) -> None:
@@ -247,7 +252,17 @@ class Pump:
                 tg.start_soon(self.send, out)
 
     async def send(self, out: Outgoing) -> Reply | None:
-        """Deliver one message and take in the answer; the peer's reply, if it sent one."""
+        """Deliver one message (not a push: see _push) and take in the answer; the peer's
+        reply, if it sent one. A failure counts against the peer."""
+        delivered, answer = await self._deliver(out)
+        if not delivered:
+            with self.local.lock:
+                self.protocol.on_failure(out.address)
+        return answer
+
+    async def _deliver(self, out: Outgoing) -> tuple[bool, Reply | None]:
+        """Send one message and take in a reply; whether it was delivered, and the reply
+        if the peer sent one. A failure is logged and noted in the peer log."""
         try:
             answer = await self.transport.send(out.address, out.message)
             if isinstance(answer, Reply):
@@ -256,16 +271,11 @@ class Pump:
                     self.protocol.on_reply(out.address, answer, wall_ms())
                     self.local.log_reset(resets)
             self.peers.took(out.address)
-            return answer if isinstance(answer, Reply) else None
+            return True, answer if isinstance(answer, Reply) else None
         except (NetworkError, PeerError) as exc:
             log.info("%s: exchange with %s failed: %s", self.local.id, out.address, exc)
             self.peers.failure(out.address, exc)
-            with self.local.lock:
-                self.protocol.on_failure(out.address)
-                self.protocol.reroute(out)  # (sent on by the pusher, once this one is done)
         except Exception as exc:  # a bug must not stop the loop: one bad exchange never stalls a round
             log.exception("%s: unexpected error in an exchange with %s", self.local.id, out.address)
             self.peers.failure(out.address, exc)
-            with self.local.lock:
-                self.protocol.on_failure(out.address)
-        return None
+        return False, None

@@ -40,7 +40,6 @@ class SimNode:
     offset_ms: int = 0  # this node's clock = virtual time + offset (clock skew)
     up: bool = True
     incarnation: int = 0  # bumped on crash: events of an older life are dropped
-    pushing: set[str] = field(default_factory=set)  # peers with a push in flight
 
 
 @dataclass(frozen=True)
@@ -229,7 +228,9 @@ class Simulation:
         node = self.nodes[node_id]
         node.up = False
         node.incarnation += 1
-        node.pushing.clear()
+        # The ends of its pushes in flight are dropped with the rest of its old life's
+        # events: free their peers for a restart that keeps this protocol.
+        node.protocol.outbox.forget_in_flight()
         self.note(f"crash {node_id}")
 
     def save(self, node_id: str) -> bytes:
@@ -441,14 +442,13 @@ class Simulation:
 
     def _send_rumors(self, src: SimNode) -> None:
         """Pushes for the peers with none in flight, as node/ sends them (R21)."""
-        for out in src.protocol.take_rumors(busy=src.pushing):
-            src.pushing.add(out.address)
+        for out in src.protocol.take_rumors():
             self._push(src, out)
 
     def _push(self, src: SimNode, out: Outgoing) -> None:
         """An eager push. It ends when its answer is back (a round trip), or fails (lost:
-        after the request timeout; refused: after a round trip) and is rerouted, as the
-        node does; then what waits for that peer leaves."""
+        after the request timeout; refused: after a round trip); the core is told
+        (push_ended), as the node tells it, and what waits then leaves."""
         data = self.codec.encode(out.message)
         self.traffic.count("rumor", len(data))
         self.sent_to[out.address] += 1
@@ -482,17 +482,15 @@ class Simulation:
     def _push_done(self, src: SimNode, life: int, out: Outgoing) -> None:
         if src.incarnation != life:
             return
-        src.pushing.discard(out.address)
+        src.protocol.push_ended(out, delivered=True)
         if src.up and src.protocol.has_rumors():
             self._send_rumors(src)
 
     def _push_failed(self, src: SimNode, life: int, out: Outgoing) -> None:
         if not src.up or src.incarnation != life:
             return
-        src.pushing.discard(out.address)
         self.traffic.failures += 1
-        src.protocol.on_failure(out.address)
-        src.protocol.reroute(out)
+        src.protocol.push_ended(out, delivered=False)
         if src.protocol.has_rumors():
             self._send_rumors(src)
 

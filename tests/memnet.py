@@ -10,11 +10,12 @@ Driving it:
   and queue the node's eager-push rumors;
 - `run_round()` advances virtual time and lets every node, in random order, start a round:
   each Exchange is delivered to the target's `handle()`, the Reply to the sender's
-  `on_reply()`; a lost message (either way) calls the sender's `on_failure()`, and a lost
-  Rumor is passed on by the sender's `reroute()`, as node/ does;
-- after every delivered message the receiver's `take_rumors()` are queued; `pump()` (called
-  after writes and rounds) delivers queued Rumors, and the rumors they cause, until none
-  are left.
+  `on_reply()`; a lost message (either way) calls the sender's `on_failure()`;
+- after every delivered message the receiver's `take_rumors()` are queued; a queued Rumor
+  is the push in flight to its peer until it is delivered or lost, which the sender's core
+  is told (`push_ended()`, that counts and reroutes a lost one), as node/ does, and the
+  pushes waiting for that peer are queued in turn; `pump()` (called after writes and
+  rounds) delivers queued Rumors, and the rumors they cause, until none are left.
 """
 
 from __future__ import annotations
@@ -156,7 +157,10 @@ class MemNet:
             self._reject(sender, target, exc)
             return size + self._failed(sender, out)
         self._queue_rumors(target)
-        if isinstance(out.message, Rumor) or reply is None:
+        if isinstance(out.message, Rumor):
+            self._push_ended(sender, out, delivered=True)
+            return size
+        if reply is None:
             return size
         assert isinstance(out.message, Exchange) and isinstance(reply, Reply)
         size += len(self.codec.encode(reply))
@@ -175,12 +179,17 @@ class MemNet:
         return size
 
     def _failed(self, sender: GossipProtocol, out: Outgoing) -> int:
-        """What node/ does when a send fails: count it against the peer and, for a push,
-        pass it on to the next peer of its group (as the real transport does)."""
-        sender.on_failure(out.address)
-        if sender.reroute(out):  # requeued for the next peer of each group
-            self._queue_rumors(sender)
+        """What node/ does when a send fails: count it against the peer (for a push, the
+        sender's core does, and passes it on to the next peer of each group)."""
+        if isinstance(out.message, Rumor):
+            self._push_ended(sender, out, delivered=False)
+        else:
+            sender.on_failure(out.address)
         return 0
+
+    def _push_ended(self, sender: GossipProtocol, out: Outgoing, delivered: bool) -> None:
+        sender.push_ended(out, delivered)
+        self._queue_rumors(sender)  # what waited for that peer, and any push rerouted
 
     def _queue_rumors(self, node: GossipProtocol) -> None:
         self._queue.extend((node, out) for out in node.take_rumors())

@@ -50,7 +50,6 @@ class Cluster:
             node.membership.merge(infos, T0)
         self.now = T0
         self.in_flight: list[tuple[GossipProtocol, Outgoing]] = []
-        self.busy: dict[str, set[str]] = {n.id: set() for n in self.nodes}
         self.pushed: dict[tuple[str, str, str], Timestamp] = {}  # (to, writer, key) -> newest pushed
         self.writes: list[Entry] = []
 
@@ -60,9 +59,8 @@ class Cluster:
 
     def take(self, i: int) -> None:
         node = self.nodes[i]
-        for out in node.take_rumors(busy=self.busy[node.id]):
+        for out in node.take_rumors():
             self.check_push(out)
-            self.busy[node.id].add(out.address)
             self.in_flight.append((node, out))
 
     def check_push(self, out: Outgoing) -> None:
@@ -82,13 +80,10 @@ class Cluster:
         if not self.in_flight:
             return
         sender, out = self.in_flight.pop(index % len(self.in_flight))
-        self.busy[sender.id].discard(out.address)
-        if lost:
-            sender.on_failure(out.address)
-            sender.reroute(out)
-            return
-        message = self.codec.decode(self.codec.encode(out.message))
-        self.by_address[out.address].handle(message, self.now)
+        if not lost:
+            message = self.codec.decode(self.codec.encode(out.message))
+            self.by_address[out.address].handle(message, self.now)
+        sender.push_ended(out, delivered=not lost)
 
     def drain(self) -> None:
         """Deliver every push, and those they cause, until none is left."""
