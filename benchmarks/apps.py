@@ -93,6 +93,6 @@ def node_async_get() -> FastAPI:
         if entry is None:
             raise HTTPException(404, "not found")
         return {"key": key, "value": entry.value, "timestamp": [entry.ts.wall, entry.ts.counter],
-                "node": entry.node}  # fmt: skip
+                "node": entry.node}
 
     return app

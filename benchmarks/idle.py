@@ -62,14 +62,14 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
             time.sleep(2 * INTERVAL * 5)  # let deltas and digests settle
             results[keys] = _window(cluster, seconds)
             print(f"  idle {keys} keys: {statistics.mean(results[keys][0]):.2f}% of a core, "
-                  f"{statistics.mean(results[keys][1]):.0f} B/s per node", flush=True)  # fmt: skip
+                  f"{statistics.mean(results[keys][1]):.0f} B/s per node", flush=True)
     finally:
         cluster.stop()
     return _section(results, seconds, command, out_dir)
 
 
 def _section(results: dict[int, tuple[list[float], list[float], str]], seconds: float,
-             command: str, out_dir: Path) -> Section:  # fmt: skip
+             command: str, out_dir: Path) -> Section:
     section = Section(
         "3. Idle cost", command,
         f"N={NODES} nodes, gossip interval {INTERVAL} s (the default of Config, gossip-node and "
@@ -79,11 +79,11 @@ def _section(results: dict[int, tuple[list[float], list[float], str]], seconds: 
         f"(gossip bodies of the exchanges a node starts; HTTP headers not counted).",
         ["keys", "CPU % of a core per node (mean)", "min-max", "bytes/s per node (mean)",
          "min-max", "load average after"],
-    )  # fmt: skip
+    )
     for keys, (cpu, rate, load) in results.items():
         section.rows.append([f"{keys:,}", f"{statistics.mean(cpu):.2f}",
                              f"{min(cpu):.2f}-{max(cpu):.2f}", f"{statistics.mean(rate):,.0f}",
-                             f"{min(rate):,.0f}-{max(rate):,.0f}", load])  # fmt: skip
+                             f"{min(rate):,.0f}-{max(rate):,.0f}", load])
     small, large = (statistics.mean(results[k][0]) for k in (10, 10_000))
     small_b, large_b = (statistics.mean(results[k][1]) for k in (10, 10_000))
     section.goals += [
@@ -91,7 +91,7 @@ def _section(results: dict[int, tuple[list[float], list[float], str]], seconds: 
          max(small, large) < GOAL_PERCENT),
         (f"10,000-key figure within 2x the 10-key one: CPU {large / small:.2f}x, "
          f"bytes {large_b / small_b:.2f}x", large / small <= 2 and large_b / small_b <= 2),
-    ]  # fmt: skip
+    ]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     labels = [f"{k:,} keys" for k in results]
     a.bar(labels, [statistics.mean(r[0]) for r in results.values()], color="tab:blue")

@@ -34,7 +34,7 @@ GOAL_RATIO = 2.0  # gossip:// at most twice memory://
 KEYS = [f"client-{i}" for i in range(100)]
 STRATEGIES: dict[str, type[Strategy]] = {
     "fixed window": FixedWindowRateLimiter, "sliding-window counter": SlidingWindowCounterRateLimiter,
-}  # fmt: skip
+}
 Row = tuple[str, str, float, float]  # strategy, caller, memory us, gossip us
 
 
@@ -52,10 +52,10 @@ def hit_of(strategy: Strategy) -> Callable[[str], object]:
 
 
 def fastest_pair(rounds: int, hits: int, memory: Callable[[str], object], gossip: Callable[[str], object],
-                run: Callable[[Callable[[], float]], float]) -> tuple[float, float]:  # fmt: skip
+                run: Callable[[Callable[[], float]], float]) -> tuple[float, float]:
     """The fastest of `rounds` alternating rounds of each, run by `run` (in this thread or the loop's)."""
     pairs = [(run(lambda: per_call_us(memory, hits)), run(lambda: per_call_us(gossip, hits)))
-             for _ in range(rounds)]  # fmt: skip
+             for _ in range(rounds)]
     return min(p[0] for p in pairs), min(p[1] for p in pairs)
 
 
@@ -109,19 +109,19 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
         "storages alternating in rounds of "
         f"{'1,000' if quick else '2,000'} hits, the fastest of {'15' if quick else '60'} rounds of each.",
         ["strategy", "called from", "memory:// us per hit", "gossip:// us per hit", "ratio"],
-    )  # fmt: skip
+    )
     for strategy, caller, memory, gossip in rows:
         section.rows.append([strategy, caller, f"{memory:.2f}", f"{gossip:.2f}", f"{gossip / memory:.2f}"])
     worst = max(g / m for _, _, m, g in rows)
     section.goals.append((f"`gossip://` at most {GOAL_RATIO:g} times `memory://` per hit: worst {worst:.2f}",
-                          worst <= GOAL_RATIO))  # fmt: skip
+                          worst <= GOAL_RATIO))
     section.notes.append(f"`state.admit()` alone, from a thread: {admit:.2f} us per call.")
     return section
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.limits_hit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     rows, admit = measure(p.parse_args(argv).quick)
     print("\n".join(report(rows, admit)))

@@ -43,7 +43,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
 
 
 def _section(rows: dict[str, tuple[float, float]], keys: int, fill_s: float, quick: bool,
-             command: str, out_dir: Path) -> Section:  # fmt: skip
+             command: str, out_dir: Path) -> Section:
     section = Section(
         "5. Memory", command,
         f"one node alone (a 1-node cluster) and the bare FastAPI app; RSS = VmRSS from "
@@ -51,15 +51,15 @@ def _section(rows: dict[str, tuple[float, float]], keys: int, fill_s: float, qui
         f"`key-000000`... with {len(VALUE)}-byte string values (16 concurrent connections; the "
         f"node took {fill_s:.0f} s to take them).",
         ["process", "idle RSS MB", f"RSS MB with {keys:,} keys", "per key (bytes)"],
-    )  # fmt: skip
+    )
     for name, (idle, full) in rows.items():
         section.rows.append([name, f"{idle:.1f}", f"{full:.1f}",
-                             f"{(full - idle) * 2**20 / keys:.0f}"])  # fmt: skip
+                             f"{(full - idle) * 2**20 / keys:.0f}"])
     idle, full = rows["gossip node"]
     if quick:
         estimate = idle + (full - idle) * 100_000 / keys
         section.goals.append((f"< 100 MB with 100,000 keys: estimated {estimate:.0f} MB from "
-                              f"{keys:,} keys (quick mode)", estimate < 100))  # fmt: skip
+                              f"{keys:,} keys (quick mode)", estimate < 100))
     else:
         section.goals.append((f"< 100 MB with 100,000 keys: {full:.1f} MB", full < 100))
     fig, ax = plt.subplots(figsize=(7, 3.2))

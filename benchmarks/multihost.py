@@ -63,7 +63,7 @@ def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) ->
                 args = ["--host", "0.0.0.0", "--port", str(port), "--node-id", name,
                         "--advertise", f"http://{hosts.cluster_ip(host)}:{port}",
                         "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", f"multihost-{hosts.tag}",
-                        *(["--seeds", seed] if (host, i) != (1, 0) else []), *options]  # fmt: skip
+                        *(["--seeds", seed] if (host, i) != (1, 0) else []), *options]
                 proc = start_node(hosts.ns(host), args, LOG_DIR / f"multihost-{label}-{name}.log", env)
                 nodes.append(Node(name, host, f"http://{hosts.admin_ip(host)}:{port}", proc))
         yield nodes
@@ -80,7 +80,7 @@ def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) ->
 
 
 async def _all(client: httpx.AsyncClient, nodes: Sequence[Node], path: str,
-               patience: float = 0.0) -> list[httpx.Response | None]:  # fmt: skip
+               patience: float = 0.0) -> list[httpx.Response | None]:
     """Every node's answer to GET `path` (None for a node that gave none), asking again
     for up to `patience` seconds: 50 nodes on 2 cores can be slow to answer."""
 
@@ -184,13 +184,13 @@ async def _measure(nodes: Sequence[Node], writes: int, idle_s: float) -> Result:
     return Result(
         joined, spread, [(b - a) / (t1 - t0) * 100 for a, b in zip(cpu0, cpu1, strict=True)],
         (after[1] - before[1]) / max(1, sent), sent / len(nodes) / (t1 - t0), dead,
-    )  # fmt: skip
+    )
 
 
 def _dead_events(label: str) -> int:
     """Lines where a node declared another dead, over the run's logs."""
     return sum(len(re.findall(r"member \S+ dead:", p.read_text(errors="replace")))
-               for p in LOG_DIR.glob(f"multihost-{label}-*.log"))  # fmt: skip
+               for p in LOG_DIR.glob(f"multihost-{label}-*.log"))
 
 
 def run(quick: bool, command: str, out_dir: Path) -> Section:
@@ -208,13 +208,13 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                 r = results[label]
                 print(f"  {label}: {r.bytes_per_message:,.0f} B/message, spread median "
                       f"{ms(1000 * statistics.median(r.spread_s))} ms, "
-                      f"CPU {statistics.mean(r.cpu):.2f}%", flush=True)  # fmt: skip
+                      f"CPU {statistics.mean(r.cpu):.2f}%", flush=True)
             results[label].dead_marks = max(results[label].dead_marks, _dead_events(slug))
     return _section(results, count, per_host, writes, idle_s, command)
 
 
 def _section(results: dict[str, Result], count: int, per_host: int, writes: int, idle_s: float,
-             command: str) -> Section:  # fmt: skip
+             command: str) -> Section:
     section = Section(
         "6. Many hosts", command,
         f"N={count * per_host} nodes, {per_host} per host on {count} network-namespace hosts joined by one "
@@ -224,19 +224,19 @@ def _section(results: dict[str, Result], count: int, per_host: int, writes: int,
         f"{idle_s:.0f} s without writes; bytes = bodies of exchanges and replies sent.",
         ["views", "joined in", "bytes per message", "messages/s per node", "spread median ms",
          "spread p90 ms", "spread max ms", "idle CPU % per node", "dead marks"],
-    )  # fmt: skip
+    )
     for label, r in results.items():
         spread = (statistics.median(r.spread_s), percentile(r.spread_s, 90), max(r.spread_s))
         section.rows.append([
             label, f"{r.joined_s:.0f} s", f"{r.bytes_per_message:,.0f}", f"{r.messages_per_node_s:.1f}",
             *(ms(1000 * x) for x in spread),
             f"{statistics.mean(r.cpu):.2f}", str(r.dead_marks),
-        ])  # fmt: skip
+        ])
     marks = ", ".join(f"{r.dead_marks} ({label})" for label, r in results.items())
     section.goals.append((
         f"0 dead marks with no node failing: {marks}",
         all(r.dead_marks == 0 for r in results.values()),
-    ))  # fmt: skip
+    ))
     return section
 
 

@@ -52,7 +52,7 @@ def _py_spy() -> str:
 def _record(pid: int, seconds: float, out: Path) -> None:
     subprocess.run([_py_spy(), "record", "-p", str(pid), "-d", f"{seconds:g}", "-r", "200",
                     "--gil", "--format", "raw", "-o", str(out), "--nonblocking"],
-                   check=True, capture_output=True, timeout=seconds + 60)  # fmt: skip
+                   check=True, capture_output=True, timeout=seconds + 60)
 
 
 def summarize(raw: Path, title: str) -> str:
@@ -75,7 +75,7 @@ def summarize(raw: Path, title: str) -> str:
         else:
             layers["other (interpreter, C code)"] += count
     lines = [f"# {title}", "", f"{total} samples at 200 Hz of the thread holding the GIL (py-spy --gil)", "",
-             "## Share of samples by layer of the innermost known frame"]  # fmt: skip
+             "## Share of samples by layer of the innermost known frame"]
     lines += [f"{n / total * 100:5.1f}%  {name}" for name, n in layers.most_common()]
     lines += ["", "## Top 25 functions by own samples"]
     lines += [f"{n / total * 100:5.1f}%  {name}" for name, n in own.most_common(25)]
@@ -144,7 +144,7 @@ def profile_idle(out: Path, seconds: float) -> None:
 
 
 PROFILES = {"read": profile_read, "propagation": profile_propagation,
-            "writes": profile_writes, "idle": profile_idle}  # fmt: skip
+            "writes": profile_writes, "idle": profile_idle}
 
 
 def main() -> int:
@@ -159,7 +159,7 @@ def main() -> int:
         raw = args.out / f"{name}.raw.txt"
         PROFILES[name](raw, args.seconds)
         title = (f"Profile: {name} ({machine()}, {time.strftime('%Y-%m-%d %H:%M')}, "
-                 f"`python -m benchmarks.profile --only {name}`)")  # fmt: skip
+                 f"`python -m benchmarks.profile --only {name}`)")
         (args.out / f"{name}.md").write_text(summarize(raw, title))
         raw.unlink()
         print(f"profile {name}: {args.out / (name + '.md')}", flush=True)

@@ -58,7 +58,7 @@ async def _redis_write(clients: list[aioredis.Redis], key: str) -> float:
 
 
 async def _measure(cluster: LocalCluster, redis_url: str, writes: int, seed: int
-                   ) -> tuple[list[float], list[float], int]:  # fmt: skip
+                   ) -> tuple[list[float], list[float], int]:
     rng = random.Random(seed)
     conns = [Connection(port) for port in cluster.ports]
     # One connection pool per reader, so the N Redis readers are N clients.
@@ -98,14 +98,14 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                     cluster.stop()
                 g = results[nodes, eager][0]
                 print(f"  propagation N={nodes} eager={eager}: median "
-                      f"{statistics.median(g):.1f} ms", flush=True)  # fmt: skip
+                      f"{statistics.median(g):.1f} ms", flush=True)
     finally:
         redis.stop()
     return _section(results, quick, writes, command, out_dir)
 
 
 def _section(results: dict[tuple[int, bool], tuple[list[float], list[float], int]], quick: bool,
-             writes: int, command: str, out_dir: Path) -> Section:  # fmt: skip
+             writes: int, command: str, out_dir: Path) -> Section:
     section = Section(
         "2. Propagation", command,
         f"{writes} writes per row, each through a random node to one of 20 keys, a fresh value; "
@@ -116,11 +116,11 @@ def _section(results: dict[tuple[int, bool], tuple[list[float], list[float], int
         f"Redis write after each cluster write (interleaved).",
         ["N", "eager push", "writes", "median ms", "p99 ms", "max ms", "not seen in 10 s",
          "Redis median ms", "Redis p99 ms"],
-    )  # fmt: skip
+    )
     for (nodes, eager), (g, r, missed) in results.items():
         section.rows.append([str(nodes), "on" if eager else "off", str(len(g)),
                              ms(statistics.median(g)), ms(percentile(g, 99)), ms(max(g)),
-                             str(missed), ms(statistics.median(r)), ms(percentile(r, 99))])  # fmt: skip
+                             str(missed), ms(statistics.median(r)), ms(percentile(r, 99))])
     g = results[10, True][0]
     med, p99 = statistics.median(g), percentile(g, 99)
     section.goals += [
@@ -139,7 +139,7 @@ def _section(results: dict[tuple[int, bool], tuple[list[float], list[float], int
         xs = sorted(g)
         ax.plot(xs, [(i + 1) / len(xs) for i in range(len(xs))],
                 label=f"N={nodes}, eager {'on' if eager else 'off'}",
-                linestyle="-" if eager else "--")  # fmt: skip
+                linestyle="-" if eager else "--")
     r = sorted(x for _, rs, _ in results.values() for x in rs)
     ax.plot(r, [(i + 1) / len(r) for i in range(len(r))], color="black", label="Redis (all N)")
     ax.set_xscale("log")

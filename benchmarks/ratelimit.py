@@ -100,7 +100,7 @@ def plain_workers(limiter: str, redis_url: str = "") -> Iterator[int]:
     """The app under `uvicorn --workers 4` with a baseline limiter: its port."""
     port = free_ports(1)[0]
     argv = [sys.executable, "-m", "uvicorn", APP, "--host", HOST, "--port", str(port), "--workers", "4",
-            "--log-level", "warning", "--no-access-log"]  # fmt: skip
+            "--log-level", "warning", "--no-access-log"]
     proc = Process(f"ratelimit-{limiter}", argv, _env(limiter, redis_url))
     with running(proc):
         wait_http(f"http://{HOST}:{port}/ready", proc)
@@ -117,7 +117,7 @@ def gossip_hosts(hosts: int, workers: int) -> Iterator[list[UvicornWorkers]]:
         for h in range(hosts):
             # (the library's default interval, as users run it; the tests' workers use 0.1 s)
             env = {**_env("ours"), "GOSSIP_CLUSTER_ID": cluster,
-                   "GOSSIP_INTERVAL": str(Config.gossip_interval)}  # fmt: skip
+                   "GOSSIP_INTERVAL": str(Config.gossip_interval)}
             if started:
                 env["GOSSIP_SEEDS"] = ",".join(started[0].workers().values())
             directory = Path(tempfile.mkdtemp(prefix=f"gossip-bench-host{h}-"))
@@ -167,7 +167,7 @@ def predicted(run: Run, nodes: int) -> list[float]:
     trip the workers measured (one-way latency: half of it, half base and half tail)."""
     one_way = (run.push_rtt_ms or 2.0) / 2 / 1000
     sim = RateLimitRun(nodes=nodes, offered=run.offered, limit=LIMIT, period=PERIOD,
-                       windows=len(run.windows), latency=one_way / 2, latency_tail=one_way / 2)  # fmt: skip
+                       windows=len(run.windows), latency=one_way / 2, latency_tail=one_way / 2)
     return [w.ratio for w in run_ratelimit(sim, seed=1)]
 
 
@@ -190,14 +190,14 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
         "uvicorn --workers 4 (two hosts: 2 + 2 workers joined by a seed)",
         ["limiter", "offered/s", "admitted / L per window", "worst overshoot",
          "mean latency ms", "added ms", "predicted admitted / L (sim)"],
-    )  # fmt: skip
+    )
     base = none.mean_ms
     for r, sim_nodes in ((ours, 4), (two_hosts, 4), (tenfold, 4), (memory, 0), (exact, 0), (none, 0)):
         ratios = [a / LIMIT for a in r.windows]
         over = max(0, max(r.windows) - LIMIT)
         pred = " ".join(f"{p:.3f}" for p in predicted(r, sim_nodes)) if sim_nodes else ""
         section.rows.append([r.name, f"{r.offered:.0f}", " ".join(f"{x:.3f}" for x in ratios), str(over),
-                             f"{r.mean_ms:.2f}", f"{r.mean_ms - base:+.2f}", pred])  # fmt: skip
+                             f"{r.mean_ms:.2f}", f"{r.mean_ms - base:+.2f}", pred])
     worst = max(a / LIMIT for a in ours.windows + two_hosts.windows)
     ours_added, redis_added = ours.mean_ms - base, exact.mean_ms - base
     section.goals = [
@@ -205,7 +205,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
          worst <= GOAL_RATIO),
         (f"ours adds at most a tenth of the Redis limiter's latency: {ours_added:+.2f} ms vs "
          f"{redis_added:+.2f} ms", redis_added > 0 and ours_added <= GOAL_LATENCY_SHARE * redis_added),
-    ]  # fmt: skip
+    ]
     section.notes.append(
         f"Push round trip the workers measured: {ours.push_rtt_ms or 0:.1f} ms (one host), "
         f"{two_hosts.push_rtt_ms or 0:.1f} ms (two hosts), {tenfold.push_rtt_ms or 0:.1f} ms (10x). "

@@ -30,18 +30,18 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
     bare_port, redis_port, mounted_port = free_ports(3)
     bare = uvicorn_app("bare", "benchmarks.apps:bare", bare_port)
     redis_app = uvicorn_app("redis-app", "benchmarks.apps:redis_backed", redis_port,
-                            {"REDIS_URL": redis.url})  # fmt: skip
+                            {"REDIS_URL": redis.url})
     mounted = uvicorn_app("node-async", "benchmarks.apps:node_async_get", mounted_port, {
         "GOSSIP_PORT": str(mounted_port), "GOSSIP_NODE_ID": "async-reader",
         "GOSSIP_SEEDS": cluster.urls[0], "GOSSIP_CLUSTER_ID": cluster.cluster_id,
         "GOSSIP_KEY": cluster.key or "",
-    }, factory=True)  # fmt: skip
+    }, factory=True)
     try:
         with running(bare, redis_app, mounted, redis.process):
             for port, proc in ((bare_port, bare), (redis_port, redis_app), (mounted_port, mounted)):
                 wait_http(f"http://{HOST}:{port}/health", proc)
             for base in (f"http://{HOST}:{bare_port}", f"http://{HOST}:{redis_port}",
-                         cluster.urls[0]):  # fmt: skip
+                         cluster.urls[0]):
                 httpx.post(base + "/set", json={"key": KEY, "value": VALUE}).raise_for_status()
             targets = {
                 "bare FastAPI + dict": f"http://{HOST}:{bare_port}/get?key={KEY}",
@@ -58,19 +58,19 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                 for name in names[r % len(names):] + names[: r % len(names)]:
                     results[name].append(run_wrk(targets[name], seconds, CONNECTIONS))
                     print(f"  read {name}: {results[name][-1].requests_per_s:.0f} req/s",
-                          flush=True)  # fmt: skip
+                          flush=True)
     finally:
         cluster.stop()
     return _section(results, quick, seconds, rounds, command, out_dir)
 
 
 def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rounds: int,
-             command: str, out_dir: Path) -> Section:  # fmt: skip
+             command: str, out_dir: Path) -> Section:
     rps = {n: statistics.median(r.requests_per_s for r in rs) for n, rs in results.items()}
     p50 = {n: statistics.median(r.p50_ms for r in rs) for n, rs in results.items()}
     p99 = {n: statistics.median(r.p99_ms for r in rs) for n, rs in results.items()}
     bare, node, redis = (rps[n] for n in ("bare FastAPI + dict", "gossip node",
-                                          "FastAPI + Redis (redis-py asyncio)"))  # fmt: skip
+                                          "FastAPI + Redis (redis-py asyncio)"))
     section = Section(
         "1. Read path", command,
         f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, {rounds} interleaved rounds (order "
@@ -79,12 +79,12 @@ def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rou
         f"{NODES} gossiping at 0.2 s; value a {len(VALUE)}-byte string; wrk shares the 2 cores.",
         ["server", "requests/s", "min-max req/s", "p50 ms", "p99 ms", "vs bare", "vs Redis",
          "errors"],
-    )  # fmt: skip
+    )
     for name, rs in results.items():
         lo, hi = min(r.requests_per_s for r in rs), max(r.requests_per_s for r in rs)
         section.rows.append([name, f"{rps[name]:.0f}", f"{lo:.0f}-{hi:.0f}", ms(p50[name]),
                              ms(p99[name]), f"{rps[name] / bare:.2f}x", f"{rps[name] / redis:.2f}x",
-                             str(sum(r.errors for r in rs))])  # fmt: skip
+                             str(sum(r.errors for r in rs))])
     node_p99, redis_p99 = p99["gossip node"], p99["FastAPI + Redis (redis-py asyncio)"]
     section.goals += [
         (f"gossip node >= 1.0x bare app: {node / bare:.2f}x", node / bare >= 1.0),

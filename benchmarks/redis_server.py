@@ -15,7 +15,7 @@ class RedisServer:
         self.port = free_ports(1)[0]
         self.url = f"redis://{HOST}:{self.port}/0"
         argv = ["redis-server", "--bind", HOST, "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]  # fmt: skip
+                "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]
         self.process = Process("redis", argv)
         self._wait_ready()
 

@@ -37,7 +37,7 @@ class Section:
                  f"*Settings:* {self.settings}  ",
                  f"*Command:* `{self.command}`", "",
                  "| " + " | ".join(self.header) + " |",
-                 "|" + "|".join(" --- " for _ in self.header) + "|"]  # fmt: skip
+                 "|" + "|".join(" --- " for _ in self.header) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         if self.goals:
             lines += ["", "Goals:"]

@@ -34,7 +34,7 @@ def ensure_debian_tools(commands: dict[str, str]) -> None:
     print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env, timeout=600)
     subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
-                   timeout=600)  # fmt: skip
+                   timeout=600)
 
 
 def machine() -> str:
@@ -47,7 +47,7 @@ def machine() -> str:
                 break
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{platform.node()}: {os.cpu_count()} x {cpu}, {mem_gb:.0f} GB RAM, "
-            f"Linux {platform.release()}, Python {platform.python_version()}")  # fmt: skip
+            f"Linux {platform.release()}, Python {platform.python_version()}")
 
 
 def load_average() -> str:
@@ -141,7 +141,7 @@ class Process:
             self.proc = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                 env={**os.environ, **(env or {})}, start_new_session=True,
-            )  # fmt: skip
+            )
 
     @property
     def pid(self) -> int:
@@ -169,7 +169,7 @@ def uvicorn_app(
     """A baseline app under uvicorn with the settings `gossip-node` uses: one worker,
     default loop and HTTP implementation, log level warning, no access log."""
     argv = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
-            "--log-level", "warning", "--no-access-log"]  # fmt: skip
+            "--log-level", "warning", "--no-access-log"]
     if factory:
         argv.append("--factory")
     return Process(name, argv, env)

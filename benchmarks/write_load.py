@@ -56,7 +56,7 @@ class GossipRun:
 
 def _wrk(port: int, seconds: float, prefix: str) -> subprocess.Popen[str]:
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(SCRIPT),
-            f"http://{HOST}:{port}", "--", prefix]  # fmt: skip
+            f"http://{HOST}:{port}", "--", prefix]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -141,7 +141,7 @@ def gossip_run(nodes: int, seconds: float) -> GossipRun:
 
 
 def _apps(name: str, app: str, count: int, env: dict[str, str] | None = None
-          ) -> tuple[list[int], list[Process]]:  # fmt: skip
+          ) -> tuple[list[int], list[Process]]:
     ports = free_ports(count)
     procs = [uvicorn_app(f"{name}-{i}", app, port, env) for i, port in enumerate(ports)]
     for port, proc in zip(ports, procs, strict=True):
@@ -170,12 +170,12 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
         gossip = gossip_run(n, seconds)
         rows[n] = (bare, redis, gossip)
         print(f"  writes N={n}: bare {bare.rate:.0f}/s, redis {redis.rate:.0f}/s, gossip "
-              f"{gossip.load.rate:.0f}/s", flush=True)  # fmt: skip
+              f"{gossip.load.rate:.0f}/s", flush=True)
     return _section(rows, seconds, command, out_dir)
 
 
 def _section(rows: dict[int, tuple[Load, Load, GossipRun]], seconds: float, command: str,
-             out_dir: Path) -> Section:  # fmt: skip
+             out_dir: Path) -> Section:
     section = Section(
         "4. Write load", command,
         f"For each N: N processes, each loaded by a wrk of its own (1 thread, {CONNECTIONS} "
@@ -191,7 +191,7 @@ def _section(rows: dict[int, tuple[Load, Load, GossipRun]], seconds: float, comm
         ["N", "bare (ceiling) writes/s", "FastAPI+Redis writes/s", "gossip writes/s",
          "vs Redis", "vs ceiling", "probe lag p50 ms", "p99 ms", "same state after s",
          "acked lost", "errors (bare/Redis/gossip)"],
-    )  # fmt: skip
+    )
     for n, (bare, redis, gossip) in rows.items():
         lags = gossip.lags_ms or [float("nan")]
         section.rows.append([
@@ -199,7 +199,7 @@ def _section(rows: dict[int, tuple[Load, Load, GossipRun]], seconds: float, comm
             f"{gossip.load.rate / redis.rate:.2f}x", f"{gossip.load.rate / bare.rate:.2f}x",
             ms(statistics.median(lags)), ms(percentile(lags, 99)), f"{gossip.settle_s:.2f}",
             str(gossip.lost), f"{bare.errors}/{redis.errors}/{gossip.load.errors}",
-        ])  # fmt: skip
+        ])
     if 10 in rows:
         bare, redis, gossip = rows[10]
         p99 = percentile(gossip.lags_ms, 99) if gossip.lags_ms else float("inf")
@@ -210,7 +210,7 @@ def _section(rows: dict[int, tuple[Load, Load, GossipRun]], seconds: float, comm
              gossip.load.rate >= 0.6 * bare.rate),
             (f"N=10 probe lag during the load p99 <= 250 ms: {p99:.0f} ms", p99 <= 250),
             (f"N=10 same state <= 0.5 s after the load: {gossip.settle_s:.2f} s", gossip.settle_s <= 0.5),
-        ]  # fmt: skip
+        ]
     lost = sum(g.lost for _, _, g in rows.values())
     section.goals.append((f"acknowledged writes lost, every N: {lost}", lost == 0))
     fig, ax = plt.subplots(figsize=(6, 3.6))

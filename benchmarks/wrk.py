@@ -25,9 +25,9 @@ def _ms(text: str) -> float:
 
 def run_wrk(url: str, seconds: float, connections: int, threads: int = 1) -> WrkResult:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-            "--timeout", "5s", url]  # fmt: skip
+            "--timeout", "5s", url]
     out = subprocess.run(argv, capture_output=True, text=True, check=True,
-                         timeout=seconds + 30).stdout  # fmt: skip
+                         timeout=seconds + 30).stdout
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

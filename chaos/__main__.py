@@ -53,7 +53,7 @@ def replay_sim(run_dir: Path, seed: int | None, trace: Path | None) -> int:
     assert verdict is not None
     print("\n".join(r.log))
     print(f"replayed {len(r.ops)} operations ({verdict.acknowledged} acknowledged writes and deletes; "
-          f"{len(r.not_replayed)} not replayed: their node was down), simulator seed {r.seed}")  # fmt: skip
+          f"{len(r.not_replayed)} not replayed: their node was down), simulator seed {r.seed}")
     for line in [f"{v.kind} {v.key}: {v.detail}" for v in verdict.violations][:40]:
         print(f"  {line}")
     for text, n in sorted(verdict.excused_by.items()):
@@ -63,7 +63,7 @@ def replay_sim(run_dir: Path, seed: int | None, trace: Path | None) -> int:
         print(f"trace: {trace}")
     agreed = "none" if r.agreement is None else f"{r.agreement:.2f} s"
     print(f"{'ok' if verdict.ok else 'FAILED'}: {len(verdict.violations)} violations, "
-          f"{len(verdict.excused)} excused losses, agreement {agreed} after the heal (virtual)")  # fmt: skip
+          f"{len(verdict.excused)} excused losses, agreement {agreed} after the heal (virtual)")
     return 0 if verdict.ok and r.agreement is not None else 1
 
 
@@ -78,20 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--seed", type=int, help="replay one seed")
     p.add_argument("--quick", action="store_true",
                    help=f"short runs: {QUICK.length:.0f} s with one fault of each kind, instead of "
-                        f"{FULL.length:.0f} s with {FULL.faults} drawn faults")  # fmt: skip
+                        f"{FULL.length:.0f} s with {FULL.faults} drawn faults")
     p.add_argument("--out", type=Path, default=ROOT / "chaos-runs", help="where run directories go")
     p.add_argument("--report", type=Path, help="write the Markdown report here (docs/RELIABILITY.md)")
     p.add_argument("--shrink", action="store_true", help="shrink each failing seed's schedule")
     p.add_argument("--from-runs", action="store_true",
-                   help="run nothing: write the report from the seeds' result.json in --out")  # fmt: skip
+                   help="run nothing: write the report from the seeds' result.json in --out")
     p.add_argument("--replay-sim", type=Path, metavar="RUN_DIR",
-                   help="run nothing: replay that run's faults and history in the simulator")  # fmt: skip
+                   help="run nothing: replay that run's faults and history in the simulator")
     p.add_argument("--sim-seed", type=int, help="--replay-sim: the simulator's seed (default: the run's)")
     p.add_argument("--trace", type=Path, metavar="PATH",
-                   help="--replay-sim: write the simulator's trace here")  # fmt: skip
+                   help="--replay-sim: write the simulator's trace here")
     p.add_argument("--rejudge", type=Path, nargs="+", metavar="RUN_DIR",
                    help="run nothing: judge finished runs again, with the kill evidence untimed "
-                        "and with windows")  # fmt: skip
+                        "and with windows")
     args = p.parse_args(argv)
     if args.replay_sim is not None:
         return replay_sim(args.replay_sim, args.sim_seed, args.trace)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "ok" if r.ok else f"FAILED ({len(r.problems())} problems)"
         print(f"   seed {seed}: {verdict}; {r.ops} ops, {r.acknowledged} acknowledged, {r.unknown} unknown, "
               f"{len(r.excused)} excused, heal {r.heal:.1f} s, agreement "
-              f"{'none' if r.agreement is None else f'{r.agreement:.2f} s'}", flush=True)  # fmt: skip
+              f"{'none' if r.agreement is None else f'{r.agreement:.2f} s'}", flush=True)
         for line in r.problems()[:20]:
             print(f"     {line}")
         if not r.ok and args.shrink:

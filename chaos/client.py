@@ -34,7 +34,7 @@ async def run(urls: dict[str, str], seed: int, workers: int, t0: float, stop: as
 
 
 async def _worker(w: int, urls: dict[str, str], rng: random.Random, t0: float, stop: asyncio.Event,
-                  ops: list[Op]) -> None:  # fmt: skip
+                  ops: list[Op]) -> None:
     names: Sequence[str] = sorted(urls)
     headers = {"authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(timeout=TIMEOUT, headers=headers) as http:
@@ -51,7 +51,7 @@ async def _worker(w: int, urls: dict[str, str], rng: random.Random, t0: float, s
 
 
 async def _one(http: httpx.AsyncClient, url: str, node: str, kind: Kind, key: str, value: str | None,
-               t0: float) -> Op:  # fmt: skip
+               t0: float) -> Op:
     start = time.monotonic() - t0
     try:
         if kind == "read":

@@ -132,7 +132,7 @@ def window(node: str, at: float, wiped: bool, plan: Sequence[Fault], setup: Setu
 
 
 def kill_evidence(kills: Iterable[tuple[str, float, bool]], plan: Sequence[Fault], setup: Setup,
-                  ops: Sequence[Op]) -> list[Evidence]:  # fmt: skip
+                  ops: Sequence[Op]) -> list[Evidence]:
     """One piece of evidence per kill -9 (node, run time, data wiped), with its window;
     a kill that kept the data only if it falls on acknowledged writes of that node."""
     found = []

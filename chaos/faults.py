@@ -22,7 +22,7 @@ PROCESS: frozenset[Kind] = frozenset({"skew", "kill", "kill_wipe", "pause"})
 DURATION: dict[Kind, tuple[float, float]] = {  # the range each kind's duration is drawn from
     "halves": (4, 10), "isolate": (4, 10), "bridge": (4, 10), "one_way": (3, 8), "loss": (4, 10),
     "skew": (5, 10), "kill": (2, 6), "kill_wipe": (2, 6), "pause": (2, 6), "rotate": (3, 3),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _hosts(hosts: Sequence[int]) -> str:
 
 
 def draw(seed: int, hosts: int, nodes: Sequence[str], node_host: dict[str, int], length: float,
-         count: int, max_offset: float, each_kind_once: bool = False) -> list[Fault]:  # fmt: skip
+         count: int, max_offset: float, each_kind_once: bool = False) -> list[Fault]:
     """`count` faults (plus the rotation) within `length` seconds, drawn from `seed` alone;
     with `each_kind_once`, one fault of each kind instead."""
     rng = random.Random(seed)
@@ -99,7 +99,7 @@ def draw(seed: int, hosts: int, nodes: Sequence[str], node_host: dict[str, int],
 
 
 def _targets(rng: random.Random, kind: Kind, start: float, duration: float, hosts: int,
-             nodes: Sequence[str], max_offset: float) -> Fault:  # fmt: skip
+             nodes: Sequence[str], max_offset: float) -> Fault:
     every = list(range(1, hosts + 1))
     rng.shuffle(every)
     if kind == "halves":

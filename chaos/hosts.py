@@ -44,7 +44,7 @@ def skewed_clock(seconds: float) -> dict[str, str]:
     semaphore per PID in /dev/shm that a killed wrapper leaves behind, and a later wrapper
     given the same PID then fails to start."""
     return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"{seconds:+.3f}",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}  # fmt: skip
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}
 
 
 def available() -> str | None:
@@ -72,14 +72,14 @@ def remove_leftovers() -> None:
 
 
 def start_node(ns: str, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
-               wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:  # fmt: skip
+               wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """`python -m node ARGS` inside the namespace `ns` (under `wrapper`, such as faketime),
     in a session of its own so that it and its children are signalled together, its output
     added to `log`. The caller stops it by its PID."""
     argv = ["ip", "netns", "exec", ns, *wrapper, sys.executable, "-m", "node", *args]
     with open(log, "ab") as out:
         return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_node(proc: subprocess.Popen[bytes], grace: float = 10.0) -> bool:
@@ -190,11 +190,11 @@ class Hosts:
     def _rule(self, host: int, chain: str, rule: str) -> None:
         self._nft(host, f"add table {TABLE}\n"
                         f"add chain {TABLE} {chain} {{ type filter hook input priority 0; policy accept; }}\n"
-                        f'add rule {TABLE} {chain} iifname "{CLUSTER_IF}" {rule}\n')  # fmt: skip
+                        f'add rule {TABLE} {chain} iifname "{CLUSTER_IF}" {rule}\n')
 
     def _nft(self, host: int, script: str) -> None:
         subprocess.run(["ip", "netns", "exec", self.ns(host), "nft", "-f", "-"], input=script, check=True,
-                       capture_output=True, text=True, timeout=10)  # fmt: skip
+                       capture_output=True, text=True, timeout=10)
 
     def close(self) -> None:
         while self._made:

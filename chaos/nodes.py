@@ -55,7 +55,7 @@ class Fleet:
     def nodes(self) -> list[NodeSpec]:
         per = self.nodes_per_host
         return [NodeSpec(f"n{(h - 1) * per + i}", h, BASE_PORT + i)
-                for h in range(1, self.hosts.count + 1) for i in range(1, per + 1)]  # fmt: skip
+                for h in range(1, self.hosts.count + 1) for i in range(1, per + 1)]
 
     def spec(self, name: str) -> NodeSpec:
         return next(n for n in self.nodes if n.name == name)
@@ -86,9 +86,9 @@ class Fleet:
             "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", self.cluster_id,
             "--interval", str(self.interval), "--max-offset", str(self.max_offset),
             "--data-dir", str(self.workdir / "data" / name), "--log-level", "warning",
-        ]  # fmt: skip
+        ]
         env = {"GOSSIP_KEY": self.keys.primary, "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted),
-               "GOSSIP_API_TOKEN": TOKEN}  # fmt: skip
+               "GOSSIP_API_TOKEN": TOKEN}
         if skew := self.skews.get(n.host, 0.0):
             env.update(skewed_clock(skew))
         self.log(name).parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ def kills(run_dir: Path) -> list[tuple[str, float, bool]]:
     events = run_dir / "events.txt"
     if events.exists():
         return [(m.group(2), float(m.group(1)), m.group(3) is not None)
-                for line in events.read_text().splitlines() if (m := KILL.match(line))]  # fmt: skip
+                for line in events.read_text().splitlines() if (m := KILL.match(line))]
     plan = faults.load(run_dir / "schedule.json")
     return [(f.node, f.start, f.kind == "kill_wipe") for f in plan if f.kind in ("kill", "kill_wipe")]
 
@@ -70,7 +70,7 @@ def untimed(killed: list[tuple[str, float, bool]], ops: list[Op]) -> list[Eviden
     found = []
     for node, at, wiped in killed:
         recent = [op for op in ops if op.node == node and op.kind != "read" and op.outcome == "ok"
-                  and at - OLD_SNAPSHOT_WINDOW <= op.end <= at]  # fmt: skip
+                  and at - OLD_SNAPSHOT_WINDOW <= op.end <= at]
         if wiped:
             found.append(
                 Evidence(node, f"killed -9 at {at:.1f} s and restarted with its data directory wiped")

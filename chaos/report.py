@@ -37,7 +37,7 @@ def excused_cell(r: Result) -> str:
         return "0"
     if not r.excused_by:  # a result row written before evidence had windows
         reasons = sorted({f"{node}: {_reason(text)}" for node, text in r.evidence.items()
-                          if any(text in line for line in r.excused)})  # fmt: skip
+                          if any(text in line for line in r.excused)})
         return f"{len(r.excused)} ({'; '.join(reasons)})"
     by = [f"{n} by {_short(text)}" for text, n in sorted(r.excused_by.items())]
     return f"{len(r.excused)} ({'; '.join(by)})"
@@ -231,7 +231,7 @@ def _agreement(seconds: Sequence[float]) -> str:
         return "No seed reached agreement."
     ordered = sorted(seconds)
     return (f"All nodes agreed {ordered[len(ordered) // 2]:.2f} s after the end of the schedule at the "
-            f"median, {ordered[-1]:.2f} s at most.")  # fmt: skip
+            f"median, {ordered[-1]:.2f} s at most.")
 
 
 def _failures(details: list[str]) -> str:

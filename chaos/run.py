@@ -48,7 +48,7 @@ class Size:
 
     def setup(self, seed: int) -> Setup:
         return Setup(seed=seed, hosts=self.hosts, nodes_per_host=self.nodes_per_host, interval=self.interval,
-                     max_offset=self.max_offset)  # fmt: skip
+                     max_offset=self.max_offset)
 
 
 FULL = Size()
@@ -123,7 +123,7 @@ def run_seed(seed: int, size: Size, out: Path, schedule: Sequence[Fault] | None 
     with Hosts(count=size.hosts) as hosts:  # the namespace lock is held for this seed only
         started = time.monotonic()
         fleet = Fleet(hosts, size.nodes_per_host, run_dir, KeyRing(secrets.token_hex(32)), size.interval,
-                      size.max_offset)  # fmt: skip
+                      size.max_offset)
         try:
             result = asyncio.run(Run(fleet, seed, size, plan, run_dir).go())
         finally:
@@ -195,7 +195,7 @@ class Run:
                     **dataclasses.asdict(verdict),
                     "finals": finals,
                     "evidence": [dataclasses.asdict(e) for e in evidence],
-                },  # fmt: skip
+                },
                 indent=1,
             )
         )
@@ -207,7 +207,7 @@ class Run:
             evidence={node: "; ".join(lines) for node, lines in said.items()}, excused_by=verdict.excused_by,
             heal=round(healed - heal_began, 2), agreement=None if agreement is None else round(agreement, 2),
             crashed=crashed,
-        )  # fmt: skip
+        )
 
     # -- the schedule ---------------------------------------------------------------------
 
@@ -239,7 +239,7 @@ class Run:
                     hosts.lift(h, chain)
 
             return [(f.start, f"begin {f.describe()}", lambda: asyncio.to_thread(begin)),
-                    (f.end, f"end {f.kind}", lambda: asyncio.to_thread(end))]  # fmt: skip
+                    (f.end, f"end {f.kind}", lambda: asyncio.to_thread(end))]
 
         if f.kind in ("halves", "isolate", "bridge"):
 
@@ -275,11 +275,11 @@ class Run:
                 self.kills.append((f.node, self.now(), wipe))
 
             return [(f.start, f"begin {f.describe()}", lambda: asyncio.to_thread(kill)),
-                    (f.end, f"restart {f.node}", lambda: asyncio.to_thread(fleet.start, f.node))]  # fmt: skip
+                    (f.end, f"restart {f.node}", lambda: asyncio.to_thread(fleet.start, f.node))]
         if f.kind == "pause":
             return [(f.start, f"begin {f.describe()}", lambda: asyncio.to_thread(fleet.pause, f.node)),
                     (f.end, f"SIGCONT {f.node}",
-                     lambda: asyncio.to_thread(fleet.resume, f.node))]  # fmt: skip
+                     lambda: asyncio.to_thread(fleet.resume, f.node))]
         old, new = fleet.keys.primary, secrets.token_hex(32)
         stages = [KeyRing(old, (new,)), KeyRing(new, (old,)), KeyRing(new)]
         times = [f.start, f.start + f.duration / 2, f.end]

@@ -219,7 +219,7 @@ class Replay:
                 self.sim.restart(name, keep_state=True, new_life=True, snapshot=saved, seeds=seeds)
             self._saver(name)
             self._note(f"{name} started" + (" empty" if saved is None else " from its data directory")
-                       + (f", clock {node.offset_ms:+d} ms" if node.offset_ms else ""))  # fmt: skip
+                       + (f", clock {node.offset_ms:+d} ms" if node.offset_ms else ""))
 
         self._at(max(at, self.now() + STOP), start)
 
@@ -360,12 +360,12 @@ def heal_time(run_dir: Path, plan: Sequence[Fault], ops: Sequence[Op]) -> float:
 
 
 def replay(run_dir: Path, seed: int | str | None = None, trace: bool = False,
-           agree_within: float = AGREEMENT_DEADLINE) -> Replay:  # fmt: skip
+           agree_within: float = AGREEMENT_DEADLINE) -> Replay:
     """Load a run directory and replay it; `seed` for the simulator (default: the run's)."""
     setup = Setup.load(run_dir)
     plan = faults.load(run_dir / "schedule.json")
     ops = load(in_run(run_dir))
     r = Replay(setup, plan, ops, heal_time(run_dir, plan, ops), setup.seed if seed is None else seed, trace,
-               agree_within)  # fmt: skip
+               agree_within)
     r.go()
     return r

@@ -35,7 +35,7 @@ async def follow_flags(state: SharedState, *, task_status: TaskStatus[None] = TA
         try:
             async for change in changes:
                 audit.append({"flag": change.key.removeprefix(FLAG), "on": change.value,
-                              "deleted": change.deleted, "by": change.node})  # fmt: skip
+                              "deleted": change.deleted, "by": change.node})
         except WatchDropped as exc:
             audit.append({"dropped": exc.reason})
 

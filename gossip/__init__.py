@@ -29,7 +29,7 @@ from gossip.messages import (
     RumorItem,
     Summary,
     WriterDelta,
-)  # fmt: skip
+)
 from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
 
@@ -39,4 +39,4 @@ __all__ = [
     "InvalidKey", "InvalidValue", "MalformedMessage", "Member", "MemberInfo", "Membership",
     "Message", "NetworkError", "Outgoing", "PeerError", "PeerTimeout", "PeerUnreachable",
     "Reply", "Rumor", "RumorGroup", "RumorItem", "Store", "Summary", "Timestamp", "WriterDelta",
-]  # fmt: skip
+]

@@ -111,7 +111,7 @@ class Verifier:
         # ASCII only and bounded: int() refuses digits like '²' and > 4300 digits, and
         # compare_digest refuses non-ASCII text; either would escape as a 500.
         if not (time_text.isascii() and time_text.isdigit() and len(time_text) <= 20
-                and len(nonce) <= 64 and signature.isascii()):  # fmt: skip
+                and len(nonce) <= 64 and signature.isascii()):
             raise AuthError("malformed signature headers")
         time_ms = int(time_text)
         expected = _mac(key, self.cluster_id, time_ms, nonce, body)
@@ -119,7 +119,7 @@ class Verifier:
             raise AuthError("bad signature (another key, another cluster id, or an altered body)")
         if abs(now_ms - time_ms) > self.window_ms:
             raise ReplayError(f"message time is {now_ms - time_ms} ms from ours; the window is "
-                              f"{self.window_ms} ms")  # fmt: skip
+                              f"{self.window_ms} ms")
         self._forget_before(now_ms - self.window_ms)
         if nonce in self._seen:
             raise ReplayError("replayed message: this nonce was seen before")

@@ -134,7 +134,7 @@ class CatchUp:
         return (
             not self.met_member and collected == ZERO and bool(seeds)
             and all(s in self.cold_seeds for s in seeds)
-        )  # fmt: skip
+        )
 
     def raise_floor(self, horizon: Mapping[str, Timestamp]) -> None:
         floor = self.floor

@@ -27,7 +27,7 @@ from gossip.messages import (
     RumorItem,
     Snapshot,
     WriterDelta,
-)  # fmt: skip
+)
 from gossip.retired import BUCKETS, EMPTY, RetiredSummary
 from gossip.store import Entry
 
@@ -98,7 +98,7 @@ class Codec:
                 [list(g.cover), [[i.entry.origin, i.prev.wall, i.prev.counter, *entry_to_wire(i.entry)]
                                  for i in g.items]]
                 for g in message.groups
-            ]  # fmt: skip
+            ]
         else:
             body["type"] = "exchange" if isinstance(message, Exchange) else "reply"
             body["digest"] = _digest(message.digest)
@@ -130,7 +130,7 @@ class Codec:
             "forgotten": _forgotten(snap.forgotten), "generation": snap.generation,
             "lineage": snap.lineage, "members": [_member(m) for m in snap.members],
             "entries": [[e.origin, *entry_to_wire(e)] for e in snap.entries],
-        })  # fmt: skip
+        })
 
     def decode_snapshot(self, data: bytes) -> Snapshot:
         """A snapshot file, checked like any message (it may be damaged or foreign)."""
@@ -155,14 +155,14 @@ class Codec:
             collected = max(horizon.values(), default=Timestamp(0, 0))
             raw_forgotten = d.obj(obj.get("forgotten", {}), "forgotten")
             forgotten = {d.text(k, "forgotten key"): ForgottenLife(d.int(v, f"forgotten[{k!r}]"), collected)
-                         for k, v in raw_forgotten.items()}  # fmt: skip
+                         for k, v in raw_forgotten.items()}
         else:
             forgotten = d.forgotten(obj, "forgotten", limit=None)
         members = tuple(d.member(m, f"members[{i}]")
-                        for i, m in enumerate(d.array(obj.get("members", []), "members")))  # fmt: skip
+                        for i, m in enumerate(d.array(obj.get("members", []), "members")))
         return Snapshot(d.ts(d.field(obj, "clock"), "clock"), d.digest(obj, "watermarks"), horizon,
                         tuple(entries), retired, forgotten, d.int(obj.get("generation", 0), "generation"),
-                        d.int(obj.get("lineage", 0), "lineage"), members)  # fmt: skip
+                        d.int(obj.get("lineage", 0), "lineage"), members)
 
     def decode(self, data: bytes) -> Message:
         try:
@@ -226,7 +226,7 @@ class _Decoder:
         forgotten = self.forgotten(obj, "forgotten", limit=limit) if roster_end is not None else {}
         cls = Exchange if kind == "exchange" else Reply
         return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind,
-                   retired_sum, lineage, roster, roster_end, forgotten)  # fmt: skip
+                   retired_sum, lineage, roster, roster_end, forgotten)
 
     def retired_sum(self, raw: object) -> RetiredSummary:
         items = self.array(raw, "rsum")
@@ -292,7 +292,7 @@ class _Decoder:
         base, upto = self.ts(base, f"{path} base"), self.ts(upto, f"{path} upto")
         items = self.count(self.array(entries, f"{path} entries"))
         parsed = tuple(self.fast_entry(origin, e) or self.entry(origin, e, f"{path} entries[{i}]")
-                       for i, e in enumerate(items))  # fmt: skip
+                       for i, e in enumerate(items))
         if any(not base < e.ts <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
         return WriterDelta(origin, base, upto, parsed, final)
@@ -308,7 +308,7 @@ class _Decoder:
             tuple(self.text(a, f"{path} cover[{i}]") for i, a in enumerate(cover)),
             tuple(self.fast_rumor_item(r) or self.rumor_item(r, f"{path} items[{i}]")
                   for i, r in enumerate(raw_items)),
-        )  # fmt: skip
+        )
 
     # The fast paths: the common, well-formed case, checked in one go; anything they do
     # not accept goes through the field-by-field checks, which name what is wrong.
@@ -319,7 +319,7 @@ class _Decoder:
         origin, prev_wall, prev_counter = raw[0], raw[1], raw[2]
         if not (type(origin) is str and 0 < len(origin) <= 256 and type(prev_wall) is int
                 and type(prev_counter) is int and 0 <= prev_wall < _MAX_INT and 0 <= prev_counter < _MAX_INT):
-            return None  # fmt: skip
+            return None
         entry = self.fast_entry(origin, raw[3:])
         prev = Timestamp(prev_wall, prev_counter)
         return RumorItem(entry, prev) if entry is not None and prev < entry.ts else None
@@ -335,7 +335,7 @@ class _Decoder:
                 and 0 <= wall < _MAX_INT and 0 <= counter < _MAX_INT and type(deleted) is int
                 and (deleted == 0 or (deleted == 1 and value is None))
                 and (expires is None or (type(expires) is int and 0 <= expires < _MAX_INT))):
-            return None  # fmt: skip
+            return None
         if 4 * len(key) > config.max_key_bytes and len(key.encode()) > config.max_key_bytes:
             return None
         kind = type(value)

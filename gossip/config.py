@@ -81,14 +81,14 @@ class Config:
             "max_entries_per_message", "max_members_per_message", "view_size", "max_body_bytes",
             "max_key_bytes", "max_value_bytes", "max_value_depth", "request_timeout", "replay_window",
             "phi_suspect", "phi_dead", "detector_window", "reap_after", "tombstone_grace",
-        )  # fmt: skip
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(name, f"must be a positive number, got {value!r}")
         if not isinstance(self.view_size, int) or self.view_size < 2:
             raise ConfigError("view_size", f"must be a whole number of at least 2 (ourselves and one other), "
-                              f"got {self.view_size!r}")  # fmt: skip
+                              f"got {self.view_size!r}")
         if self.phi_suspect > self.phi_dead:
             raise ConfigError("phi_suspect", "must not exceed phi_dead")
         if not 0 <= self.dead_probe_chance <= 1:

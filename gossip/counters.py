@@ -256,7 +256,7 @@ class Counting:
             self._write_slot(key, wid, mine, now_ms)
         totals = tally.window_totals
         return WindowCount(totals.get(wid, 0), totals.get((name, length_ms, window - 1), 0),
-                           length_ms, now_ms - window * length_ms)  # fmt: skip
+                           length_ms, now_ms - window * length_ms)
 
     @property
     def unwritten(self) -> int:
@@ -298,7 +298,7 @@ class Counting:
         totals = tally.window_totals
         return WindowCount(totals.get((name, length_ms, window), 0),
                            totals.get((name, length_ms, window - 1), 0),
-                           length_ms, now_ms - window * length_ms)  # fmt: skip
+                           length_ms, now_ms - window * length_ms)
 
     def total(self, name: str) -> int:
         return self.counts().total(name)

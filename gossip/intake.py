@@ -23,7 +23,7 @@ class Intake:
     def __init__(
         self, config: Config, store: Store, clock: HybridClock, stats: Stats,
         retire: Callable[[str, Timestamp], None],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.config = config
         self._store = store
         self._clock = clock

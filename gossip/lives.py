@@ -70,7 +70,7 @@ class Lives:
         clock behind its, and holds nothing of its state: rather than be taken for it and
         reset, start a life above it, keeping our state (R16). Whether we did."""
         if (claim is not None and claim.reason == FORGOTTEN and claim.writer == self.id
-                and self.lineage == self.generation < claim.mark.wall):  # fmt: skip
+                and self.lineage == self.generation < claim.mark.wall):
             self.new(now_ms, above=claim.mark.wall)
             self.lineage = self.generation
             return True

@@ -205,7 +205,7 @@ class Membership:
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
                     self._event("restarted", info, f"a new life: generation {info.generation} after "
-                                f"{known.info.generation}", now_ms)  # fmt: skip
+                                f"{known.info.generation}", now_ms)
                 if info.address != known.info.address:
                     self._live = self._addresses = None
                 known.info = info

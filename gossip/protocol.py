@@ -287,7 +287,7 @@ class GossipProtocol:
     def _summary(
         self, kind: type[SummaryType], delta: tuple[WriterDelta, ...], *, more: bool = False,
         behind: Behind | None = None, to: str | None = None, request: Summary | None = None,
-    ) -> SummaryType:  # fmt: skip
+    ) -> SummaryType:
         """Our digest, view, retired set and collection state, around `delta`, for the
         peer `to` (an Exchange) or the sender of `request` (a Reply). The retired set goes
         as a summary, with its bucket hashes when the peer's set may differ, and the
@@ -310,7 +310,7 @@ class GossipProtocol:
                 room -= len(items)
         sent = {d.origin for d in delta}
         horizon = {w: t for w, t in store.horizon.items()
-                   if w in store.watermarks or w in listed or w in sent}  # fmt: skip
+                   if w in store.watermarks or w in listed or w in sent}
         members, roster_end, forgotten = self._view_or_roster(request)
         catchup = self.catchup
         return kind(
@@ -320,7 +320,7 @@ class GossipProtocol:
             self.bootstrapping, more, behind,
             retired.summary(with_buckets=differ), 0 if self.lives.own_state else self.lives.lineage,
             catchup.roster if kind is Exchange and catchup is not None else None, roster_end, forgotten,
-        )  # fmt: skip
+        )
 
     def _view_or_roster(
         self, request: Summary | None
@@ -334,7 +334,7 @@ class GossipProtocol:
         page, end = self.membership.roster_page(after, self.config.max_members_per_message - 1)
         last = page[-1].id if page and not end else None
         forgotten = {i: life for i, life in self.lives.forgotten.items()
-                     if i > after and (last is None or i <= last)}  # fmt: skip
+                     if i > after and (last is None or i <= last)}
         return [self.membership.me, *page], end, forgotten
 
     def _delta_for(
@@ -423,7 +423,7 @@ class GossipProtocol:
         told = [(claim.writer, claim.mark)] if claim is not None and claim.reason == HORIZON else []
         for writer, mark in (*message.horizon.items(), *told):
             if (mark > store.collected and store.coverage(writer) == ZERO and writer not in store.horizon
-                    and not store.holds_older_than(mark)):  # fmt: skip
+                    and not store.holds_older_than(mark)):
                 store.raise_collected(mark)
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:
@@ -619,7 +619,7 @@ class GossipProtocol:
         members = tuple(m.info for m in self.membership.members.values())
         return Snapshot(self.clock.last, dict(store.watermarks), dict(store.horizon),
                         tuple(store.entries()), dict(store.retired), dict(self.lives.forgotten),
-                        self.lives.generation, self.lives.lineage, members)  # fmt: skip
+                        self.lives.generation, self.lives.lineage, members)
 
     def restore(self, snap: Snapshot, now_ms: int) -> None:
         """Start from a snapshot (before talking to anyone): its entries, what we held

@@ -29,7 +29,7 @@ from gossip.store import Entry
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+(?:\.\d+)?)?\s*(second|minute|hour|day)s?\s*$",
-                   re.IGNORECASE)  # fmt: skip
+                   re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class Retirement:
             since = self.retired_at.setdefault(writer, now_ms)
             if (now_ms - since > reap_ms and cluster_ms - end.wall > forget_ms
                     and ended(writer, True) and not store.holds_any(writer)
-                    and stability.all_past(members, writer, end)):  # fmt: skip
+                    and stability.all_past(members, writer, end)):
                 store.forget_writer(writer)
                 del self.retired_at[writer]
 

@@ -21,12 +21,12 @@ _HOMES = {
     "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
     "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
     "Settings": "node.settings", "SharedState": "node.state",
-}  # fmt: skip
+}
 
 __all__ = [
     "RateLimit", "Settings", "SharedState", "StateDep", "client_ip", "create_app", "gossip_router", "router",
     "running_node", "shared_state", "shared_state_lifespan",
-]  # fmt: skip
+]
 
 
 def __getattr__(name: str) -> Any:

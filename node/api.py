@@ -94,13 +94,13 @@ def key_schema(config: Config) -> dict[str, Any]:
     n = config.max_key_bytes
     return {"minLength": 1, "maxLength": n, "not": {"pattern": f"^{RESERVED}"},
             "description": f"1 to {n} bytes as UTF-8 (at most {n} characters, fewer where a character "
-                           f"takes several bytes); keys starting with {RESERVED!r} are reserved"}  # fmt: skip
+                           f"takes several bytes); keys starting with {RESERVED!r} are reserved"}
 
 
 def value_schema(config: Config) -> dict[str, Any]:
     return {"description": f"any JSON value, null included: at most {config.max_value_bytes} bytes as "
                            f"compact JSON, arrays and objects nested at most {config.max_value_depth} deep, "
-                           "integers within 64 bits"}  # fmt: skip
+                           "integers within 64 bits"}
 
 
 TTL_MAX = 10**12  # seconds (31,700 years): within the clock's range for ages to come
@@ -132,7 +132,7 @@ class EntryOut(BaseModel):
     key: str
     value: Any
     timestamp: list[int] = Field(min_length=2, max_length=2,
-                                 description="hybrid logical clock: [wall_ms, counter]")  # fmt: skip
+                                 description="hybrid logical clock: [wall_ms, counter]")
     node: str = Field(description="id of the node that wrote it")
     deleted: bool = False
     expires_at: int | None = Field(None, description="wall ms when it expires, if ever")
@@ -145,7 +145,7 @@ class EntryOut(BaseModel):
 def entry_json(e: Entry) -> dict[str, Any]:
     """An entry as the API shows it (the shape of EntryOut)."""
     return {"key": e.key, "value": e.value, "timestamp": [e.ts.wall, e.ts.counter], "node": e.node,
-            "deleted": e.deleted, "expires_at": e.expires_at}  # fmt: skip
+            "deleted": e.deleted, "expires_at": e.expires_at}
 
 
 class AllValues(BaseModel):
@@ -180,7 +180,7 @@ def authorize(request: Request, access: Access) -> None:
             raise HTTPException(
                 401, "a valid bearer token is required" if given else "missing bearer token",
                 headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
+            )
 
 
 class Guard:
@@ -214,7 +214,7 @@ read_router = APIRouter(tags=["shared state"])
 write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], responses=_errors(400, 413, 422))
 _reads, _writes = [Depends(reader)], [Depends(writer)]
 admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)],
-                         responses=_errors(409))  # (signing off, or a key that is not there)  # fmt: skip
+                         responses=_errors(409))  # (signing off, or a key that is not there)
 gossip_router = APIRouter(tags=["gossip"])
 
 
@@ -232,11 +232,11 @@ def _json(content: object) -> Response:
 _REFUSED: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": (
     "this node takes no writes now: its clock (or its hybrid logical clock, restored from the data "
     "directory) runs more than max_offset ahead of the cluster's, or it has not compared its clock "
-    "with another host's yet; the detail gives the offset measured, the limit and what to fix")}}  # fmt: skip
+    "with another host's yet; the detail gives the offset measured, the limit and what to fix")}}
 
 
 @write_router.post("/set", response_model=EntryOut, responses={**_errors(409, 504), **_REFUSED},
-                   dependencies=_writes)  # fmt: skip
+                   dependencies=_writes)
 async def set_value(body: SetBody, request: Request) -> Response:
     """Store a value under a key; it spreads to every node. With `replicas`, the answer
     waits until that many peers hold it (504 saying how many did, if they do not; 409,
@@ -312,7 +312,7 @@ class HealthOut(BaseModel):
         "clock_unchecked, refusing_peers, dns_seed_unresolved), "
         "detail (what is wrong and what to change) and peers (each peer's status, reason and fix; for the "
         "clock's problems each node of another host, its clock's offset from ours and the uncertainty)",
-    )  # fmt: skip
+    )
     warnings: list[dict[str, Any]] | None = Field(None, description="as problems, on a node in the cluster")
 
 
@@ -327,7 +327,7 @@ async def health(state: StateDep) -> Response:
     to change."""
     verdict = state.health.update()
     return Response(dumps(health_answer(state, verdict)), 200 if verdict.ok else 503,
-                    media_type="application/json")  # fmt: skip
+                    media_type="application/json")
 
 
 @read_router.get("/digest", dependencies=_reads)

@@ -52,7 +52,7 @@ async def running_node(
                     directory.register(state.id, settings.address)
                     loops.start_soon(_watch, directory, state)
                 log.info("%s: gossiping at %s, seeds %s (from DNS: %s)", state.id, settings.address,
-                         settings.seeds, dns.addresses())  # fmt: skip
+                         settings.seeds, dns.addresses())
                 try:
                     yield state
                 finally:
@@ -140,4 +140,4 @@ def main(argv: list[str] | None = None) -> None:
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE,
         **settings.server_tls(),  # type: ignore[arg-type]
-    )  # fmt: skip
+    )

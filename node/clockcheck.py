@@ -124,7 +124,7 @@ class PeerOffset:
     def json(self) -> dict[str, object]:
         uncertainty = None if self.uncertainty is None else round(self.uncertainty, 3) + 0.0
         return {"peer": self.address, "host": self.host, "clock_offset_seconds": round(self.offset, 3) + 0.0,
-                "uncertainty_seconds": uncertainty}  # fmt: skip (+ 0.0: never -0.0)
+                "uncertainty_seconds": uncertainty}  # (+ 0.0: never -0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ def judge(
         if expecting:
             return Judgement(UNCHECKED, "this node has not compared its clock with any node on another host "
                              "yet (none has answered): it takes writes once one has, so that it never "
-                             "acknowledges a write the others would refuse", None, lead, 0)  # fmt: skip
+                             "acknowledges a write the others would refuse", None, lead, 0)
         return Judgement(ALONE, "", None, lead, 0)
     # The cluster's clock against ours: per host the median of its nodes, then the (lower)
     # median over the hosts, ours included at 0. `ahead` goes by the lower bounds, `about`
@@ -166,12 +166,12 @@ def judge(
     about = median_low([0.0, *(median_low([p.offset for p in ps]) for ps in by_host.values())])
     ahead, hosts = -least, len(by_host)
     where = (f"the median of {hosts + 1} hosts' clocks, ours included"
-             if hosts > 1 else "the one other host's")  # fmt: skip
+             if hosts > 1 else "the one other host's")
     if ahead > max_offset:
         return Judgement(AHEAD, f"our clock runs {ahead:.2f} s ahead of the cluster's ({where}; about "
                          f"{-about:.2f} s by the best estimate), beyond max_offset ({max_offset:g} s): peers "
                          "refuse timestamps that far ahead, so this node takes no writes; fix this host's "
-                         "clock (NTP)", ahead, lead, hosts, tuple(others))  # fmt: skip
+                         "clock (NTP)", ahead, lead, hosts, tuple(others))
     if ahead + lead > max_offset:
         wait = ahead + lead - max_offset
         origin = "restored from the data directory" if restored else "raised by timestamps taken from peers"
@@ -181,12 +181,12 @@ def judge(
                          f"host's wall clock{wall}: new writes would carry timestamps {ahead + lead:.2f} s "
                          f"ahead of the cluster's clock, beyond max_offset ({max_offset:g} s); writes wait "
                          f"about {wait:.1f} s more, until the wall clock has caught up (nothing to fix, "
-                         "unless this keeps coming back)", ahead, lead, hosts, tuple(others))  # fmt: skip
+                         "unless this keeps coming back)", ahead, lead, hosts, tuple(others))
     if -ahead > max_offset:
         return Judgement(BEHIND, f"our clock runs {-ahead:.2f} s behind the cluster's ({where}), beyond "
                          f"max_offset ({max_offset:g} s): we refuse our peers' fresh gossip (their "
                          "timestamps run too far ahead of our clock) and our writes carry old timestamps; "
-                         "fix this host's clock (NTP)", ahead, lead, hosts, tuple(others))  # fmt: skip
+                         "fix this host's clock (NTP)", ahead, lead, hosts, tuple(others))
     return Judgement(OK, "", ahead, lead, hosts, tuple(others))
 
 
@@ -312,7 +312,7 @@ class ClockCheck:
         if not judgement.refuses:
             return None
         return (f"this node takes no writes now: {judgement.detail} (or start it with "
-                "--accept-writes-when-refused on)")  # fmt: skip
+                "--accept-writes-when-refused on)")
 
     async def settled(self, timeout: float) -> None:
         """Wait, up to `timeout` seconds, while this node expects to compare its clock with

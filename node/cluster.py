@@ -102,7 +102,7 @@ class LocalCluster:
             self.env["GOSSIP_KEY"] = self.key  # not a flag: flags show in ps
         if tls:
             self.env.update(GOSSIP_TLS_CERT=str(tls.cert), GOSSIP_TLS_KEY=str(tls.key),
-                            GOSSIP_TLS_CA=str(tls.ca))  # fmt: skip
+                            GOSSIP_TLS_CA=str(tls.ca))
         self.interval, self.fanout, self.eager_push = interval, fanout, eager_push
         self.extra_args = list(extra_args)
         self.cluster_id = cluster_id or f"local-{uuid.uuid4().hex[:8]}"
@@ -118,7 +118,7 @@ class LocalCluster:
             "--host", HOST, "--port", str(self.ports[index]), "--node-id", self.ids[index],
             "--cluster-id", self.cluster_id, "--interval", str(self.interval),
             "--fanout", str(self.fanout), "--eager-push", "on" if self.eager_push else "off",
-        ]  # fmt: skip
+        ]
         if index > 0:
             cmd += ["--seeds", self.urls[0]]
         if self.data:
@@ -150,7 +150,7 @@ class LocalCluster:
         self.procs[node_id] = subprocess.Popen(
             [*self.command(index), *extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children by PID
-        )  # fmt: skip
+        )
         log.close()
 
     def http_verify(self) -> ssl.SSLContext | bool:
@@ -183,7 +183,7 @@ class LocalCluster:
 
         def healthy(client: httpx.Client) -> bool:
             return all(client.get(self.url(n) + "/health", headers=self.headers()).status_code in (200, 503)
-                       for n in node_ids)  # fmt: skip
+                       for n in node_ids)
 
         self._poll(f"{', '.join(node_ids)} to answer /health", timeout, healthy)
 
@@ -287,9 +287,9 @@ class LocalCluster:
                 counts = Counter(str(m["status"]) for m in table)
                 others = {s: [m["id"] for m in table if m["status"] == s] for s in counts if s != "alive"}
                 summary = ", ".join(f"{counts[s]} {s}" + (f" ({', '.join(others[s])})" if s in others else "")
-                                    for s in sorted(counts, key=_status_order))  # fmt: skip
+                                    for s in sorted(counts, key=_status_order))
                 rows.append(f"  {node_id:<6} {state:<24} {proc.pid:>7}  {digest['keys']:>5}  "
-                            f"{digest['digest'][:8]:<10} {summary}")  # fmt: skip
+                            f"{digest['digest'][:8]:<10} {summary}")
             else:
                 seen = "no answer" if state == "up" else describe_opinions(opinions(tables, node_id))
                 rows.append(f"  {node_id:<6} {state:<24} {proc.pid:>7}  {'-':>5}  {'-':<10} {seen}")
@@ -307,7 +307,7 @@ class LocalCluster:
         actions: dict[str, Callable[[str], object]] = {
                    "kill": self.kill, "leave": self.leave, "restart": self.restart,
                    "pause": lambda n: self.kill(n, signal.SIGSTOP),
-                   "resume": lambda n: self.kill(n, signal.SIGCONT)}  # fmt: skip
+                   "resume": lambda n: self.kill(n, signal.SIGCONT)}
         if words == ["status"]:
             with httpx.Client(timeout=1.0, verify=self.http_verify()) as client:
                 return self.status_report(client)
@@ -399,7 +399,7 @@ def demo(cluster: LocalCluster) -> None:
         print(f"  {node_id:<6} has {key}={value!r} {shown}")
     if all(t is not None for t in seen):
         print(f"  all {cluster.size} nodes have it {max(t or 0 for t in seen) * 1000:.1f} ms "
-              "after the write started (including the write itself)")  # fmt: skip
+              "after the write started (including the write itself)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -420,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = LocalCluster(
         args.nodes, args.base_port, args.interval, args.fanout, not args.no_eager_push,
         log_dir=args.log_dir,
-    )  # fmt: skip
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -431,12 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         cluster.start()
         print(f"cluster {cluster.cluster_id} up in {time.perf_counter() - started:.1f} s; "
-              "every node sees every member\n")  # fmt: skip
+              "every node sees every member\n")
         print(f"  {'node':<6} {'pid':>7}  url")
         for node_id, url in zip(cluster.ids, cluster.urls, strict=True):
             print(f"  {node_id:<6} {cluster.procs[node_id].pid:>7}  {url}")
         print(f"\n  try: curl -s -X POST {cluster.urls[0]}/set -H 'content-type: application/json' "
-              "-d '{\"key\": \"color\", \"value\": \"blue\"}'")  # fmt: skip
+              "-d '{\"key\": \"color\", \"value\": \"blue\"}'")
         print(f"       curl -s '{cluster.urls[-1]}/get?key=color'\n")
         if args.demo:
             print("demo: writing through n1 ...")
@@ -469,7 +469,7 @@ def serve(cluster: LocalCluster) -> NoReturn:
                 if proc.poll() is not None and node_id not in cluster.down:
                     cluster.down.add(node_id)
                     print(f"  {node_id} (pid {proc.pid}) is {cluster.state(node_id)}; the others keep "
-                          f"serving; `restart {node_id}` brings it back", flush=True)  # fmt: skip
+                          f"serving; `restart {node_id}` brings it back", flush=True)
             watcher.tick(client)
             if commands is None or not select.select([commands], [], [], 0.5)[0]:
                 if commands is None:

@@ -86,10 +86,10 @@ class PeerConnections:
         return _Connection(stream)
 
     async def _exchange(self, address: str, conn: _Connection, path: str, body: bytes,
-                        headers: dict[str, str]) -> Answer:  # fmt: skip
+                        headers: dict[str, str]) -> Answer:
         host = urlsplit(address).netloc
         lines = [f"POST {path} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}",
-                 *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+                 *(f"{k}: {v}" for k, v in headers.items())]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         keep = False
         try:

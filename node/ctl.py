@@ -126,7 +126,7 @@ def members(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
     for m in listed["members"]:
         heard = f"{m.get('last_heard_ms_ago', 0) / 1000:.1f} s ago"
         rows.append((str(m["id"]), str(m["address"]), str(m["status"]), f"{m.get('phi', 0):.2f}", heard,
-                     "(this node)" if m.get("self") else ""))  # fmt: skip
+                     "(this node)" if m.get("self") else ""))
     print(table(rows), file=out)
     return 0
 
@@ -184,14 +184,14 @@ def watch(client: httpx.Client, args: argparse.Namespace, out: TextIO) -> int:
 
 COMMANDS: dict[str, Callable[[httpx.Client, argparse.Namespace, TextIO], int]] = {
     "members": members, "get": get, "set": set_, "delete": delete, "watch": watch, "health": health,
-}  # fmt: skip
+}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-ctl", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--node", default=os.environ.get("GOSSIP_NODE", DEFAULT_NODE),
-                   help="the node's URL (default: $GOSSIP_NODE or %(default)s)")  # fmt: skip
+                   help="the node's URL (default: $GOSSIP_NODE or %(default)s)")
     p.add_argument("--json", action="store_true", help="print the node's JSON answers, one per line")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -200,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("set", help="write a value: VALUE is JSON if it parses, else a string",
                        description="Write KEY. VALUE is parsed as JSON if it parses (42, true, null, "
                        '[1, 2], {"a": 1}, "quoted"), else taken as a string (blue); --string always '
-                       "takes it as a string.")  # fmt: skip
+                       "takes it as a string.")
     s.add_argument("key")
     s.add_argument("value")
     s.add_argument("--string", action="store_true", help="take VALUE as a string even if it parses as JSON")

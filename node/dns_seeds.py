@@ -54,7 +54,7 @@ class DnsSeed:
     @property
     def what_to_check(self) -> str:
         records = (f"A or AAAA records of {self.name}" if self.port is not None else
-                   f"SRV records of {self.query} (in Kubernetes: a Service port named gossip)")  # fmt: skip
+                   f"SRV records of {self.query} (in Kubernetes: a Service port named gossip)")
         server = "the DNS server in /etc/resolv.conf"
         return f"check the name, that {server} answers, and that the {records} exist"
 
@@ -71,7 +71,7 @@ def parse_seed(spec: str) -> str | DnsSeed:
         raise _bad(spec, f"not a URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
         raise _bad(spec, "the scheme must be http, https or dns (as in http://10.0.0.4:8000 or "
-                   f"dns:gossip.example:8000), not {parts.scheme!r}")  # fmt: skip
+                   f"dns:gossip.example:8000), not {parts.scheme!r}")
     if not parts.hostname:
         raise _bad(spec, "names no host")
     if port == 0:
@@ -97,7 +97,7 @@ def _parse_dns(spec: str, rest: str) -> DnsSeed:
     labels = name.removesuffix(".").split(".")
     if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise _bad(spec, f"{name!r} is not a DNS name (dot-separated labels of 1 to 63 letters, digits, "
-                   "'-' and '_')")  # fmt: skip
+                   "'-' and '_')")
     return DnsSeed(name, port)
 
 
@@ -140,7 +140,7 @@ async def lookup(seed: DnsSeed, resolver: Resolver, timeout: float) -> list[tupl
     except (dns.exception.DNSException, OSError) as exc:
         raise LookupFailed(str(exc) or type(exc).__name__) from exc
     targets = sorted({(r.target.to_text(), r.port) for r in answer
-                      if isinstance(r, dns.rdtypes.IN.SRV.SRV) and r.target.to_text() != "."})  # fmt: skip
+                      if isinstance(r, dns.rdtypes.IN.SRV.SRV) and r.target.to_text() != "."})
     found: list[tuple[str, int]] = []
     errors: list[str] = []
 
@@ -155,7 +155,7 @@ async def lookup(seed: DnsSeed, resolver: Resolver, timeout: float) -> list[tupl
             tg.start_soon(resolve_target, target, port)
     if not found:  # (a target gone between the two queries is skipped, all of them is a failure)
         raise LookupFailed(f"the targets of {seed.query} give no address: {'; '.join(errors)}" if errors
-                           else f"{seed.query} has no SRV record with a target")  # fmt: skip
+                           else f"{seed.query} has no SRV record with a target")
     return sorted(found)
 
 
@@ -203,5 +203,5 @@ class DnsSeeds:
         if urls != before:
             came, went = sorted(set(urls) - set(before)), sorted(set(before) - set(urls))
             log.info("%s: DNS seed %s: came %s; went %s (%d in all)", self.node_id, seed,
-                     ", ".join(came) or "none", ", ".join(went) or "none", len(urls))  # fmt: skip
+                     ", ".join(came) or "none", ", ".join(went) or "none", len(urls))
         self.found[seed] = urls

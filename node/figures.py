@@ -7,10 +7,10 @@ from bisect import bisect_left
 
 # Seconds from a write at its origin to its application here.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-               300.0)  # fmt: skip
+               300.0)
 # Seconds a peer's clock runs ahead of ours (negative: behind).
 OFFSET_BUCKETS = (-60.0, -10.0, -5.0, -1.0, -0.25, -0.05, -0.01, -0.001,
-                  0.001, 0.01, 0.05, 0.25, 1.0, 5.0, 10.0, 60.0)  # fmt: skip
+                  0.001, 0.01, 0.05, 0.25, 1.0, 5.0, 10.0, 60.0)
 
 
 class Buckets:

@@ -100,7 +100,7 @@ class PeerLog:
         else:
             kind = ("timeout" if isinstance(exc, PeerTimeout)
                     else "unreachable" if isinstance(exc, NetworkError)
-                    else "bad answer" if isinstance(exc, PeerError) else "error")  # fmt: skip
+                    else "bad answer" if isinstance(exc, PeerError) else "error")
             record = Failure(time.monotonic(), kind, str(exc))
         self.failed[address] = record
         self.failures[address, record.kind] += 1
@@ -179,7 +179,7 @@ def _refusal(address: str, f: Failure, offsets: dict[str, float]) -> dict[str, A
 def _describe(refusals: dict[str, Failure]) -> str:
     kinds = sorted({(f.status, f.reason) for f in refusals.values()})
     return "; ".join(f"{status}{f' {reason}' if reason else ''}: {fix_for(status, reason)}"
-                     for status, reason in kinds)  # fmt: skip
+                     for status, reason in kinds)
 
 
 def assess(state: Watched) -> Verdict:
@@ -191,7 +191,7 @@ def assess(state: Watched) -> Verdict:
     offsets = state.transport.last_offset
     # Each peer's latest outcome, when it failed recently.
     failing = {a: f for a, f in peers.failed.items()
-               if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}  # fmt: skip
+               if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}
     refusals = {a: f for a, f in failing.items() if f.status}
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -206,24 +206,24 @@ def assess(state: Watched) -> Verdict:
             problems.append(Problem(
                 code, f"{'' if peers.joined else 'not joined: '}peers refuse our gossip with "
                 f"{_describe(refusals)}", tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
-            ))  # fmt: skip
+            ))
         elif not peers.joined and (seeds or staying):
             tried = tuple({"peer": a, "error": f.detail} for a, f in sorted(failing.items()))
             detail = (f"not joined: no seed reachable ({', '.join(seeds) or 'no seeds'}): check the seeds, "
                       "the network and that the seeds run" if tried else
-                      "not joined yet: no exchange with a seed has completed")  # fmt: skip
+                      "not joined yet: no exchange with a seed has completed")
             problems.append(Problem("not_joined", detail, tried, logged=bool(tried)))
         elif staying:
             problems.append(Problem(
                 "isolated", f"no member reachable for {now - peers.last_ok:.1f} s (over the suspicion time, "
                 f"{window:.1f} s) while {staying} are not known to have left: check this host's network",
                 tuple({"peer": a, "error": f.detail} for a, f in sorted(failing.items())),
-            ))  # fmt: skip
+            ))
         elif peers.joined:
             alone = "every other member has left"
         elif state.dns.seeds:
             alone = (f"the DNS seeds ({', '.join(map(str, state.dns.seeds))}) give no node but this one: a "
-                     "one-node cluster until they give others (looked up every round)")  # fmt: skip
+                     "one-node cluster until they give others (looked up every round)")
         else:
             alone = "no seeds and no other member: a one-node cluster"
     if clock.code == UNCHECKED and not problems:  # (joined, but only by nodes on our own host)
@@ -234,7 +234,7 @@ def assess(state: Watched) -> Verdict:
         warnings.append(Problem(
             "some_peers_refuse", f"some peers refuse our gossip with {_describe(refusals)}",
             tuple(_refusal(a, f, offsets) for a, f in sorted(refusals.items())),
-        ))  # fmt: skip
+        ))
     if unresolved := _unresolved(state):
         if statuses[ALIVE] + statuses[SUSPECT]:  # in a cluster: it goes on without the names
             warnings.append(unresolved)
@@ -248,7 +248,7 @@ def assess(state: Watched) -> Verdict:
             "refusing_peers", f"we refuse gossip from {', '.join(sorted(outside))} with 403: not in our "
             "--allow; if they are ours, add their network to our --allow (GOSSIP_ALLOW)",
             tuple({"peer": h, "status": f.status, "reason": f.reason} for h, f in sorted(outside.items())),
-        )  # fmt: skip
+        )
         if alone or problems:  # alone with peers knocking is not alone by design
             problems.append(refusing)
             alone = ""
@@ -260,7 +260,7 @@ def assess(state: Watched) -> Verdict:
                 f"{h} ({f.status} {f.reason})" for h, f in sorted(rejected.items())),
             tuple({"peer": h, "status": f.status, "reason": f.reason, "detail": f.detail[:200]}
                   for h, f in sorted(rejected.items())),
-        ))  # fmt: skip
+        ))
     return Verdict(tuple(problems), tuple(warnings), alone)
 
 
@@ -321,17 +321,17 @@ class HealthWatch:
         state.peers.forget_before(time.monotonic() - FORGET_AFTER)
         seeds, _ = state.cluster_view()
         state.clockcheck.expect([*seeds, *(m["address"] for m in state.members()
-                                           if not m["self"] and m["status"] != LEFT)])  # fmt: skip
+                                           if not m["self"] and m["status"] != LEFT)])
         verdict = assess(state)
         now = {p.code: p for p in (*verdict.problems, *verdict.warnings) if p.logged}
         for code, problem in now.items():
             before = self.active.get(code)
             if before is None:
                 log.warning("%s: health: %s began: %s; peers: %s", state.id, code, problem.detail,
-                            _peers_line(problem))  # fmt: skip
+                            _peers_line(problem))
             elif _gist(before.detail) != _gist(problem.detail):  # another cause, not just other figures
                 log.warning("%s: health: %s goes on, now: %s; peers: %s", state.id, code, problem.detail,
-                            _peers_line(problem))  # fmt: skip
+                            _peers_line(problem))
         for code, problem in self.active.items():
             if code not in now:
                 log.warning("%s: health: %s ended (it was: %s)", state.id, code, problem.detail)

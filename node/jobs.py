@@ -85,7 +85,7 @@ class Jobs:
         if not isinstance(name, str) or not name:
             raise InvalidKey(f"job name must be a non-empty string, got {name!r}")
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) \
-                or every < 0.001:  # fmt: skip
+                or every < 0.001:
             raise InvalidValue(f"job {name!r}: every must be a number of seconds >= 0.001, got {every!r}")
         if name in self._jobs:
             raise InvalidKey(f"job {name!r} is already registered on this node")
@@ -137,6 +137,6 @@ class Jobs:
                 await job.run()
             except Exception:
                 log.exception("%s: job %r failed at tick %d; it runs again next tick", self._local.id,
-                              job.name, tick)  # fmt: skip
+                              job.name, tick)
             finally:
                 _tick.reset(token)

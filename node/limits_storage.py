@@ -82,7 +82,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def __init__(
         self, uri: str | None = None, wrap_exceptions: bool = False, state: SharedState | None = None,
         **options: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(uri, wrap_exceptions, **options)
         self._state = state
         self._rates: dict[tuple[int, int], Rate] = {}
@@ -226,7 +226,7 @@ def app_limiter_bound(app: Any, state: SharedState) -> Iterator[None]:
     place for it, or a `limits` strategy there) counts on `state`: the app's lifespan opens it."""
     limiter = getattr(app.state, "limiter", None)
     storages = [s for s in (getattr(limiter, "_storage", None), getattr(limiter, "storage", None))
-                if isinstance(s, GossipStorage)]  # fmt: skip
+                if isinstance(s, GossipStorage)]
     for storage in storages:
         storage.bind(state)
     try:

@@ -78,7 +78,7 @@ async def serve(
     config = uvicorn.Config(
         listener_app(state), http=_QuietProtocol, lifespan="off", log_config=None,
         log_level=None, timeout_graceful_shutdown=1, **state.settings.server_tls(),  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     # The app's own server owns the process's signals; this one must not take them.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]

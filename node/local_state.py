@@ -31,7 +31,7 @@ class TooFewPeers(InvalidValue):
 def refuse_reserved(key: str) -> None:
     if isinstance(key, str) and is_reserved(key):
         raise InvalidKey(f"keys starting with {RESERVED!r} are reserved for the project's own data "
-                         "(counters, the service registry, jobs)")  # fmt: skip
+                         "(counters, the service registry, jobs)")
 
 
 class LocalState:

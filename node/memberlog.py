@@ -21,4 +21,4 @@ def log_events(node_id: str, events: Iterable[MemberEvent]) -> None:
             "%s: member %s %s: %s (address %s)", node_id, e.member, e.kind, e.reason, e.address,
             extra={"node": node_id, "event": e.kind, "member": e.member, "address": e.address,
                    "reason": e.reason},
-        )  # fmt: skip
+        )

@@ -146,5 +146,5 @@ REFUSALS_DOC = "Our messages a peer refused, by peer, HTTP status and the reason
 LAG_DOC = "From a peer's write (its HLC wall time at its origin) to its application here."
 OFFSET_DOC = "How far each peer's clock runs ahead of ours (negative: behind), from the time on its answers."
 AHEAD_DOC = ("How far our clock runs ahead of the cluster's at most (negative: behind); writes get 503 above "
-             "max_offset. Absent with no node of another host measured.")  # fmt: skip
+             "max_offset. Absent with no node of another host measured.")
 HLC_DOC = "How far our hybrid logical clock runs ahead of our wall clock (it adds to the above for writes)."

@@ -17,7 +17,7 @@ router = APIRouter(tags=["monitoring"])
 
 @router.get("/metrics", dependencies=[Depends(reader)], response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-                             "description": "Prometheus text format"}})  # fmt: skip
+                             "description": "Prometheus text format"}})
 async def metrics(request: Request) -> Response:
     """This node's metrics (gossip_*), for Prometheus to scrape."""
     return Response(generate_latest(state_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

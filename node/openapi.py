@@ -102,7 +102,7 @@ def restate(schema: Schema, app: FastAPI, settings: Settings) -> Schema:
     schemes = components.setdefault("securitySchemes", {})
     if guarded:
         schemes[SCHEME] = {"type": "http", "scheme": "bearer",
-                           "description": "the node's api token (Authorization: Bearer <token>)"}  # fmt: skip
+                           "description": "the node's api token (Authorization: Bearer <token>)"}
     else:
         schemes.pop(SCHEME, None)
     if not schemes:
@@ -115,7 +115,7 @@ def _error(description: str, **headers: str) -> Schema:
     answer: Schema = {"description": description, "content": {"application/json": body}}
     if headers:
         answer["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                             for name, text in headers.items()}  # fmt: skip
+                             for name, text in headers.items()}
     return answer
 
 
@@ -126,7 +126,7 @@ def _declare_access(operation: Schema, access: Access, settings: Settings) -> bo
     if needed:
         operation["security"] = [{SCHEME: []}]
         responses["401"] = _error("the api token is missing or wrong",
-                                  **{"WWW-Authenticate": "Bearer"})  # fmt: skip
+                                  **{"WWW-Authenticate": "Bearer"})
     else:
         operation.pop("security", None)
     if access is Access.ADMIN and not settings.api_token:

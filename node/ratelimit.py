@@ -42,7 +42,7 @@ class RateLimit:
         self.rate: Rate = parse_rate(rate)
         if type(cost) is not int or not 1 <= cost <= self.rate.limit:
             raise InvalidValue(f"cost must be a whole number from 1 to the limit {self.rate.limit}, "
-                               f"got {cost!r}")  # fmt: skip
+                               f"got {cost!r}")
         if name is not None and (not name or '"' in name or "\\" in name):
             raise InvalidValue(f"name must be non-empty, without quotes or backslashes, got {name!r}")
         self.key, self.name, self.cost = key, name, cost
@@ -57,7 +57,7 @@ class RateLimit:
             return
         headers = {**self.headers(name, decision), "Retry-After": str(decision.reset)}
         raise HTTPException(429, f"rate limit of {self.rate.limit} per {self.rate.period:g} s exceeded; "
-                                 f"retry in {decision.reset} s", headers=headers)  # fmt: skip
+                                 f"retry in {decision.reset} s", headers=headers)
 
     def headers(self, name: str, decision: Decision) -> dict[str, str]:
         return {

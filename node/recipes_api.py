@@ -40,7 +40,7 @@ _EVENTS = """Server-Sent Events, until the client goes or the stream is cut off:
     responses={200: {"description": _EVENTS,
                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                422: {"model": ErrorOut, "description": "an invalid query parameter"}},
-)  # fmt: skip
+)
 async def watch(
     request: Request,
     prefix: Annotated[str, Query(description="only keys starting with this")] = "",
@@ -91,7 +91,7 @@ class InstancesOut(BaseModel):
 
 
 @recipes_router.get("/services/{service}", response_model=InstancesOut,
-                    responses={422: {"model": ErrorOut, "description": "an invalid name"}})  # fmt: skip
+                    responses={422: {"model": ErrorOut, "description": "an invalid name"}})
 async def instances(service: str, state: StateDep) -> dict[str, Any]:
     """The live instances of a service (registered with `state.register`), but those of
     nodes this node sees as dead or left."""

@@ -107,7 +107,7 @@ class ServiceRegistry:
                 self._write(registration)
             except GossipError as exc:
                 log.warning("%s: could not refresh the instance of %r: %s", self._local.id,
-                            registration.service, exc)  # fmt: skip
+                            registration.service, exc)
 
     async def withdraw(self) -> None:
         """Before a clean leave: delete our instances and send the deletes to every live

@@ -13,7 +13,7 @@ from node.recipes_api import recipes_router
 # The standalone node's, in the order of its OpenAPI schema.
 NODE_ROUTERS: tuple[APIRouter, ...] = (
     read_router, write_router, gossip_router, admin_router, metrics_router, recipes_router, dashboard_router,
-)  # fmt: skip
+)
 
 router = APIRouter()  # the client API and the dashboard (GET /ui), for an app of the user's
 for _part in (read_router, write_router, dashboard_router, recipes_router):

@@ -71,7 +71,7 @@ class Settings:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert", "tls_cert and tls_key go together")
         for name, keys in (("gossip_key", [self.gossip_key] if self.gossip_key else []),
-                           ("accepted_keys", self.accepted_keys)):  # fmt: skip
+                           ("accepted_keys", self.accepted_keys)):
             for key in keys:
                 try:
                     parse_key(key)
@@ -177,7 +177,7 @@ class Settings:
             tls_ca=args.tls_ca, data_dir=args.data_dir, config=config, log_level=args.log_level,
             accept_writes_when_refused=args.accept_writes_when_refused,
             tags=parse_tags(args.tags, args.tag),
-        )  # fmt: skip
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **changes: object) -> Settings:
@@ -270,5 +270,5 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "them 503: the peers would refuse them)", _flag)
     opt("tags", "", "node tags, comma-separated name=value pairs, shown in /members")
     p.add_argument("--tag", action="append", default=[], metavar="NAME=VALUE",
-                   help="one more node tag (repeatable)")  # fmt: skip
+                   help="one more node tag (repeatable)")
     return p

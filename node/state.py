@@ -51,7 +51,7 @@ from node.watch import DEFAULT_BUFFER, Watch
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
 __all__ = ["COUNTS_EVERY", "SAVE_EVERY", "ReplicationTimeout", "SharedState", "TooFewPeers", "running_state",
-           "wall_ms"]  # fmt: skip
+           "wall_ms"]
 
 _running: set[SharedState] = set()  # the states whose loops run in this process
 
@@ -85,7 +85,7 @@ def _local_state(
     clockcheck = ClockCheck(
         settings.address, config.max_offset, lambda: protocol.clock.last.wall,
         accept_anyway=settings.accept_writes_when_refused, wall_ms=wall_ms,
-    )  # fmt: skip
+    )
     clockcheck.restored_wall = protocol.clock.last.wall if saved is not None else None
     clockcheck.expect(protocol.membership.seeds)
     return LocalState(protocol, clockcheck), snapshots
@@ -125,7 +125,7 @@ class SharedState:
         self._pump = Pump(
             self._local, self.transport, self.peers, self.config, self.dns, settings.dns_refresh,
             url_seeds, snapshots,
-        )  # fmt: skip
+        )
         self._inbox = Inbox(
             self._local, self._signatures, self.codec, self.transport, self.peers, settings.allow
         )

@@ -69,7 +69,7 @@ class InProcessCluster:
     def settings(self, i: int) -> Settings:
         seeds = ("http://node-0",) if i else ()
         return Settings(node_id=self.names[i], advertise=f"http://{self.names[i]}", seeds=seeds,
-                        discovery_dir="off", config=self.config)  # fmt: skip
+                        discovery_dir="off", config=self.config)
 
     @property
     def states(self) -> list[SharedState]:
@@ -151,7 +151,7 @@ class UvicornWorkers:
                  "--workers", str(self.size), "--log-level", "warning"],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -226,7 +226,7 @@ def node_in_thread(settings: Settings | None = None) -> Iterator[SharedState]:
     context is open: for synchronous code that uses one (a `limits` storage, a TestClient
     entered without the app's lifespan). Stopped, and its loops ended, on exit."""
     settings = settings or Settings(node_id=f"solo-{uuid.uuid4().hex[:8]}", discovery_dir="off",
-                                    config=Config.for_tests())  # fmt: skip
+                                    config=Config.for_tests())
     state = SharedState(settings)
     with start_blocking_portal() as portal:
         future, _ = portal.start_task(state.run)

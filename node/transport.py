@@ -86,7 +86,7 @@ class HttpTransport:
         except TimeoutError as exc:
             raise PeerTimeout(address, f"no answer within {self.timeout} s") from exc
         except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
-                httpx.TransportError) as exc:  # fmt: skip
+                httpx.TransportError) as exc:
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         received = time.monotonic()
         self.bytes_sent += len(body)

@@ -27,14 +27,14 @@ class Views:
             me = self.protocol.membership.me
             out = [{"id": me.id, "address": me.address, "status": "left" if me.left else "alive",
                     "self": True, "generation": me.generation, "heartbeat": me.heartbeat,
-                    "phi": 0.0, "last_heard_ms_ago": 0, "tags": dict(me.tags)}]  # fmt: skip
+                    "phi": 0.0, "last_heard_ms_ago": 0, "tags": dict(me.tags)}]
             for m in self.protocol.membership.members.values():
                 out.append({
                     "id": m.info.id, "address": m.info.address, "status": m.status, "self": False,
                     "generation": m.info.generation, "heartbeat": m.info.heartbeat,
                     "phi": round(m.detector.phi(now), 2), "last_heard_ms_ago": max(0, now - m.last_heard),
                     "tags": dict(m.info.tags),
-                })  # fmt: skip
+                })
         return sorted(out, key=lambda m: str(m["id"]))
 
     def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]:

@@ -83,27 +83,27 @@ def main() -> None:
     p.add_argument("--writes", type=int, default=100)
     args = p.parse_args()
     print(f"# lifecycle, {args.nodes} local nodes, interval {args.interval} s, default phi thresholds; "
-          f"{platform.node()} {time.strftime('%Y-%m-%d')}")  # fmt: skip
+          f"{platform.node()} {time.strftime('%Y-%m-%d')}")
     with LocalCluster(args.nodes, interval=args.interval) as cluster, httpx.Client(timeout=5) as client:
         quiet = watch(client, cluster, args.quiet_seconds)
         print(f"no faults for {args.quiet_seconds:.0f} s: live nodes marked suspect {quiet['suspect']} "
-              f"times, dead {quiet['dead']} times")  # fmt: skip
+              f"times, dead {quiet['dead']} times")
         paused = watch(client, cluster, args.pause_seconds, paused=cluster.ids[-1])
         print(f"{cluster.ids[-1]} paused 1 s in every 5 s for {args.pause_seconds:.0f} s: marked suspect "
-              f"{paused['suspect']} times, dead {paused['dead']} times (false positives)")  # fmt: skip
+              f"{paused['suspect']} times, dead {paused['dead']} times (false positives)")
         costs = replicas_cost(client, cluster.urls[0], args.writes)
         for k, ms in costs.items():
             print(f"POST /set replicas={k}: median {statistics.median(ms):.1f} ms, "
-                  f"p99 {percentile(ms, 99):.1f} ms over {len(ms)} writes")  # fmt: skip
+                  f"p99 {percentile(ms, 99):.1f} ms over {len(ms)} writes")
         times = detection(client, cluster, cluster.ids[1])
         print(f"kill -9 {cluster.ids[1]}: marked dead by {len(times)} of {args.nodes - 1} nodes; "
-              f"median {statistics.median(times):.2f} s, max {max(times):.2f} s")  # fmt: skip
+              f"median {statistics.median(times):.2f} s, max {max(times):.2f} s")
         cluster.restart(cluster.ids[1])
         started = time.monotonic()
         while len({client.get(u + "/digest").json()["digest"] for u in cluster.urls}) > 1:
             time.sleep(0.02)
         print(f"{cluster.ids[1]} restarted empty: same /digest as the rest after "
-              f"{time.monotonic() - started:.2f} s ({args.writes * 3} keys)")  # fmt: skip
+              f"{time.monotonic() - started:.2f} s ({args.writes * 3} keys)")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def main() -> None:
     print(f"# propagation, {args.nodes} local nodes, interval {args.interval} s, fanout 3")
     print(f"# {platform.node()} ({platform.machine()}, {platform.python_version()}), "
           f"{time.strftime('%Y-%m-%d')}; measured from the start of POST /set until every "
-          "node's GET /get returns the value")  # fmt: skip
+          "node's GET /get returns the value")
     print(f"{'eager push':<11} {'writes':>6} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
     results = {}
     for eager in (True, False):
@@ -84,7 +84,7 @@ def main() -> None:
             times = anyio.run(measure, cluster, args.writes, args.seed)
         results[eager] = times
         print(f"{'on' if eager else 'off':<11} {len(times):>6} {statistics.median(times):>10.1f} "
-              f"{percentile(times, 99):>8.1f} {max(times):>8.1f}", flush=True)  # fmt: skip
+              f"{percentile(times, 99):>8.1f} {max(times):>8.1f}", flush=True)
     ratio = statistics.median(results[False]) / statistics.median(results[True])
     print(f"eager push speeds the median up {ratio:.1f}x")
     small, large = exchange_bytes(10), exchange_bytes(10_000)

@@ -67,13 +67,13 @@ def main() -> None:
     with UvicornWorkers("examples.pid_app:app", args.workers, env=env, cwd=ROOT) as workers:
         times = anyio.run(measure, workers, args.writes)
     print(f"# uvicorn --workers {args.workers}, interval 0.2 s, eager push on; "
-          f"{platform.node()} {time.strftime('%Y-%m-%d')}")  # fmt: skip
+          f"{platform.node()} {time.strftime('%Y-%m-%d')}")
     print(
         "# from the start of POST /set on the shared port until every worker's listener has it "
         "(watched while the POST is answered)"
     )
     print(f"writes {len(times)}: median {statistics.median(times):.1f} ms, "
-          f"p99 {percentile(times, 99):.1f} ms, max {max(times):.1f} ms")  # fmt: skip
+          f"p99 {percentile(times, 99):.1f} ms, max {max(times):.1f} ms")
 
 
 if __name__ == "__main__":

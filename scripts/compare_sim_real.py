@@ -126,7 +126,7 @@ async def measure(cluster: LocalCluster, writes: int, seed: int) -> Measured:
 
 
 def simulate(nodes: int, interval: float, fanout: int, rtt_ms: Sequence[float], trials: int,
-             seed: int) -> list[float]:  # fmt: skip
+             seed: int) -> list[float]:
     """Virtual ms to all nodes for `trials` writes, latency from the measured round trips."""
     base = min(rtt_ms) / 2 / 1000
     tail = max(0.0, statistics.mean(rtt_ms) / 2 / 1000 - base)
@@ -134,7 +134,7 @@ def simulate(nodes: int, interval: float, fanout: int, rtt_ms: Sequence[float], 
         nodes=nodes, fanout=fanout, interval=interval, eager=False, synchronous=False,
         latency=base, latency_tail=tail, warmup=10, members_per_message=Config.max_members_per_message,
         detector=True,
-    )  # fmt: skip
+    )
     return [run_trial(setup, f"{seed}:compare:{nodes}:{i}").seconds_to(1.0) * 1000 for i in range(trials)]
 
 
@@ -171,7 +171,7 @@ async def load_run(cluster: LocalCluster, rate: float, seconds: float, seed: int
     in_flight = anyio.Semaphore(IN_FLIGHT)
     async with AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=5))
-                   for url in cluster.urls]  # fmt: skip
+                   for url in cluster.urls]
 
         async def totals() -> list[float]:
             stats = [(await client.get("/stats")).json() for client in clients]
@@ -222,7 +222,7 @@ def saturating_run(cluster: LocalCluster, seconds: float) -> LoadRun:
 
 
 def compare_load(nodes: int, rate: float | None, seconds: float, interval: float, fanout: int,
-                 seed: int) -> bool:  # fmt: skip
+                 seed: int) -> bool:
     """Pushes per write, real and simulated, under `rate` writes/s offered (None: as many
     as one wrk per node gets through). Batching depends on how long a push takes (what
     waits for a peer leaves when its push ends), and on this machine that is mostly CPU
@@ -233,7 +233,7 @@ def compare_load(nodes: int, rate: float | None, seconds: float, interval: float
     with LocalCluster(nodes, interval=interval, fanout=fanout) as cluster:
         real = anyio.run(load_run, cluster, rate, seconds, seed) if rate else saturating_run(cluster, seconds)
     load = Load(nodes=nodes, rate=real.rate, seconds=real.seconds, keys=10**9, interval=interval,
-                latency=real.push_rtt / 2)  # fmt: skip
+                latency=real.push_rtt / 2)
     cost = run_load(load, seed)
     sim = cost.messages["rumor"] * nodes / real.rate
     ratio = sim / real.per_write
@@ -243,14 +243,14 @@ def compare_load(nodes: int, rate: float | None, seconds: float, interval: float
           f"{real.seconds:.1f} s ({real.rate:.0f}/s); push round trip "
           f"{real.push_rtt * 1000:.1f} ms (mean, as the nodes saw it); pushes per write real "
           f"{real.per_write:.2f}, sim {sim:.2f} ({ratio:.2f})  within 15%: {'yes' if within else 'NO'}",
-          flush=True)  # fmt: skip
+          flush=True)
     return within
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 20],
-                   help="cluster sizes, comma separated")  # fmt: skip
+                   help="cluster sizes, comma separated")
     p.add_argument("--writes", type=int, default=30, help="measured writes per size (at least 30)")
     p.add_argument("--interval", type=float, default=0.2)
     p.add_argument("--fanout", type=int, default=3)
@@ -264,14 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.load or args.saturate:
         rate = None if args.saturate else args.load
         ok = all([compare_load(n, rate, args.seconds, args.interval, args.fanout, args.seed)
-                  for n in args.nodes])  # fmt: skip
+                  for n in args.nodes])
         return 0 if ok else 2
     print(f"# sim vs real: interval {args.interval} s, fanout {args.fanout}, eager push off, "
-          f"jitter {Config.jitter}, signed gossip; seed {args.seed}")  # fmt: skip
+          f"jitter {Config.jitter}, signed gossip; seed {args.seed}")
     print(f"# {platform.node()} ({platform.machine()}, Python {platform.python_version()}), "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
     header = (f"{'N':>3} {'writes':>6} {'real median':>11} {'real p90':>8} {'exch rtt med/mean':>17} "
-              f"{'sim median':>10} {'sim p90':>8} {'sim/real':>8}  within 30%")  # fmt: skip
+              f"{'sim median':>10} {'sim p90':>8} {'sim/real':>8}  within 30%")
     rows = []
     ok = True
     for n in args.nodes:
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"N={n}: {len(real.rtt_ms)} probe exchanges, first node had the write after "
               f"{statistics.median(real.first_ms):.1f} ms (median); missed writes: {real.missed}",
-              flush=True)  # fmt: skip
+              flush=True)
     print(header)
     print("\n".join(rows))
     return 0 if ok else 2

@@ -19,7 +19,7 @@ ROWS = "[...document.querySelectorAll('#members tbody tr')]"
 WRITES = [
     ("flag:dark-mode", True), ("config:timeout_s", 30), ("service:search", {"url": "http://10.0.0.7:9200"}),
     ("busy:worker-3", "reindexing"), ("quota:acme", {"used": 812, "limit": 1000}), ("leader", "n2"),
-]  # fmt: skip
+]
 
 
 def main() -> None:

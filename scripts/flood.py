@@ -95,9 +95,9 @@ class Forger:
     # -- building blocks
 
     def headers(self, body: bytes, *, ring: KeyRing | None = None, cluster: str | None = None,
-                at_ms: int | None = None) -> dict[str, str]:  # fmt: skip
+                at_ms: int | None = None) -> dict[str, str]:
         signed = sign(ring or self.ring, cluster or self.cluster_id, body,
-                      now_ms() if at_ms is None else at_ms, secrets.token_hex(16))  # fmt: skip
+                      now_ms() if at_ms is None else at_ms, secrets.token_hex(16))
         return {"content-type": "application/json", **signed}
 
     def gossip(self, body: bytes, **sign_args: Any) -> Attack:
@@ -117,7 +117,7 @@ class Forger:
 
     def rumor(self, wall: int, items: int = 1) -> bytes:
         made = tuple(RumorItem(Entry(f"r{i}", i, Timestamp(wall, i + 1), "w"), Timestamp(0, 0))
-                     for i in range(items))  # fmt: skip
+                     for i in range(items))
         return self.codec.encode(Rumor.of(self.sender, made, ()))
 
     @staticmethod
@@ -194,13 +194,13 @@ def _malformed_signature_headers(f: Forger) -> Attack:
         ("x-gossip-nonce", "n" * 65),
         ("x-gossip-signature", "\u00e9" * 64),
         ("x-gossip-key", "\u00ff" * 12),
-    ])  # fmt: skip
+    ])
     headers[name] = value  # sent as latin-1 bytes, as HTTP allows
     return Attack("POST", "/gossip", headers, body)
 
 
 _GARBAGE = [b"", b"{", b"}", b"not json", b"\xff\xfe\xfd", b'{"v":1,', b'{"v":1}trailing', b"\x00" * 64,
-            b"[1,2", b'{"v":1,"v":1,', b"nul", b"'single'", b'{"a":1}{"b":2}']  # fmt: skip
+            b"[1,2", b'{"v":1,"v":1,', b"nul", b"'single'", b'{"a":1}{"b":2}']
 
 
 def _malformed_json(f: Forger) -> Attack:
@@ -258,7 +258,7 @@ def _wrong_type_mutations(f: Forger, wall: int) -> list[Callable[[JSONDict], obj
         setter(delta, 2, [wall - 1, 0]), setter(delta, 0, 9), setter(delta, 3, {}),
         lambda m: [m], lambda m: None, lambda m: "exchange", lambda m: 1,
         lambda m: {**m, "delta": [[*m["delta"][0][:3], [[*m["delta"][0][3][0], 1]]]]},  # 7 fields
-    ]  # fmt: skip
+    ]
 
 
 def _wrong_types(f: Forger) -> Attack:
@@ -346,7 +346,7 @@ def _far_future(f: Forger) -> Attack:
 
 def _bad_auth(f: Forger, token: str) -> dict[str, str]:
     auth = f.rng.choice([None, "Bearer wrong", f"Bearer {token}x", f"Bearer {token[:-1]}", f"Basic {token}",
-                         "Bearer", token, "Bearer \u00e9\u00e9"])  # fmt: skip
+                         "Bearer", token, "Bearer \u00e9\u00e9"])
     headers = {"content-type": "application/json"}
     if auth is not None:
         headers["authorization"] = auth
@@ -369,7 +369,7 @@ def _unauth_admin(f: Forger, token: str) -> Attack:
         ("POST", f"/admin/keys/{kid}/primary", b""),
         ("DELETE", f"/admin/keys/{kid}", b""),
         ("GET", "/admin/keys", b""),
-    ])  # fmt: skip
+    ])
     return Attack(method, path, _bad_auth(f, token), body)
 
 
@@ -419,7 +419,7 @@ def schedule(all_kinds: Sequence[Kind], total: int, rng: random.Random) -> list[
 
 
 def probe_reads(url: str, token: str, stop: multiprocessing.synchronize.Event, out: Any, max_samples: int,
-                pause: float) -> None:  # fmt: skip
+                pause: float) -> None:
     """GET /get?key=PROBE_KEY over and over (one connection, `pause` s apart) until `stop`
     is set or `max_samples` are taken; put (latencies in s, failures) on `out`."""
     latencies: list[float] = []
@@ -515,7 +515,7 @@ class FloodResult:
         return (self.accepted == 0 and self.server_errors == 0 and self.transport_errors == 0
                 and not self.unexpected and self.digest_before == self.digest_after and self.serving_after
                 and self.legit_exchange_after == 200 and self.propagated_after
-                and self.rejected_delta == self.refused_gossip)  # fmt: skip
+                and self.rejected_delta == self.refused_gossip)
 
     def table(self) -> str:
         codes = sorted({s for r in self.by_kind.values() for s in r.statuses}, key=lambda s: (len(s), s))
@@ -599,7 +599,7 @@ async def send_oversized(url: str, attack: Attack, timeout: float = 10.0) -> str
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     length = "transfer-encoding: chunked" if attack.stream else f"content-length: {len(attack.body)}"
     head = [f"{attack.method} {attack.path} HTTP/1.1", f"host: {parts.netloc}", length, "connection: close",
-            "expect: 100-continue", *(f"{k}: {v}" for k, v in attack.headers.items())]  # fmt: skip
+            "expect: 100-continue", *(f"{k}: {v}" for k, v in attack.headers.items())]
     try:
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         status = asyncio.ensure_future(reader.readline())
@@ -650,10 +650,10 @@ class _Replays:
             if self.current is None or self.uses >= self.per_original or stale:
                 original = self.forger.gossip(self.forger.exchange())
                 response = await self.client.post(self.forger.url + "/gossip", content=original.body,
-                                                  headers=original.headers)  # fmt: skip
+                                                  headers=original.headers)
                 if response.status_code != 200:
                     raise RuntimeError(f"a legitimate exchange was refused: {response.status_code} "
-                                       f"{response.text}")  # fmt: skip
+                                       f"{response.text}")
                 self.current, self.uses, self.sent_at = original, 0, time.monotonic()
                 self.originals += 1
             self.uses += 1
@@ -661,7 +661,7 @@ class _Replays:
 
 
 async def _flood(forger: Forger, plan: list[Kind], concurrency: int, deadline: float,
-                 results: dict[str, KindResult]) -> tuple[int, int]:  # fmt: skip
+                 results: dict[str, KindResult]) -> tuple[int, int]:
     """Send the plan; (replay originals sent, transport errors)."""
     transport_errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -685,7 +685,7 @@ async def _flood(forger: Forger, plan: list[Kind], concurrency: int, deadline: f
                 try:
                     headers = {k.encode(): v.encode("latin-1") for k, v in attack.headers.items()}
                     response = await client.request(attack.method, forger.url + attack.path,
-                                                    content=attack.body, headers=headers)  # fmt: skip
+                                                    content=attack.body, headers=headers)
                 except httpx.TransportError as exc:
                     transport_errors += 1
                     result.statuses[type(exc).__name__] += 1
@@ -713,7 +713,7 @@ def _poll(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def run_flood(requests: int = 10_000, nodes: int = 2, concurrency: int = 8, seed: int = 5,
-              timeout: float = 600.0, baseline_reads: int = 1000) -> FloodResult:  # fmt: skip
+              timeout: float = 600.0, baseline_reads: int = 1000) -> FloodResult:
     """Start a cluster, flood its first node, measure, stop the cluster."""
     if not 1 <= nodes <= 3:
         raise ValueError("1 to 3 nodes")
@@ -731,7 +731,7 @@ def run_flood(requests: int = 10_000, nodes: int = 2, concurrency: int = 8, seed
         http.post(target + "/set", json={"key": PROBE_KEY, "value": {"legit": True}}).raise_for_status()
         for url in cluster.urls:  # every node holds the probe key: the digests agree before we start
             _poll(lambda u=url: http.get(u + "/get", params={"key": PROBE_KEY}).status_code == 200,  # type: ignore[misc]
-                  20.0, f"{url} to hold the probe key")  # fmt: skip
+                  20.0, f"{url} to hold the probe key")
 
         baseline = Prober(target, token, max_samples=baseline_reads)
         before_reads, before_failures = baseline.result(stop=False)
@@ -764,7 +764,7 @@ def run_flood(requests: int = 10_000, nodes: int = 2, concurrency: int = 8, seed
             http.post(cluster.urls[1] + "/set", json={"key": "after-flood", "value": 1}).raise_for_status()
             try:
                 _poll(lambda: http.get(target + "/get", params={"key": "after-flood"}).status_code == 200,
-                      20.0, "a write on n2 to reach n1")  # fmt: skip
+                      20.0, "a write on n2 to reach n1")
             except TimeoutError:
                 propagated = False
 
@@ -799,12 +799,12 @@ def run_flood(requests: int = 10_000, nodes: int = 2, concurrency: int = 8, seed
         probe_samples=(len(before_reads), len(during_reads)),
         probe_failures=(before_failures, during_failures),
         rss_before_kib=rss_before, rss_after_kib=rss_after, seconds=flood_seconds,
-    )  # fmt: skip
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.flood", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=10_000, help="adversarial requests to send")
     p.add_argument("--nodes", type=int, default=2, help="cluster size, 1 to 3 (node n1 is flooded)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")

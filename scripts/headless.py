@@ -63,12 +63,12 @@ class Chromium:
                  f"--remote-debugging-port={port}", f"--user-data-dir={self.profile}", self.url],
                 stdout=subprocess.DEVNULL, stderr=log,
                 start_new_session=True,  # its helper processes share its group, stopped with it
-            )  # fmt: skip
+            )
         try:
             self.ws = self.stack.enter_context(connect(self._page_socket(port), max_size=None,
-                                                       open_timeout=self.timeout))  # fmt: skip
+                                                       open_timeout=self.timeout))
             self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
-                      deviceScaleFactor=1, mobile=False)  # fmt: skip
+                      deviceScaleFactor=1, mobile=False)
             self._wait_loaded(self.url)
         except BaseException:
             self.close()
@@ -131,7 +131,7 @@ class Chromium:
     def _wait_loaded(self, url: str) -> None:
         page = json.dumps(url.split("?")[0])  # (a page may rewrite its query)
         self.wait_for(f"location.href.startsWith({page}) && document.readyState === 'complete'",
-                      self.timeout, f"{url} to load")  # fmt: skip
+                      self.timeout, f"{url} to load")
 
     def screenshot(self, path: Path) -> None:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]

@@ -6,4 +6,4 @@ from simulations.network import NetworkModel
 from simulations.scenarios import SCENARIOS, ScenarioFailed, Story
 
 __all__ = ["SCENARIOS", "NetworkModel", "ScenarioFailed", "Setup", "Simulation", "Story",
-           "run_trial", "run_trials", "summarize"]  # fmt: skip
+           "run_trial", "run_trials", "summarize"]

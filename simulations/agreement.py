@@ -35,7 +35,7 @@ class Case:
 
     def setup(self) -> Setup:
         return Setup(nodes=self.nodes, fanout=self.fanout, loss=self.loss, loss_unit=self.loss_unit,
-                     pull=self.mode == "push-pull", warmup=2, members_per_message=8)  # fmt: skip
+                     pull=self.mode == "push-pull", warmup=2, members_per_message=8)
 
     def reference(self, seed: int) -> tuple[float, float, str]:
         """(mean, p99, where from)."""
@@ -43,7 +43,7 @@ class Case:
             ref_mean, ref_p99 = MONTE_CARLO[(self.nodes, self.fanout, self.loss)][self.mode]
             return ref_mean, ref_p99, "reference"
         rounds = textbook(self.nodes, self.fanout, self.loss, self.mode == "push-pull",
-                          self.loss_unit, TEXTBOOK_TRIALS, seed)  # fmt: skip
+                          self.loss_unit, TEXTBOOK_TRIALS, seed)
         return mean(rounds), quantile(rounds, 0.99), "textbook"
 
 
@@ -51,7 +51,7 @@ class Case:
 CASES = [Case(n, k, loss, mode) for (n, k, loss), modes in MONTE_CARLO.items() for mode in modes] + [
     Case(n, k, loss, mode, "message")
     for (n, k, loss), modes in MONTE_CARLO.items() if loss for mode in modes
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Agreement:
     @property
     def within(self) -> bool:
         return (self.incomplete == 0 and abs(self.mean - self.ref_mean) <= MEAN_BAND
-                and abs(self.p99 - self.ref_p99) <= P99_BAND)  # fmt: skip
+                and abs(self.p99 - self.ref_p99) <= P99_BAND)
 
 
 def check(case: Case, trials: int, seed: int, workers: int = 1) -> Agreement:

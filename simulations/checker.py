@@ -130,11 +130,11 @@ def generate(seed: int) -> Schedule:
         "gossip_interval": interval, "fanout": fanout, "tombstone_grace": grace,
         "reap_after": reap, "eager_push": rng.random() < 0.7, "request_timeout": 0.5,
         "max_offset": 5.0, "view_size": view_size,
-    }  # fmt: skip
+    }
     network = {
         "latency": rng.choice([0.001, 0.003]), "latency_tail": rng.choice([0.0, 0.002, 0.02]),
         "loss": rng.choice([0.0, 0.0, 0.02, 0.1]), "duplicate": rng.choice([0.0, 0.0, 0.05]),
-    }  # fmt: skip
+    }
     duration = rng.uniform(20, 60)
     ids = [f"n{i}" for i in range(nodes)]
     detect = detection(nodes, fanout, view_size, interval)
@@ -163,13 +163,13 @@ def generate(seed: int) -> Schedule:
         if how == "crash":
             mode = rng.choice(["keep", "keep", "stale", "empty"])
             steps.extend([Step(start, "crash", {"node": node}),
-                          Step(end, "restart", {"node": node, "mode": mode})])  # fmt: skip
+                          Step(end, "restart", {"node": node, "mode": mode})])
         elif how == "pause":
             steps.extend([Step(start, "pause", {"node": node}),
-                          Step(end, "restart", {"node": node, "mode": "pause"})])  # fmt: skip
+                          Step(end, "restart", {"node": node, "mode": "pause"})])
         else:
             steps.extend([Step(start, "cut", {"name": name, "group": [node]}),
-                          Step(end, "heal", {"name": name})])  # fmt: skip
+                          Step(end, "heal", {"name": name})])
 
     def lives(at: float, group: list[str], offset_ms: int, modes: tuple[str, ...]) -> float:
         """Each node of `group` is killed at `at` and starts again a moment later (when
@@ -195,7 +195,7 @@ def generate(seed: int) -> Schedule:
             src = rng.sample(ids, rng.randint(1, nodes - 1))
             dst = [i for i in ids if i not in src]
             steps += [Step(start, "block", {"name": name, "src": src, "dst": dst}),
-                      Step(end, "heal", {"name": name})]  # fmt: skip
+                      Step(end, "heal", {"name": name})]
         elif kind == "loss":
             p = rng.choice([0.2, 0.5, 0.9])
             steps += [Step(start, "loss", {"p": p}), Step(end, "loss", {"p": network["loss"]})]
@@ -204,11 +204,11 @@ def generate(seed: int) -> Schedule:
             steps += [Step(start, kind, {"node": node}), Step(end, "restart", {"node": node, "mode": mode})]
         elif kind == "pause":
             steps += [Step(start, "pause", {"node": node}),
-                      Step(end, "restart", {"node": node, "mode": "pause"})]  # fmt: skip
+                      Step(end, "restart", {"node": node, "mode": "pause"})]
         elif kind == "skew":
             offset = rng.choice(SKEWS)
             steps += [Step(start, "skew", {"node": node, "offset_ms": offset}),
-                      Step(end, "skew", {"node": node, "offset_ms": 0})]  # fmt: skip
+                      Step(end, "skew", {"node": node, "offset_ms": 0})]
         elif kind == "skewed-life":  # born under a bad clock, then restarted once it is right
             end = lives(start, [node], rng.choice(LIFE_SKEWS), ("keep", "keep", "stale", "empty")) + length
             if rng.random() < 0.3:  # the clock is put right under the running life first
@@ -227,7 +227,7 @@ def generate(seed: int) -> Schedule:
         elif kind == "stale-group":  # killed together, restored together from old snapshots
             group = sorted(rng.sample(ids, rng.randint(2, min(nodes, 4))))
             age = rng.choice([rng.uniform(0.5, grace), rng.uniform(grace, grace + reap),
-                              rng.uniform(reap, 2 * reap + detect)])  # fmt: skip
+                              rng.uniform(reap, 2 * reap + detect)])
             for member in group:
                 steps.append(Step(start + rng.uniform(0.0, 1.0), "crash", {"node": member}))
                 back = {"node": member, "mode": "stale", "age": round(age, 3)}
@@ -522,7 +522,7 @@ class Run:
                 self.restart(node_id, "keep")
 
     def restart(self, node_id: str, mode: str, offset_ms: int | None = None,
-                age: float | None = None) -> None:  # fmt: skip
+                age: float | None = None) -> None:
         """Start a stopped node again (a node up, or gone, stays as it is): in place
         (pause), from its latest snapshot (keep), an older one (stale: `age` seconds
         older than its latest, or any), or empty. With `offset_ms`, its clock is that far
@@ -692,7 +692,7 @@ class Run:
         if uncaused:
             shown = "; ".join(f"{n}#{g} ({self.reset_why.get((n, g), '?')})" for n, g in uncaused[:3])
             self.violate("reset without cause", f"{len(uncaused)} resets of lives neither forgotten nor "
-                         f"restored from a snapshot: {shown}")  # fmt: skip
+                         f"restored from a snapshot: {shown}")
         resets, causes = len(self.reset_lives), len(self.reaped) + len(self.restored)
         if resets > 2 * len(self.sim.nodes) * max(1, causes):
             self.violate("reset storm", f"{resets} resets for {causes} causes")
@@ -709,7 +709,7 @@ class Run:
             "nodes (max)": len(self.sim.nodes),
             "agreed after s": -1.0 if agreed is None else round(agreed, 3),
             "digest writers (max)": max(len(n.protocol.store.watermarks) for n in nodes),
-        }  # fmt: skip
+        }
 
 
 def _show(e: Entry) -> str:

@@ -70,17 +70,17 @@ def _setup_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--warmup", type=int, default=2, help="rounds before the write")
     p.add_argument("--asynchronous", action="store_true",
-                   help="real timing: jitter, staggered rounds, latency tail")  # fmt: skip
+                   help="real timing: jitter, staggered rounds, latency tail")
     p.add_argument("--latency", type=float, default=0.001, help="one-way seconds")
     p.add_argument("--members-per-message", type=int, default=16)
     p.add_argument("--loss-per", choices=["message", "exchange"], default="message",
-                   help="message: request and reply lost apart; exchange: both or neither")  # fmt: skip
+                   help="message: request and reply lost apart; exchange: both or neither")
     _workers_arg(p)
 
 
 def _workers_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="processes to run trials in (the output does not change)")  # fmt: skip
+                   help="processes to run trials in (the output does not change)")
 
 
 def _trials(setup: Setup, args: argparse.Namespace, progress: Progress) -> list[Trial]:
@@ -99,7 +99,7 @@ def converge_lines(s: Summary) -> list[str]:
     for f in FRACTIONS:
         r, sec = s.rounds[f], s.seconds[f]
         lines.append(f"{f:>5.0%} {_fmt(r[1]):>12} {_fmt(r[2]):>8} {_fmt(r[3]):>8}"
-                     f"{_fmt(sec[1]):>16} {_fmt(sec[2]):>8} {_fmt(sec[3]):>8}")  # fmt: skip
+                     f"{_fmt(sec[1]):>16} {_fmt(sec[2]):>8} {_fmt(sec[3]):>8}")
     lines += [
         f"mean rounds to 100%: {_fmt(s.rounds[1.0][0])}   incomplete trials: {s.incomplete}",
         f"per node per round: {s.messages_per_node_round:.2f} messages, "
@@ -114,7 +114,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
         eager=args.eager, pull=not args.push_only, synchronous=not args.asynchronous,
         latency=args.latency, warmup=args.warmup, members_per_message=args.members_per_message,
         loss_unit=args.loss_per,
-    )  # fmt: skip
+    )
     trials = _trials(setup, args, Progress(args.trials, "converge"))
     print("\n".join(converge_lines(summarize(setup, trials))))
     return 0
@@ -125,7 +125,7 @@ CSV_FIELDS = [
     "rounds50_median", "rounds99_median", "rounds100_mean", "rounds100_median", "rounds100_p99",
     "rounds100_max", "seconds100_median", "seconds100_p99", "messages_per_node_round",
     "bytes_per_node_round",
-]  # fmt: skip
+]
 
 
 def csv_row(s: Summary) -> list[object]:
@@ -137,12 +137,12 @@ def csv_row(s: Summary) -> list[object]:
         f"{r100[0]:.3f}", f"{r100[1]:.3f}", f"{r100[2]:.3f}", f"{r100[3]:.3f}",
         f"{sec[1]:.4f}", f"{sec[2]:.4f}", f"{s.messages_per_node_round:.3f}",
         f"{s.bytes_per_node_round:.1f}",
-    ]  # fmt: skip
+    ]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     grid = list(itertools.product(args.nodes, args.fanout, args.loss, args.interval,
-                                  args.eager, args.mode))  # fmt: skip
+                                  args.eager, args.mode))
     progress = Progress(len(grid) * args.trials, "sweep")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             nodes=n, fanout=k, loss=loss, interval=interval, eager=eager, pull=pull,
             synchronous=not args.asynchronous, latency=args.latency, warmup=args.warmup,
             members_per_message=args.members_per_message, loss_unit=args.loss_per,
-        )  # fmt: skip
+        )
         trials = _trials(setup, args, progress)
         summary = summarize(setup, trials)
         summaries.append(summary)
@@ -161,7 +161,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         label = f"N={n} k={k} loss={loss:g}{unit} {setup.mode}" + (" eager" if eager else "")
         curves.append((label, trials))
         print(f"{label:40} mean rounds to 100%: {_fmt(summary.rounds[1.0][0]):>6}  "
-              f"p99 {_fmt(summary.rounds[1.0][2]):>6}")  # fmt: skip
+              f"p99 {_fmt(summary.rounds[1.0][2]):>6}")
     with open(out / "sweep.csv", "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CSV_FIELDS)
@@ -209,7 +209,7 @@ def repeat_lines(name: str, seed: int, repeat: int, reports: list[Report]) -> li
     for key, values in figures.items():
         if values:
             lines.append(f"  {key:<30}{statistics.median(values):>10.3f}{max(values):>10.3f}"
-                         f"{min(values):>10.3f}")  # fmt: skip
+                         f"{min(values):>10.3f}")
     return lines
 
 
@@ -219,12 +219,12 @@ def cmd_scale(args: argparse.Namespace) -> int:
     for n in args.nodes:
         setup = Setup(nodes=n, eager=args.eager, synchronous=False, warmup=1,
                       members_per_message=args.members_per_message,
-                      introduce=None if n <= args.introduce_all_up_to else 64)  # fmt: skip
+                      introduce=None if n <= args.introduce_all_up_to else 64)
         started = time.perf_counter()
         trial = run_trial(setup, f"{args.seed}:scale:{n}")
         wall = time.perf_counter() - started
         print(f"{n:>7} {wall:>8.2f} {trial.seconds_to(1.0):>10.3f} {trial.messages:>10} "
-              f"{trial.bytes / 1e6:>8.2f}", flush=True)  # fmt: skip
+              f"{trial.bytes / 1e6:>8.2f}", flush=True)
     return 0
 
 
@@ -239,7 +239,7 @@ def cmd_theory(args: argparse.Namespace) -> int:
         misses += not a.within
         print(f"{case.label:<38} {trials:>6} {a.mean:>8.2f} / {a.p99:<3g} "
               f"{a.ref_mean:>6.2f} / {a.ref_p99:<3g}  {a.source:<10} {'yes' if a.within else 'NO'}",
-              flush=True)  # fmt: skip
+              flush=True)
     print(f"{len(cases) - misses} of {len(cases)} within the band (mean +-1 round, p99 +-2)")
     return 1 if misses else 0
 
@@ -248,11 +248,11 @@ def cmd_load(args: argparse.Namespace) -> int:
     """Traffic per node under a steady write load, by message kind."""
     load = Load(nodes=args.nodes, rate=args.rate, seconds=args.seconds, keys=args.keys,
                 interval=args.interval, eager=args.eager, loss=args.loss,
-                loss_unit=args.loss_per)  # fmt: skip
+                loss_unit=args.loss_per)
     t = run_load(load, args.seed)
     print(f"load: N={load.nodes} {load.rate:g} writes/s for {load.seconds:g} s over {load.keys} keys, "
           f"interval={load.interval:g}s eager={'on' if load.eager else 'off'} "
-          f"loss={load.loss:g} per {load.loss_unit}")  # fmt: skip
+          f"loss={load.loss:g} per {load.loss_unit}")
     print(f"{'per node per second':<20}" + "".join(f"{k:>10}" for k in t.kilobytes))
     print(f"{'kB':<20}" + "".join(f"{v:>10.1f}" for v in t.kilobytes.values()))
     print(f"{'messages':<20}" + "".join(f"{v:>10.2f}" for v in t.messages.values()))
@@ -264,7 +264,7 @@ def cmd_ratelimit(args: argparse.Namespace) -> int:
     """A fleet-wide rate limit: admitted requests per window, and the overshoot."""
     run = RateLimitRun(nodes=args.nodes, offered=args.offered, limit=args.limit, period=args.period,
                        windows=args.windows, latency=args.latency, latency_tail=args.latency,
-                       interval=args.interval)  # fmt: skip
+                       interval=args.interval)
     print(f"rate limit: N={run.nodes}, {run.limit} per {run.period:g} s, offered {run.offered:g}/s "
           f"through random nodes, one-way latency {run.latency * 1000:g} ms + a tail of that mean")
     print(f"{'window':>6} {'admitted':>9} {'admitted/L':>11} {'overshoot':>10}")
@@ -319,7 +319,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             path.write_text(small.schedule.to_json())
             _print_outcome(small)
             print(f"shrunk to {len(small.schedule.steps)} steps: {path}; replay with "
-                  f"gossip-sim check --replay {path} --trace")  # fmt: skip
+                  f"gossip-sim check --replay {path} --trace")
     return 1 if failed else 0
 
 
@@ -385,7 +385,7 @@ def cmd_sizes(args: argparse.Namespace) -> int:
             run = quiet_run(n, name, config, args.sim_seconds, args.seed, crash_timeout=args.crash_timeout)
             print(f"  {name:<7} {run.messages:,} messages, {run.mean_bytes:,.0f} / {run.max_bytes:,} bytes "
                   f"(mean / max); false dead marks {run.false_dead}; crash detected after "
-                  f"{_detection(run.detection, run.undetected)} (median / slowest)", flush=True)  # fmt: skip
+                  f"{_detection(run.detection, run.undetected)} (median / slowest)", flush=True)
     for n in args.heartbeat_nodes:
         print(f"\nmembership alone, N={n}: {args.rounds} rounds fault-free, then one node crashed")
         for name, config in chosen.items():
@@ -393,7 +393,7 @@ def cmd_sizes(args: argparse.Namespace) -> int:
             hb = heartbeats(n, name, config, rounds, args.seed, crash_timeout=args.crash_timeout)
             print(f"  {name:<7} {rounds} rounds: false dead marks {hb.false_dead}, false suspect "
                   f"{hb.false_suspect}; crash detected after {_detection(hb.detection, hb.undetected)}"
-                  f" (median / slowest)", flush=True)  # fmt: skip
+                  f" (median / slowest)", flush=True)
     for n in args.converge_nodes:
         print(f"\nrounds to converge, N={n}, push-pull, synchronous rounds, detector on, "
               f"{args.trials} trials: mean / p99")
@@ -406,16 +406,16 @@ def cmd_sizes(args: argparse.Namespace) -> int:
     if args.restarts:
         print(f"\ndigests over restarts (10 nodes, a node restarted empty every 5 s, one write a life, "
               f"reap_after 120 s)\n  {'virtual s':>9} {'lives':>6} {'writers ever':>13} {'in a digest':>12} "
-              f"{'retired sets':>12} {'retired kept':>13}")  # fmt: skip
+              f"{'retired sets':>12} {'retired kept':>13}")
         for pt in restart_history(restarts=args.restarts, seed=args.seed):
             print(f"  {pt.at:>9.0f} {pt.lives:>6} {pt.writers_ever:>13} {pt.digest:>12} "
-                  f"{pt.retired_sets:>12} {pt.retired_kept:>13}", flush=True)  # fmt: skip
+                  f"{pt.retired_sets:>12} {pt.retired_kept:>13}", flush=True)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gossip-sim", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -453,7 +453,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, default=1)
     w.add_argument("--members-per-message", type=int, default=16)
     w.add_argument("--introduce-all-up-to", type=int, default=2000,
-                   help="above this N each node starts knowing 64 random others, not all")  # fmt: skip
+                   help="above this N each node starts knowing 64 random others, not all")
     w.set_defaults(run=cmd_scale)
 
     ld = sub.add_parser("load", help="traffic per node under a steady write load")
@@ -491,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("routine", help="operations that once lost data, as stories")
     r.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(ROUTINE)} (default: all)")
     r.add_argument("--at-defaults", action="store_true",
-                   help="at today's defaults (a day of grace: slow), not those found at")  # fmt: skip
+                   help="at today's defaults (a day of grace: slow), not those found at")
     r.add_argument("--seed", type=int, default=1)
     r.set_defaults(run=cmd_routine)
 

@@ -179,12 +179,12 @@ class Simulation:
     # -- nodes --------------------------------------------------------------------------
 
     def _protocol(self, node_id: str, address: str, incarnation: int, now_ms: int,
-                  seeds: Iterable[str]) -> GossipProtocol:  # fmt: skip
+                  seeds: Iterable[str]) -> GossipProtocol:
         rng = random.Random(f"{self.seed}:{node_id}:{incarnation}")
         return GossipProtocol(self.config, node_id, address, rng, now_ms, seeds)
 
     def add_node(self, node_id: str | None = None, *, offset_ms: int = 0,
-                 seeds: Iterable[str] = ()) -> SimNode:  # fmt: skip
+                 seeds: Iterable[str] = ()) -> SimNode:
         node_id = node_id or f"n{len(self.nodes)}"
         if node_id in self.nodes:
             raise ValueError(f"node {node_id!r} exists already")
@@ -238,7 +238,7 @@ class Simulation:
         return self.codec.encode_snapshot(self.nodes[node_id].protocol.snapshot())
 
     def restart(self, node_id: str, *, keep_state: bool, seeds: Iterable[str] = (),
-                new_life: bool = False, snapshot: bytes | None = None) -> None:  # fmt: skip
+                new_life: bool = False, snapshot: bytes | None = None) -> None:
         """Bring a crashed node back: as it was (keep_state, a paused process), empty
         (knowing only `seeds`, with a new generation), or with its state and a new
         generation (keep_state and new_life: a process restarted from its data
@@ -291,7 +291,7 @@ class Simulation:
         and replies travelling that way)."""
         src, dst = sorted(src_ids), sorted(dst_ids)
         self.net.block(name, frozenset(self.nodes[i].address for i in src),
-                       frozenset(self.nodes[i].address for i in dst))  # fmt: skip
+                       frozenset(self.nodes[i].address for i in dst))
         self.note(f"block {name}: {src} -/-> {dst}")
 
     def heal(self, name: str) -> None:
@@ -311,7 +311,7 @@ class Simulation:
 
     def _acknowledge(self, node: SimNode, entry: Entry) -> Entry:
         self.acks.append(Ack(entry.key, entry.value, entry.ts, entry.origin, entry.deleted,
-                             self.now_us, entry.expires_at))  # fmt: skip
+                             self.now_us, entry.expires_at))
         self.note(f"write {node.id}: {entry.key}={entry.value!r} ts={tuple(entry.ts)}")
         self._changed(node)
         return entry
@@ -381,7 +381,7 @@ class Simulation:
             )
 
     def _deliver_exchange(self, src: SimNode, life: int, dst: SimNode, data: bytes,
-                          sent: int, answer: bool) -> None:  # fmt: skip
+                          sent: int, answer: bool) -> None:
         if not dst.up:  # connection refused, noticed after a round trip
             if answer:
                 self._fail_at(self.now_us + to_us(self.net.delay()), src, life, dst.address)
@@ -464,7 +464,7 @@ class Simulation:
             self.after(self.net.delay(), deliver)
 
     def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
-                       sent: int, answer: bool) -> None:  # fmt: skip
+                       sent: int, answer: bool) -> None:
         if not dst.up:
             if answer:
                 self.after(self.net.delay(), lambda: self._push_failed(src, life, out))

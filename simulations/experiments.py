@@ -95,7 +95,7 @@ class Trial:
 
 def run_trial(setup: Setup, seed: int | str, trace: bool = False) -> Trial:
     sim = Simulation(setup.config(), setup.network(), seed, synchronous=setup.synchronous,
-                     pull=setup.pull, trace=trace)  # fmt: skip
+                     pull=setup.pull, trace=trace)
     sim.add_nodes(setup.nodes)
     if setup.introduce is None:
         sim.introduce_all()
@@ -135,7 +135,7 @@ def run_trial(setup: Setup, seed: int | str, trace: bool = False) -> Trial:
 
 
 def run_trials(setup: Setup, trials: int, seed: int,
-               progress: Callable[[int], None] | None = None, workers: int = 1) -> list[Trial]:  # fmt: skip
+               progress: Callable[[int], None] | None = None, workers: int = 1) -> list[Trial]:
     """`trials` runs, each from its own seed; with workers > 1 spread over as many
     processes (same results, in the same order)."""
     seeds = [f"{seed}:{setup}:{i}" for i in range(trials)]
@@ -184,8 +184,8 @@ def summarize(setup: Setup, trials: list[Trial]) -> Summary:
     return Summary(
         setup, len(trials), sum(not t.complete for t in trials), rounds, seconds,
         sum(t.messages for t in trials) / node_rounds, sum(t.bytes for t in trials) / node_rounds,
-    )  # fmt: skip
+    )
 
 
 __all__ = ["FRACTIONS", "Setup", "Summary", "Trial", "run_trial", "run_trials", "summarize",
-           "quantile", "to_us"]  # fmt: skip
+           "quantile", "to_us"]

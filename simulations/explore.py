@@ -53,7 +53,7 @@ class Counterexample:
     def to_json(self, config: Config, bounds: Bounds) -> str:
         return json.dumps({"kind": self.kind, "detail": self.detail, "settled": self.settled,
                            "config": dataclasses.asdict(config), "bounds": dataclasses.asdict(bounds),
-                           "events": [list(e) for e in self.events]}, indent=1)  # fmt: skip
+                           "events": [list(e) for e in self.events]}, indent=1)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Report:
         return (f"states explored {self.visited:,}, distinct {self.distinct:,}, transitions "
                 f"{self.transitions:,}, depth reached {self.depth}, settle phases {self.settled:,}, "
                 f"{self.seconds:.1f} s{'' if self.complete else ' (time limit: incomplete)'}\n"
-                f"new states by depth: {growth}")  # fmt: skip
+                f"new states by depth: {growth}")
 
 
 def _settle_check(world: World) -> list[tuple[str, str]]:
@@ -85,7 +85,7 @@ def _settle_check(world: World) -> list[tuple[str, str]]:
 def search(
     bounds: Bounds, config: Config | None = None, *, settle: str = "all", stop: bool = False,
     time_limit: float | None = None, progress: Callable[[Report], None] | None = None,
-) -> Report:  # fmt: skip
+) -> Report:
     """Every history of at most `bounds.depth` events from the initial world. `settle`:
     run the heal-and-settle check after every distinct state, only at the depth bound
     (and where nothing is enabled), or never. `stop`: at the first violation."""
@@ -165,7 +165,7 @@ Narrator = Callable[[int, Event, World], None]
 
 
 def replay(config: Config, bounds: Bounds, events: Sequence[Event], settled: bool,
-           narrate: Narrator | None = None) -> list[tuple[str, str]] | None:  # fmt: skip
+           narrate: Narrator | None = None) -> list[tuple[str, str]] | None:
     """Run `events` from the initial world (then heal and settle if `settled`): the
     violations, or None if some event is not enabled where it comes."""
     world = World(config, bounds)
@@ -223,7 +223,7 @@ def describe(event: Event, grain: str = "message") -> str:
         return f"{args[0]} {'crashes' if kind == 'crash' else 'pauses'}"
     if kind == "restart":
         how = {"keep": "from its latest snapshot", "stale": "from its older snapshot",
-               "empty": "empty (seeds only)", "pause": "resumes (same life)"}[args[1]]  # fmt: skip
+               "empty": "empty (seeds only)", "pause": "resumes (same life)"}[args[1]]
         return f"{args[0]} restarts {how}"
     if kind == "cut":
         return f"{args[0]} is cut off"
@@ -253,7 +253,7 @@ def glance(world: World) -> str:
             entry = p.store.get(key)
             keys.append(f"{key}={'.' if entry is None else 'x' if entry.deleted else entry.value}")
         view = "".join(_STATUS.get(p.membership.members[o].status, "?") if o in p.membership.members else "-"
-                       for o in IDS if o != node_id)  # fmt: skip
+                       for o in IDS if o != node_id)
         boot = " boot" if p.bootstrapping else ""
         resets = world.ledger.resets.get(node_id, 0)
         parts.append(f"{node_id}:{' '.join(keys)} [{view}]{boot}{f' reset x{resets}' if resets else ''}")
@@ -315,17 +315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if found else 0
     bounds = Bounds(depth=args.depth, keys=args.keys, ops=args.ops, lives=args.lives, ticks=args.ticks,
                     cuts=args.cuts, pause=not args.no_pause, preload=not args.no_preload,
-                    grain=args.grain, drops=args.drops)  # fmt: skip
+                    grain=args.grain, drops=args.drops)
     config = explore_config(tombstone_grace=args.grace, reap_after=args.reap)
     print(f"explore: {bounds}, grace {args.grace} s, reap_after {args.reap} s, settle {args.settle}",
-          flush=True)  # fmt: skip
+          flush=True)
 
     def progress(r: Report) -> None:
         print(f"  ... {r.distinct:,} distinct states, {r.transitions:,} transitions, {r.seconds:.0f} s, "
-              f"{len(r.found)} kinds of violation", file=sys.stderr, flush=True)  # fmt: skip
+              f"{len(r.found)} kinds of violation", file=sys.stderr, flush=True)
 
     report = search(bounds, config, settle=args.settle, stop=args.stop, time_limit=args.time_limit,
-                    progress=progress)  # fmt: skip
+                    progress=progress)
     print(report.figures())
     if not report.found:
         print("no violation")

@@ -28,7 +28,7 @@ SKIPPED = frozenset({
     "rng", "config", "stats", "events", "news", "last_reset", "listeners", "version", "cleared",
     "_pushed", "_logs", "_stale", "_mortal", "_ripe", "_live", "_ids", "_addresses", "_tree",
     "_final_expiry", "_store", "_clock", "_membership",
-})  # fmt: skip
+})
 _UNORDERED = frozenset({"entries", "members", "delta", "groups"})  # lists in messages and snapshots
 
 

@@ -64,7 +64,7 @@ def explore_config(**changes: Any) -> Config:
         "gossip_interval": 1.0, "jitter": 0.0, "fanout": 2, "eager_push": False,
         "dead_probe_chance": 1.0, "phi_suspect": 0.4, "phi_dead": 0.8,
         "tombstone_grace": 0.5, "reap_after": 0.5, "request_timeout": 0.5,
-    }  # fmt: skip
+    }
     return Config(**{**base, **changes})
 
 
@@ -340,7 +340,7 @@ class World:
 
     def quiet(self) -> bool:
         return (not self.flights and self.sim.converged()
-                and not any(n.protocol.bootstrapping for n in self.sim.up_nodes()))  # fmt: skip
+                and not any(n.protocol.bootstrapping for n in self.sim.up_nodes()))
 
     def _rounds_until_quiet(self, rounds: int, advance: bool) -> bool:
         """Up to `rounds` rounds of every node up, each exchange and reply delivered at

@@ -26,7 +26,7 @@ REAP = 30.0  # reap_after
 def life_config(**changes: object) -> Config:
     """Interval 0.2 s, default phi thresholds, a short grace period and reap timeout."""
     base: dict[str, object] = {"gossip_interval": INTERVAL, "fanout": 3, "tombstone_grace": GRACE,
-                               "reap_after": REAP}  # fmt: skip
+                               "reap_after": REAP}
     return Config(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -125,7 +125,7 @@ def crash_detect(seed: int = 1, nodes: int = 10, quiet: float = 10.0) -> Report:
         "detection median s": round(statistics.median(times), 3),
         "detection max s": round(max(times), 3),
         "detection min s": round(min(times), 3),
-    })  # fmt: skip
+    })
     return report
 
 
@@ -160,7 +160,7 @@ def _restart(name: str, seed: int, nodes: int, down_for: float, *, keep_state: b
         "keys served at restart": serves, "keys held before crash": held,
         "alive everywhere after s": round(alive, 3), "same state hash after s": round(took, 3),
         "resets": sum(n.protocol.stats.resets for n in s.sim.nodes.values()),
-    })  # fmt: skip
+    })
     if keep_state:
         s.check(serves == held, f"restarted with {serves} keys, held {held}")
     else:
@@ -221,7 +221,7 @@ def _leave(name: str, seed: int, nodes: int, leaver_index: int, after: float) ->
         "marked dead by": len(dead),
         "messages to it after stop": sent_after,
         "still listed by": sum(s.sim.status(o, leaver) is not None for o in others),
-    })  # fmt: skip
+    })
     s.check(sent_after == 0, f"{sent_after} messages addressed to {leaver} after it left")
     return report
 
@@ -297,7 +297,7 @@ def _absence(name: str, seed: int, nodes: int, away: float, *, new_deleter: bool
         "resets of the absent node": resets, "resets of the others": others,
         "deleted keys back (node, key)": len(resurrected),
         "catch-up after heal s": round(took, 3),  # type: ignore[arg-type]
-    })  # fmt: skip
+    })
     return report
 
 

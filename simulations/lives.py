@@ -30,7 +30,7 @@ REAP = 30.0  # reap_after
 def lives_config(**changes: object) -> Config:
     """Rounds every 0.2 s, a grace period of 10 s and reap_after of 30 s, unless changed."""
     base: dict[str, object] = {"gossip_interval": INTERVAL, "fanout": 3, "tombstone_grace": GRACE,
-                               "reap_after": REAP}  # fmt: skip
+                               "reap_after": REAP}
     return Config(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -43,7 +43,7 @@ def _form(s: Story, nodes: int) -> None:
     for their detectors to learn the rhythm of heartbeats."""
     s.add_nodes(nodes)
     s.wait_until(lambda: all(len(n.protocol.membership.members) == nodes - 1 for n in s.sim.nodes.values()),
-                 30, "every node knows every other")  # fmt: skip
+                 30, "every node knows every other")
     s.wait(2)
 
 
@@ -151,7 +151,7 @@ def _lost(s: Story) -> list[str]:
         what = f"the delete of {key}" if deleted else f"{key}={value}"
         groups.setdefault(tuple(nodes), []).append(f"{what} (taken by {writer})")
     return [f"acknowledged writes lost on {', '.join(nodes)}: {', '.join(writes)}"
-            for nodes, writes in groups.items()]  # fmt: skip
+            for nodes, writes in groups.items()]
 
 
 def _agree(s: Story, within: float) -> float | None:
@@ -210,7 +210,7 @@ def majority_node_reset_after_heal(seed: int = 1, nodes: int = 7, view_size: int
     problems = []
     if resets.apart_from({"n0"}):
         problems.append(f"nodes never cut off, forgotten or restored were reset after n0's heal at "
-                        f"{healed:.2f} s: {resets.words({'n0'})}")  # fmt: skip
+                        f"{healed:.2f} s: {resets.words({'n0'})}")
     if took is None:
         problems.append("the nodes did not agree within 30 s of the end of the traffic")
     problems.extend(_lost(s))
@@ -243,7 +243,7 @@ def endless_catch_up(seed: int = 1, per_life: int = 12, per_message: int = 16) -
         s.restart(node, keep_state=False, seeds=["n0"])
         restarted = s.sim.nodes[node]
         s.wait_until(lambda: not restarted.protocol.bootstrapping and s.sim.converged(), 30,  # noqa: B023
-                     f"{node} to catch up after its restart")  # fmt: skip
+                     f"{node} to catch up after its restart")
         s.wait(3)
     n0 = s.sim.nodes["n0"]
     keys = len(n0.protocol.live(s.sim.node_ms(n0)))
@@ -257,7 +257,7 @@ def endless_catch_up(seed: int = 1, per_life: int = 12, per_message: int = 16) -
         problems.append(f"the newcomer n3 had not completed its catch-up {bound:g} s (about "
                         f"{bound / INTERVAL:.0f} rounds) after joining: it holds {held} of the cluster's "
                         f"{keys} keys and is still catching up, so it never collects nor judges "
-                        f"anyone")  # fmt: skip
+                        f"anyone")
     if _agree(s, 10) is None:
         problems.append("the nodes did not agree within 10 s after that")
     _verdict(s, problems)
@@ -267,7 +267,7 @@ def endless_catch_up(seed: int = 1, per_life: int = 12, per_message: int = 16) -
 
 
 def retired_on_one_word(seed: int = 13, nodes: int = 10, view_size: int = 2, away: float = 50.0,
-                        reap_after: float = 120.0) -> Report:  # fmt: skip
+                        reap_after: float = 120.0) -> Report:
     """Ten nodes with small member views; reap_after is 120 s. n1 writes a key every node
     holds; n9 is cut off; n1 deletes the key (n9 never sees the delete) and n9 takes a
     write of its own, which only it holds. n1 then restarts empty: its first life has
@@ -301,7 +301,7 @@ def retired_on_one_word(seed: int = 13, nodes: int = 10, view_size: int = 2, awa
     problems = []
     if resets.of(away_node):
         problems.append(f"{away_node}, away for {healed - cut_at:.0f} s (reap_after {reap_after:g} s), "
-                        f"was reset at {_times(resets.of(away_node))}")  # fmt: skip
+                        f"was reset at {_times(resets.of(away_node))}")
     if resets.apart_from({away_node}):
         problems.append(f"nodes never away were reset: {resets.words({away_node})}")
     problems.extend(_lost(s))
@@ -358,7 +358,7 @@ def restored_pair(seed: int = 1, nodes: int = 5) -> Report:
     if final:
         problems.append(f"the key 'doomed', deleted by n2's first life and collected on {collected_on}, "
                         f"reads live on {final} {s.sim.now - healed:.0f} s after the restored pair "
-                        f"rejoined")  # fmt: skip
+                        f"rejoined")
     if watch.back:
         problems.append(f"the deleted key came back: {watch.words()}")
     if took is None or not s.sim.converged():
@@ -402,7 +402,7 @@ def wedged_past_writer_cap(seed: int = 1, nodes: int = 4, lives: int = 12, cap: 
     problems = []
     if refused_before:
         problems.append(f"{refused_before} messages were refused at decode while n3 was paused "
-                        f"({back - paused:.0f} s, reap_after {REAP:g} s)")  # fmt: skip
+                        f"({back - paused:.0f} s, reap_after {REAP:g} s)")
     if refused_after:
         problems.append(f"{refused_after} more in the {s.sim.now - back:.0f} s after it came back")
     marker = "rejected a message: "  # the simulator's trace of each refusal, for the reason
@@ -414,7 +414,7 @@ def wedged_past_writer_cap(seed: int = 1, nodes: int = 4, lives: int = 12, cap: 
     missing = s.sim.lost_acks()
     if missing:
         problems.append(f"{len(missing)} times a node lacks an acknowledged write "
-                        f"(on {sorted({node for node, _ in missing})})")  # fmt: skip
+                        f"(on {sorted({node for node, _ in missing})})")
     _verdict(s, problems)
     report = s.report(back, took)  # type: ignore[arg-type]
     report.figures["messages refused"] = s.sim.traffic.rejected
@@ -456,10 +456,10 @@ def away_twice_reap(seed: int = 1, nodes: int = 5, away: float = 2 * REAP + 25) 
     if watch.back:
         problems.append(f"the key 'doomed', deleted {s.sim.now - cut_at:.0f} s before, came back after "
                         f"{away_node} returned from {healed - cut_at:.0f} s away (reap_after {REAP:g} s): "
-                        f"{watch.words()}")  # fmt: skip
+                        f"{watch.words()}")
     if _reads(s, s.sim.nodes[away_node], "doomed"):
         problems.append(f"{away_node} still reads it {s.sim.now - healed:.0f} s after its return "
-                        f"(reset {len(resets.of(away_node))} times)")  # fmt: skip
+                        f"(reset {len(resets.of(away_node))} times)")
     if resets.apart_from({away_node}):
         problems.append(f"nodes never away were reset: {resets.words({away_node})}")
     if took is None or not s.sim.converged():
@@ -525,11 +525,11 @@ def reset_pair_cold_start(seed: int = 1, nodes: int = 5, recut: float = 3.0) -> 
     problems = []
     for at, node, held in catch_ups.short():
         problems.append(f"{node} finished catching up at {at:.2f} s reading {held} of the {len(old)} keys "
-                        f"every node had held since before the cut")  # fmt: skip
+                        f"every node had held since before the cut")
     for node in pair:
         if len(resets.of(node)) > 1:
             problems.append(f"{node}, forgotten once, was reset {len(resets.of(node))} times: at "
-                            f"{_times(resets.of(node))}")  # fmt: skip
+                            f"{_times(resets.of(node))}")
     if resets.apart_from(set(pair)):
         problems.append(f"nodes never away were reset: {resets.words(set(pair))}")
     problems.extend(_lost(s))

@@ -39,7 +39,7 @@ class LoadCost:
 def run_load(load: Load, seed: int | str) -> LoadCost:
     config = Config(gossip_interval=load.interval, eager_push=load.eager)
     network = NetworkModel(latency=load.latency, latency_tail=load.latency_tail, loss=load.loss,
-                           loss_unit=load.loss_unit)  # fmt: skip
+                           loss_unit=load.loss_unit)
     sim = Simulation(config, network, seed)
     sim.add_nodes(load.nodes)
     sim.introduce_all()

@@ -37,7 +37,7 @@ def rounds_vs_n(summaries: Sequence[Summary], path: Path) -> None:
     grid = [round(ns[0] * (ns[-1] / ns[0]) ** (i / 50)) for i in range(51)]
     ax.plot(grid, [push_rounds(n) for n in grid], "k--", label="theory push k=1: log2 N + ln N")
     ax.plot(grid, [push_pull_rounds(n) for n in grid], "k:",
-            label="theory push-pull k=1: log3 N + ln ln N")  # fmt: skip
+            label="theory push-pull k=1: log3 N + ln ln N")
     swept = {(s.setup.fanout, s.setup.loss) for s in summaries}
     for (n, k, loss), ref in sorted(MONTE_CARLO.items()):
         if (k, loss) not in swept:

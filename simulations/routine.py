@@ -22,7 +22,7 @@ def _story(name: str, seed: int, config: Config, nodes: int) -> Story:
     s = Story(name, seed, config, NetworkModel(latency=0.002, loss=0.01))
     s.add_nodes(nodes)
     s.wait_until(lambda: all(len(n.protocol.membership.members) == nodes - 1 for n in s.sim.nodes.values()),
-                 60, "every node knows every other")  # fmt: skip
+                 60, "every node knows every other")
     return s
 
 
@@ -31,7 +31,7 @@ def _grace(config: Config) -> float:
 
 
 def _finish(s: Story, fault_ended: float, timeout: float = 120, settle: float = 60,
-            may_lose: Callable[[Ack], bool] = lambda ack: False) -> Report:  # fmt: skip
+            may_lose: Callable[[Ack], bool] = lambda ack: False) -> Report:
     took = s.wait_converged(timeout)
     s.wait(settle)  # and it stays so
     s.check(s.sim.converged(), f"the nodes agreed, then disagreed again within {settle} s")
@@ -80,7 +80,7 @@ def paused_cluster(seed: int = 1, config: Config = FOUND_AT) -> Report:
 
 
 def join_under_ttl_churn(seed: int = 1, config: Config = FOUND_AT, keys: int = 40,
-                         per_message: int = 5) -> Report:  # fmt: skip
+                         per_message: int = 5) -> Report:
     """Old keys, and a stream of writes with a TTL to other keys; a new node joins and
     catches up over many messages (`per_message` entries each) while expired entries are
     collected around it. It must end with every old key (once, it missed most of them)."""

@@ -81,7 +81,7 @@ class Story:
         self.sim.crash(node_id)
 
     def restart(self, node_id: str, *, keep_state: bool, seeds: list[str] | None = None,
-                new_life: bool = False) -> None:  # fmt: skip
+                new_life: bool = False) -> None:
         self.sim.restart(node_id, keep_state=keep_state, seeds=seeds or [], new_life=new_life)
 
     def wait(self, seconds: float) -> None:
@@ -111,7 +111,7 @@ class Story:
         raise ScenarioFailed(self.name, self.seed, problem, list(self.sim.trace))
 
     def report(self, fault_ended_at: float, converged_after: float,
-               may_lose: Callable[[Ack], bool] = lambda ack: False) -> Report:  # fmt: skip
+               may_lose: Callable[[Ack], bool] = lambda ack: False) -> Report:
         """The run's figures; fails if an acknowledged write is lost that `may_lose`
         does not allow (the contract's losses, such as a node restarted without its data)."""
         sim = self.sim
@@ -122,12 +122,12 @@ class Story:
         superseded = sum(
             1 for a in sim.acks
             if (e := store.get(a.key)) is not None and (e.ts, e.origin) != (a.ts, a.origin)
-        )  # fmt: skip
+        )
         return Report(
             self.name, self.seed, len(sim.nodes), len(sim.acks), fault_ended_at,
             converged_after, len(lost), superseded, sim.traffic.total_messages,
             sim.traffic.total_bytes,
-        )  # fmt: skip
+        )
 
 
 def _config() -> Config:
@@ -191,7 +191,7 @@ def clock_skew(seed: int = 1, nodes: int = 10, skew_ms: int = 4000) -> Report:
     took = s.wait_converged(timeout=120)
     report = s.report(ended, took)
     report.notes.append(f"clock offsets from {spread[0]} to {spread[-1]} ms; "
-                        f"messages refused: {s.sim.traffic.rejected}")  # fmt: skip
+                        f"messages refused: {s.sim.traffic.rejected}")
     return report
 
 

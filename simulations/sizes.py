@@ -48,7 +48,7 @@ class QuietRun:
 
 
 def quiet_run(nodes: int, variant: str, config: Config, seconds: float, seed: int = 1,
-              crash_timeout: float | None = None) -> QuietRun:  # fmt: skip
+              crash_timeout: float | None = None) -> QuietRun:
     """`seconds` of a fault-free cluster of `nodes`, then (if crash_timeout) one node
     crashed and the wait, at most crash_timeout, until every other marks it dead."""
     network = NetworkModel(latency=0.002, latency_tail=0.001)
@@ -145,7 +145,7 @@ class DigestPoint:
 
 
 def restart_history(nodes: int = 10, restarts: int = 200, every: float = 5.0, seed: int = 1,
-                    config: Config | None = None) -> list[DigestPoint]:  # fmt: skip
+                    config: Config | None = None) -> list[DigestPoint]:
     """Node after node restarted empty every `every` seconds, each life writing once, and
     the digests meanwhile: one point every 20 restarts."""
     config = config or Config(gossip_interval=1.0, tombstone_grace=60.0, reap_after=120.0)
@@ -169,7 +169,7 @@ def restart_history(nodes: int = 10, restarts: int = 200, every: float = 5.0, se
                 sim.now, life, max(len(p.store.watermarks) for p in protocols),
                 len({p.store.retired.summary(False) for p in protocols}),
                 max(len(p.store.retired) for p in protocols), len(writers),
-            ))  # fmt: skip
+            ))
     return points
 
 
@@ -185,7 +185,7 @@ class Heartbeats:
 
 
 def heartbeats(nodes: int, variant: str, config: Config, rounds: int, seed: int = 1,
-               crash_timeout: int | None = None) -> Heartbeats:  # fmt: skip
+               crash_timeout: int | None = None) -> Heartbeats:
     """Membership alone, in rounds: each node beats, judges its members (the real
     Membership.update), and trades views (the real Membership.view and merge) with
     `fanout` random live peers, both ways, as an exchange and its reply do. No store and

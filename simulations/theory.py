@@ -36,7 +36,7 @@ MONTE_CARLO: dict[tuple[int, int, float], dict[str, tuple[float, int]]] = {
 
 
 def textbook_rounds(n: int, fanout: int, loss: float, pull: bool, loss_unit: LossUnit,
-                    rng: random.Random) -> int:  # fmt: skip
+                    rng: random.Random) -> int:
     """Rounds until all n nodes are informed, one node informed at the start. Each round
     every node contacts `fanout` others at random; an informed caller informs the callee
     (push) and, with pull, an informed callee informs the caller, both effective at the
@@ -69,7 +69,7 @@ def textbook_rounds(n: int, fanout: int, loss: float, pull: bool, loss_unit: Los
 
 
 def textbook(n: int, fanout: int, loss: float, pull: bool, loss_unit: LossUnit,
-             trials: int, seed: int | str) -> list[int]:  # fmt: skip
+             trials: int, seed: int | str) -> list[int]:
     """Rounds to 100% over `trials` runs of textbook_rounds, reproducible from the seed."""
     rng = random.Random(f"textbook:{seed}:{n}:{fanout}:{loss}:{pull}:{loss_unit}")
     return [textbook_rounds(n, fanout, loss, pull, loss_unit, rng) for _ in range(trials)]

@@ -12,9 +12,9 @@ from chaos.hosts import (
     skewed_clock,
     start_node,
     stop_node,
-)  # fmt: skip
+)
 
 __all__ = [
     "CLUSTER_NET", "FAKETIME_LIB", "LOCK", "Hosts", "available", "ip", "remove_leftovers", "skewed_clock",
     "start_node", "stop_node",
-]  # fmt: skip
+]

@@ -49,7 +49,7 @@ def test_writes_lost_with_an_isolated_hosts_data_are_found_and_excused(tmp_path:
     """Both nodes of an isolated host lose their data: the writes only they held are gone,
     the checker finds each one, and the wipe (and nothing else) excuses it."""
     plan = [Fault("isolate", 1.0, 8.0, ((1,), (2, 3))),
-            Fault("kill_wipe", 5.0, 1.5, node="n1"), Fault("kill_wipe", 5.0, 1.5, node="n2")]  # fmt: skip
+            Fault("kill_wipe", 5.0, 1.5, node="n1"), Fault("kill_wipe", 5.0, 1.5, node="n2")]
     result = run_seed(SEED, dataclasses.replace(QUICK, length=10.0), tmp_path, plan)
     assert result.ok, "\n".join(result.problems())
     assert result.excused, "no acknowledged write was lost: the isolated host's writes reached the others"

@@ -454,7 +454,7 @@ def test_the_report_says_how_many_losses_each_piece_of_evidence_excused() -> Non
     assert verdict.ok and len(verdict.excused) == 3
     row = Result(seed=0, faults=["kill_wipe"], ops=3, acknowledged=3, unknown=0, violations=[],
                  excused=[f"{v.kind} {v.key}: {v.detail}" for v in verdict.excused], evidence={}, heal=0.1,
-                 agreement=0.2, excused_by=verdict.excused_by)  # fmt: skip
+                 agreement=0.2, excused_by=verdict.excused_by)
     assert excused_cell(row) == (
         f"3 (2 by n1: killed -9 at 10.00 s, its data directory wiped (its writes acknowledged from "
         f"{10.0 - SPREAD:.2f} s to 10.00 s); 1 by n2: reset)"

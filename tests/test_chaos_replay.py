@@ -85,7 +85,7 @@ def small_run(tmp: Path, plan: list[Fault], ops: list[Op], heal: float) -> Path:
 def put(node: str, value: str, at: float, outcome: str = "ok") -> Op:
     stamp = (1, 0) if outcome == "ok" else None  # the real run's stamp: the replay takes its own
     return Op("write", f"once-{value}", value, node, at, at + 0.005, outcome, stamp,  # type: ignore[arg-type]
-              node if stamp else None)  # fmt: skip
+              node if stamp else None)
 
 
 def test_writes_lost_with_an_isolated_hosts_wiped_data_are_found_and_excused(tmp_path: Path) -> None:
@@ -93,9 +93,9 @@ def test_writes_lost_with_an_isolated_hosts_wiped_data_are_found_and_excused(tmp
     they took while isolated are lost, and only the wipes' windows excuse them; a write
     h1 took before the cut had spread and survives, and so do the other hosts' writes."""
     plan = [Fault("isolate", 1.0, 8.0, ((1,), (2, 3))),
-            Fault("kill_wipe", 5.0, 2.0, node="n1"), Fault("kill_wipe", 5.0, 2.0, node="n2")]  # fmt: skip
+            Fault("kill_wipe", 5.0, 2.0, node="n1"), Fault("kill_wipe", 5.0, 2.0, node="n2")]
     ops = [put("n1", "before", 0.5), put("n1", "cut1", 2.0), put("n2", "cut2", 4.0), put("n3", "other", 4.0),
-           put("n1", "refused", 6.0, "fail"), put("n1", "back", 7.5), put("n5", "late", 9.5)]  # fmt: skip
+           put("n1", "refused", 6.0, "fail"), put("n1", "back", 7.5), put("n5", "late", 9.5)]
     r = replay(small_run(tmp_path, plan, ops, heal=10.0))
     assert r.verdict is not None and r.verdict.ok, r.verdict
     assert sorted(v.key for v in r.verdict.excused) == ["once-cut1", "once-cut2"]
@@ -109,7 +109,7 @@ def test_writes_lost_with_an_isolated_hosts_wiped_data_are_found_and_excused(tmp
 def test_a_replay_is_deterministic_and_a_node_that_was_down_takes_no_write(tmp_path: Path) -> None:
     plan = [Fault("kill", 1.0, 1.0, node="n3"), Fault("pause", 1.0, 2.0, node="n4"),
             Fault("one_way", 1.0, 3.0, ((3,), (1,))), Fault("loss", 1.0, 3.0, ((2,),), amount=50),
-            Fault("skew", 1.0, 3.0, ((3,),), amount=1.0)]  # fmt: skip
+            Fault("skew", 1.0, 3.0, ((3,),), amount=1.0)]
     # n3 is down 1-2 s, but the history says it acknowledged a write at 1.5 s: it cannot have.
     ops = [put("n1", "a", 0.5), put("n3", "impossible", 1.5), put("n3", "b", 2.5), put("n4", "c", 3.5)]
     one, two = replay(small_run(tmp_path, plan, ops, heal=5.0)), replay(tmp_path)

@@ -82,7 +82,7 @@ def _has(kind: str, schedule: checker.Schedule) -> bool:
         return any(s.kind == "restart" and s.args.get("offset_ms", 0) != 0 for s in steps)
     if kind == "host skew":
         return any(s.kind == "skew" and len(s.args.get("nodes", ())) >= 2 and s.args["offset_ms"] != 0
-                   for s in steps)  # fmt: skip
+                   for s in steps)
     if kind == "stale group":
         restores = [s.at for s in steps if s.kind == "restart" and "age" in s.args]
         return any(restores.count(at) >= 2 for at in restores)
@@ -165,7 +165,7 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
     """Each step of the faults of lives and hosts stands alone: with any one removed (a
     start without its end, an end without its start) the run raises nothing."""
     config = {"gossip_interval": 0.25, "fanout": 2, "tombstone_grace": 2.0, "reap_after": 4.0,
-              "request_timeout": 0.5, "view_size": 3}  # fmt: skip
+              "request_timeout": 0.5, "view_size": 3}
     faults = [
         checker.Step(2.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 8000}),
         checker.Step(3.0, "crash", {"node": "n1"}),
@@ -185,7 +185,7 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
         checker.Step(14.0, "restart", {"node": "n0", "mode": "pause"}),
     ]
     writes = [checker.Step(1.5 + i, "write", {"node": f"n{i % 4}", "key": f"k{i % 3}", "value": i})
-              for i in range(15)]  # fmt: skip
+              for i in range(15)]
     steps = tuple(sorted(faults + writes, key=lambda s: s.at))
     schedule = checker.Schedule(1, 4, config, {}, steps, heal_at=16.0, agree_within=40.0)
     for i, step in enumerate(steps):

@@ -41,7 +41,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.check = ClockCheck("http://10.0.0.1:7946", MAX_OFFSET, lambda: self.hlc, wall_ms=self.wall_ms,
-                                monotonic=self.monotonic)  # fmt: skip
+                                monotonic=self.monotonic)
 
     def wall_ms(self) -> int:
         return EPOCH + round((self.true + self.skew) * 1000)

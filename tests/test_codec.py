@@ -29,7 +29,7 @@ from gossip.messages import (
     RumorGroup,
     RumorItem,
     WriterDelta,
-)  # fmt: skip
+)
 from gossip.protocol import GossipProtocol
 from gossip.retired import BUCKETS, RetiredSummary
 from gossip.store import Entry
@@ -117,7 +117,7 @@ def summaries_of(draw: st.DrawFn, kind: type[Exchange] | type[Reply]) -> Exchang
         draw(timestamps), draw(st.booleans()), draw(st.booleans()), draw(st.none() | evidence),
         draw(retired_sums()), draw(ints), draw(st.none() | st.just("") | names), roster_end,
         {} if roster_end is None else draw(lives),
-    )  # fmt: skip
+    )
 
 
 def summaries(kind: type[Exchange] | type[Reply]) -> st.SearchStrategy[Exchange | Reply]:
@@ -314,7 +314,7 @@ CASES: list[tuple[str, bytes, type[PeerError], str]] = [
      MalformedMessage, r"cover\[0\] must be a string"),
     ("rumor-key-too-long", mutated(rumor_body, lambda b: b["groups"][0][1][0].__setitem__(3, LONG_KEY)),
      MalformedMessage, "key is .* bytes, the limit is"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -341,7 +341,7 @@ SURROGATE = "\\udc00"  # a lone surrogate, as a JSON escape: not text, cannot be
     "where",
     ["key", "value", "object-key-in-value", "sender-id", "member-address", "digest-writer",
      "delta-origin", "rumor-origin", "rumor-cover"],
-)  # fmt: skip
+)
 def test_decode_rejects_lone_surrogates(where: str) -> None:
     """A string that is not valid Unicode must be refused at the door: accepted, it would
     make every later message that carries it fail to encode (a poisoned node)."""
@@ -411,7 +411,7 @@ def test_decode_rejects_too_many_entries() -> None:
         ME, {}, (),
         (WriterDelta("n1", Timestamp(0, 0), Timestamp(10, 1), entries[:2]),
          WriterDelta("n1", Timestamp(10, 1), Timestamp(10, 3), entries[2:])),
-    )  # fmt: skip
+    )
     with pytest.raises(MalformedMessage, match="more than 3 entries"):
         codec.decode(CODEC.encode(message))
     rumor = Rumor.of(ME, tuple(RumorItem(e, Timestamp(1, 0)) for e in entries))
@@ -493,7 +493,7 @@ def test_far_future_timestamp_is_refused_and_nothing_applied(kind: str) -> None:
         good = Entry("ok", "fine", Timestamp(NOW - 10, 0), "s")
         bad = Entry("evil", "pinned", FUTURE, "t")
         message = Rumor.of(sender_info(), (RumorItem(good, Timestamp(0, 0)),
-                                        RumorItem(bad, Timestamp(0, 0))))  # fmt: skip
+                                        RumorItem(bad, Timestamp(0, 0))))
     decoded = through_codec(message)  # well-formed: the codec lets it through
     with pytest.raises(ClockSkewRejected, match="ahead of local wall time"):
         if isinstance(decoded, Reply):

@@ -19,7 +19,7 @@ FORBIDDEN_MODULES = frozenset(
         "asyncio", "anyio", "httpx", "fastapi", "starlette", "uvicorn", "socket", "time",
         "datetime", "threading", "os", "subprocess",
     }
-)  # fmt: skip
+)
 ALLOWED_RANDOM_NAMES = frozenset({"Random"})
 
 

@@ -39,7 +39,7 @@ def own_entries(state: SharedState) -> list[Entry]:
 
 
 ops = st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["a", "b"]), st.integers(0, 5), st.booleans()),
-               max_size=30)  # fmt: skip
+               max_size=30)
 
 
 @settings(max_examples=150, deadline=None)
@@ -96,7 +96,7 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
                 lambda: state.set("hits", 3), lambda: state.incr("plain"), lambda: state.incr(""),
                 lambda: state.incr("_gossip/counter/x"), lambda: state.incr("k" * 300),
                 lambda: state.incr_window("w", 0), lambda: state.incr_window("w", "1"),  # type: ignore[arg-type]
-                lambda: state.set("_gossip/x", 1), lambda: state.delete("_gossip/x")):  # fmt: skip
+                lambda: state.set("_gossip/x", 1), lambda: state.delete("_gossip/x")):
         with pytest.raises(CallerError) as info:
             bad()
         assert str(info.value)

@@ -131,7 +131,7 @@ def test_a_dropped_watch_exits_non_zero_with_the_reason(capsys: pytest.CaptureFi
     """The node cuts a consumer that falls behind: the last event says why."""
     stream = (b": watching\n\nevent: change\ndata: {\"key\": \"a\", \"value\": 1, \"timestamp\": [1000, 0], "
               b"\"node\": \"n9\", \"deleted\": false, \"expires_at\": null}\n\n"
-              b"event: dropped\ndata: {\"reason\": \"fell behind\"}\n\n")  # fmt: skip
+              b"event: dropped\ndata: {\"reason\": \"fell behind\"}\n\n")
     node = httpx.MockTransport(lambda request: httpx.Response(200, content=stream))
     status, text = run("watch", "a", transport=node)
     assert status == ctl.REFUSED
@@ -144,7 +144,7 @@ def test_watch_prints_each_change_under_the_prefix(cluster: LocalCluster) -> Non
     n1, n2 = cluster.urls
     watcher = subprocess.Popen([sys.executable, "-m", "node.ctl", "watch", "ctl:w/"], cwd=ROOT,
                                env={**os.environ, "GOSSIP_NODE": n1},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     ready = threading.Event()
 

@@ -26,7 +26,7 @@ MEMBERS = "[...document.querySelectorAll('#members tbody tr')].map(r => [...r.ce
 def change(key: str) -> str:
     """JavaScript: [value, written by] of the newest change row for `key`, or null."""
     return (f"(r => r && [r.cells[2].textContent, r.cells[3].textContent])"
-            f"(document.querySelector('#changes tbody tr[data-key={json.dumps(key)}]'))")  # fmt: skip
+            f"(document.querySelector('#changes tbody tr[data-key={json.dumps(key)}]'))")
 
 
 def test_dashboard_lists_the_members_and_shows_writes_made_through_another_node() -> None:
@@ -41,7 +41,7 @@ def test_dashboard_lists_the_members_and_shows_writes_made_through_another_node(
         browser.wait_for("!document.getElementById('login').hidden", what="the token form")
         assert browser.evaluate("document.getElementById('panels').hidden") is True
         browser.evaluate(f"document.getElementById('token').value = {json.dumps(TOKEN)}; "
-                         "document.getElementById('login').requestSubmit(); true")  # fmt: skip
+                         "document.getElementById('login').requestSubmit(); true")
 
         all_alive = f"(m => m.length === 3 && m.every(r => r[2] === 'alive') && m)({MEMBERS})"
         members = browser.wait_for(all_alive, what="three alive members")

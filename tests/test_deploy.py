@@ -211,7 +211,7 @@ def test_the_dockerfile_keeps_its_promises() -> None:
     assert Settings.parse(node_argv(), {}).host == "0.0.0.0"
     assert exposed_port() == Settings.parse(node_argv(), {}).port
     kept = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
-            if line.startswith("!")}  # fmt: skip
+            if line.startswith("!")}
     for word, args in steps:
         if word == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
@@ -220,11 +220,11 @@ def test_the_dockerfile_keeps_its_promises() -> None:
 
 def run_as(user: str) -> list[str]:
     return ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all"]  # fmt: skip
+            "--inh-caps=-all", "--bounding-set=-all"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="running the image's command as another user needs root and setpriv")  # fmt: skip
+                    reason="running the image's command as another user needs root and setpriv")
 def test_the_image_command_serves_and_says_goodbye_on_sigterm(tmp_path: Path) -> None:
     """The Dockerfile's command with the StatefulSet's environment (on 127.0.0.1 and a free
     port, a local peer as the seed), as user nobody with no capabilities: it joins, answers
@@ -235,20 +235,20 @@ def test_the_image_command_serves_and_says_goodbye_on_sigterm(tmp_path: Path) ->
     venv = str(Path(sys.executable).parent)
     with tempfile.TemporaryDirectory(prefix="gossip-deploy-") as home, \
             LocalCluster(1, interval=0.2, key=KEY, cluster_id="default") as peer, \
-            httpx.Client(timeout=5) as client:  # fmt: skip
+            httpx.Client(timeout=5) as client:
         shutil.chown(home, "nobody", "nogroup")  # (pytest's tmp_path is root's alone)
         data = Path(home) / "data"
         env = pod_env(container(statefulset), {**POD, "status.podIP": "127.0.0.1"})
         assert env["GOSSIP_ADVERTISE"].endswith(":8000") and env["GOSSIP_DATA_DIR"] == "/data"
         env.update(GOSSIP_ADVERTISE=f"http://127.0.0.1:{port}", GOSSIP_SEEDS=peer.urls[0],
-                   GOSSIP_ALLOW="127.0.0.0/8", GOSSIP_DATA_DIR=str(data))  # fmt: skip
+                   GOSSIP_ALLOW="127.0.0.0/8", GOSSIP_DATA_DIR=str(data))
         image = image_env()
         image["PATH"] = image["PATH"].replace("/opt/venv/bin", venv).replace("$PATH", "/usr/bin:/bin")
         command = [*run_as("nobody"), *image_command(), "--host", "127.0.0.1", "--port", str(port)]
         url = f"http://127.0.0.1:{port}"
         with open(tmp_path / "node.log", "wb") as log:
             proc = subprocess.Popen(command, env={**image, **env}, cwd=home, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         log_tail = lambda: (tmp_path / "node.log").read_text()[-2000:]  # noqa: E731
 
         def serving() -> bool:
@@ -260,7 +260,7 @@ def test_the_image_command_serves_and_says_goodbye_on_sigterm(tmp_path: Path) ->
             token = {"authorization": f"Bearer {TOKEN}"}
             client.post(url + "/set", json={"key": "k", "value": 1}, headers=token).raise_for_status()
             wait_until(lambda: status_on(client, peer.urls[0], "gossip-0") == "alive",
-                       what="the peer to see it")  # fmt: skip
+                       what="the peer to see it")
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=grace)
         finally:
@@ -351,7 +351,7 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
                 cluster.leave(node_id)
                 others = [u for u in cluster.urls if u != cluster.urls[i]]
                 wait_until(lambda n=node_id, o=others: all(status_on(client, u, n) == "left" for u in o),
-                           what=f"the others to show {node_id} left")  # fmt: skip
+                           what=f"the others to show {node_id} left")
                 (port,) = free_ports(1)
                 cluster.ports[i], cluster.urls[i] = port, f"http://127.0.0.1:{port}"
                 cluster.restart(node_id, extra_args=["--seeds", ",".join(cluster.urls)])  # the DNS answer now
@@ -365,7 +365,7 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
         expected = writer.latest()
         assert len(expected) == 20
         wait_until(lambda: len({client.get(u + "/digest").json()["digest"] for u in cluster.urls}) == 1,
-                   what="the nodes to agree")  # fmt: skip
+                   what="the nodes to agree")
         for url in cluster.urls:
             values = client.get(url + "/get").json()["values"]
             missing = {k: (values.get(k), v) for k, v in expected.items() if values.get(k) != v}
@@ -373,6 +373,6 @@ def test_a_rolling_restart_loses_no_acknowledged_write() -> None:
             stats = client.get(url + "/stats").json()
             assert stats["resets"] == 0, url
             members = {m["id"]: (m["status"], m["address"])
-                       for m in client.get(url + "/members").json()["members"]}  # fmt: skip
+                       for m in client.get(url + "/members").json()["members"]}
             assert members == {n: ("alive", u) for n, u in zip(cluster.ids, cluster.urls, strict=True)}, url
         print(f"\nrolling restart: {len(writer.acknowledged)} acknowledged writes, all held by every node")

@@ -69,7 +69,7 @@ LOCK = Path(tempfile.gettempdir()) / "gossip-dns-tests.lock"
     ("DNS:gossip.default.svc.cluster.local.:7946", DnsSeed("gossip.default.svc.cluster.local.", 7946)),
     ("http://10.0.0.4:8000", "http://10.0.0.4:8000"),
     ("https://[fd00::4]:8443", "https://[fd00::4]:8443"),
-])  # fmt: skip
+])
 def test_a_seed_is_a_base_url_or_a_dns_name(spec: str, seed: str | DnsSeed) -> None:
     assert parse_seed(spec) == seed
     if isinstance(seed, DnsSeed):
@@ -93,7 +93,7 @@ def test_a_seed_is_a_base_url_or_a_dns_name(spec: str, seed: str | DnsSeed) -> N
     ("http://:8000", "names no host"),
     ("http://10.0.0.4:99999", "not a URL: Port out of range"),
     ("http://10.0.0.4:0", "port 0 cannot be reached"),
-])  # fmt: skip
+])
 def test_a_bad_seed_is_refused_saying_what_is_wrong(spec: str, problem: str) -> None:
     with pytest.raises(ConfigError, match="seeds") as caught:
         parse_seed(spec)
@@ -111,7 +111,7 @@ def test_seeds_mix_urls_and_names_and_bad_ones_stop_the_node(capsys: pytest.Capt
     with pytest.raises(SystemExit) as stopped:
         main(["--seeds", "http://10.0.0.4:8000,dns:fleet.example:80000"])
     assert str(stopped.value) == ("gossip-node: config field 'seeds': 'dns:fleet.example:80000': the port "
-                                  "must be a number from 1 to 65535, not '80000'")  # fmt: skip
+                                  "must be a number from 1 to 65535, not '80000'")
     with pytest.raises(ConfigError, match="dns_refresh"):
         Settings.parse(["--dns-refresh", "0"])
 
@@ -146,7 +146,7 @@ def test_the_seeds_names_give_leave_out_the_node_itself_and_repeats() -> None:
 
 def test_a_name_that_does_not_resolve_is_a_problem_alone_and_a_warning_in_a_cluster() -> None:
     settings = Settings(node_id="a", seeds=("dns:fleet.example:8000",), discovery_dir="off",
-                        config=Config.for_tests())  # fmt: skip
+                        config=Config.for_tests())
     state = SharedState(settings)
     assert "DNS seeds (dns:fleet.example:8000) give no node but this one" in assess(state).alone
     state.dns.failed[DnsSeed("fleet.example", 8000)] = "The DNS query name does not exist: fleet.example."
@@ -260,7 +260,7 @@ class Lab:
         cmd = ["ip", "netns", "exec", self.ns, DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null",
                "--no-resolv", "--no-hosts", "--port=53", f"--listen-address={DNS_IP}", "--bind-interfaces",
                f"--local=/{DOMAIN}/", f"--addn-hosts={self.records()}", "--pid-file", "--user=root",
-               "--log-facility=-", *srv]  # fmt: skip
+               "--log-facility=-", *srv]
         with open(self.logs / "dnsmasq.log", "ab") as log:
             self.dnsmasq = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
         up = [self.ip("n1")]
@@ -286,7 +286,7 @@ class Lab:
             "--host", self.ip(node_id), "--port", str(port), "--node-id", node_id,
             "--cluster-id", f"dns-{self.tag}", "--interval", str(INTERVAL), "--dns-refresh", str(REFRESH),
             "--allow", f"{NET}.0/24", "--log-level", "info", "--seeds", ",".join(seeds),
-        ]  # fmt: skip
+        ]
         self.nodes[node_id] = start_node(self.ns, args, self.logs / f"{node_id}.log")
 
     def get(self, node_id: str, path: str) -> tuple[int, dict[str, Any]]:

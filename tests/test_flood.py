@@ -46,4 +46,4 @@ def test_stats_count_every_refused_gossip_request(flood: FloodResult) -> None:
     assert flood.rejected_delta == flood.refused_gossip, flood.table()
     assert set(flood.rejected_by_reason) == {
         "AuthError", "ReplayError", "IncompatibleMessage", "MalformedMessage", "ClockSkewRejected",
-    }  # fmt: skip
+    }

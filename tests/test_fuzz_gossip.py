@@ -77,7 +77,7 @@ def snapshot(state: SharedState) -> Snapshot:
         p.store.state_hash(0), dict(p.store._entries), dict(p.store.watermarks), p.clock.last,
         {i: m.info for i, m in p.membership.members.items()}, dict(p.store.retired),
         p.store.collected, p.stats.behind_peers,
-    )  # fmt: skip
+    )
 
 
 def signed(body: bytes, at_ms: int | None = None) -> dict[str, str]:
@@ -195,7 +195,7 @@ def entries(draw: st.DrawFn, origin: str, now: int, valid: bool) -> Entry:
 def members() -> st.SearchStrategy[MemberInfo]:
     return st.builds(MemberInfo, st.sampled_from(["p1", "p2", "fuzzed"]),
                      st.sampled_from(["http://127.0.0.1:1", "http://127.0.0.1:2"]),
-                     st.integers(0, 5), st.integers(0, 5))  # fmt: skip
+                     st.integers(0, 5), st.integers(0, 5))
 
 
 @st.composite
@@ -254,9 +254,9 @@ def replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 @FUZZ
 @given(body=st.binary(max_size=512), header_values=st.lists(st.text(max_size=70), min_size=4, max_size=4),
-       real_key=st.booleans())  # fmt: skip
+       real_key=st.booleans())
 def test_arbitrary_bytes_and_headers(state: SharedState, body: bytes, header_values: list[str],
-                                     real_key: bool) -> None:  # fmt: skip
+                                     real_key: bool) -> None:
     headers = dict(zip(HEADERS, header_values, strict=True))
     if real_key:  # get past the key look-up, into the checks behind it
         headers["x-gossip-key"] = key_id(KEY)

@@ -84,7 +84,7 @@ async def test_isolated_then_healthy_after_the_heal_and_logged(caplog: pytest.Lo
                 await anyio.sleep(0.02)
         with anyio.fail_after(10):  # (the node logs membership events on its next round)
             while not any(m.startswith("node-0: member node-2 alive_again")
-                          for m in messages(caplog, "gossip.members")):  # fmt: skip
+                          for m in messages(caplog, "gossip.members")):
                 await anyio.sleep(0.02)
         for client in clients:
             await client.aclose()
@@ -148,7 +148,7 @@ async def test_a_node_whose_clock_runs_ahead_of_the_clusters_refuses_writes_unle
     accept: bool,
 ) -> None:
     settings = Settings(node_id="ahead", advertise="http://ahead.test", discovery_dir="off",
-                        config=Config.for_tests(), accept_writes_when_refused=accept)  # fmt: skip
+                        config=Config.for_tests(), accept_writes_when_refused=accept)
     app = create_app(settings)
     async with serving(app) as client:
         state = app.state.shared_state
@@ -191,7 +191,7 @@ async def test_a_node_that_has_not_compared_its_clock_with_another_host_takes_no
     comparison (an interval and a request's timeout), then gets 503 saying why."""
     config = Config.for_tests(request_timeout=0.3)
     settings = Settings(node_id="new", advertise="http://new.test", seeds=("http://127.0.0.1:9",),
-                        discovery_dir="off", config=config)  # fmt: skip
+                        discovery_dir="off", config=config)
     app = create_app(settings)
     async with serving(app) as client:
         started = time.monotonic()

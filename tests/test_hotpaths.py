@@ -44,7 +44,7 @@ def router_only(settings: Settings) -> FastAPI:
 @pytest.mark.parametrize("gossip_key", ["", "11" * 32])
 async def test_hot_paths_answer_as_the_routes_do(protect_reads: bool, gossip_key: str) -> None:
     settings = Settings(node_id="hot", config=CONFIG, api_token=TOKEN, protect_reads=protect_reads,
-                        gossip_key=gossip_key, discovery_dir="off")  # fmt: skip
+                        gossip_key=gossip_key, discovery_dir="off")
     hot = create_app(settings)
     assert any(getattr(m, "cls", None) is HotPaths for m in hot.user_middleware)
     async with serving(hot) as fast:

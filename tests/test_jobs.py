@@ -197,5 +197,5 @@ def test_each_tick_runs_on_exactly_one_worker_and_another_takes_over() -> None:
             return any(p != owner for t, pids in _runs(runs_dir).items() if t > killed_at for p in pids)
 
         wait_until(taken_over, timeout=3 * (18 * 0.1 + 1), what="another worker to take the job over",
-                   detail=lambda: sorted(_runs(runs_dir).items())[-6:])  # fmt: skip
+                   detail=lambda: sorted(_runs(runs_dir).items())[-6:])
         assert all(owner not in pids for t, pids in _runs(runs_dir).items() if t > killed_at + 1)

@@ -29,7 +29,7 @@ class Launcher:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node.cluster", "--nodes", "3", "--base-port", "0", *args],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

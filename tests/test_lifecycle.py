@@ -35,17 +35,17 @@ def test_crash_is_detected_leave_is_not_a_crash() -> None:
 
         cluster.kill("n3")  # kill -9: no goodbye
         took = wait_until(lambda: all(statuses(client, u)["n3"] == "dead" for u in others({"n3"})),
-                          what="every node to mark n3 dead")  # fmt: skip
+                          what="every node to mark n3 dead")
         print(f"\ncrash of n3 detected everywhere after {took:.2f} s")
 
         cluster.leave("n4")  # SIGTERM: it says goodbye
         wait_until(lambda: all(statuses(client, u)["n4"] == "left" for u in others({"n3", "n4"})),
-                   what="every node to mark n4 left")  # fmt: skip
+                   what="every node to mark n4 left")
         n4 = cluster.url("n4")
         before = {u: (stats(client, u)["rounds"], stats(client, u)["failures_by_peer"].get(n4, 0))
-                  for u in others({"n3", "n4"})}  # fmt: skip
+                  for u in others({"n3", "n4"})}
         wait_until(lambda: all(stats(client, u)["rounds"] >= r + 10 for u, (r, _) in before.items()),
-                   what="ten more rounds everywhere")  # fmt: skip
+                   what="ten more rounds everywhere")
         for url, (_, failures) in before.items():
             assert stats(client, url)["failures_by_peer"].get(n4, 0) == failures, "n4 was gossiped to"
             assert statuses(client, url)["n4"] == "left"
@@ -81,11 +81,11 @@ def test_restart_empty_catches_up_and_restart_with_data_serves_at_once() -> None
         print(f"\nn2 restarted empty caught up in {time.monotonic() - started:.2f} s")
         assert client.get(n2 + "/digest").json()["keys"] == 40
         wait_until(lambda: all(statuses(client, u)["n2"] == "alive" for u in cluster.urls),
-                   what="n2 alive everywhere")  # fmt: skip
+                   what="n2 alive everywhere")
         # its new writes win over what it wrote in its earlier life
         client.post(n2 + "/set", json={"key": "k1", "value": "new life"}).raise_for_status()
         wait_until(lambda: all(client.get(u + "/get", params={"key": "k1"}).json()["value"] == "new life"
-                               for u in cluster.urls), what="the new write everywhere")  # fmt: skip
+                               for u in cluster.urls), what="the new write everywhere")
 
 
 def live_keys(client: httpx.Client, url: str) -> list[str]:
@@ -98,7 +98,7 @@ def test_a_node_away_longer_than_the_grace_period_catches_up_and_nothing_is_lost
     and back from its data directory it catches up, with no reset."""
     args = ["--tombstone-grace", "1", "--reap-after", "600"]
     with LocalCluster(3, interval=0.2, data=True, extra_args=args) as cluster, \
-            httpx.Client(timeout=5) as client:  # fmt: skip
+            httpx.Client(timeout=5) as client:
         n1, n2 = cluster.url("n1"), cluster.url("n2")
         for i in range(10):
             client.post(n1 + "/set", json={"key": f"k{i}", "value": i}).raise_for_status()
@@ -120,7 +120,7 @@ def test_a_node_away_longer_than_the_grace_period_catches_up_and_nothing_is_lost
         assert [stats(client, u)["resets"] for u in cluster.urls] == [0, 0, 0]
         # every member has the deletes now: they are collected
         wait_until(lambda: all(stats(client, u)["collected"] >= 5 for u in cluster.urls),
-                   what="the deletes to be collected everywhere")  # fmt: skip
+                   what="the deletes to be collected everywhere")
         assert live_keys(client, n3) == expected
 
 
@@ -138,9 +138,9 @@ def test_a_forgotten_node_is_reset_on_return_and_no_deleted_key_comes_back() -> 
         for i in range(5):
             client.post(cluster.urls[1] + "/delete", json={"key": f"k{i}"}).raise_for_status()
         wait_until(lambda: all("n4" not in statuses(client, u) for u in present), timeout=30,
-                   what="n4 to be forgotten")  # fmt: skip
+                   what="n4 to be forgotten")
         wait_until(lambda: all(stats(client, u)["collected"] >= 5 for u in present), timeout=30,
-                   what="the deletes to be collected")  # fmt: skip
+                   what="the deletes to be collected")
         cluster.kill("n4", signal.SIGCONT)
         n4 = cluster.url("n4")
         wait_until(lambda: stats(client, n4)["resets"] == 1, what="n4 to be reset")
@@ -161,7 +161,7 @@ def test_replicated_write_survives_the_node_that_took_it() -> None:
         assert r.status_code == 200, r.text
         cluster.kill("n2")  # right after its answer
         holders = [u for u in cluster.urls if u != cluster.url("n2")
-                   and client.get(u + "/get", params={"key": "precious"}).status_code == 200]  # fmt: skip
+                   and client.get(u + "/get", params={"key": "precious"}).status_code == 200]
         assert len(holders) >= 2, holders
         too_many = client.post(cluster.url("n1") + "/set", json={"key": "k", "value": 1, "replicas": 5})
         assert too_many.status_code == 409 and "live peers" in too_many.text  # nothing written

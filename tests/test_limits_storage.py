@@ -244,7 +244,7 @@ async def test_slowapi_answers_on_it_as_on_memory(
 
     async def run(uri: str) -> list[tuple[str, int, float | None]]:
         limiter = Limiter(key_func=lambda request: "client", storage_uri=uri, strategy=strategy,
-                          headers_enabled=True)  # fmt: skip
+                          headers_enabled=True)
         app = FastAPI()
         app.state.limiter = limiter
         app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ timestamps = st.builds(Timestamp, st.integers(0, 3), st.integers(0, 2))
 small_values = st.one_of(
     st.none(), st.booleans(), st.integers(0, 3), st.sampled_from(["x", "y"]),
     st.lists(st.integers(0, 2), max_size=2),
-)  # fmt: skip
+)
 
 
 @st.composite

@@ -106,7 +106,7 @@ def test_each_worker_serves_its_own_metrics_on_its_gossip_listener() -> None:
         assert len(ids) == 2, "each listener answers for its own worker"
         http.post(workers.url + "/set", params={"value": "v"}).raise_for_status()  # taken by one worker
         wait_until(lambda: lags(scrape_all()) == lags(before) + 1, timeout=10,
-                   what="the other worker to count the write in its lag histogram")  # fmt: skip
+                   what="the other worker to count the write in its lag histogram")
         time.sleep(0.3)  # a few more rounds (interval 0.1 s): nothing else is counted
         after = scrape_all()
         assert lags(after) == lags(before) + 1

@@ -60,9 +60,9 @@ class Fleet:
             "--host", "0.0.0.0", "--port", str(port), "--node-id", node_id,
             "--advertise", f"http://{self.hosts.cluster_ip(host)}:{port}", "--cluster-id", self.cluster_id,
             "--interval", str(INTERVAL), "--max-offset", str(MAX_OFFSET), "--allow", NETWORK, *seed, *args,
-        ]  # fmt: skip
+        ]
         self.procs[node_id] = start_node(self.hosts.ns(host), node_args, self.logs / f"{node_id}.log",
-                                         env=skewed_clock(ahead) if ahead else None)  # fmt: skip
+                                         env=skewed_clock(ahead) if ahead else None)
 
     def stop(self, node_id: str) -> None:
         """SIGTERM the node's process group: it leaves and saves its data directory; SIGKILL
@@ -111,7 +111,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             fleet.start("n1")
             fleet.start("n2")
             wait_until(lambda: healthy(fleet, "n1") and healthy(fleet, "n2"), timeout=STARTING,
-                       what="n1 and n2 to be in the cluster")  # fmt: skip
+                       what="n1 and n2 to be in the cluster")
             yield fleet
         finally:
             for node_id in list(fleet.procs):

@@ -49,9 +49,9 @@ class Fleet:
             "--host", "0.0.0.0", "--port", str(port), "--node-id", node_id,
             "--advertise", f"http://{self.hosts.cluster_ip(host)}:{port}", "--cluster-id", self.cluster_id,
             "--interval", str(INTERVAL), *seed, *args,
-        ]  # fmt: skip
+        ]
         self.procs[node_id] = start_node(self.hosts.ns(host), node_args, self.logs / f"{node_id}.log",
-                                         env=skewed_clock(60) if ahead else None)  # fmt: skip
+                                         env=skewed_clock(60) if ahead else None)
 
     def stop(self, node_id: str) -> None:
         """SIGTERM the node's process group, then SIGKILL whatever outlives the deadline."""

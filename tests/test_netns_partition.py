@@ -48,10 +48,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, l
                     "--advertise", f"http://{hosts.cluster_ip(n.host)}:{n.port}",
                     "--allow", "10.77.1.0/24", "--cluster-id", f"netns-{hosts.tag}",
                     "--interval", str(INTERVAL), *(["--seeds", seed] if n.id != "n1" else []),
-                ]  # fmt: skip
+                ]
                 procs.append(start_node(hosts.ns(n.host), args, logs / f"{n.id}.log", env))
             wait_until(lambda: all(statuses(n) == {m.id: "alive" for m in nodes} for n in nodes),
-                       timeout=30, what="every node to see four live members")  # fmt: skip
+                       timeout=30, what="every node to see four live members")
             yield hosts, nodes
         finally:
             for p in procs:
@@ -115,7 +115,7 @@ def test_a_partition_with_writes_on_both_sides_heals_without_losing_acknowledged
     assert get(right[0], "/get", key="left-0") is None
     wait_until(lambda: all(statuses(n)[m.id] == "dead" for n in left for m in right)
                and all(statuses(n)[m.id] == "dead" for n in right for m in left),
-               timeout=20, what="each side to mark the other dead")  # fmt: skip
+               timeout=20, what="each side to mark the other dead")
 
     hosts.heal(2)
     took = wait_until(lambda: agree(nodes), timeout=60, what="all four nodes to agree after the heal")
@@ -131,4 +131,4 @@ def test_a_partition_with_writes_on_both_sides_heals_without_losing_acknowledged
         lost = {k: w["value"] for k, w in winners.items() if held.get(k) != w["value"]}
         assert not lost, f"{node.id} lost acknowledged writes: {lost}"
     wait_until(lambda: all(set(statuses(n).values()) == {"alive"} for n in nodes),
-               timeout=30, what="every node to be alive everywhere again")  # fmt: skip
+               timeout=30, what="every node to be alive everywhere again")

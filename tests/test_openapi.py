@@ -15,7 +15,7 @@ from node.app import create_app
 from node.settings import Settings
 
 CONFIG = Config.for_tests(max_key_bytes=40, max_value_bytes=8_000, max_body_bytes=900_000,
-                          delta_budget_bytes=80_000, max_members_per_message=64)  # fmt: skip
+                          delta_budget_bytes=80_000, max_members_per_message=64)
 
 
 def body_of(spec: dict[str, Any], path: str) -> dict[str, Any]:

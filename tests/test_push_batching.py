@@ -43,7 +43,7 @@ class Cluster:
         self.config = Config(fanout=fanout, gossip_interval=1.0)
         self.codec = Codec(self.config)
         self.nodes = [GossipProtocol(self.config, f"n{i}", f"mem://n{i}", random.Random(i), T0)
-                      for i in range(size)]  # fmt: skip
+                      for i in range(size)]
         self.by_address = {n.membership.me.address: n for n in self.nodes}
         infos = [n.membership.me for n in self.nodes]
         for node in self.nodes:

@@ -38,13 +38,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(("text", "rate"), [
     ("100/minute", Rate(100, 60)), ("500/10 seconds", Rate(500, 10)), ("5 per second", Rate(5, 1)),
     ("1000/day", Rate(1000, 86_400)), (" 2 / 1.5 hours ", Rate(2, 5400)), ("3/Minutes", Rate(3, 60)),
-])  # fmt: skip
+])
 def test_rates_parse(text: str, rate: Rate) -> None:
     assert parse_rate(text) == rate
 
 
 @pytest.mark.parametrize("text", ["", "100", "100/fortnight", "-1/minute", "0/second", "ten/minute",
-                                  "100/0 seconds", "1/minute/extra"])  # fmt: skip
+                                  "100/0 seconds", "1/minute/extra"])
 def test_bad_rates_are_refused_by_name(text: str) -> None:
     with pytest.raises(CallerError, match="rate"):
         parse_rate(text)
@@ -54,7 +54,7 @@ def test_bad_dependency_arguments_are_refused() -> None:
     calls: list[Callable[[], object]] = [
         lambda: RateLimit("1/fortnight"), lambda: RateLimit("5/second", cost=0),
         lambda: RateLimit("5/second", cost=6), lambda: RateLimit("5/second", name='a"b'),
-    ]  # fmt: skip
+    ]
     for bad in calls:
         with pytest.raises(CallerError):
             bad()
@@ -66,7 +66,7 @@ def counting() -> Counting:
 
 @settings(max_examples=200, deadline=None)
 @given(limit=st.integers(1, 20), period_ms=st.sampled_from([1000, 2500, 60_000]),
-       gaps=st.lists(st.integers(0, 3000), min_size=1, max_size=120))  # fmt: skip
+       gaps=st.lists(st.integers(0, 3000), min_size=1, max_size=120))
 def test_one_node_never_admits_more_than_the_limit_in_a_window(
     limit: int, period_ms: int, gaps: list[int]
 ) -> None:
@@ -99,7 +99,7 @@ def _replay(admitted: list[int], rate: Rate) -> Counting:
 @settings(max_examples=200, deadline=None)
 @given(limit=st.integers(1, 50), cost=st.integers(1, 80), current=st.integers(0, 60),
        previous=st.integers(0, 60), elapsed=st.integers(0, 999),
-       whole=st.sampled_from([0, 1, 1000]))  # fmt: skip
+       whole=st.sampled_from([0, 1, 1000]))
 def test_a_decision_never_fails_and_a_cost_above_the_limit_never_fits(
     limit: int, cost: int, current: int, previous: int, elapsed: int, whole: int
 ) -> None:
@@ -126,7 +126,7 @@ def live(p: GossipProtocol, now: int) -> Callable[[str], Entry | None]:
 
 reset_ops = st.lists(st.tuples(st.sampled_from(["hit", "hit", "hit", "reset", "clear", "deliver", "flush"]),
                                st.integers(0, 2), st.sampled_from(["a", "b"]), st.booleans()),
-                     max_size=40)  # fmt: skip
+                     max_size=40)
 
 
 @settings(max_examples=200, deadline=None)
@@ -191,7 +191,7 @@ def test_resets_by_marker_count_the_same_everywhere_whatever_the_merges(
 
 def limited_app() -> FastAPI:
     app = FastAPI(lifespan=shared_state_lifespan(Settings(node_id="solo", config=Config.for_tests()),
-                                                 own_listener=False))  # fmt: skip
+                                                 own_listener=False))
 
     @app.get("/search", dependencies=[Depends(RateLimit("3/minute", key=lambda r: r.headers["x-client"]))])
     async def search() -> dict[str, str]:

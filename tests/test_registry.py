@@ -39,7 +39,7 @@ async def test_instances_spread_and_go_when_withdrawn_or_their_node_is_cut_off()
             while any(len(s.instances("api")) < 2 for s in cluster.states):
                 await anyio.sleep(0.02)
         assert s0.instances("api") == [Instance("api", "node-1", "http://10.0.0.1:8000", {"zone": "a"}),
-                                       Instance("api", "node-2", "http://10.0.0.2:8000")]  # fmt: skip
+                                       Instance("api", "node-2", "http://10.0.0.2:8000")]
         assert [i.node for i in s0.instances("db")] == ["node-2"]
         assert s0.instances("nothing") == []
         assert "_gossip/service/api/node-1" not in s0.snapshot()  # the registry's keys are internal
@@ -59,7 +59,7 @@ async def test_instances_spread_and_go_when_withdrawn_or_their_node_is_cut_off()
         async with cluster.http(0) as client:
             answer = (await client.get("/services/db")).json()
         assert answer == {"service": "db", "instances": [
-            {"node": "node-2", "url": "http://10.0.0.2:5432", "meta": None}]}  # fmt: skip
+            {"node": "node-2", "url": "http://10.0.0.2:5432", "meta": None}]}
 
 
 @pytest.mark.anyio
@@ -105,7 +105,7 @@ async def test_bad_registrations_are_refused_and_change_nothing() -> None:
 
 INTERVAL = 0.25  # seconds between rounds: "within a round" below means within this
 ENV = {"GOSSIP_INTERVAL": str(INTERVAL), "GOSSIP_PHI_DEAD": "4", "GOSSIP_PHI_SUSPECT": "3",
-       "REGISTRY_TTL": "60", "GOSSIP_TAGS": "zone=a,role=api"}  # fmt: skip
+       "REGISTRY_TTL": "60", "GOSSIP_TAGS": "zone=a,role=api"}
 DETECTION = 4 / 0.434 * INTERVAL  # phi_dead / log10(e) intervals of silence (docs/PROTOCOL.md R17)
 
 
@@ -117,11 +117,11 @@ def _instances(client: httpx.Client, address: str) -> set[int]:
 
 def test_instances_appear_everywhere_and_go_on_leave_and_on_kill() -> None:
     with UvicornWorkers("examples.registry_app:app", workers=3, env=ENV, cwd=ROOT) as workers, \
-            httpx.Client(timeout=5) as client:  # fmt: skip
+            httpx.Client(timeout=5) as client:
         running = workers.workers()
         everyone = set(running)
         wait_until(lambda: all(_instances(client, a) == everyone for a in running.values()), timeout=10,
-                   what="every instance on every worker")  # fmt: skip
+                   what="every instance on every worker")
         members = client.get(next(iter(running.values())) + "/members").json()["members"]
         assert all(m["tags"] == {"role": "api", "zone": "a"} for m in members)
 
@@ -130,12 +130,12 @@ def test_instances_appear_everywhere_and_go_on_leave_and_on_kill() -> None:
         os.kill(leaver, signal.SIGTERM)
         wait_until(lambda: not process_alive(leaver), timeout=10, what="the worker to exit")
         wait_until(lambda: all(leaver not in _instances(client, running[p]) for p in others),
-                   timeout=INTERVAL, what="the instance to go within a round of the leave")  # fmt: skip
+                   timeout=INTERVAL, what="the instance to go within a round of the leave")
 
         # kill -9: its instance is gone once the others find it dead (the TTL is 60 s)
         victim, survivor = others
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: victim not in _instances(client, running[survivor]), timeout=3 * DETECTION,
-                   what="the instance to go once its worker is found dead")  # fmt: skip
+                   what="the instance to go once its worker is found dead")
         members = client.get(running[survivor] + "/members").json()["members"]
         assert {m["address"]: m["status"] for m in members}[running[victim]] == "dead"

@@ -48,7 +48,7 @@ def test_bucket_hashes_follow_every_change(changes: list[tuple[str, Timestamp | 
 def test_a_peers_mark_is_its_true_mark_or_unknown(
     ours: dict[str, Timestamp], theirs: dict[str, Timestamp], digest: dict[str, Timestamp],
     sends_buckets: bool, knows_ours: bool,
-) -> None:  # fmt: skip
+) -> None:
     """The peer lists the buckets it knows to differ (if it knows ours), sends its bucket
     hashes or only its root: whatever it sends, a mark we read is what it holds. (R20)"""
     theirs = {w: e for w, e in theirs.items() if w not in digest}  # a writer is listed or retired

@@ -45,7 +45,7 @@ def test_rotation_with_writes_flowing() -> None:
             rounds = [client.get(u + "/stats").json()["rounds"] for u in cluster.urls]
             wait_until(  # every message signed with the old key has been answered
                 lambda: all(client.get(u + "/stats").json()["rounds"] >= r + 2
-                            for u, r in zip(cluster.urls, rounds, strict=True)),  # fmt: skip
+                            for u, r in zip(cluster.urls, rounds, strict=True)),
                 what="two more rounds on every node", timeout=20,
             )
             for url in cluster.urls:  # 3: stop accepting the old key

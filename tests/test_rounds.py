@@ -32,7 +32,7 @@ class Silent(httpx.AsyncBaseTransport):
 async def test_rounds_go_on_while_an_exchange_hangs() -> None:
     silent = Silent()
     settings = Settings(node_id="n1", seeds=("http://silent:7946",), discovery_dir="off",
-                        config=Config.for_tests())  # fmt: skip
+                        config=Config.for_tests())
     async with httpx.AsyncClient(transport=silent) as client, running_node(settings, client, False) as state:
         with anyio.fail_after(10):
             while state.protocol.stats.rounds < 20:

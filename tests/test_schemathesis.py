@@ -150,7 +150,7 @@ class Run:
         st = str(Path(sys.executable).parent / "st")
         command = [st, "run", live.url + "/openapi.json", "--checks", "all",
                    "--exclude-checks", "positive_data_acceptance", "--max-examples", str(EXAMPLES),
-                   "--exclude-path", "/watch", "--generation-database", "none", "--no-color"]  # fmt: skip
+                   "--exclude-path", "/watch", "--generation-database", "none", "--no-color"]
         for name, value in live.headers.items():
             command += ["--header", f"{name}: {value}"]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.test_schemathesis", "PYTHONPATH": str(ROOT)}

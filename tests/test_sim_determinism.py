@@ -39,7 +39,7 @@ def test_sweep_csv_is_identical(tmp_path, capsys: pytest.CaptureFixture[str]) ->
     outputs = []
     for name in ("a", "b"):
         argv = ["sweep", "--nodes", "10,20", "--trials", "3", "--no-plots",
-                "--out", str(tmp_path / name)]  # fmt: skip
+                "--out", str(tmp_path / name)]
         run(capsys, *argv)
         outputs.append((tmp_path / name / "sweep.csv").read_bytes())
     assert outputs[0] == outputs[1]

@@ -29,7 +29,7 @@ ME = MemberInfo("n1", "http://127.0.0.1:8001", 1, 0, tags=(("role", "api"), ("zo
 
 text = st.characters(blacklist_categories=("Cs",))  # any character a message can carry
 tag_sets = st.dictionaries(st.text(text, min_size=1, max_size=12), st.text(text, max_size=20),
-                           max_size=MAX_TAGS).filter(lambda tags: tags_problem(tags) is None)  # fmt: skip
+                           max_size=MAX_TAGS).filter(lambda tags: tags_problem(tags) is None)
 
 
 @examples(max_examples=40)

@@ -28,7 +28,7 @@ def test_tls_cluster_converges_and_refuses_another_ca(tmp_path: Path) -> None:
 
         seed = {"GOSSIP_SEEDS": cluster.urls[0]}  # same cluster id and key; only the CA differs
         rogue = LocalCluster(1, interval=0.1, tls=theirs, key=cluster.key, cluster_id=cluster.cluster_id,
-                             env=seed)  # fmt: skip
+                             env=seed)
         with rogue, httpx.Client(verify=rogue.http_verify(), timeout=5) as rogue_client:
             deadline = time.monotonic() + 20
             while rogue_client.get(rogue.urls[0] + "/stats").json()["failures"] < 5:

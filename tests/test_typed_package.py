@@ -26,7 +26,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     lib = tmp_path_factory.mktemp("site-packages")
     setup = [sys.executable, "-c", "import setuptools; setuptools.setup()"]
     done = subprocess.run([*setup, "-q", "build_py", "--build-lib", str(lib)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return lib
 

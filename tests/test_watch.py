@@ -57,7 +57,7 @@ async def test_a_watch_sees_every_change_of_every_node_once_in_order() -> None:
         assert len({(e.key, e.ts, e.origin) for e in seen}) == len(seen)
         assert {(e.key, e.deleted) for e in seen} == {
             (f"w:{n}:{i}", i % 10 == 9) for n in range(3) for i in range(per_node)
-        }  # fmt: skip
+        }
         # in application order: each writer's changes in the order it made them
         by_writer: dict[str, list[Entry]] = defaultdict(list)
         for e in seen:
@@ -193,7 +193,7 @@ def test_sse_consumer_sees_every_write_of_the_other_nodes_once_in_order(cluster:
                     for i in range(writes_per_node):
                         for url in cluster.urls[1:]:
                             writer.post(url + "/set", json={"key": f"sse:{url[-5:]}:{i}", "value": i},
-                                        headers=cluster.headers()).raise_for_status()  # fmt: skip
+                                        headers=cluster.headers()).raise_for_status()
 
             threading.Thread(target=write, daemon=True).start()
             for event, data in events(stream.iter_lines()):
@@ -238,7 +238,7 @@ def test_sse_consumer_that_stops_reading_is_dropped_and_writes_go_on(cluster: Lo
         # 16: every write still succeeds.
         for i in range(WRITES):
             response = client.post(cluster.urls[0] + "/set", json={"key": f"big{i}", "value": big},
-                                   headers=cluster.headers())  # fmt: skip
+                                   headers=cluster.headers())
             assert response.status_code == 200, response.text
         assert client.get(cluster.urls[0] + "/get", params={"key": f"big{WRITES - 1}"}).status_code == 200
         # Reading again: what was buffered, then the dropped event, and the stream ends.
@@ -272,4 +272,4 @@ async def test_watch_app_audits_flag_changes(monkeypatch: pytest.MonkeyPatch, tm
         audit = (await client.get("/audit")).json()
         node = app.state.shared_state.id
         assert audit == [{"flag": "dark-mode", "on": True, "deleted": False, "by": node},
-                         {"flag": "dark-mode", "on": None, "deleted": True, "by": node}]  # fmt: skip
+                         {"flag": "dark-mode", "on": None, "deleted": True, "by": node}]

@@ -33,7 +33,7 @@ def test_a_write_burst_through_every_node_reaches_every_node() -> None:
             async with AsyncExitStack() as stack:
                 limits = httpx.Limits(max_connections=8)  # a client per node: one lane, one connection
                 clients = [await stack.enter_async_context(httpx.AsyncClient(timeout=10, limits=limits))
-                           for _ in cluster.urls]  # fmt: skip
+                           for _ in cluster.urls]
 
                 async def post(node: int, body: dict[str, object]) -> httpx.Response:
                     nonlocal unanswered
@@ -77,5 +77,5 @@ def test_a_write_burst_through_every_node_reaches_every_node() -> None:
         # Unbatched, each write would take exactly one push to each other node.
         writes = NODES * PER_NODE
         print(f"\n{writes} writes through {NODES} nodes: {pushes} pushes received in all; "
-              f"{unanswered} requests unanswered and sent again")  # fmt: skip
+              f"{unanswered} requests unanswered and sent again")
         assert pushes < writes * (NODES - 1)

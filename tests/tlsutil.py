@@ -17,7 +17,7 @@ def make_ca(folder: Path, name: str) -> TlsFiles:
     folder.mkdir(parents=True, exist_ok=True)
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", f"/CN={name}-ca", cwd=folder)  # fmt: skip
+             "-subj", f"/CN={name}-ca", cwd=folder)
     _openssl("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", f"/CN={name}-node", cwd=folder)
     (folder / "ext.cnf").write_text(
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"

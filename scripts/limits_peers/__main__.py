@@ -36,7 +36,7 @@ def check_installed(name: str, pinned: str) -> None:
     installed = version(name)
     if installed != pinned:
         sys.exit(f"{name} {installed} is installed, the peers' suites are pinned at {pinned}: "
-                 "pip install -e '.[peers]'")  # fmt: skip
+                 "pip install -e '.[peers]'")
 
 
 def limits_suite(work: Path, pinned: str) -> Path:
@@ -44,7 +44,7 @@ def limits_suite(work: Path, pinned: str) -> Path:
     sdist = work / f"limits-{pinned}.tar.gz"
     if not sdist.exists():
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-                        "--no-deps", "--dest", str(work), f"limits=={pinned}"], check=True)  # fmt: skip
+                        "--no-deps", "--dest", str(work), f"limits=={pinned}"], check=True)
     suite = work / f"limits-{pinned}-tests"
     if not suite.exists():
         with tarfile.open(sdist) as tar:
@@ -62,14 +62,14 @@ def run(suite: str, directory: Path, tests: list[str]) -> int:
     ini.write_text("[pytest]\naddopts = -rfEX -p no:cacheprovider\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(directory)])}
     command = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(directory), "--noconftest",
-               "-p", "scripts.limits_peers.plugin", f"--peer-suite={suite}", "-q", *tests]  # fmt: skip
+               "-p", "scripts.limits_peers.plugin", f"--peer-suite={suite}", "-q", *tests]
     print(f"== {suite}: {' '.join(tests)} (in {directory})", flush=True)
     return subprocess.run(command, cwd=directory, env=env).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.limits_peers", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=["limits", "slowapi"], help="one suite (default both)")
     p.add_argument("--work", type=Path, default=ROOT / ".peers", help="where the suites are fetched")
     args = p.parse_args(argv)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== slowapi: NOT RUN. slowapi {pinned['slowapi']}'s sdist ships no tests and its "
                   "source repository is not on a package index: set SLOWAPI_TESTS to a checkout of it "
                   "at that version to run them (tests/test_limits_storage.py runs slowapi apps on "
-                  "both storages).")  # fmt: skip
+                  "both storages).")
         else:
             suite = args.work / f"slowapi-{pinned['slowapi']}-tests"
             shutil.rmtree(suite, ignore_errors=True)

@@ -32,7 +32,7 @@ from node.testing import node_in_thread
 
 DIFFERENCES = Path(__file__).with_name("differences.toml")
 MARKERS = ["flaky", "unit", "integration", "benchmark", "memory", "redis", "redis_sentinel", "redis_cluster",
-           "mongodb", "memcached", "valkey", "valkey_cluster"]  # fmt: skip
+           "mongodb", "memcached", "valkey", "valkey_cluster"]
 
 
 def load_differences(suite: str) -> dict[str, dict[str, str]]:
@@ -65,7 +65,7 @@ def _to_gossip(mark: pytest.Mark) -> pytest.Mark:
         return mark
     names = [n.strip() for n in str(mark.args[0]).split(",")]
     values: dict[str, object] = {"uri": node.limits_storage.URI, "args": {}, "fixture": None,
-                                 "expected_instance": GossipStorage}  # fmt: skip
+                                 "expected_instance": GossipStorage}
     gossip = pytest.param(*(values[n] for n in names), id="gossip")
     return pytest.mark.parametrize(mark.args[0], [gossip]).mark
 
@@ -99,7 +99,7 @@ def _shim_starlette_route() -> None:
         return
 
     def route(self: Starlette, path: str, methods: list[str] | None = None, name: str | None = None,
-              include_in_schema: bool = True) -> Callable[[Any], Any]:  # fmt: skip
+              include_in_schema: bool = True) -> Callable[[Any], Any]:
         def decorator(func: Any) -> Any:
             self.add_route(path, func, methods=methods, name=name, include_in_schema=include_in_schema)
             return func
