@@ -9,15 +9,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from node.api import StateDep, gossip_router, shared_state
     from node.app import create_app, running_node, shared_state_lifespan
+    from node.http_basics import StateDep, shared_state
+    from node.peer_api import gossip_router
     from node.ratelimit import RateLimit, client_ip
     from node.routes import router
     from node.settings import Settings
     from node.state import SharedState
 
 _HOMES = {
-    "StateDep": "node.api", "gossip_router": "node.api", "router": "node.routes", "shared_state": "node.api",
+    "StateDep": "node.http_basics", "gossip_router": "node.peer_api", "router": "node.routes",
+    "shared_state": "node.http_basics",
     "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
     "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
     "Settings": "node.settings", "SharedState": "node.state",

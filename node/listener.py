@@ -14,10 +14,12 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from node import openapi
-from node.api import admin_router, gossip_router, read_router
+from node.admin_api import admin_router
+from node.api import read_router
 from node.dashboard import dashboard_router
 from node.hotpaths import HotPaths
 from node.metrics_api import router as metrics_router
+from node.peer_api import gossip_router
 from node.recipes_api import recipes_router
 from node.settings import Settings
 from node.state import SharedState

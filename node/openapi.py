@@ -23,17 +23,8 @@ from fastapi import FastAPI, Request, Response, routing
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from node.api import (
-    Access,
-    ErrorOut,
-    Guard,
-    LimitedRoute,
-    delete_value,
-    key_schema,
-    needs_token,
-    set_value,
-    value_schema,
-)
+from node.api import delete_value, key_schema, set_value, value_schema
+from node.http_basics import Access, ErrorOut, Guard, LimitedRoute, needs_token
 from node.settings import Settings
 
 Schema = dict[str, Any]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from node.api import admin_router, gossip_router, read_router, write_router
+from node.admin_api import admin_router
+from node.api import read_router, write_router
 from node.dashboard import dashboard_router
 from node.metrics_api import router as metrics_router
+from node.peer_api import gossip_router
 from node.recipes_api import recipes_router
 
 # The standalone node's, in the order of its OpenAPI schema.

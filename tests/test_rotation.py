@@ -25,15 +25,20 @@ def test_rotation_with_writes_flowing() -> None:
     ) as client:
         stop = threading.Event()
         written: list[str] = []
+        failed: list[BaseException] = []  # what stopped the writer, if anything did
 
         def writer() -> None:
             n = 0
-            while not stop.is_set() and n < 2_000:
-                url = cluster.urls[n % len(cluster.urls)]
-                with httpx.Client(timeout=5, headers=AUTH) as c:
-                    c.post(url + "/set", json={"key": f"w{n % 50}", "value": n}).raise_for_status()
-                written.append(f"w{n % 50}")
-                n += 1
+            try:
+                while not stop.is_set() and n < 2_000:
+                    url = cluster.urls[n % len(cluster.urls)]
+                    with httpx.Client(timeout=5, headers=AUTH) as c:
+                        c.post(url + "/set", json={"key": f"w{n % 50}", "value": n}).raise_for_status()
+                    written.append(f"w{n % 50}")
+                    n += 1
+            except BaseException as exc:
+                failed.append(exc)
+                raise
 
         thread = threading.Thread(target=writer)
         thread.start()
@@ -51,7 +56,9 @@ def test_rotation_with_writes_flowing() -> None:
             for url in cluster.urls:  # 3: stop accepting the old key
                 ring = client.delete(url + f"/admin/keys/{old_id}").json()
                 assert ring == {"primary": new_id, "keys": [new_id]}
-            wait_until(lambda: len(written) > 100, timeout=20, what="writes after the rotation")
+            wait_until(lambda: len(written) > 100 or bool(failed), timeout=60,
+                       what="writes after the rotation", detail=lambda: f"({len(written)} written)")
+            assert not failed, f"the writer stopped: {failed[0]!r}"
         finally:
             stop.set()
             thread.join()
