@@ -414,16 +414,17 @@ class GossipProtocol:
 
     def _learn_collections(self, message: Summary) -> None:
         """A peer collected a writer's entries up to `mark` (its horizon says so, or the
-        evidence it sends us), and we hold none of that writer and no entry older than
-        `mark`: nothing here can be what those deletes removed (we began after them, say,
-        or founded a cluster anew), so we are not behind them. We now know of that
+        evidence it sends us), and we hold none of that writer and no entry as old as
+        `mark` (a tie breaks on the origin): nothing here can be what those deletes
+        removed (we began after them, say, or founded a cluster anew), so we are not
+        behind them. We now know of that
         collection: our `collected` rises to it, and a node that holds none of a writer
         and knows a collection that recent is behind no one for it (R7c)."""
         store, claim = self.store, message.behind
         told = [(claim.writer, claim.mark)] if claim is not None and claim.reason == HORIZON else []
         for writer, mark in (*message.horizon.items(), *told):
             if (mark > store.collected and store.coverage(writer) == ZERO and writer not in store.horizon
-                    and not store.holds_older_than(mark)):
+                    and not store.holds_any_up_to(mark)):
                 store.raise_collected(mark)
 
     def _evidence_against(self, message: Summary, peer: Holdings, now_ms: int) -> tuple[Behind | None, bool]:

@@ -204,9 +204,11 @@ class Store:
         if mark > self._collected:
             self._collected = mark
 
-    def holds_older_than(self, mark: Timestamp) -> bool:
-        """Whether some entry we hold is older than `mark` (a scan: for rare checks)."""
-        return any(entry.ts < mark for entry in self._entries.values())
+    def holds_any_up_to(self, mark: Timestamp) -> bool:
+        """Whether some entry we hold is no newer than `mark`: a delete of another writer's
+        at `mark` may have superseded it, since a tie on the timestamp breaks on the
+        origin (a scan: for rare checks)."""
+        return any(entry.ts <= mark for entry in self._entries.values())
 
     def raise_horizon(self, writer: str, mark: Timestamp) -> None:
         if mark > self.horizon.get(writer, ZERO):
