@@ -52,6 +52,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, l
                 procs.append(start_node(hosts.ns(n.host), args, logs / f"{n.id}.log", env))
             wait_until(lambda: all(statuses(n) == {m.id: "alive" for m in nodes} for n in nodes),
                        timeout=30, what="every node to see four live members")
+            # A node takes writes once it has compared its clock with a node on another
+            # host; one that has not by the cut would refuse them all along (as it should).
+            wait_until(lambda: all(takes_writes(n) for n in nodes), timeout=30,
+                       what="every node to take writes (its clock compared with the other host's)")
             yield hosts, nodes
         finally:
             for p in procs:
@@ -71,6 +75,15 @@ def get(node: Node, path: str, **params: str) -> Any:
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
+
+
+def takes_writes(node: Node) -> bool:
+    try:
+        body = {"key": f"ready-{node.id}", "value": 1}
+        response = httpx.post(node.admin_url + "/set", json=body, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
 
 
 def statuses(node: Node) -> dict[str, str]:
