@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 from gossip import staleness
 from gossip.clock import ZERO, Timestamp
+from gossip.lives import Lives
 from gossip.messages import Reply, Summary, WriterDelta
 from gossip.retired import Holdings
 from gossip.store import Store
@@ -220,3 +221,44 @@ class CatchUp:
                 dropped += 1
         self.doubted = {}
         return dropped
+
+    def take_roster(self, message: Summary, lives: Lives) -> None:
+        """A page of the roster from our source: its members went into our membership
+        with the view; the lives it forgot, we treat as forgotten too."""
+        if message.roster_end is None or self.roster is None:
+            return
+        for node, life in message.forgotten.items():
+            known = lives.forgotten.get(node)
+            if known is None or life.generation > known.generation:
+                lives.remember_forgotten(node, life)
+        pages = [m.id for m in message.members if m.id != message.sender.id]
+        self.roster = None if message.roster_end else max(pages, default=self.roster)
+
+    def vet(self, store: Store, message: Summary, peer: Holdings) -> None:
+        """Judge what we hold by our source's summary before taking its delta: all of it on
+        its first word, what we wrote since on each word after; then the delta settles the
+        doubts it answers."""
+        if self.vetted != message.sender.address:  # first word from this source
+            self.doubt(store, message, peer)
+            self.vetted = message.sender.address
+        elif self.unvetted:  # what we wrote since its first word
+            self.doubt(store, message, peer, self.unvetted)
+        self.clear_doubts(message.delta)
+
+    def done(
+        self, store: Store, message: Summary, peer: Holdings, seeds: Iterable[str], collected: Timestamp
+    ) -> bool:
+        """Whether we have caught up from our source, by its latest word (taken in): it had
+        nothing more to send, we hold all it holds, our floor and (from a member) the whole
+        roster. A cold source that a member has since outranked is dropped instead."""
+        if not isinstance(message, Reply) or message.more or not peer.complete:
+            return False
+        if any(store.coverage(w) < m for w, m in (*message.digest.items(), *peer.retired_items())):
+            return False
+        if not self.floor_reached(store):
+            return False
+        cold = message.bootstrap  # (only a cold source may be catching up itself: may_source)
+        if cold and not self.cold(seeds, collected):
+            self.source = self.vetted = None  # a member has answered since: catch up from one
+            return False
+        return self.roster is None or cold

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 from gossip.clock import HybridClock, Timestamp
 from gossip.config import Config
-from gossip.messages import Rumor, RumorGroup, RumorItem, WriterDelta
+from gossip.messages import Rumor, RumorGroup, RumorItem, Summary, WriterDelta
 from gossip.stats import Stats
 from gossip.store import Entry, Store
 
@@ -33,6 +33,20 @@ class Intake:
         # once that gap is filled (by an exchange, or the missing push); while we catch
         # up, every push waits here until we are done (R7d).
         self.pending: dict[str, list[RumorItem]] = {}
+
+    def check_clock(self, message: Summary | Rumor, now_ms: int) -> None:
+        """Raise ClockSkewRejected if any timestamp a message carries is too far ahead of
+        our clock (R3): taking it would drag our clock, and every write after, with it."""
+        check = self._clock.check
+        if isinstance(message, Rumor):
+            for item in message.items:
+                check(item.entry.ts, now_ms)
+            return
+        for stamps in (message.digest, message.horizon, message.retired):
+            for ts in stamps.values():
+                check(ts, now_ms)
+        for delta in message.delta:
+            check(delta.upto, now_ms)
 
     def deltas(self, deltas: Iterable[WriterDelta], now_ms: int, catching_up: bool = False) -> None:
         """Apply each writer's delta that starts where our history of it ends (R10): one

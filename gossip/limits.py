@@ -23,6 +23,17 @@ def check_key(key: object, config: Config) -> str:
     return key
 
 
+def expiry(ttl: float | None, now_ms: int) -> int | None:
+    """When a value written now with `ttl` seconds to live expires (ms), if it does. Finite,
+    and an expiry the codec can carry (ints below 2**53): round(inf) raised OverflowError (a
+    500), and a larger expiry made every message with it refused."""
+    if ttl is None:
+        return None
+    if not 0 < ttl * 1000 < 2**53 - 1 - now_ms:
+        raise InvalidValue(f"ttl must be a positive number of seconds below {(2**53 - now_ms) // 1000}")
+    return now_ms + max(1, round(ttl * 1000))
+
+
 def is_text(s: str) -> bool:
     """True unless `s` holds a lone surrogate, which no UTF-8 message can carry."""
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gossip.clock import Timestamp
 from gossip.codec import entry_size
@@ -67,6 +67,7 @@ class Outbox:
         self.rng = rng
         self._queued: dict[str, Sections] = {}  # by the peer to push to
         self._in_flight: dict[str, Outgoing] = {}  # by peer: the push on its way to it
+        self._tree: list[Branch] | None = None  # for our own writes: drawn at the first of a round
 
     def ready(self) -> bool:
         """Whether `take` has a push to give: items wait for a peer with none in flight."""
@@ -89,6 +90,17 @@ class Outbox:
         shuffled = list(peers)
         self.rng.shuffle(shuffled)
         return split(shuffled, self.config)
+
+    def queue_own(self, item: RumorItem, peers: Callable[[], Sequence[str]]) -> None:
+        """One of our own writes, down the tree of this round (over `peers()`, drawn at
+        the round's first write)."""
+        if self._tree is None:
+            self._tree = self.tree(peers())
+        self.queue(item, self._tree)
+
+    def new_tree(self) -> None:
+        """Our next write draws a new tree (each round; a new life)."""
+        self._tree = None
 
     def queue(self, item: RumorItem, branches: list[Branch]) -> None:
         for head, cover in branches:

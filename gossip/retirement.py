@@ -1,5 +1,6 @@
-"""Writers of ended lives: retired once their watermark stands still, so that digests track
-live nodes, not history (R20); forgotten long after, once nothing of them can come back
+"""What a node lets go of: deletes every member holds past, collected (R7a); and writers
+of ended lives, retired once their watermark stands still, so that digests track live
+nodes, not history (R20), and forgotten long after, once nothing of them can come back
 (R18). Whether a writer's life has ended is the protocol's to say (`Ended`)."""
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ class Retirement:
     def clear(self) -> None:
         self.quiet.clear()
         self.retired_at.clear()
+
+    def collect(self, now_ms: int, members: Sequence[MemberInfo], stability: Stability) -> None:
+        """Drop the ripe tombstones every member holds past, by its own summaries (R7a)."""
+        store = self._store
+        if not store.has_ripe(now_ms):
+            return
+
+        def stable(writer: str) -> Timestamp:
+            mine = store.coverage(writer)
+            return min(mine, stability.coverage(members, writer)) if members else mine
+
+        self.stats.collected += store.collect(now_ms, stable)
 
     def retire(self, writer: str, upto: Timestamp) -> None:
         self._store.retire(writer, upto)

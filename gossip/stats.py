@@ -22,3 +22,8 @@ class Stats:
     behind_peers: int = 0  # summaries refused because the peer's state predates our collections
     undecided: int = 0  # summaries whose delta we left because they did not tell enough to judge them
     by_peer_failures: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, address: str) -> None:
+        """An exchange or push with `address` failed."""
+        self.failures += 1
+        self.by_peer_failures[address] = self.by_peer_failures.get(address, 0) + 1

@@ -27,7 +27,8 @@ from simulations.explore_model import IDS, World
 SKIPPED = frozenset({
     "rng", "config", "stats", "events", "news", "last_reset", "listeners", "version", "cleared",
     "_pushed", "_logs", "_stale", "_mortal", "_ripe", "_live", "_ids", "_addresses", "_tree",
-    "_final_expiry", "_store", "_clock", "_membership",
+    "_final_expiry", "_store", "_clock", "_membership", "_lives", "_peers", "_outbox", "_intake",
+    "_retirement", "_stability", "_standing",
 })
 _UNORDERED = frozenset({"entries", "members", "delta", "groups"})  # lists in messages and snapshots
 

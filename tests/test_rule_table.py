@@ -73,3 +73,30 @@ def test_every_test_named_exists_and_cites_its_rule() -> None:
             text = source_of(module, name)
             assert text is not None, f"{rule}: no test {name} in tests/{module}.py"
             assert re.search(rf"\b{rule}\b", text), f"{rule}: tests/{module}.py::{name} does not cite it"
+
+
+def _defined_names() -> set[str]:
+    """Every function, class, method and assigned name in the code the table can name."""
+    names: set[str] = set()
+    for package in ("gossip", "node", "simulations"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    names.add(node.name)
+                elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Store):
+                    names.add(node.id if isinstance(node, ast.Name) else node.attr)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    names.add(node.target.id)
+    return names
+
+
+def test_the_code_named_exists() -> None:
+    """Each name in a code cell (`Class.method`, `function`, a field) is defined in the
+    code: a split or a rename that leaves the table behind fails here."""
+    defined = _defined_names()
+    for rule, (code, _) in table().items():
+        for token in re.findall(r"`([^`]+)`", code):
+            if "/" in token or not re.fullmatch(r"[A-Za-z_][\w.]*", token):
+                continue  # a file, checked above, or an expression
+            for part in token.split("."):
+                assert part in defined, f"{rule}: `{token}` names {part}, defined nowhere in the code"
