@@ -8,11 +8,11 @@ import math
 from collections.abc import Iterable, Mapping
 
 from gossip.clock import ZERO, Timestamp
-from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.messages import WriterDelta
 from gossip.retired import BUCKETS, Holdings
 from gossip.store import Entry, Store
+from gossip.wire_encode import entry_size
 
 Lack = tuple[str, Timestamp, Timestamp]  # (writer, how far the peer holds it, how far we do)
 

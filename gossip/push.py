@@ -21,10 +21,10 @@ import random
 from collections.abc import Callable, Sequence
 
 from gossip.clock import Timestamp
-from gossip.codec import entry_size
 from gossip.config import Config
 from gossip.membership import MemberInfo
 from gossip.messages import Outgoing, Rumor, RumorGroup, RumorItem
+from gossip.wire_encode import entry_size
 
 Cover = tuple[str, ...]
 Branch = tuple[str, Cover]  # the peer heading a part of the tree, and the rest of that part
