@@ -8,7 +8,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 import httpx
@@ -18,9 +18,6 @@ from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
 from gossip.messages import Exchange, Message, Reply, Rumor
 from node.connections import Answer, PeerConnections, ProtocolError
 from node.figures import OFFSET_BUCKETS, Buckets
-
-if TYPE_CHECKING:
-    from node.clockcheck import ClockCheck
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
@@ -48,6 +45,12 @@ class Authenticator(Protocol):
     def verify(self, headers: Mapping[str, str], body: bytes) -> None: ...
 
 
+class ClockObserver(Protocol):
+    """What is told the time stamped on each answer (node.clockcheck.ClockCheck)."""
+
+    def observe(self, address: str, their_ms: int | None, received: float, sent: float) -> None: ...
+
+
 class HttpTransport:
     def __init__(
         self,
@@ -69,7 +72,7 @@ class HttpTransport:
         self.message_bytes: Counter[tuple[str, str]] = Counter()
         self.offsets: dict[str, Buckets] = {}
         self.last_offset: dict[str, float] = {}  # seconds the peer's clock is ahead of ours
-        self.clock: ClockCheck | None = None  # told the time stamped on each answer
+        self.clock: ClockObserver | None = None  # told the time stamped on each answer
 
     def count(self, kind: str, direction: str, size: int) -> None:
         self.messages[kind, direction] += 1
