@@ -17,8 +17,8 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.errors import PeerError
 from node.clockcheck import ClockCheck
-from node.health import PeerLog
 from node.local_state import LocalState
+from node.peerlog import PeerLog
 from node.transport import KINDS, HttpTransport, peer_time, wall_ms
 
 log = logging.getLogger("gossip.node")
@@ -60,7 +60,7 @@ class Inbox:
         peers: PeerLog,
         allow: Iterable[str],
     ) -> None:
-        """`peers`: where hearing from a peer is noted (node.health); `allow`: the networks
+        """`peers`: where hearing from a peer is noted (node.peerlog); `allow`: the networks
         whose gossip we take."""
         self.local, self.signatures, self.codec = local, signatures, codec
         self.transport, self.peers = transport, peers

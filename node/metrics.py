@@ -20,7 +20,8 @@ from gossip.store import WRITER_SEP, Entry
 from gossip.version import __version__
 from node.clockcheck import ClockCheck
 from node.figures import LAG_BUCKETS, Buckets
-from node.health import HealthWatch, PeerLog
+from node.health import HealthWatch
+from node.peerlog import PeerLog
 from node.transport import HttpTransport, wall_ms
 
 

@@ -23,8 +23,8 @@ from gossip.messages import Outgoing, Reply
 from gossip.store import Entry
 from node.clockcheck import ClockCheck
 from node.dns_seeds import DnsSeeds, replace_derived
-from node.health import PeerLog
 from node.local_state import LocalState
+from node.peerlog import PeerLog
 from node.persistence import SnapshotFile
 from node.transport import HttpTransport, wall_ms
 
@@ -61,7 +61,7 @@ class Pump:
         url_seeds: tuple[str, ...],
         snapshots: SnapshotFile | None,
     ) -> None:
-        """`peers`: where the outcome of each exchange is noted (node.health); `url_seeds`:
+        """`peers`: where the outcome of each exchange is noted (node.peerlog); `url_seeds`:
         the seeds given as URLs, kept when the DNS seeds change."""
         self.local, self.protocol = local, local.protocol
         self.transport, self.peers, self.config = transport, peers, config

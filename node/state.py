@@ -35,11 +35,12 @@ from gossip.ratelimit import Decision, Rate
 from gossip.store import JSON, Entry, state_hash
 from node.clockcheck import ClockCheck
 from node.dns_seeds import DnsSeeds, split_seeds
-from node.health import HealthWatch, PeerLog
+from node.health import HealthWatch
 from node.inbox import Inbox, Signatures
 from node.jobs import Job
 from node.local_state import LocalState, TooFewPeers, refuse_reserved
 from node.metrics import NodeMetrics
+from node.peerlog import PeerLog
 from node.persistence import SnapshotFile
 from node.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.recipes import Recipes
@@ -120,7 +121,7 @@ class SharedState:
         self._signatures = Signatures(self.keyring, self.config, self._local.lock)
         self.transport = HttpTransport(self.codec, client, self._signatures, settings.client_tls())
         self.transport.clock = self.clockcheck
-        # -- what our exchanges met with (node.health), sending, receiving, and the views.
+        # -- what our exchanges met with (node.peerlog), sending, receiving, and the views.
         self.peers = PeerLog()
         self._pump = Pump(
             self._local, self.transport, self.peers, self.config, self.dns, settings.dns_refresh,
