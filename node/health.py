@@ -28,7 +28,7 @@ from node.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Jud
 from node.dns_seeds import DnsSeeds
 from node.memberlog import log_events
 from node.peerlog import Failure, PeerLog
-from node.transport import HttpTransport
+from node.wire.transport import HttpTransport
 
 log = logging.getLogger("gossip.health")
 

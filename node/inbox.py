@@ -1,6 +1,6 @@
 """What a node takes from its peers: whose gossip it accepts (by network and by signature),
 and each message handled by the core (POST /gossip, through node.api). Also the
-signatures on what it sends (node.transport asks for them)."""
+signatures on what it sends (node.wire.transport asks for them)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gossip.errors import PeerError
 from node.clockcheck import ClockCheck
 from node.local_state import LocalState
 from node.peerlog import PeerLog
-from node.transport import KINDS, HttpTransport, peer_time, wall_ms
+from node.wire.transport import KINDS, HttpTransport, peer_time, wall_ms
 
 log = logging.getLogger("gossip.node")
 

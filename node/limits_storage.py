@@ -48,7 +48,7 @@ from limits.storage.base import TimestampedSlidingWindow
 from gossip.errors import GossipError, InvalidValue
 from gossip.ratelimit import CLEAR, RESET, Rate, clear_ttl, epoch_name
 from node.state import SharedState
-from node.transport import wall_ms
+from node.wire.transport import wall_ms
 
 URI = "gossip://"
 UNIT = 1000  # counted units per request: costs count in thousandths of a request

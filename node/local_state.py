@@ -18,8 +18,8 @@ from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate, admit
 from gossip.store import JSON, Entry
 from node.clockcheck import ClockCheck
-from node.transport import wall_ms
 from node.wakeups import Wakeups
+from node.wire.transport import wall_ms
 
 log = logging.getLogger("gossip.node")
 

@@ -19,10 +19,10 @@ from gossip.protocol import GossipProtocol
 from gossip.store import WRITER_SEP, Entry
 from gossip.version import __version__
 from node.clockcheck import ClockCheck
-from node.figures import LAG_BUCKETS, Buckets
 from node.health import HealthWatch
 from node.peerlog import PeerLog
-from node.transport import HttpTransport, wall_ms
+from node.wire.figures import LAG_BUCKETS, Buckets
+from node.wire.transport import HttpTransport, wall_ms
 
 
 class Measured(Protocol):

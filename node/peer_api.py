@@ -10,7 +10,7 @@ from gossip.auth import AuthError, ReplayError
 from gossip.errors import IncompatibleMessage, PeerError
 from node.http_basics import read_limited, state_of
 from node.state import SharedState
-from node.transport import REFUSAL_HEADER, TIME_HEADER, wall_ms
+from node.wire.transport import REFUSAL_HEADER, TIME_HEADER, wall_ms
 
 gossip_router = APIRouter(tags=["gossip"])
 

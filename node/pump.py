@@ -26,7 +26,7 @@ from node.dns_seeds import DnsSeeds, replace_derived
 from node.local_state import LocalState
 from node.peerlog import PeerLog
 from node.persistence import SnapshotFile
-from node.transport import HttpTransport, wall_ms
+from node.wire.transport import HttpTransport, wall_ms
 
 log = logging.getLogger("gossip.node")
 

@@ -46,9 +46,9 @@ from node.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.recipes import Recipes
 from node.registry import DEFAULT_TTL, Instance
 from node.settings import Settings
-from node.transport import HttpTransport, wall_ms
 from node.views import Views
 from node.watch import DEFAULT_BUFFER, Watch
+from node.wire.transport import HttpTransport, wall_ms
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
 __all__ = ["COUNTS_EVERY", "SAVE_EVERY", "ReplicationTimeout", "SharedState", "TooFewPeers", "running_state",

@@ -12,7 +12,7 @@ from gossip.store import writer_id
 from node.inbox import Inbox
 from node.local_state import LocalState
 from node.pump import Pump
-from node.transport import HttpTransport, wall_ms
+from node.wire.transport import HttpTransport, wall_ms
 
 
 class Views:

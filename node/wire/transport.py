@@ -1,5 +1,5 @@
 """Gossip over HTTP: POST one message, decode the answer; errors mapped to the core's
-types here. Peers are reached over kept-alive connections (node.connections), or through
+types here. Peers are reached over kept-alive connections (node.wire.connections), or through
 an injected httpx client (tests route addresses to in-process apps that way)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import httpx
 from gossip.codec import Codec
 from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
 from gossip.messages import Exchange, Message, Reply, Rumor
-from node.connections import Answer, PeerConnections, ProtocolError
-from node.figures import OFFSET_BUCKETS, Buckets
+from node.wire.connections import Answer, PeerConnections, ProtocolError
+from node.wire.figures import OFFSET_BUCKETS, Buckets
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
