@@ -16,7 +16,7 @@ from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
 from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState
 
 

@@ -117,7 +117,7 @@ def _lookup_cost(reads: int = 200_000) -> tuple[float, float]:
     """Microseconds per `state.get()` and per `dict.get()` of one key (in process)."""
     import anyio
 
-    from node.settings import Settings
+    from node.server.settings import Settings
     from node.state import SharedState
 
     async def make() -> SharedState:

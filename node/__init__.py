@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from node.peer_api import gossip_router
     from node.ratelimit import RateLimit, client_ip
     from node.routes import router
-    from node.settings import Settings
+    from node.server.settings import Settings
     from node.state import SharedState
 
 _HOMES = {
@@ -22,7 +22,7 @@ _HOMES = {
     "shared_state": "node.http_basics",
     "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
     "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
-    "Settings": "node.settings", "SharedState": "node.state",
+    "Settings": "node.server.settings", "SharedState": "node.state",
 }
 
 __all__ = [

@@ -115,7 +115,7 @@ def _caller_error(exc: CallerError) -> HTTPException:
 
 # The two hot routes resolve one plain dependency, their guard (a chain of them costs more
 # than the work itself), and encode the answer with orjson instead of validating it again.
-# 503: the node refuses writes while its clock is unfit for them (node.clockcheck).
+# 503: the node refuses writes while its clock is unfit for them (node.server.clockcheck).
 _REFUSED: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": (
     "this node takes no writes now: its clock (or its hybrid logical clock, restored from the data "
     "directory) runs more than max_offset ahead of the cluster's, or it has not compared its clock "

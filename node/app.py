@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from gossip.errors import ConfigError
 from gossip.version import __version__
 from node import listener, openapi
-from node.discovery import HostDirectory
 from node.hotpaths import HotPaths
 from node.routes import NODE_ROUTERS
-from node.settings import Settings
+from node.server.discovery import HostDirectory
+from node.server.settings import Settings
 from node.state import SharedState
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -1,8 +1,8 @@
 """Whether a node is in the cluster, and if not, why and what to change.
 
-`assess` turns what our exchanges with each peer met with (node.peerlog: answered,
+`assess` turns what our exchanges with each peer met with (node.server.peerlog: answered,
 unreachable, or refused with a status and the peer's reason; whose gossip we refused),
-the membership and the clock's judgement (node.clockcheck: whether this node's clock is
+the membership and the clock's judgement (node.server.clockcheck: whether this node's clock is
 fit to acknowledge writes) into a verdict for GET /health. The node's watcher
 re-assesses every gossip interval, logs each problem once when it begins and once when it
 ends, tells the clock check which nodes the node knows of, and logs the membership changes
@@ -24,10 +24,10 @@ import anyio
 from gossip.config import Config
 from gossip.membership import ALIVE, LEFT, SUSPECT, MemberEvent
 from gossip.version import __version__
-from node.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Judgement
-from node.dns_seeds import DnsSeeds
 from node.memberlog import log_events
-from node.peerlog import Failure, PeerLog
+from node.server.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Judgement
+from node.server.dns_seeds import DnsSeeds
+from node.server.peerlog import Failure, PeerLog
 from node.wire.transport import HttpTransport
 
 log = logging.getLogger("gossip.health")
@@ -138,7 +138,7 @@ def assess(state: Watched) -> Verdict:
     problems: list[Problem] = []
     warnings: list[Problem] = []
     alone = ""
-    # Our clock against the other hosts' (node.clockcheck): ahead, or our HLC ahead of it.
+    # Our clock against the other hosts' (node.server.clockcheck): ahead, or our HLC ahead of it.
     clock = state.clockcheck.judge()
     if clock.code in (AHEAD, HLC_AHEAD):
         problems.append(_clock_problem(clock, refusals))

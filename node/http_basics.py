@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from gossip.jsontext import dumps
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState
 
 

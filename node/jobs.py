@@ -41,8 +41,8 @@ from gossip.errors import GossipError, InvalidKey, InvalidValue
 from gossip.limits import check_key
 from gossip.namespaces import RESERVED
 from node.background import TaskHost
-from node.local_state import LocalState
-from node.views import Views
+from node.server.local_state import LocalState
+from node.server.views import Views
 
 log = logging.getLogger("gossip.node")
 

@@ -21,7 +21,7 @@ from node.hotpaths import HotPaths
 from node.metrics_api import router as metrics_router
 from node.peer_api import gossip_router
 from node.recipes_api import recipes_router
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState
 
 

@@ -18,9 +18,9 @@ from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT
 from gossip.protocol import GossipProtocol
 from gossip.store import WRITER_SEP, Entry
 from gossip.version import __version__
-from node.clockcheck import ClockCheck
 from node.health import HealthWatch
-from node.peerlog import PeerLog
+from node.server.clockcheck import ClockCheck
+from node.server.peerlog import PeerLog
 from node.wire.figures import LAG_BUCKETS, Buckets
 from node.wire.transport import HttpTransport, wall_ms
 
@@ -129,7 +129,7 @@ class _Collector(Collector):
             offsets.add_metric([peer], buckets.cumulative(), buckets.sum)
             last.add_metric([peer], transport.last_offset[peer])
         yield from (lag, offsets, last)
-        clock = state.clockcheck.judge()  # (node.clockcheck: what writes are judged by)
+        clock = state.clockcheck.judge()  # (node.server.clockcheck: what writes are judged by)
         if clock.ahead is not None:
             yield GaugeMetricFamily("gossip_clock_ahead_seconds", AHEAD_DOC, value=clock.ahead)
         yield GaugeMetricFamily("gossip_hlc_lead_seconds", HLC_DOC, value=clock.hlc_lead)

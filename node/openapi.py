@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from node.api import delete_value, key_schema, set_value, value_schema
 from node.http_basics import Access, ErrorOut, Guard, LimitedRoute, needs_token
-from node.settings import Settings
+from node.server.settings import Settings
 
 Schema = dict[str, Any]
 SCHEME = "apiToken"

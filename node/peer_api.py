@@ -1,5 +1,5 @@
 """The peers' route, POST /gossip: a coded message in, a coded reply out, each signed
-when the cluster signs (node.inbox takes it in). Not in the OpenAPI schema: it is for
+when the cluster signs (node.server.inbox takes it in). Not in the OpenAPI schema: it is for
 peers only, from the `allow` networks."""
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from node.background import TaskHost
 from node.jobs import Jobs
-from node.local_state import LocalState
-from node.pump import Pump
 from node.registry import ServiceRegistry
-from node.views import Views
+from node.server.local_state import LocalState
+from node.server.pump import Pump
+from node.server.views import Views
 from node.watch import ChangeFeed
 
 

@@ -20,9 +20,9 @@ from gossip.errors import GossipError, InvalidKey, InvalidValue
 from gossip.namespaces import RESERVED
 from gossip.store import JSON
 from node.background import TaskHost
-from node.local_state import LocalState
-from node.pump import Pump
-from node.views import Views
+from node.server.local_state import LocalState
+from node.server.pump import Pump
+from node.server.views import Views
 
 log = logging.getLogger("gossip.node")
 

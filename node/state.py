@@ -1,12 +1,12 @@
 """SharedState: one node's shared state, as a dict-like face for request handlers, over the
 parts that keep it:
 
-- node.local_state (LocalState): the core protocol behind the one lock, the reads and
+- node.server.local_state (LocalState): the core protocol behind the one lock, the reads and
   writes under it (keys, counters, rate limits), and the wake-up of the pusher;
-- node.pump (Pump): the background loops (rounds, eager pushes, deferred counts, DNS
+- node.server.pump (Pump): the background loops (rounds, eager pushes, deferred counts, DNS
   seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
-- node.inbox (Inbox, Signatures): whose gossip we take, each message handled, signatures;
-- node.views (Views): members, stats and what /health and /metrics weigh;
+- node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled, signatures;
+- node.server.views (Views): members, stats and what /health and /metrics weigh;
 - node.health, node.metrics and node.recipes (change streams, service registry, jobs),
   each given the parts it reads.
 
@@ -33,20 +33,20 @@ from gossip.namespaces import is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate
 from gossip.store import JSON, Entry, state_hash
-from node.clockcheck import ClockCheck
-from node.dns_seeds import DnsSeeds, split_seeds
 from node.health import HealthWatch
-from node.inbox import Inbox, Signatures
 from node.jobs import Job
-from node.local_state import LocalState, TooFewPeers, refuse_reserved
 from node.metrics import NodeMetrics
-from node.peerlog import PeerLog
-from node.persistence import SnapshotFile
-from node.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.recipes import Recipes
 from node.registry import DEFAULT_TTL, Instance
-from node.settings import Settings
-from node.views import Views
+from node.server.clockcheck import ClockCheck
+from node.server.dns_seeds import DnsSeeds, split_seeds
+from node.server.inbox import Inbox, Signatures
+from node.server.local_state import LocalState, TooFewPeers, refuse_reserved
+from node.server.peerlog import PeerLog
+from node.server.persistence import SnapshotFile
+from node.server.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
+from node.server.settings import Settings
+from node.server.views import Views
 from node.watch import DEFAULT_BUFFER, Watch
 from node.wire.transport import HttpTransport, wall_ms
 
@@ -81,7 +81,7 @@ def _local_state(
     saved = snapshots.load() if snapshots is not None else None
     if saved is not None:
         protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
-    # Whether our clock is fit to acknowledge writes (node.clockcheck), told the time
+    # Whether our clock is fit to acknowledge writes (node.server.clockcheck), told the time
     # stamped on every message; it judges our HLC too, which a snapshot may put ahead.
     clockcheck = ClockCheck(
         settings.address, config.max_offset, lambda: protocol.clock.last.wall,
@@ -121,7 +121,7 @@ class SharedState:
         self._signatures = Signatures(self.keyring, self.config, self._local.lock)
         self.transport = HttpTransport(self.codec, client, self._signatures, settings.client_tls())
         self.transport.clock = self.clockcheck
-        # -- what our exchanges met with (node.peerlog), sending, receiving, and the views.
+        # -- what our exchanges met with (node.server.peerlog), sending, receiving, and the views.
         self.peers = PeerLog()
         self._pump = Pump(
             self._local, self.transport, self.peers, self.config, self.dns, settings.dns_refresh,
@@ -144,7 +144,7 @@ class SharedState:
 
     @property
     def write_refusal(self) -> str | None:
-        """Why this node takes no writes now (its clock, node.clockcheck), or None."""
+        """Why this node takes no writes now (its clock, node.server.clockcheck), or None."""
         return self._local.write_refusal()
 
     async def writable(self) -> None:
@@ -153,7 +153,7 @@ class SharedState:
         Writes that come through here are then taken, or refused saying why."""
         await self.clockcheck.settled(self.config.gossip_interval + self.config.request_timeout)
 
-    # -- the dict-like API (node.local_state) -----------------------------------------------
+    # -- the dict-like API (node.server.local_state) -----------------------------------------------
 
     def entry(self, key: str) -> Entry | None:
         """The live entry for `key` (value, timestamp, writer), or None."""
@@ -175,7 +175,7 @@ class SharedState:
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
         seconds; it spreads to every node in the background. Raises CallerError, or
-        WritesRefused while our clock is unfit for writes (node.clockcheck, /health): the
+        WritesRefused while our clock is unfit for writes (node.server.clockcheck, /health): the
         peers would refuse them, or it has not been compared with theirs yet."""
         return self._local.set(key, value, ttl)
 
@@ -270,7 +270,7 @@ class SharedState:
         """The windowed counters with a count in a window not yet over, as this node knows them."""
         return self._local.window_names()
 
-    # -- what the node tells of itself (node.views) -----------------------------------------
+    # -- what the node tells of itself (node.server.views) -----------------------------------------
 
     def members(self) -> list[dict[str, Any]]:
         """Every member as this node sees it, itself included, sorted by id."""
@@ -327,7 +327,7 @@ class SharedState:
         cluster (see node/jobs.py for what happens around failures and partitions)."""
         return self._recipes.jobs.singleton(name, every)
 
-    # -- serving peers (node.inbox) ---------------------------------------------------------
+    # -- serving peers (node.server.inbox) ---------------------------------------------------------
 
     def allows(self, host: str) -> bool:
         """Whether `host` (a peer's IP address) may send us gossip."""
@@ -350,7 +350,7 @@ class SharedState:
         its AuthError) having applied nothing."""
         return self._inbox.receive(body, headers)
 
-    # -- the background loops (node.pump) ---------------------------------------------------
+    # -- the background loops (node.server.pump) ---------------------------------------------------
 
     @property
     def running(self) -> bool:

@@ -26,8 +26,8 @@ from fastapi import FastAPI
 from gossip.config import Config
 from node.app import create_app
 from node.cluster import HOST, free_ports
-from node.discovery import process_alive
-from node.settings import Settings
+from node.server.discovery import process_alive
+from node.server.settings import Settings
 from node.state import SharedState
 
 
@@ -57,7 +57,7 @@ class InProcessCluster:
     event loop; `cluster.states[i]` is node i's SharedState, `cluster.http(i)` a client
     for its HTTP API. Node i is reachable as http://node-i; node 0 seeds the others.
     Each counts as a host of its own, so it takes writes once it has compared its clock
-    with another node's (node.clockcheck): the cluster is entered once they all have."""
+    with another node's (node.server.clockcheck): the cluster is entered once they all have."""
 
     def __init__(self, nodes: int = 3, config: Config | None = None) -> None:
         self.config = config or Config.for_tests(cluster_id=f"test-{uuid.uuid4().hex[:8]}")

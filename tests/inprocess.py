@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gossip.config import Config
 from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 
 
 @asynccontextmanager

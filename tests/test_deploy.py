@@ -27,7 +27,7 @@ import yaml
 
 from gossip.errors import ConfigError
 from node.cluster import LocalCluster, free_ports
-from node.settings import Settings
+from node.server.settings import Settings
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,9 +46,9 @@ from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import MemberInfo
 from node.app import main
-from node.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, replace_derived, split_seeds
 from node.health import assess
-from node.settings import Settings
+from node.server.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, replace_derived, split_seeds
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 
 DNSMASQ = "/usr/sbin/dnsmasq"

@@ -12,7 +12,7 @@ from gossip.config import Config
 from node.app import create_app
 from node.hotpaths import HotPaths
 from node.listener import listener_app
-from node.settings import Settings
+from node.server.settings import Settings
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio

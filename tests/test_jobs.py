@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from gossip.config import Config
 from gossip.errors import CallerError
-from node.discovery import process_alive
 from node.jobs import current_tick, rendezvous_owner
+from node.server.discovery import process_alive
 from node.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 

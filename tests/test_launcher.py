@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from node.discovery import process_alive
+from node.server.discovery import process_alive
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from gossip.config import Config
 from gossip.counters import window_slot
 from node import shared_state_lifespan
 from node.limits_storage import GossipStorage, GossipStorageError, counting_on
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 from node.testing import node_in_thread
 from tests.inprocess import serving
@@ -89,7 +89,7 @@ def test_the_sliding_estimate_is_rounded_down_as_limits_rounds_it(
     is 2 exactly (never 1.999...): `remaining` says 8 of 10, and exactly 8 more hits are
     admitted; at any point `remaining` says whether the next hit is admitted."""
     now = [3_600_000 * 500_000]  # (a multiple of every window length used)
-    monkeypatch.setattr("node.local_state.wall_ms", lambda: now[0])
+    monkeypatch.setattr("node.server.local_state.wall_ms", lambda: now[0])
     monkeypatch.setattr("node.limits_storage.time.time", lambda: now[0] / 1000)
     limiter = SlidingWindowCounterRateLimiter(GossipStorage(state=state))
     item = RateLimitItemPerMinute(10)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from gossip.config import Config
 from node import openapi, router
 from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 
 CONFIG = Config.for_tests(max_key_bytes=40, max_value_bytes=8_000, max_body_bytes=900_000,
                           delta_budget_bytes=80_000, max_members_per_message=64)

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from gossip.errors import CallerError
-from node.discovery import process_alive
 from node.registry import Instance
+from node.server.discovery import process_alive
 from node.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 

@@ -16,7 +16,7 @@ from gossip.membership import MemberInfo
 from gossip.messages import Rumor, RumorItem
 from gossip.store import Entry, Timestamp
 from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from gossip.membership import MAX_TAGS, MAX_TAGS_BYTES, MemberInfo, Membership, 
 from gossip.messages import Exchange, Reply
 from gossip.protocol import GossipProtocol
 from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 from tests.inprocess import serving
 
 CODEC = Codec(Config(cluster_id="tags"))

@@ -24,7 +24,7 @@ from gossip.errors import CallerError
 from gossip.store import Entry
 from node.app import create_app
 from node.cluster import LocalCluster
-from node.settings import Settings
+from node.server.settings import Settings
 from node.testing import InProcessCluster
 from node.watch import WatchDropped
 from tests.inprocess import serving, single_node

@@ -22,7 +22,7 @@ from node.wire.figures import OFFSET_BUCKETS, Buckets
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
 # The sender's wall time in ms, on every request and every answer (a signed message's
-# signature covers it): what peers' clock offsets are estimated from (node.clockcheck).
+# signature covers it): what peers' clock offsets are estimated from (node.server.clockcheck).
 # Nodes of earlier versions stamp only replies and refusals, and ignore it elsewhere.
 TIME_HEADER = "x-gossip-time"
 # On a refusal: the refusing error's type (ClockSkewRejected, NotAllowed, ...).
@@ -46,7 +46,7 @@ class Authenticator(Protocol):
 
 
 class ClockObserver(Protocol):
-    """What is told the time stamped on each answer (node.clockcheck.ClockCheck)."""
+    """What is told the time stamped on each answer (node.server.clockcheck.ClockCheck)."""
 
     def observe(self, address: str, their_ms: int | None, received: float, sent: float) -> None: ...
 

@@ -1,6 +1,6 @@
 """The wake-ups of a node's loops: a write wakes the pusher, a deferred windowed count the
 flusher, from the event loop or from any thread (FastAPI runs plain `def` routes in a
-thread pool). node.pump waits on them; node.local_state rings them."""
+thread pool). node.server.pump waits on them; node.server.local_state rings them."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT, MemberEvent
 from gossip.store import writer_id
-from node.inbox import Inbox
-from node.local_state import LocalState
-from node.pump import Pump
+from node.server.inbox import Inbox
+from node.server.local_state import LocalState
+from node.server.pump import Pump
 from node.wire.transport import HttpTransport, wall_ms
 
 

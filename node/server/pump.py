@@ -3,7 +3,7 @@ interval, eager pushes of new writes, the deferred windowed counts, the DNS seed
 current, snapshots to --data-dir), sending one message and taking in its answer,
 acknowledged replication, and the goodbye of a clean leave.
 
-Every touch of the protocol holds the local state's lock (node.local_state), never across
+Every touch of the protocol holds the local state's lock (node.server.local_state), never across
 an await: each loop takes what to send under the lock, then sends it without."""
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from gossip.config import Config
 from gossip.errors import GossipError, NetworkError, PeerError
 from gossip.messages import Outgoing, Reply
 from gossip.store import Entry
-from node.clockcheck import ClockCheck
-from node.dns_seeds import DnsSeeds, replace_derived
-from node.local_state import LocalState
-from node.peerlog import PeerLog
-from node.persistence import SnapshotFile
+from node.server.clockcheck import ClockCheck
+from node.server.dns_seeds import DnsSeeds, replace_derived
+from node.server.local_state import LocalState
+from node.server.peerlog import PeerLog
+from node.server.persistence import SnapshotFile
 from node.wire.transport import HttpTransport, wall_ms
 
 log = logging.getLogger("gossip.node")
@@ -61,7 +61,7 @@ class Pump:
         url_seeds: tuple[str, ...],
         snapshots: SnapshotFile | None,
     ) -> None:
-        """`peers`: where the outcome of each exchange is noted (node.peerlog); `url_seeds`:
+        """`peers`: where the outcome of each exchange is noted (node.server.peerlog); `url_seeds`:
         the seeds given as URLs, kept when the DNS seeds change."""
         self.local, self.protocol = local, local.protocol
         self.transport, self.peers, self.config = transport, peers, config

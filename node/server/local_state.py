@@ -1,10 +1,10 @@
 """This node's copy of the shared state: the core protocol behind the one lock, the reads
 and writes made under it (keys, counters, rate limits), and the wake-up of the loops that
-spread the writes (node.pump). Reads never touch the network.
+spread the writes (node.server.pump). Reads never touch the network.
 
 Safe to use from the event loop and from threads (FastAPI runs plain `def` routes in a
 thread pool): every touch of the protocol holds `lock`, never across an await. The other
-parts of a node (node.pump, node.inbox, node.views) take the same lock for theirs."""
+parts of a node (node.server.pump, node.server.inbox, node.server.views) take the same lock for theirs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from gossip.namespaces import RESERVED, is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate, admit
 from gossip.store import JSON, Entry
-from node.clockcheck import ClockCheck
-from node.wakeups import Wakeups
+from node.server.clockcheck import ClockCheck
+from node.server.wakeups import Wakeups
 from node.wire.transport import wall_ms
 
 log = logging.getLogger("gossip.node")

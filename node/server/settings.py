@@ -18,7 +18,7 @@ from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import tags_problem
 from gossip.version import __version__
-from node.dns_seeds import DnsSeeds, split_seeds
+from node.server.dns_seeds import DnsSeeds, split_seeds
 
 ENV_PREFIX = "GOSSIP_"
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -34,7 +34,7 @@ class Settings:
     port_max: int = 0
     node_id: str = ""  # empty: "<host>:<port>"
     advertise: str = ""  # base URL peers reach us at; empty: "http://<host>:<port>"
-    # Nodes to join through: base URLs, and DNS names (node.dns_seeds) looked up again
+    # Nodes to join through: base URLs, and DNS names (node.server.dns_seeds) looked up again
     # every dns_refresh seconds (every round while the node knows no member).
     seeds: tuple[str, ...] = ()
     dns_refresh: float = 30.0

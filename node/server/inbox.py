@@ -16,9 +16,9 @@ from gossip.auth import KeyRing, Verifier, sign
 from gossip.codec import Codec
 from gossip.config import Config
 from gossip.errors import PeerError
-from node.clockcheck import ClockCheck
-from node.local_state import LocalState
-from node.peerlog import PeerLog
+from node.server.clockcheck import ClockCheck
+from node.server.local_state import LocalState
+from node.server.peerlog import PeerLog
 from node.wire.transport import KINDS, HttpTransport, peer_time, wall_ms
 
 log = logging.getLogger("gossip.node")
@@ -60,7 +60,7 @@ class Inbox:
         peers: PeerLog,
         allow: Iterable[str],
     ) -> None:
-        """`peers`: where hearing from a peer is noted (node.peerlog); `allow`: the networks
+        """`peers`: where hearing from a peer is noted (node.server.peerlog); `allow`: the networks
         whose gossip we take."""
         self.local, self.signatures, self.codec = local, signatures, codec
         self.transport, self.peers = transport, peers
