@@ -18,7 +18,6 @@ from gossip.errors import CallerError, WritesRefused
 from gossip.jsontext import dumps
 from gossip.namespaces import RESERVED
 from gossip.store import Entry
-from node.health import answer as health_answer
 from node.http_basics import (
     Access,
     ErrorOut,
@@ -31,6 +30,7 @@ from node.http_basics import (
     state_of,
     writer,
 )
+from node.monitoring.health import answer as health_answer
 from node.state import ReplicationTimeout, TooFewPeers
 
 # -- The bodies, and the limits on them: node.openapi restates the schema parts for each
@@ -183,7 +183,7 @@ async def members(state: StateDep) -> dict[str, Any]:
     return {"members": state.members()}
 
 
-# -- health: 200 only when the node is in the cluster (node.health says why not) ---------
+# -- health: 200 only when the node is in the cluster (node.monitoring.health says why not) ---------
 
 
 class HealthOut(BaseModel):

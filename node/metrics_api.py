@@ -1,4 +1,4 @@
-"""GET /metrics: the node's figures in the Prometheus text format (node.metrics).
+"""GET /metrics: the node's figures in the Prometheus text format (node.monitoring.metrics).
 
 Under `uvicorn --workers N` each worker is a node with a gossip listener of its own, and
 each listener serves its worker's /metrics: scrape every listener (a port range given

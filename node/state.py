@@ -7,7 +7,7 @@ parts that keep it:
   seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
 - node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled, signatures;
 - node.server.views (Views): members, stats and what /health and /metrics weigh;
-- node.health, node.metrics and node.recipes (change streams, service registry, jobs),
+- node.monitoring.health, node.monitoring.metrics and node.recipes (change streams, service registry, jobs),
   each given the parts it reads.
 
 Reads never touch the network."""
@@ -33,9 +33,9 @@ from gossip.namespaces import is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate
 from gossip.store import JSON, Entry, state_hash
-from node.health import HealthWatch
 from node.jobs import Job
-from node.metrics import NodeMetrics
+from node.monitoring.health import HealthWatch
+from node.monitoring.metrics import NodeMetrics
 from node.recipes import Recipes
 from node.registry import DEFAULT_TTL, Instance
 from node.server.clockcheck import ClockCheck
@@ -281,7 +281,7 @@ class SharedState:
         return self._views.cluster_view()
 
     def member_events(self) -> list[MemberEvent]:
-        """Changes in members' standing since the last call (node.memberlog logs them)."""
+        """Changes in members' standing since the last call (node.monitoring.memberlog logs them)."""
         return self._views.member_events()
 
     def entry_counts(self) -> tuple[int, int]:

@@ -46,7 +46,7 @@ from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import MemberInfo
 from node.app import main
-from node.health import assess
+from node.monitoring.health import assess
 from node.server.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, replace_derived, split_seeds
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms

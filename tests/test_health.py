@@ -17,7 +17,7 @@ from inprocess import serving
 from gossip.config import Config
 from gossip.errors import WritesRefused
 from node.app import create_app
-from node.health import answer
+from node.monitoring.health import answer
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 from node.testing import InProcessCluster

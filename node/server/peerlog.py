@@ -1,6 +1,6 @@
 """What our exchanges with each peer met with (answered, unreachable, or refused with a
 status and the peer's reason) and whose gossip we refused: noted by the loops that send
-(node.server.pump) and the inbox, read by /health (node.health) and /metrics."""
+(node.server.pump) and the inbox, read by /health (node.monitoring.health) and /metrics."""
 
 from __future__ import annotations
 

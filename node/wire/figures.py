@@ -1,5 +1,5 @@
 """Histograms kept as plain counts, cheap enough for the paths that feed them (each costs a
-bisect and two additions); node.metrics turns them into Prometheus histograms on a scrape."""
+bisect and two additions); node.monitoring.metrics turns them into Prometheus histograms on a scrape."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT
 from gossip.protocol import GossipProtocol
 from gossip.store import WRITER_SEP, Entry
 from gossip.version import __version__
-from node.health import HealthWatch
+from node.monitoring.health import HealthWatch
 from node.server.clockcheck import ClockCheck
 from node.server.peerlog import PeerLog
 from node.wire.figures import LAG_BUCKETS, Buckets

@@ -6,7 +6,7 @@ the membership and the clock's judgement (node.server.clockcheck: whether this n
 fit to acknowledge writes) into a verdict for GET /health. The node's watcher
 re-assesses every gossip interval, logs each problem once when it begins and once when it
 ends, tells the clock check which nodes the node knows of, and logs the membership changes
-the core recorded (node.memberlog).
+the core recorded (node.monitoring.memberlog).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import anyio
 from gossip.config import Config
 from gossip.membership import ALIVE, LEFT, SUSPECT, MemberEvent
 from gossip.version import __version__
-from node.memberlog import log_events
+from node.monitoring.memberlog import log_events
 from node.server.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Judgement
 from node.server.dns_seeds import DnsSeeds
 from node.server.peerlog import Failure, PeerLog
