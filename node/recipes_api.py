@@ -15,7 +15,7 @@ from gossip.errors import CallerError
 from gossip.jsontext import dumps
 from node.api import entry_json
 from node.http_basics import Access, ErrorOut, Guard, StateDep, state_of
-from node.watch import DEFAULT_BUFFER, MAX_BUFFER, Watch, WatchDropped
+from node.recipes.watch import DEFAULT_BUFFER, MAX_BUFFER, Watch, WatchDropped
 
 KEEPALIVE = 15.0  # seconds between comment lines on a quiet stream, so proxies keep it open
 

@@ -1,14 +1,15 @@
 """SharedState: one node's shared state, as a dict-like face for request handlers, over the
-parts that keep it:
+parts that keep it, each in its room:
 
-- node.server.local_state (LocalState): the core protocol behind the one lock, the reads and
-  writes under it (keys, counters, rate limits), and the wake-up of the pusher;
-- node.server.pump (Pump): the background loops (rounds, eager pushes, deferred counts, DNS
-  seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
-- node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled, signatures;
+- node.server.local_state (LocalState): the core protocol behind the one lock, the reads
+  and writes under it (keys, counters, rate limits), and the wake-up of the pusher;
+- node.server.pump (Pump): the background loops (rounds, eager pushes, deferred counts,
+  DNS seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
+- node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled,
+  signatures;
 - node.server.views (Views): members, stats and what /health and /metrics weigh;
-- node.monitoring.health, node.monitoring.metrics and node.recipes (change streams, service registry, jobs),
-  each given the parts it reads.
+- node.monitoring.health, node.monitoring.metrics and node.recipes.wiring (change
+  streams, service registry, jobs), each given the parts it reads.
 
 Reads never touch the network."""
 
@@ -33,11 +34,12 @@ from gossip.namespaces import is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate
 from gossip.store import JSON, Entry, state_hash
-from node.jobs import Job
 from node.monitoring.health import HealthWatch
 from node.monitoring.metrics import NodeMetrics
-from node.recipes import Recipes
-from node.registry import DEFAULT_TTL, Instance
+from node.recipes.jobs import Job
+from node.recipes.registry import DEFAULT_TTL, Instance
+from node.recipes.watch import DEFAULT_BUFFER, Watch
+from node.recipes.wiring import Recipes
 from node.server.clockcheck import ClockCheck
 from node.server.dns_seeds import DnsSeeds, split_seeds
 from node.server.inbox import Inbox, Signatures
@@ -47,7 +49,6 @@ from node.server.persistence import SnapshotFile
 from node.server.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.server.settings import Settings
 from node.server.views import Views
-from node.watch import DEFAULT_BUFFER, Watch
 from node.wire.transport import HttpTransport, wall_ms
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
@@ -301,18 +302,18 @@ class SharedState:
         """The pushes' total time from sending to the answer (or failure)."""
         return self._pump.push_seconds
 
-    # -- recipes: change streams, service registry, run-once jobs (node/recipes.py) --------
+    # -- recipes: change streams, service registry, run-once jobs (node/recipes/) -----------
 
     def watch(self, prefix: str = "", buffer: int = DEFAULT_BUFFER) -> Watch:
         """Every change this node applies to keys starting with `prefix` (its own writes
         and deletes, and its peers' as they merge), once each, in order, as an async
         iterator of Entry; raises WatchDropped once more than `buffer` wait unread (see
-        node/watch.py). Keys under the reserved prefix only if `prefix` starts with it."""
+        node/recipes/watch.py). Keys under the reserved prefix only if `prefix` starts with it."""
         return self._recipes.changes.watch(prefix, buffer)
 
     def register(self, service: str, url: str, meta: JSON = None, ttl: float = DEFAULT_TTL) -> Instance:
         """Register this node's instance of `service`, kept alive while the node runs and
-        withdrawn when it leaves (see node/registry.py)."""
+        withdrawn when it leaves (see node/recipes/registry.py)."""
         return self._recipes.registry.register(service, url, meta, ttl)
 
     def unregister(self, service: str) -> None:
@@ -324,7 +325,7 @@ class SharedState:
 
     def singleton(self, name: str, every: float) -> Callable[[Job], Job]:
         """Decorator: run an async function every `every` seconds in one node of the
-        cluster (see node/jobs.py for what happens around failures and partitions)."""
+        cluster (see node/recipes/jobs.py for what happens around failures and partitions)."""
         return self._recipes.jobs.singleton(name, every)
 
     # -- serving peers (node.server.inbox) ---------------------------------------------------------

@@ -1,16 +1,16 @@
 """What a node offers beyond get and set, wired to its parts: change streams
-(node.watch), a service registry (node.registry) and run-once jobs (node.jobs), with the
-background tasks they need."""
+(node.recipes.watch), a service registry (node.recipes.registry) and run-once jobs
+(node.recipes.jobs), with the background tasks they need."""
 
 from __future__ import annotations
 
-from node.background import TaskHost
-from node.jobs import Jobs
-from node.registry import ServiceRegistry
+from node.recipes.background import TaskHost
+from node.recipes.jobs import Jobs
+from node.recipes.registry import ServiceRegistry
+from node.recipes.watch import ChangeFeed
 from node.server.local_state import LocalState
 from node.server.pump import Pump
 from node.server.views import Views
-from node.watch import ChangeFeed
 
 
 class Recipes:

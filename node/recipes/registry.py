@@ -19,7 +19,7 @@ import anyio
 from gossip.errors import GossipError, InvalidKey, InvalidValue
 from gossip.namespaces import RESERVED
 from gossip.store import JSON
-from node.background import TaskHost
+from node.recipes.background import TaskHost
 from node.server.local_state import LocalState
 from node.server.pump import Pump
 from node.server.views import Views

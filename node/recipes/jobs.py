@@ -40,7 +40,7 @@ import anyio
 from gossip.errors import GossipError, InvalidKey, InvalidValue
 from gossip.limits import check_key
 from gossip.namespaces import RESERVED
-from node.background import TaskHost
+from node.recipes.background import TaskHost
 from node.server.local_state import LocalState
 from node.server.views import Views
 
