@@ -9,19 +9,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from node.app import create_app, running_node, shared_state_lifespan
-    from node.http_basics import StateDep, shared_state
-    from node.peer_api import gossip_router
-    from node.ratelimit import RateLimit, client_ip
-    from node.routes import router
     from node.server.settings import Settings
     from node.state import SharedState
+    from node.web.app import create_app, running_node, shared_state_lifespan
+    from node.web.http_basics import StateDep, shared_state
+    from node.web.peer_api import gossip_router
+    from node.web.ratelimit import RateLimit, client_ip
+    from node.web.routes import router
 
 _HOMES = {
-    "StateDep": "node.http_basics", "gossip_router": "node.peer_api", "router": "node.routes",
-    "shared_state": "node.http_basics",
-    "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
-    "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
+    "StateDep": "node.web.http_basics", "gossip_router": "node.web.peer_api", "router": "node.web.routes",
+    "shared_state": "node.web.http_basics",
+    "create_app": "node.web.app", "running_node": "node.web.app", "shared_state_lifespan": "node.web.app",
+    "RateLimit": "node.web.ratelimit", "client_ip": "node.web.ratelimit",
     "Settings": "node.server.settings", "SharedState": "node.state",
 }
 

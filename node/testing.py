@@ -24,11 +24,11 @@ from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 
 from gossip.config import Config
-from node.app import create_app
 from node.cluster import HOST, free_ports
 from node.server.discovery import process_alive
 from node.server.settings import Settings
 from node.state import SharedState
+from node.web.app import create_app
 
 
 class _Network:

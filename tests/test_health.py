@@ -16,11 +16,11 @@ from inprocess import serving
 
 from gossip.config import Config
 from gossip.errors import WritesRefused
-from node.app import create_app
 from node.monitoring.health import answer
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 from node.testing import InProcessCluster
+from node.web.app import create_app
 
 
 async def health(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:

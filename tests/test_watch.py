@@ -22,11 +22,11 @@ import pytest
 from gossip.config import Config
 from gossip.errors import CallerError
 from gossip.store import Entry
-from node.app import create_app
 from node.cluster import LocalCluster
 from node.recipes.watch import WatchDropped
 from node.server.settings import Settings
 from node.testing import InProcessCluster
+from node.web.app import create_app
 from tests.inprocess import serving, single_node
 
 # -- in process -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 (SharedState.stats(), the protocol's counters, the transport's and the peer log's) when
 scraped, so the paths that feed them gain nothing. One registry per node: several nodes may
 run in one process. The replication lag histogram follows the store's merges.
-GET /metrics (node.metrics_api) serves it."""
+GET /metrics (node.web.metrics_api) serves it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What a node takes from its peers: whose gossip it accepts (by network and by signature),
-and each message handled by the core (POST /gossip, through node.api). Also the
+and each message handled by the core (POST /gossip, through node.web.api). Also the
 signatures on what it sends (node.wire.transport asks for them)."""
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from gossip.auth import KeyRing, KeyRingError, parse_key
-from node.http_basics import LimitedRoute, StateDep, admin, errors
 from node.state import SharedState
+from node.web.http_basics import LimitedRoute, StateDep, admin, errors
 
 admin_router = APIRouter(route_class=LimitedRoute, tags=["admin"], dependencies=[Depends(admin)],
                          responses=errors(409))  # (signing off, or a key that is not there)

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 
 from gossip.errors import CallerError
 from gossip.jsontext import dumps
-from node.api import entry_json
-from node.http_basics import Access, ErrorOut, Guard, StateDep, state_of
 from node.recipes.watch import DEFAULT_BUFFER, MAX_BUFFER, Watch, WatchDropped
+from node.web.api import entry_json
+from node.web.http_basics import Access, ErrorOut, Guard, StateDep, state_of
 
 KEEPALIVE = 15.0  # seconds between comment lines on a quiet stream, so proxies keep it open
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from node.admin_api import admin_router
-from node.api import read_router, write_router
-from node.dashboard import dashboard_router
-from node.metrics_api import router as metrics_router
-from node.peer_api import gossip_router
-from node.recipes_api import recipes_router
+from node.web.admin_api import admin_router
+from node.web.api import read_router, write_router
+from node.web.dashboard import dashboard_router
+from node.web.metrics_api import router as metrics_router
+from node.web.peer_api import gossip_router
+from node.web.recipes_api import recipes_router
 
 # The standalone node's, in the order of its OpenAPI schema.
 NODE_ROUTERS: tuple[APIRouter, ...] = (

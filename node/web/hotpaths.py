@@ -15,8 +15,8 @@ from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.api import get_value_hot
-from node.peer_api import receive_gossip
+from node.web.api import get_value_hot
+from node.web.peer_api import receive_gossip
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

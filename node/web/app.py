@@ -14,12 +14,12 @@ from fastapi import FastAPI
 
 from gossip.errors import ConfigError
 from gossip.version import __version__
-from node import listener, openapi
-from node.hotpaths import HotPaths
-from node.routes import NODE_ROUTERS
 from node.server.discovery import HostDirectory
 from node.server.settings import Settings
 from node.state import SharedState
+from node.web import listener, openapi
+from node.web.hotpaths import HotPaths
+from node.web.routes import NODE_ROUTERS
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = logging.getLogger("gossip.node")
@@ -100,9 +100,9 @@ def shared_state_lifespan(
 
 def _limiter_bound(app: FastAPI, state: SharedState) -> AbstractContextManager[None]:
     """The app's `gossip://` limiter storage counts on its node while the app runs (only if
-    node.limits_storage was imported: no such storage exists otherwise, and `limits` is an
+    node.web.limits_storage was imported: no such storage exists otherwise, and `limits` is an
     optional dependency)."""
-    storages = sys.modules.get("node.limits_storage")
+    storages = sys.modules.get("node.web.limits_storage")
     return nullcontext() if storages is None else storages.app_limiter_bound(app, state)
 
 

@@ -22,7 +22,7 @@ from fastapi import HTTPException, Request, Response
 
 from gossip.errors import InvalidValue
 from gossip.ratelimit import Decision, Rate, parse_rate
-from node.http_basics import state_of
+from node.web.http_basics import state_of
 
 
 def client_ip(request: Request) -> str:

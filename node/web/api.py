@@ -1,9 +1,9 @@
 """The routes that read and write a node's keys, and what it says of itself (members,
-health, digest, stats): a router any FastAPI app can include (node.routes gathers it with
+health, digest, stats): a router any FastAPI app can include (node.web.routes gathers it with
 the others).
 
 The routes find the node's SharedState at `request.app.state.shared_state`, which the
-lifespan helper in node.app puts there.
+lifespan helper in node.web.app puts there.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from gossip.errors import CallerError, WritesRefused
 from gossip.jsontext import dumps
 from gossip.namespaces import RESERVED
 from gossip.store import Entry
-from node.http_basics import (
+from node.monitoring.health import answer as health_answer
+from node.state import ReplicationTimeout, TooFewPeers
+from node.web.http_basics import (
     Access,
     ErrorOut,
     LimitedRoute,
@@ -30,10 +32,8 @@ from node.http_basics import (
     state_of,
     writer,
 )
-from node.monitoring.health import answer as health_answer
-from node.state import ReplicationTimeout, TooFewPeers
 
-# -- The bodies, and the limits on them: node.openapi restates the schema parts for each
+# -- The bodies, and the limits on them: node.web.openapi restates the schema parts for each
 # node's own Config; the node checks every rule itself (gossip.limits), so its 422 names it.
 
 
@@ -102,7 +102,7 @@ class AllValues(BaseModel):
     values: dict[str, Any]
 
 
-# Every route takes its guard; node.openapi declares the 401 (and 403) where the node's
+# Every route takes its guard; node.web.openapi declares the 401 (and 403) where the node's
 # settings make it possible, and each route the other errors it can answer with.
 read_router = APIRouter(tags=["shared state"])
 write_router = APIRouter(route_class=LimitedRoute, tags=["shared state"], responses=errors(400, 413, 422))
@@ -159,7 +159,7 @@ async def get_value(request: Request, key: Annotated[str | None, Query()] = None
 
 
 async def get_value_hot(request: Request, key: str | None) -> Response:
-    """GET /get as node.hotpaths serves it, past the router: its guard, then the route."""
+    """GET /get as node.web.hotpaths serves it, past the router: its guard, then the route."""
     authorize(request, Access.READ)
     return await get_value(request, key)
 

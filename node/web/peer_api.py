@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from gossip.auth import AuthError, ReplayError
 from gossip.errors import IncompatibleMessage, PeerError
-from node.http_basics import read_limited, state_of
 from node.state import SharedState
+from node.web.http_basics import read_limited, state_of
 from node.wire.transport import REFUSAL_HEADER, TIME_HEADER, wall_ms
 
 gossip_router = APIRouter(tags=["gossip"])

@@ -1,5 +1,5 @@
 """GET /ui: a live dashboard of the node, one HTML page with its script and style inline
-(node/dashboard.html, shipped as package data; no build step).
+(node/web/dashboard.html, shipped as package data; no build step).
 
 The page holds no data, so /ui itself needs no token: the script reads the node's own
 API from the browser (/members, /stats, /digest, /health, /get, and /metrics and /watch
@@ -29,7 +29,7 @@ HEADERS = {
 
 @cache
 def page() -> str:
-    return files("node").joinpath("dashboard.html").read_text(encoding="utf-8")
+    return files("node.web").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 @dashboard_router.get("/ui", response_class=HTMLResponse, responses={200: {"description": "the page"}})

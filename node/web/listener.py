@@ -13,16 +13,16 @@ from anyio.abc import TaskStatus
 from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-from node import openapi
-from node.admin_api import admin_router
-from node.api import read_router
-from node.dashboard import dashboard_router
-from node.hotpaths import HotPaths
-from node.metrics_api import router as metrics_router
-from node.peer_api import gossip_router
-from node.recipes_api import recipes_router
 from node.server.settings import Settings
 from node.state import SharedState
+from node.web import openapi
+from node.web.admin_api import admin_router
+from node.web.api import read_router
+from node.web.dashboard import dashboard_router
+from node.web.hotpaths import HotPaths
+from node.web.metrics_api import router as metrics_router
+from node.web.peer_api import gossip_router
+from node.web.recipes_api import recipes_router
 
 
 def bind(settings: Settings) -> socket.socket:

@@ -1,8 +1,8 @@
 """What every route of a node shares: the node behind a request (`state_of`, the
 `StateDep` dependency), bodies read within the size limit (`LimitedRoute`), who may call
 what (`Access`, `authorize`, a `Guard` per route), the error answer (`ErrorOut`) and JSON
-answers encoded once. The routes: node.api (reading and writing keys), node.peer_api
-(gossip), node.admin_api (keys), node.recipes_api and node.metrics_api."""
+answers encoded once. The routes: node.web.api (reading and writing keys), node.web.peer_api
+(gossip), node.web.admin_api (keys), node.web.recipes_api and node.web.metrics_api."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class LimitedRoute(APIRoute):
 def state_of(request: Request) -> SharedState:
     state = getattr(request.app.state, "shared_state", None)
     if not isinstance(state, SharedState):
-        raise RuntimeError("shared state is not running: use node.app.shared_state_lifespan")
+        raise RuntimeError("shared state is not running: use node.web.app.shared_state_lifespan")
     return state
 
 
@@ -77,7 +77,7 @@ StateDep = Annotated[SharedState, Depends(shared_state)]
 
 
 # -- Who may call what: one rule (needs_token), one check (authorize), and a guard per
-# route that node.openapi reads to declare the credential exactly where it is needed.
+# route that node.web.openapi reads to declare the credential exactly where it is needed.
 
 
 class Access(enum.Enum):

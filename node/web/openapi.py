@@ -23,9 +23,9 @@ from fastapi import FastAPI, Request, Response, routing
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from node.api import delete_value, key_schema, set_value, value_schema
-from node.http_basics import Access, ErrorOut, Guard, LimitedRoute, needs_token
 from node.server.settings import Settings
+from node.web.api import delete_value, key_schema, set_value, value_schema
+from node.web.http_basics import Access, ErrorOut, Guard, LimitedRoute, needs_token
 
 Schema = dict[str, Any]
 SCHEME = "apiToken"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from node.http_basics import reader, state_of
+from node.web.http_basics import reader, state_of
 
 router = APIRouter(tags=["monitoring"])
 
