@@ -15,7 +15,7 @@ from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section, ms
 from benchmarks.system import HOST, running, start_cluster, uvicorn_app, wait_http
 from benchmarks.wrk import WrkResult, run_wrk
-from node.cluster import free_ports
+from node.tools.local_cluster import free_ports
 
 KEY = "bench-key"
 VALUE = "v" * 100

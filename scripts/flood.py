@@ -43,8 +43,8 @@ from gossip.config import Config
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange, Rumor, RumorItem, WriterDelta
 from gossip.store import Entry
-from node.cluster import LocalCluster
-from node.propagation import percentile
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile
 
 HOST = "127.0.0.1"
 PROBE_KEY = "flood-probe"

@@ -25,7 +25,7 @@ from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
 from node.server.settings import Settings
 from node.state import SharedState
-from node.testing import UvicornWorkers
+from node.tools.testing import UvicornWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ from gossip.errors import WritesRefused
 from node.monitoring.health import answer
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms
-from node.testing import InProcessCluster
+from node.tools.testing import InProcessCluster
 from node.web.app import create_app
 
 

@@ -27,7 +27,7 @@ from gossip.config import Config
 from gossip.errors import CallerError
 from node.recipes.jobs import current_tick, rendezvous_owner
 from node.server.discovery import process_alive
-from node.testing import InProcessCluster, UvicornWorkers
+from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from gossip.counters import window_slot
 from node import shared_state_lifespan
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms
-from node.testing import node_in_thread
+from node.tools.testing import node_in_thread
 from node.web.limits_storage import GossipStorage, GossipStorageError, counting_on
 from tests.inprocess import serving
 from tests.polling import wait_until

@@ -28,7 +28,7 @@ from gossip.ratelimit import CLEAR, RESET, Rate, admit, clear_ttl, decide, epoch
 from gossip.store import Entry
 from node import RateLimit, shared_state_lifespan
 from node.server.settings import Settings
-from node.testing import UvicornWorkers, live_members
+from node.tools.testing import UvicornWorkers, live_members
 from tests.inprocess import serving
 from tests.polling import wait_until
 

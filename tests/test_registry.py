@@ -19,7 +19,7 @@ import pytest
 from gossip.errors import CallerError
 from node.recipes.registry import Instance
 from node.server.discovery import process_alive
-from node.testing import InProcessCluster, UvicornWorkers
+from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from fastapi import HTTPException
+from node.testing import InProcessCluster
 
 from examples.typed_app import Note, get_note, list_notes, put_note, read_note
-from node.testing import InProcessCluster
 
 pytestmark = pytest.mark.anyio
 

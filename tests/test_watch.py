@@ -22,10 +22,10 @@ import pytest
 from gossip.config import Config
 from gossip.errors import CallerError
 from gossip.store import Entry
-from node.cluster import LocalCluster
 from node.recipes.watch import WatchDropped
 from node.server.settings import Settings
-from node.testing import InProcessCluster
+from node.tools.local_cluster import LocalCluster
+from node.tools.testing import InProcessCluster
 from node.web.app import create_app
 from tests.inprocess import serving, single_node
 

@@ -27,7 +27,7 @@ from unittest import mock
 import pytest
 
 import node.web.limits_storage
-from node.testing import node_in_thread
+from node.tools.testing import node_in_thread
 from node.web.limits_storage import GossipStorage, counting_on
 
 DIFFERENCES = Path(__file__).with_name("differences.toml")

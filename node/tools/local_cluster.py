@@ -29,7 +29,7 @@ import httpx
 
 from gossip.config import Config
 from gossip.version import __version__
-from node.propagation import spread_times
+from node.tools.propagation import spread_times
 
 HOST = "127.0.0.1"
 DEFAULT_INTERVAL = Config.gossip_interval
@@ -146,7 +146,7 @@ class LocalCluster:
         index = self.ids.index(node_id)
         log = open(self.log_dir / f"{node_id}.log", "ab")  # noqa: SIM115 (the child owns it)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         self.procs[node_id] = subprocess.Popen(
             [*self.command(index), *extra_args], stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children by PID

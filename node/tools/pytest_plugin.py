@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from node.cluster import LocalCluster
-from node.testing import InProcessCluster
+from node.tools.local_cluster import LocalCluster
+from node.tools.testing import InProcessCluster
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,5 @@
 """Clusters for tests, your own included: N in-process nodes wired together with no
-sockets, or N real processes (node.cluster.LocalCluster). Fixtures: node.pytest_plugin."""
+sockets, or N real processes (node.tools.local_cluster.LocalCluster). Fixtures: node.tools.pytest_plugin."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI
 
 from gossip.config import Config
-from node.cluster import HOST, free_ports
 from node.server.discovery import process_alive
 from node.server.settings import Settings
 from node.state import SharedState
+from node.tools.local_cluster import HOST, free_ports
 from node.web.app import create_app
 
 
