@@ -1,5 +1,6 @@
 """Clusters for tests, your own included: N in-process nodes wired together with no
-sockets, or N real processes (node.tools.local_cluster.LocalCluster). Fixtures: node.tools.pytest_plugin."""
+sockets, or N real processes (node.tools.local_cluster.LocalCluster). Fixtures:
+node.tools.pytest_plugin."""
 
 from __future__ import annotations
 
