@@ -122,7 +122,8 @@ class SharedState:
         self._signatures = Signatures(self.keyring, self.config, self._local.lock)
         self.transport = HttpTransport(self.codec, client, self._signatures, settings.client_tls())
         self.transport.clock = self.clockcheck
-        # -- what our exchanges met with (node.server.peerlog), sending, receiving, and the views.
+        # -- what our exchanges met with (node.server.peerlog), sending, receiving, and the
+        # views.
         self.peers = PeerLog()
         self._pump = Pump(
             self._local, self.transport, self.peers, self.config, self.dns, settings.dns_refresh,
@@ -154,7 +155,7 @@ class SharedState:
         Writes that come through here are then taken, or refused saying why."""
         await self.clockcheck.settled(self.config.gossip_interval + self.config.request_timeout)
 
-    # -- the dict-like API (node.server.local_state) -----------------------------------------------
+    # -- the dict-like API (node.server.local_state) ----------------------------------------
 
     def entry(self, key: str) -> Entry | None:
         """The live entry for `key` (value, timestamp, writer), or None."""
@@ -271,7 +272,7 @@ class SharedState:
         """The windowed counters with a count in a window not yet over, as this node knows them."""
         return self._local.window_names()
 
-    # -- what the node tells of itself (node.server.views) -----------------------------------------
+    # -- what the node tells of itself (node.server.views) ----------------------------------
 
     def members(self) -> list[dict[str, Any]]:
         """Every member as this node sees it, itself included, sorted by id."""
@@ -282,7 +283,8 @@ class SharedState:
         return self._views.cluster_view()
 
     def member_events(self) -> list[MemberEvent]:
-        """Changes in members' standing since the last call (node.monitoring.memberlog logs them)."""
+        """Changes in members' standing since the last call (node.monitoring.memberlog
+        logs them)."""
         return self._views.member_events()
 
     def entry_counts(self) -> tuple[int, int]:
@@ -328,7 +330,7 @@ class SharedState:
         cluster (see node/recipes/jobs.py for what happens around failures and partitions)."""
         return self._recipes.jobs.singleton(name, every)
 
-    # -- serving peers (node.server.inbox) ---------------------------------------------------------
+    # -- serving peers (node.server.inbox) --------------------------------------------------
 
     def allows(self, host: str) -> bool:
         """Whether `host` (a peer's IP address) may send us gossip."""
@@ -351,7 +353,7 @@ class SharedState:
         its AuthError) having applied nothing."""
         return self._inbox.receive(body, headers)
 
-    # -- the background loops (node.server.pump) ---------------------------------------------------
+    # -- the background loops (node.server.pump) --------------------------------------------
 
     @property
     def running(self) -> bool:

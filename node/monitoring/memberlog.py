@@ -1,7 +1,8 @@
 """Membership changes in the node's log, one line each, with node ids and the reason:
 the core records them (gossip.membership.MemberEvent) and the node drains them every
 round. A member found dead or forgotten is a WARNING; the rest (joined, suspect, alive
-again, left, restarted) are INFO. Resets are logged where they happen (node.server.local_state)."""
+again, left, restarted) are INFO. Resets are logged where they happen
+(node.server.local_state)."""
 
 from __future__ import annotations
 

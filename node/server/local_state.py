@@ -4,7 +4,8 @@ spread the writes (node.server.pump). Reads never touch the network.
 
 Safe to use from the event loop and from threads (FastAPI runs plain `def` routes in a
 thread pool): every touch of the protocol holds `lock`, never across an await. The other
-parts of a node (node.server.pump, node.server.inbox, node.server.views) take the same lock for theirs."""
+parts of a node (node.server.pump, node.server.inbox, node.server.views) take the same
+lock for theirs."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ interval, eager pushes of new writes, the deferred windowed counts, the DNS seed
 current, snapshots to --data-dir), sending one message and taking in its answer,
 acknowledged replication, and the goodbye of a clean leave.
 
-Every touch of the protocol holds the local state's lock (node.server.local_state), never across
-an await: each loop takes what to send under the lock, then sends it without."""
+Every touch of the protocol holds the local state's lock (node.server.local_state), never
+across an await: each loop takes what to send under the lock, then sends it without."""
 
 from __future__ import annotations
 

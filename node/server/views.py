@@ -44,7 +44,8 @@ class Views:
             return membership.seeds, Counter(m.status for m in membership.members.values())
 
     def member_events(self) -> list[MemberEvent]:
-        """Changes in members' standing since the last call (node.monitoring.memberlog logs them)."""
+        """Changes in members' standing since the last call (node.monitoring.memberlog
+        logs them)."""
         with self.local.lock:
             events = self.protocol.membership.events
             drained = list(events)

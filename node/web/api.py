@@ -183,7 +183,7 @@ async def members(state: StateDep) -> dict[str, Any]:
     return {"members": state.members()}
 
 
-# -- health: 200 only when the node is in the cluster (node.monitoring.health says why not) ---------
+# -- health: 200 only when the node is in the cluster (node.monitoring.health says why not) --
 
 
 class HealthOut(BaseModel):
