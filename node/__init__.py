@@ -1,7 +1,13 @@
-"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport.
+"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport, each
+in a room of its own, lowest floor first: wire/ (the peer wire), server/ (one node's
+state and loops), monitoring/ (/health, /metrics, the membership log), recipes/ (change
+streams, registry, jobs), state.py (SharedState, assembling them), web/ (the HTTP face
+and the apps that run a node), tools/ (gossip-cluster, gossip-ctl, clusters for tests).
 
-The names below are imported on first use, so that a tool that needs only part of the
-package (`gossip-ctl` needs httpx alone) does not load FastAPI."""
+The modules beside this one are the paths users import: node.state, and aliases of the
+room modules the README names (jobs, watch, openapi, limits_storage, testing,
+pytest_plugin). The names below are imported on first use, so that a tool that needs
+only part of the package (`gossip-ctl` needs httpx alone) does not load FastAPI."""
 
 from __future__ import annotations
 
