@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
-from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState
+from node.web.app import create_app
 
 
 class SetBody(BaseModel):

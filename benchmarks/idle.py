@@ -16,7 +16,7 @@ from benchmarks.rawhttp import Connection
 from benchmarks.report import Section
 from benchmarks.system import cpu_seconds, load_average, start_cluster
 from gossip.config import Config
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 
 NODES = 10
 INTERVAL = Config.gossip_interval  # the default of the library, the node and the launcher

@@ -26,9 +26,9 @@ from limits.strategies import RateLimiter as Strategy
 from benchmarks.report import Section
 from benchmarks.system import load_average
 from gossip.ratelimit import Rate
-from node.limits_storage import GossipStorage
 from node.state import SharedState
-from node.testing import node_in_thread
+from node.tools.testing import node_in_thread
+from node.web.limits_storage import GossipStorage
 
 GOAL_RATIO = 2.0  # gossip:// at most twice memory://
 KEYS = [f"client-{i}" for i in range(100)]

@@ -13,7 +13,7 @@ from matplotlib import pyplot as plt
 from benchmarks.loading import fill
 from benchmarks.report import Section
 from benchmarks.system import HOST, rss_mb, running, start_cluster, uvicorn_app, wait_http
-from node.cluster import free_ports
+from node.tools.local_cluster import free_ports
 
 VALUE = "m" * 100
 

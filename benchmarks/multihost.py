@@ -27,7 +27,7 @@ from benchmarks.report import Section, ms
 from benchmarks.system import LOG_DIR, cpu_seconds
 from chaos.hosts import CLUSTER_NET, Hosts, available, start_node
 from gossip.config import Config
-from node.propagation import percentile
+from node.tools.propagation import percentile
 
 PORT = 7300  # node i of a host listens on PORT + i on the host's addresses
 # The configurations compared, by the node options that make them.

@@ -23,7 +23,7 @@ from benchmarks import propagation, write_load
 from benchmarks.rawhttp import Connection
 from benchmarks.system import ROOT, machine, start_cluster
 from benchmarks.wrk import run_wrk
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 
 # Where a sample's innermost frame lives decides the layer it is charged to.
 LAYERS = [

@@ -19,8 +19,8 @@ from benchmarks.rawhttp import Connection
 from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section, ms
 from benchmarks.system import start_cluster
-from node.cluster import LocalCluster
-from node.propagation import percentile
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile
 
 POLL = 0.005  # seconds between one reader's polls, for the nodes and for Redis alike
 TIMEOUT = 10.0

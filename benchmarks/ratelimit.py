@@ -28,8 +28,8 @@ from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section
 from benchmarks.system import HOST, Process, running, wait_http
 from gossip.config import Config
-from node.cluster import free_ports
-from node.testing import UvicornWorkers, live_members
+from node.tools.local_cluster import free_ports
+from node.tools.testing import UvicornWorkers, live_members
 from simulations.ratelimit import RateLimitRun, run_ratelimit
 
 LIMIT, PERIOD = 500, 10.0

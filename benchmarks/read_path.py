@@ -15,7 +15,7 @@ from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section, ms
 from benchmarks.system import HOST, running, start_cluster, uvicorn_app, wait_http
 from benchmarks.wrk import WrkResult, run_wrk
-from node.cluster import free_ports
+from node.tools.local_cluster import free_ports
 
 KEY = "bench-key"
 VALUE = "v" * 100
@@ -117,7 +117,7 @@ def _lookup_cost(reads: int = 200_000) -> tuple[float, float]:
     """Microseconds per `state.get()` and per `dict.get()` of one key (in process)."""
     import anyio
 
-    from node.settings import Settings
+    from node.server.settings import Settings
     from node.state import SharedState
 
     async def make() -> SharedState:

@@ -7,7 +7,7 @@ import time
 import redis
 
 from benchmarks.system import HOST, Process
-from node.cluster import free_ports
+from node.tools.local_cluster import free_ports
 
 
 class RedisServer:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ from benchmarks.rawhttp import Connection
 from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section, ms
 from benchmarks.system import HOST, Process, running, start_cluster, uvicorn_app, wait_http
-from node.cluster import free_ports
-from node.propagation import percentile
+from node.tools.local_cluster import free_ports
+from node.tools.propagation import percentile
 
 SCRIPT = Path(__file__).with_name("set.lua")
 CONNECTIONS = 4  # per wrk, one wrk per process

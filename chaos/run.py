@@ -28,7 +28,7 @@ from chaos.ops import Op
 from chaos.setup import Setup
 from gossip.auth import key_id
 
-RESET_LINE = "reset: our state predates"  # what a node logs when it resets (node/local_state.py)
+RESET_LINE = "reset: our state predates"  # what a node logs when it resets (node/server/local_state.py)
 AGREEMENT_DEADLINE = 90.0
 HEAL_DEADLINE = 60.0  # seconds for every node to run and answer again after the schedule
 SLOW_STEP = 2.0  # seconds: a fault step that takes longer says so in events.txt (a slow stop, say)

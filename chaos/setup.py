@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gossip.config import Config
 
-SAVE_EVERY = 1.0  # seconds between a node's snapshots to --data-dir (node/pump.py's SAVE_EVERY)
+SAVE_EVERY = 1.0  # seconds between a node's snapshots to --data-dir (node/server/pump.py's SAVE_EVERY)
 SAVE_TIME = 0.5  # seconds a snapshot may take to write on a loaded machine, on top of SAVE_EVERY
 FILE = "setup.json"
 

@@ -8,7 +8,7 @@ How the run maps onto the simulator (simulations/engine.py):
 - Nodes and settings: `n1`..`n6`, two a host, each with every other as a seed, the
   settings the suite starts them with (`--interval`, `--max-offset`, the cluster id, the
   node's defaults for the rest) and a data directory saved every second (`SAVE_EVERY` of
-  node/pump.py) and on a clean stop. Time 0 of the run is the moment every node sees
+  node/server/pump.py) and on a clean stop. Time 0 of the run is the moment every node sees
   every other alive, as in the real run.
 - Partitions (`halves`, `isolate`, `bridge`) block every message between their two sides,
   both ways. `one_way` blocks both ways too: over TCP a host that drops what it receives

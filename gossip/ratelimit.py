@@ -7,7 +7,7 @@ the part of it still inside the last `period`, plus the current window's. It is 
 the totals are fresh: other nodes' admissions reach this node after the propagation delay,
 so a fleet-wide limit is exceeded by about the admissions made during that delay.
 
-Resets (for the `limits` storage, node/limits_storage.py): a limit is reset fleet-wide by a
+Resets (for the `limits` storage, node/web/limits_storage.py): a limit is reset fleet-wide by a
 marker entry, merged like any other (last writer wins), and hits count under a name that
 carries the newest marker's timestamp, its *epoch* (`epoch_name`): after a reset, hits go
 to a fresh counter, and hits counted before it, wherever they arrive and in whatever order,

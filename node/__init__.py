@@ -1,7 +1,13 @@
-"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport.
+"""The FastAPI node: HTTP routes, background gossip loops, and the HTTP transport, each
+in a room of its own, lowest floor first: wire/ (the peer wire), server/ (one node's
+state and loops), monitoring/ (/health, /metrics, the membership log), recipes/ (change
+streams, registry, jobs), state.py (SharedState, assembling them), web/ (the HTTP face
+and the apps that run a node), tools/ (gossip-cluster, gossip-ctl, clusters for tests).
 
-The names below are imported on first use, so that a tool that needs only part of the
-package (`gossip-ctl` needs httpx alone) does not load FastAPI."""
+The modules beside this one are the paths users import: node.state, and aliases of the
+room modules the README names (jobs, watch, openapi, limits_storage, testing,
+pytest_plugin). The names below are imported on first use, so that a tool that needs
+only part of the package (`gossip-ctl` needs httpx alone) does not load FastAPI."""
 
 from __future__ import annotations
 
@@ -9,20 +15,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from node.app import create_app, running_node, shared_state_lifespan
-    from node.http_basics import StateDep, shared_state
-    from node.peer_api import gossip_router
-    from node.ratelimit import RateLimit, client_ip
-    from node.routes import router
-    from node.settings import Settings
+    from node.server.settings import Settings
     from node.state import SharedState
+    from node.web.app import create_app, running_node, shared_state_lifespan
+    from node.web.http_basics import StateDep, shared_state
+    from node.web.peer_api import gossip_router
+    from node.web.ratelimit import RateLimit, client_ip
+    from node.web.routes import router
 
 _HOMES = {
-    "StateDep": "node.http_basics", "gossip_router": "node.peer_api", "router": "node.routes",
-    "shared_state": "node.http_basics",
-    "create_app": "node.app", "running_node": "node.app", "shared_state_lifespan": "node.app",
-    "RateLimit": "node.ratelimit", "client_ip": "node.ratelimit",
-    "Settings": "node.settings", "SharedState": "node.state",
+    "StateDep": "node.web.http_basics", "gossip_router": "node.web.peer_api", "router": "node.web.routes",
+    "shared_state": "node.web.http_basics",
+    "create_app": "node.web.app", "running_node": "node.web.app", "shared_state_lifespan": "node.web.app",
+    "RateLimit": "node.web.ratelimit", "client_ip": "node.web.ratelimit",
+    "Settings": "node.server.settings", "SharedState": "node.state",
 }
 
 __all__ = [

@@ -1,3 +1,3 @@
-from node.app import main
+from node.web.app import main
 
 main()

@@ -1,14 +1,15 @@
 """SharedState: one node's shared state, as a dict-like face for request handlers, over the
-parts that keep it:
+parts that keep it, each in its room:
 
-- node.local_state (LocalState): the core protocol behind the one lock, the reads and
-  writes under it (keys, counters, rate limits), and the wake-up of the pusher;
-- node.pump (Pump): the background loops (rounds, eager pushes, deferred counts, DNS
-  seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
-- node.inbox (Inbox, Signatures): whose gossip we take, each message handled, signatures;
-- node.views (Views): members, stats and what /health and /metrics weigh;
-- node.health, node.metrics and node.recipes (change streams, service registry, jobs),
-  each given the parts it reads.
+- node.server.local_state (LocalState): the core protocol behind the one lock, the reads
+  and writes under it (keys, counters, rate limits), and the wake-up of the pusher;
+- node.server.pump (Pump): the background loops (rounds, eager pushes, deferred counts,
+  DNS seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
+- node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled,
+  signatures;
+- node.server.views (Views): members, stats and what /health and /metrics weigh;
+- node.monitoring.health, node.monitoring.metrics and node.recipes.wiring (change
+  streams, service registry, jobs), each given the parts it reads.
 
 Reads never touch the network."""
 
@@ -33,21 +34,22 @@ from gossip.namespaces import is_reserved
 from gossip.protocol import GossipProtocol
 from gossip.ratelimit import Decision, Rate
 from gossip.store import JSON, Entry, state_hash
-from node.clockcheck import ClockCheck
-from node.dns_seeds import DnsSeeds, split_seeds
-from node.health import HealthWatch, PeerLog
-from node.inbox import Inbox, Signatures
-from node.jobs import Job
-from node.local_state import LocalState, TooFewPeers, refuse_reserved
-from node.metrics import NodeMetrics
-from node.persistence import SnapshotFile
-from node.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
-from node.recipes import Recipes
-from node.registry import DEFAULT_TTL, Instance
-from node.settings import Settings
-from node.transport import HttpTransport, wall_ms
-from node.views import Views
-from node.watch import DEFAULT_BUFFER, Watch
+from node.monitoring.health import HealthWatch
+from node.monitoring.metrics import NodeMetrics
+from node.recipes.jobs import Job
+from node.recipes.registry import DEFAULT_TTL, Instance
+from node.recipes.watch import DEFAULT_BUFFER, Watch
+from node.recipes.wiring import Recipes
+from node.server.clockcheck import ClockCheck
+from node.server.dns_seeds import DnsSeeds, split_seeds
+from node.server.inbox import Inbox, Signatures
+from node.server.local_state import LocalState, TooFewPeers, refuse_reserved
+from node.server.peerlog import PeerLog
+from node.server.persistence import SnapshotFile
+from node.server.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
+from node.server.settings import Settings
+from node.server.views import Views
+from node.wire.transport import HttpTransport, wall_ms
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
 __all__ = ["COUNTS_EVERY", "SAVE_EVERY", "ReplicationTimeout", "SharedState", "TooFewPeers", "running_state",
@@ -80,7 +82,7 @@ def _local_state(
     saved = snapshots.load() if snapshots is not None else None
     if saved is not None:
         protocol.restore(saved, wall_ms())  # serve the old state before talking to anyone
-    # Whether our clock is fit to acknowledge writes (node.clockcheck), told the time
+    # Whether our clock is fit to acknowledge writes (node.server.clockcheck), told the time
     # stamped on every message; it judges our HLC too, which a snapshot may put ahead.
     clockcheck = ClockCheck(
         settings.address, config.max_offset, lambda: protocol.clock.last.wall,
@@ -120,7 +122,8 @@ class SharedState:
         self._signatures = Signatures(self.keyring, self.config, self._local.lock)
         self.transport = HttpTransport(self.codec, client, self._signatures, settings.client_tls())
         self.transport.clock = self.clockcheck
-        # -- what our exchanges met with (node.health), sending, receiving, and the views.
+        # -- what our exchanges met with (node.server.peerlog), sending, receiving, and the
+        # views.
         self.peers = PeerLog()
         self._pump = Pump(
             self._local, self.transport, self.peers, self.config, self.dns, settings.dns_refresh,
@@ -143,7 +146,7 @@ class SharedState:
 
     @property
     def write_refusal(self) -> str | None:
-        """Why this node takes no writes now (its clock, node.clockcheck), or None."""
+        """Why this node takes no writes now (its clock, node.server.clockcheck), or None."""
         return self._local.write_refusal()
 
     async def writable(self) -> None:
@@ -152,7 +155,7 @@ class SharedState:
         Writes that come through here are then taken, or refused saying why."""
         await self.clockcheck.settled(self.config.gossip_interval + self.config.request_timeout)
 
-    # -- the dict-like API (node.local_state) -----------------------------------------------
+    # -- the dict-like API (node.server.local_state) ----------------------------------------
 
     def entry(self, key: str) -> Entry | None:
         """The live entry for `key` (value, timestamp, writer), or None."""
@@ -174,7 +177,7 @@ class SharedState:
     def set(self, key: str, value: JSON, ttl: float | None = None) -> Entry:
         """Store `value` (any JSON value) under `key`, optionally expiring after `ttl`
         seconds; it spreads to every node in the background. Raises CallerError, or
-        WritesRefused while our clock is unfit for writes (node.clockcheck, /health): the
+        WritesRefused while our clock is unfit for writes (node.server.clockcheck, /health): the
         peers would refuse them, or it has not been compared with theirs yet."""
         return self._local.set(key, value, ttl)
 
@@ -269,7 +272,7 @@ class SharedState:
         """The windowed counters with a count in a window not yet over, as this node knows them."""
         return self._local.window_names()
 
-    # -- what the node tells of itself (node.views) -----------------------------------------
+    # -- what the node tells of itself (node.server.views) ----------------------------------
 
     def members(self) -> list[dict[str, Any]]:
         """Every member as this node sees it, itself included, sorted by id."""
@@ -280,7 +283,8 @@ class SharedState:
         return self._views.cluster_view()
 
     def member_events(self) -> list[MemberEvent]:
-        """Changes in members' standing since the last call (node.memberlog logs them)."""
+        """Changes in members' standing since the last call (node.monitoring.memberlog
+        logs them)."""
         return self._views.member_events()
 
     def entry_counts(self) -> tuple[int, int]:
@@ -300,18 +304,18 @@ class SharedState:
         """The pushes' total time from sending to the answer (or failure)."""
         return self._pump.push_seconds
 
-    # -- recipes: change streams, service registry, run-once jobs (node/recipes.py) --------
+    # -- recipes: change streams, service registry, run-once jobs (node/recipes/) -----------
 
     def watch(self, prefix: str = "", buffer: int = DEFAULT_BUFFER) -> Watch:
         """Every change this node applies to keys starting with `prefix` (its own writes
         and deletes, and its peers' as they merge), once each, in order, as an async
         iterator of Entry; raises WatchDropped once more than `buffer` wait unread (see
-        node/watch.py). Keys under the reserved prefix only if `prefix` starts with it."""
+        node/recipes/watch.py). Keys under the reserved prefix only if `prefix` starts with it."""
         return self._recipes.changes.watch(prefix, buffer)
 
     def register(self, service: str, url: str, meta: JSON = None, ttl: float = DEFAULT_TTL) -> Instance:
         """Register this node's instance of `service`, kept alive while the node runs and
-        withdrawn when it leaves (see node/registry.py)."""
+        withdrawn when it leaves (see node/recipes/registry.py)."""
         return self._recipes.registry.register(service, url, meta, ttl)
 
     def unregister(self, service: str) -> None:
@@ -323,10 +327,10 @@ class SharedState:
 
     def singleton(self, name: str, every: float) -> Callable[[Job], Job]:
         """Decorator: run an async function every `every` seconds in one node of the
-        cluster (see node/jobs.py for what happens around failures and partitions)."""
+        cluster (see node/recipes/jobs.py for what happens around failures and partitions)."""
         return self._recipes.jobs.singleton(name, every)
 
-    # -- serving peers (node.inbox) ---------------------------------------------------------
+    # -- serving peers (node.server.inbox) --------------------------------------------------
 
     def allows(self, host: str) -> bool:
         """Whether `host` (a peer's IP address) may send us gossip."""
@@ -349,7 +353,7 @@ class SharedState:
         its AuthError) having applied nothing."""
         return self._inbox.receive(body, headers)
 
-    # -- the background loops (node.pump) ---------------------------------------------------
+    # -- the background loops (node.server.pump) --------------------------------------------
 
     @property
     def running(self) -> bool:

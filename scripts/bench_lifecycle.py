@@ -15,8 +15,8 @@ import time
 
 import httpx
 
-from node.cluster import LocalCluster
-from node.propagation import percentile
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile
 
 
 def statuses(client: httpx.Client, url: str) -> dict[str, str]:

@@ -21,8 +21,8 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.messages import Reply
 from gossip.protocol import GossipProtocol
-from node.cluster import LocalCluster
-from node.propagation import percentile, spread_times
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile, spread_times
 
 
 async def measure(cluster: LocalCluster, writes: int, seed: int) -> list[float]:

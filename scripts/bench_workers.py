@@ -16,8 +16,8 @@ from pathlib import Path
 import anyio
 import httpx
 
-from node.propagation import percentile
-from node.testing import UvicornWorkers
+from node.tools.propagation import percentile
+from node.tools.testing import UvicornWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 

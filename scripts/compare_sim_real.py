@@ -49,9 +49,9 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange
-from node.cluster import LocalCluster
-from node.propagation import percentile, spread_times
-from node.transport import CONTENT_TYPE, GOSSIP_PATH
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile, spread_times
+from node.wire.transport import CONTENT_TYPE, GOSSIP_PATH
 from simulations.experiments import Setup, run_trial
 from simulations.load import Load, run_load
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from scripts.headless import Chromium
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from node.cluster import free_ports
+from node.tools.local_cluster import free_ports
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

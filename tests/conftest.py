@@ -7,4 +7,4 @@ import pytest
 def anyio_backend() -> str:
     return "asyncio"
 
-pytest_plugins = ["node.pytest_plugin"]
+pytest_plugins = ["node.tools.pytest_plugin"]

@@ -9,8 +9,8 @@ import httpx
 from fastapi import FastAPI
 
 from gossip.config import Config
-from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
+from node.web.app import create_app
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The clock check (node/clockcheck.py), in-process on fake clocks: each peer's offset from
+"""The clock check (node/server/clockcheck.py), in-process on fake clocks: each peer's offset from
 the times stamped on its messages, and the judgement whether this node may acknowledge a
 write (its wall clock, and its hybrid logical clock, against the other hosts' clocks)."""
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from node.clockcheck import (
+from node.server.clockcheck import (
     AHEAD,
     ALONE,
     BEHIND,

@@ -23,9 +23,9 @@ from gossip.errors import CallerError
 from gossip.namespaces import WINDOW
 from gossip.protocol import GossipProtocol
 from gossip.store import Entry, Store
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState
-from node.testing import UvicornWorkers
+from node.tools.testing import UvicornWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
 
 def test_windows_count_apart_and_slide(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100_000]
-    monkeypatch.setattr("node.local_state.wall_ms", lambda: now[0])
+    monkeypatch.setattr("node.server.local_state.wall_ms", lambda: now[0])
     a, b = node("a"), node("b")
     a.incr_window("ip", 10, 3)
     b.incr_window("ip", 10, 4)

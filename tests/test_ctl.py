@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node import ctl
-from node.cluster import LocalCluster, free_ports
+from node.tools import ctl
+from node.tools.local_cluster import LocalCluster, free_ports
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_a_dropped_watch_exits_non_zero_with_the_reason(capsys: pytest.CaptureFi
 def test_watch_prints_each_change_under_the_prefix(cluster: LocalCluster) -> None:
     """The command as a user runs it, in a process of its own, told its node by $GOSSIP_NODE."""
     n1, n2 = cluster.urls
-    watcher = subprocess.Popen([sys.executable, "-m", "node.ctl", "watch", "ctl:w/"], cwd=ROOT,
+    watcher = subprocess.Popen([sys.executable, "-m", "node.tools.ctl", "watch", "ctl:w/"], cwd=ROOT,
                                env={**os.environ, "GOSSIP_NODE": n1},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -203,8 +203,8 @@ def test_the_tool_loads_no_web_framework_and_the_package_names_still_resolve() -
     and building its parser load neither FastAPI nor the node's server nor httpx; every
     name `node` exports is still there on first use."""
     probe = (
-        "import sys, node.ctl\n"
-        "node.ctl.parser().format_help()\n"
+        "import sys, node.tools.ctl\n"
+        "node.tools.ctl.parser().format_help()\n"
         "heavy = ('fastapi', 'starlette', 'uvicorn', 'node.state', 'httpx')\n"
         "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "assert not heavy, heavy\n"

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from scripts.headless import Chromium, find_browser
 
 pytestmark = pytest.mark.skipif(

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from gossip.errors import ConfigError
-from node.cluster import LocalCluster, free_ports
-from node.settings import Settings
+from node.server.settings import Settings
+from node.tools.local_cluster import LocalCluster, free_ports
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,11 +45,11 @@ from polling import wait_until
 from gossip.config import Config
 from gossip.errors import ConfigError
 from gossip.membership import MemberInfo
-from node.app import main
-from node.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, replace_derived, split_seeds
-from node.health import assess
-from node.settings import Settings
+from node.monitoring.health import assess
+from node.server.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, replace_derived, split_seeds
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
+from node.web.app import main
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 NET = "10.78.0"

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from node.testing import UvicornWorkers
+from node.tools.testing import UvicornWorkers
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from node.cluster import LocalCluster
-from node.testing import InProcessCluster
+from node.tools.local_cluster import LocalCluster
+from node.tools.testing import InProcessCluster
 
 pytestmark = pytest.mark.anyio
 

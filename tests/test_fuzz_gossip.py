@@ -30,7 +30,7 @@ from gossip.errors import InvalidValue, PeerError
 from gossip.membership import MemberInfo
 from gossip.messages import Exchange, Message, Reply, Rumor, RumorItem, WriterDelta
 from gossip.store import Entry
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -16,11 +16,11 @@ from inprocess import serving
 
 from gossip.config import Config
 from gossip.errors import WritesRefused
-from node.app import create_app
-from node.health import answer
-from node.settings import Settings
+from node.monitoring.health import answer
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
-from node.testing import InProcessCluster
+from node.tools.testing import InProcessCluster
+from node.web.app import create_app
 
 
 async def health(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
@@ -153,7 +153,7 @@ async def test_a_node_whose_clock_runs_ahead_of_the_clusters_refuses_writes_unle
     async with serving(app) as client:
         state = app.state.shared_state
         (await client.post("/set", json={"key": "before", "value": 1})).raise_for_status()  # alone: taken
-        # A node on another host answers: its clock reads 60 s behind ours (see node/clockcheck.py).
+        # A node on another host answers: its clock reads 60 s behind ours (see node/server/clockcheck.py).
         peer = "http://peer.test:7946"
         answered(state, peer, 60)
         code, body = await health(client)

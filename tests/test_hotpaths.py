@@ -1,4 +1,4 @@
-"""GET /get and POST /gossip, taken past the router by node.hotpaths, answer exactly as
+"""GET /get and POST /gossip, taken past the router by node.web.hotpaths, answer exactly as
 the routes behind it do: the same status, body and headers, errors included, over one
 shared state and in every configuration that changes them."""
 
@@ -9,10 +9,10 @@ import pytest
 from fastapi import FastAPI
 
 from gossip.config import Config
-from node.app import create_app
-from node.hotpaths import HotPaths
-from node.listener import listener_app
-from node.settings import Settings
+from node.server.settings import Settings
+from node.web.app import create_app
+from node.web.hotpaths import HotPaths
+from node.web.listener import listener_app
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gossip", "node", "simulations", "chaos", "benchmarks", "scripts")
-# What each layer must not import: the core knows no driver, the drivers no tool.
+# What each layer must not import (a package, and every module under it): the core knows
+# no driver, the drivers no tool. Inside node/, each room imports only the floors below
+# it: the peer wire; the server (one node's state and loops); monitoring and the recipes,
+# each on the server alone; node.state, which assembles them; the web face; the tools.
+_ABOVE_SERVER = {"node.monitoring", "node.recipes", "node.state", "node.web", "node.tools"}
 FORBIDDEN = {
     "gossip": {"node", "simulations", "chaos", "benchmarks", "scripts"},
     "node": {"chaos", "benchmarks", "scripts"},
     "simulations": {"node", "chaos", "benchmarks", "scripts"},
+    "node.wire": {"node.server", *_ABOVE_SERVER},
+    "node.server": _ABOVE_SERVER,
+    "node.monitoring": _ABOVE_SERVER - {"node.monitoring"},
+    "node.recipes": _ABOVE_SERVER - {"node.recipes"},
+    "node.state": {"node.web", "node.tools"},
+    "node.web": {"node.tools"},
 }
 
 Graph = Mapping[str, set[str]]
@@ -134,13 +144,17 @@ def _circle_in(graph: Graph, group: set[str]) -> list[str]:
     raise AssertionError(f"no circle in {sorted(group)}")
 
 
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def layer_breaches(graph: Graph) -> list[str]:
-    return sorted(
+    return sorted({
         f"{module} imports {target}"
-        for module, targets in graph.items()
-        for target in targets
-        if target.split(".")[0] in FORBIDDEN.get(module.split(".")[0], set())
-    )
+        for layer, forbidden in FORBIDDEN.items()
+        for module, targets in graph.items() if _within(module, layer)
+        for target in targets if any(_within(target, above) for above in forbidden)
+    })
 
 
 @functools.cache
@@ -180,3 +194,22 @@ def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     ]
     assert circles(graph)[0][0] == circles(graph)[0][-1]
     assert layer_breaches(graph) == ["gossip.version imports node.api"]
+
+
+def test_the_rooms_of_node_are_floors() -> None:
+    """A room importing one above it breaches, as does a module under it; the floors below
+    and node.state's name alone (not node.state_x) do not."""
+    graph = {
+        "node.wire.transport": {"node.server.clockcheck", "gossip.codec"},
+        "node.server.pump": {"node.wire.transport", "node.recipes.jobs"},
+        "node.recipes.jobs": {"node.server.local_state", "node.state_x"},
+        "node.state": {"node.recipes.jobs", "node.monitoring.health", "node.web.app"},
+        "node.web.app": {"node.state", "node.tools.testing"},
+        "node.tools.testing": {"node.web.app", "node.state"},
+    }
+    assert layer_breaches(graph) == [
+        "node.server.pump imports node.recipes.jobs",
+        "node.state imports node.web.app",
+        "node.web.app imports node.tools.testing",
+        "node.wire.transport imports node.server.clockcheck",
+    ]

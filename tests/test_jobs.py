@@ -1,4 +1,4 @@
-"""Run-once jobs (node/jobs.py): the rendezvous owner is a function of the member set alone;
+"""Run-once jobs (node/recipes/jobs.py): the rendezvous owner is a function of the member set alone;
 a job runs on one node per tick; bad registrations are refused naming the problem; and,
 with real workers, each tick runs on exactly one worker, and another takes over when the
 owner is killed (after failure detection) or leaves (at once).
@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from gossip.config import Config
 from gossip.errors import CallerError
-from node.discovery import process_alive
-from node.jobs import current_tick, rendezvous_owner
-from node.testing import InProcessCluster, UvicornWorkers
+from node.recipes.jobs import current_tick, rendezvous_owner
+from node.server.discovery import process_alive
+from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

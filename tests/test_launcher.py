@@ -16,18 +16,19 @@ from pathlib import Path
 
 import httpx
 
-from node.discovery import process_alive
+from node.server.discovery import process_alive
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class Launcher:
-    """`python -m node.cluster` with its output read line by line and commands typed on its stdin."""
+    """`python -m node.tools.cluster` with its output read line by line and commands typed on
+    its stdin."""
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cluster", "--nodes", "3", "--base-port", "0", *args],
+            [sys.executable, "-m", "node.tools.cluster", "--nodes", "3", "--base-port", "0", *args],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from tests.polling import wait_until
 
 

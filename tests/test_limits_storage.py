@@ -1,4 +1,4 @@
-"""The `limits` storage (node/limits_storage.py) with a real node running in this process:
+"""The `limits` storage (node/web/limits_storage.py) with a real node running in this process:
 `limits`' strategies on it, costs above the limit and fractional ones, the sliding estimate
 rounded as `limits` rounds it, fleet-wide reset() and clear(), the loud failures (no node,
 a stopped one, another app's, a float clock), the app's lifespan binding its limiter, and
@@ -20,14 +20,14 @@ from limits.strategies import STRATEGIES, FixedWindowRateLimiter, SlidingWindowC
 from slowapi import Limiter, _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
 
-import node.limits_storage
+import node.web.limits_storage
 from gossip.config import Config
 from gossip.counters import window_slot
 from node import shared_state_lifespan
-from node.limits_storage import GossipStorage, GossipStorageError, counting_on
-from node.settings import Settings
+from node.server.settings import Settings
 from node.state import SharedState, wall_ms
-from node.testing import node_in_thread
+from node.tools.testing import node_in_thread
+from node.web.limits_storage import GossipStorage, GossipStorageError, counting_on
 from tests.inprocess import serving
 from tests.polling import wait_until
 
@@ -89,8 +89,8 @@ def test_the_sliding_estimate_is_rounded_down_as_limits_rounds_it(
     is 2 exactly (never 1.999...): `remaining` says 8 of 10, and exactly 8 more hits are
     admitted; at any point `remaining` says whether the next hit is admitted."""
     now = [3_600_000 * 500_000]  # (a multiple of every window length used)
-    monkeypatch.setattr("node.local_state.wall_ms", lambda: now[0])
-    monkeypatch.setattr("node.limits_storage.time.time", lambda: now[0] / 1000)
+    monkeypatch.setattr("node.server.local_state.wall_ms", lambda: now[0])
+    monkeypatch.setattr("node.web.limits_storage.time.time", lambda: now[0] / 1000)
     limiter = SlidingWindowCounterRateLimiter(GossipStorage(state=state))
     item = RateLimitItemPerMinute(10)
     assert all(limiter.hit(item, "k") for _ in range(3))
@@ -121,7 +121,7 @@ def test_reset_and_clear_start_the_counts_afresh(state: SharedState) -> None:
 def test_a_storage_with_no_node_of_its_own_fails_loudly(state: SharedState) -> None:
     """No node given and no lifespan: an error saying what to do, even though a node (here,
     another app's) runs in the process, and nothing is counted on that node."""
-    storage = storage_from_string(node.limits_storage.URI)
+    storage = storage_from_string(node.web.limits_storage.URI)
     limiter = FixedWindowRateLimiter(storage)
     with pytest.raises(GossipStorageError, match="bound to no node.*with TestClient"):
         limiter.hit(RateLimitItemPerDay(5), "k")
@@ -168,7 +168,7 @@ def client_of(app: FastAPI) -> httpx.AsyncClient:
 async def test_the_apps_lifespan_binds_its_limiter(state: SharedState) -> None:
     """The app counts on its own node while its lifespan runs, never on the other node
     running in the process; without the lifespan, it fails and says why."""
-    app, _ = slowapi_app(node.limits_storage.URI, lifespan=True)
+    app, _ = slowapi_app(node.web.limits_storage.URI, lifespan=True)
     async with serving(app) as client:
         assert [(await client.get("/a")).status_code for _ in range(4)] == [200, 200, 200, 429]
         own: SharedState = app.state.shared_state
@@ -262,6 +262,6 @@ async def test_slowapi_answers_on_it_as_on_memory(
         return seen
 
     with counting_on(state):
-        on_gossip = await run(node.limits_storage.URI)
+        on_gossip = await run(node.web.limits_storage.URI)
     assert on_gossip == await run("memory://")
     assert {status for _, status, _ in on_gossip} >= {200, 429}

@@ -14,7 +14,7 @@ from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from node.testing import InProcessCluster, UvicornWorkers
+from node.tools.testing import InProcessCluster, UvicornWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 LAG = "gossip_replication_lag_seconds_count"

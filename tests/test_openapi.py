@@ -1,4 +1,4 @@
-"""Each node's OpenAPI schema states its own limits (node.openapi): the key bounds and body
+"""Each node's OpenAPI schema states its own limits (node.web.openapi): the key bounds and body
 size of its Config, not the defaults; and installing it again (a restarted lifespan)
 restates the schema for the new settings instead of stacking on the old one.
 (tests/test_schemathesis.py checks the credentials against live nodes.)"""
@@ -10,9 +10,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from gossip.config import Config
-from node import openapi, router
-from node.app import create_app
-from node.settings import Settings
+from node import router
+from node.server.settings import Settings
+from node.web import openapi
+from node.web.app import create_app
 
 CONFIG = Config.for_tests(max_key_bytes=40, max_value_bytes=8_000, max_body_bytes=900_000,
                           delta_budget_bytes=80_000, max_members_per_message=64)

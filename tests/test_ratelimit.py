@@ -27,8 +27,8 @@ from gossip.protocol import GossipProtocol
 from gossip.ratelimit import CLEAR, RESET, Rate, admit, clear_ttl, decide, epoch_name, parse_rate
 from gossip.store import Entry
 from node import RateLimit, shared_state_lifespan
-from node.settings import Settings
-from node.testing import UvicornWorkers, live_members
+from node.server.settings import Settings
+from node.tools.testing import UvicornWorkers, live_members
 from tests.inprocess import serving
 from tests.polling import wait_until
 

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from tests.polling import await_until
 
 pytestmark = pytest.mark.anyio

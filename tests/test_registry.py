@@ -1,4 +1,4 @@
-"""The service registry (node/registry.py): an instance appears on every node, and goes
+"""The service registry (node/recipes/registry.py): an instance appears on every node, and goes
 when its node leaves (within a gossip round: the deletes go straight to the peers before
 the goodbye), when its node is killed (once found dead, long before its TTL), or when it
 is withdrawn. Bad registrations are refused naming the problem, and change nothing.
@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from gossip.errors import CallerError
-from node.discovery import process_alive
-from node.registry import Instance
-from node.testing import InProcessCluster, UvicornWorkers
+from node.recipes.registry import Instance
+from node.server.discovery import process_alive
+from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import time
 import httpx
 
 from gossip.auth import KeyRing, key_id, sign
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from tests.polling import wait_until
 
 TOKEN = "rotation-token"

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from gossip.config import Config
-from node.app import running_node
-from node.settings import Settings
+from node.server.settings import Settings
+from node.web.app import running_node
 
 
 class Silent(httpx.AsyncBaseTransport):

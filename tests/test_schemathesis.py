@@ -37,8 +37,8 @@ from schemathesis import Case
 from schemathesis.checks import CheckContext
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from node.cluster import LocalCluster
-from node.testing import UvicornWorkers
+from node.tools.local_cluster import LocalCluster
+from node.tools.testing import UvicornWorkers
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 TOKEN = "schemathesis-token"

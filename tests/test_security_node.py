@@ -15,8 +15,8 @@ from gossip.config import Config
 from gossip.membership import MemberInfo
 from gossip.messages import Rumor, RumorItem
 from gossip.store import Entry, Timestamp
-from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
+from node.web.app import create_app
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio

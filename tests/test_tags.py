@@ -20,8 +20,8 @@ from gossip.errors import ConfigError, MalformedMessage
 from gossip.membership import MAX_TAGS, MAX_TAGS_BYTES, MemberInfo, Membership, tags_problem
 from gossip.messages import Exchange, Reply
 from gossip.protocol import GossipProtocol
-from node.app import create_app
-from node.settings import Settings
+from node.server.settings import Settings
+from node.web.app import create_app
 from tests.inprocess import serving
 
 CODEC = Codec(Config(cluster_id="tags"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from tests.tlsutil import make_ca
 
 

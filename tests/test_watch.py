@@ -1,4 +1,4 @@
-"""Change streams (node/watch.py, GET /watch): a consumer on one node sees every change
+"""Change streams (node/recipes/watch.py, GET /watch): a consumer on one node sees every change
 made on every node, once each, in the order the node applied them; a consumer that stops
 reading is cut off with a clear last word, and the node's writes never wait for it.
 
@@ -22,11 +22,11 @@ import pytest
 from gossip.config import Config
 from gossip.errors import CallerError
 from gossip.store import Entry
-from node.app import create_app
-from node.cluster import LocalCluster
-from node.settings import Settings
-from node.testing import InProcessCluster
-from node.watch import WatchDropped
+from node.recipes.watch import WatchDropped
+from node.server.settings import Settings
+from node.tools.local_cluster import LocalCluster
+from node.tools.testing import InProcessCluster
+from node.web.app import create_app
 from tests.inprocess import serving, single_node
 
 # -- in process -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from node.testing import UvicornWorkers, live_members
+from node.tools.testing import UvicornWorkers, live_members
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "examples.pid_app:app"

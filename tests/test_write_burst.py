@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 import anyio
 import httpx
 
-from node.cluster import LocalCluster
+from node.tools.local_cluster import LocalCluster
 from tests.polling import wait_until
 
 NODES = 10

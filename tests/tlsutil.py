@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from node.cluster import TlsFiles
+from node.tools.local_cluster import TlsFiles
 
 
 def _openssl(*args: str, cwd: Path) -> None:

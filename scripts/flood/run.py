@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from node.cluster import LocalCluster
-from node.propagation import percentile
+from node.tools.local_cluster import LocalCluster
+from node.tools.propagation import percentile
 from scripts.flood.attacks import kinds, schedule
 from scripts.flood.forger import PROBE_KEY, Forger
 from scripts.flood.probe import Prober

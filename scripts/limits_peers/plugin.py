@@ -6,7 +6,7 @@ shims two things in the suites' surroundings that are not about the storage.
   replaced by one, `gossip://` (and the storage class it must build). slowapi's limiters
   default to `memory://`: RATELIMIT_STORAGE_URL, slowapi's own setting, makes it `gossip://`.
 - A node per test: a real node (its gossip loops running in a thread of their own) that
-  every `gossip://` storage of the test counts on (node.limits_storage.counting_on), as
+  every `gossip://` storage of the test counts on (node.web.limits_storage.counting_on), as
   each test of the suites builds fresh storages and expects fresh counts.
 - Shims: Starlette 1.0 removed `@app.route`, which slowapi's tests use (added back as the
   plain add_route it was); and hiro, the time-freezing library slowapi's tests use, makes
@@ -26,9 +26,9 @@ from unittest import mock
 
 import pytest
 
-import node.limits_storage
-from node.limits_storage import GossipStorage, counting_on
-from node.testing import node_in_thread
+import node.web.limits_storage
+from node.tools.testing import node_in_thread
+from node.web.limits_storage import GossipStorage, counting_on
 
 DIFFERENCES = Path(__file__).with_name("differences.toml")
 MARKERS = ["flaky", "unit", "integration", "benchmark", "memory", "redis", "redis_sentinel", "redis_cluster",
@@ -48,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", f"{marker}: a marker of the peers' suites")
-    os.environ["RATELIMIT_STORAGE_URL"] = node.limits_storage.URI
+    os.environ["RATELIMIT_STORAGE_URL"] = node.web.limits_storage.URI
     _shim_starlette_route()
     _shim_hiro_time_ns()
 
@@ -64,7 +64,7 @@ def _to_gossip(mark: pytest.Mark) -> pytest.Mark:
     if mark.name != "parametrize" or not str(mark.args[0]).replace(" ", "").startswith("uri,args,"):
         return mark
     names = [n.strip() for n in str(mark.args[0]).split(",")]
-    values: dict[str, object] = {"uri": node.limits_storage.URI, "args": {}, "fixture": None,
+    values: dict[str, object] = {"uri": node.web.limits_storage.URI, "args": {}, "fixture": None,
                                  "expected_instance": GossipStorage}
     gossip = pytest.param(*(values[n] for n in names), id="gossip")
     return pytest.mark.parametrize(mark.args[0], [gossip]).mark
