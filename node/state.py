@@ -49,7 +49,8 @@ from node.server.persistence import SnapshotFile
 from node.server.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.server.settings import Settings
 from node.server.views import Views
-from node.wire.transport import HttpTransport, wall_ms
+from node.wire.traffic import Traffic
+from node.wire.transport import HttpTransport, Transport, wall_ms
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
 __all__ = ["COUNTS_EVERY", "SAVE_EVERY", "ReplicationTimeout", "SharedState", "TooFewPeers", "running_state",
@@ -120,8 +121,10 @@ class SharedState:
         self._local, snapshots = _local_state(settings, self.codec, rng or random.Random(), seeds)
         self.protocol, self.clockcheck = self._local.protocol, self._local.clockcheck
         self._signatures = Signatures(self.keyring, self.config, self._local.lock)
-        self.transport = HttpTransport(self.codec, client, self._signatures, settings.client_tls())
-        self.transport.clock = self.clockcheck
+        self.traffic = Traffic()  # both ways: what we send and what we serve
+        self.transport: Transport = HttpTransport(
+            self.codec, client, self._signatures, self.traffic, self.clockcheck, settings.client_tls()
+        )
         # -- what our exchanges met with (node.server.peerlog), sending, receiving, and the
         # views.
         self.peers = PeerLog()
@@ -130,10 +133,10 @@ class SharedState:
             url_seeds, snapshots,
         )
         self._inbox = Inbox(
-            self._local, self._signatures, self.codec, self.transport, self.peers, settings.allow
+            self._local, self._signatures, self.codec, self.traffic, self.peers, settings.allow
         )
         self.rejected: Counter[str] = self._inbox.rejected  # refused gossip, by error type
-        self._views = Views(self._local, self._pump, self._inbox, self.transport)
+        self._views = Views(self._local, self._pump, self._inbox, self.traffic)
         # -- health (whether we take writes) and the /metrics registry (its lag histogram
         # follows merges from now on), then change streams, service registry, run-once jobs.
         self.health = HealthWatch(self)

@@ -28,7 +28,7 @@ from node.monitoring.memberlog import log_events
 from node.server.clockcheck import AHEAD, BEHIND, HLC_AHEAD, UNCHECKED, ClockCheck, Judgement
 from node.server.dns_seeds import DnsSeeds
 from node.server.peerlog import Failure, PeerLog
-from node.wire.transport import HttpTransport
+from node.wire.traffic import Traffic
 
 log = logging.getLogger("gossip.health")
 
@@ -70,7 +70,7 @@ class Watched(Protocol):
     @property
     def peers(self) -> PeerLog: ...
     @property
-    def transport(self) -> HttpTransport: ...  # (the peers' clock offsets)
+    def traffic(self) -> Traffic: ...  # (the peers' clock offsets)
     @property
     def clockcheck(self) -> ClockCheck: ...
     @property
@@ -130,7 +130,7 @@ def assess(state: Watched) -> Verdict:
     window = max(suspicion_seconds(config.gossip_interval, config.phi_suspect), 3 * config.gossip_interval)
     seeds, statuses = state.cluster_view()
     staying = sum(n for status, n in statuses.items() if status != LEFT)
-    offsets = state.transport.last_offset
+    offsets = state.traffic.last_offset
     # Each peer's latest outcome, when it failed recently.
     failing = {a: f for a, f in peers.failed.items()
                if now - f.at <= window and f.at > peers.answered.get(a, -math.inf)}

@@ -1,5 +1,5 @@
 """A node's Prometheus metrics: read from the counters the node keeps anyway
-(SharedState.stats(), the protocol's counters, the transport's and the peer log's) when
+(SharedState.stats(), the protocol's counters, the traffic's and the peer log's) when
 scraped, so the paths that feed them gain nothing. One registry per node: several nodes may
 run in one process. The replication lag histogram follows the store's merges.
 GET /metrics (node.web.metrics_api) serves it."""
@@ -22,7 +22,8 @@ from node.monitoring.health import HealthWatch
 from node.server.clockcheck import ClockCheck
 from node.server.peerlog import PeerLog
 from node.wire.figures import LAG_BUCKETS, Buckets
-from node.wire.transport import HttpTransport, wall_ms
+from node.wire.traffic import Traffic
+from node.wire.transport import wall_ms
 
 
 class Measured(Protocol):
@@ -33,7 +34,7 @@ class Measured(Protocol):
     @property
     def protocol(self) -> GossipProtocol: ...  # (its store tells of each merge)
     @property
-    def transport(self) -> HttpTransport: ...
+    def traffic(self) -> Traffic: ...
     @property
     def peers(self) -> PeerLog: ...
     @property
@@ -68,7 +69,7 @@ class _Collector(Collector):
         self.state, self.metrics = state, metrics
 
     def collect(self) -> Iterator[Metric]:
-        state, transport, peers = self.state, self.state.transport, self.state.peers
+        state, traffic, peers = self.state, self.state.traffic, self.state.peers
         stats = state.stats()
         info = GaugeMetricFamily(
             "gossip_node_info", "This node's id and version.", labels=["node", "version"]
@@ -84,9 +85,9 @@ class _Collector(Collector):
         sizes = CounterMetricFamily(
             "gossip_message_bytes", "Gossip body bytes by kind and direction.", labels=by_kind
         )
-        for (kind, direction), n in sorted(transport.messages.items()):
+        for (kind, direction), n in sorted(traffic.messages.items()):
             messages.add_metric([kind, direction], n)
-            sizes.add_metric([kind, direction], transport.message_bytes[kind, direction])
+            sizes.add_metric([kind, direction], traffic.message_bytes[kind, direction])
         yield from (messages, sizes)
         failures = CounterMetricFamily("gossip_exchange_failures", FAILURES_DOC, labels=["peer", "reason"])
         for (peer, kind), n in sorted(peers.failures.items()):
@@ -125,9 +126,9 @@ class _Collector(Collector):
         last = GaugeMetricFamily(
             "gossip_clock_offset_last_seconds", "The latest such estimate.", labels=["peer"]
         )
-        for peer, buckets in sorted(transport.offsets.items()):
+        for peer, buckets in sorted(traffic.offsets.items()):
             offsets.add_metric([peer], buckets.cumulative(), buckets.sum)
-            last.add_metric([peer], transport.last_offset[peer])
+            last.add_metric([peer], traffic.last_offset[peer])
         yield from (lag, offsets, last)
         clock = state.clockcheck.judge()  # (node.server.clockcheck: what writes are judged by)
         if clock.ahead is not None:

@@ -19,7 +19,8 @@ from gossip.errors import PeerError
 from node.server.clockcheck import ClockCheck
 from node.server.local_state import LocalState
 from node.server.peerlog import PeerLog
-from node.wire.transport import KINDS, HttpTransport, peer_time, wall_ms
+from node.wire.traffic import Traffic
+from node.wire.transport import KINDS, peer_time, wall_ms
 
 log = logging.getLogger("gossip.node")
 
@@ -56,14 +57,14 @@ class Inbox:
         local: LocalState,
         signatures: Signatures,
         codec: Codec,
-        transport: HttpTransport,
+        traffic: Traffic,
         peers: PeerLog,
         allow: Iterable[str],
     ) -> None:
         """`peers`: where hearing from a peer is noted (node.server.peerlog); `allow`: the networks
         whose gossip we take."""
         self.local, self.signatures, self.codec = local, signatures, codec
-        self.transport, self.peers = transport, peers
+        self.traffic, self.peers = traffic, peers
         self.rejected: Counter[str] = Counter()  # refused gossip, by error type
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in allow]
 
@@ -98,11 +99,11 @@ class Inbox:
             log.warning("%s: rejected gossip: %s", local.id, exc)
             raise
         self.peers.heard()
-        self.transport.count(KINDS[type(message)], "received", len(body))
+        self.traffic.count(KINDS[type(message)], "received", len(body))
         if relay:
             local.wake.pusher()  # pass pushed writes on to our part of the tree
         if reply is None:
             return None
         encoded = self.codec.encode(reply)
-        self.transport.count("reply", "sent", len(encoded))
+        self.traffic.count("reply", "sent", len(encoded))
         return encoded

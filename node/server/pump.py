@@ -26,7 +26,7 @@ from node.server.dns_seeds import DnsSeeds, replace_derived
 from node.server.local_state import LocalState
 from node.server.peerlog import PeerLog
 from node.server.persistence import SnapshotFile
-from node.wire.transport import HttpTransport, wall_ms
+from node.wire.transport import Transport, wall_ms
 
 log = logging.getLogger("gossip.node")
 
@@ -53,7 +53,7 @@ class Pump:
     def __init__(
         self,
         local: LocalState,
-        transport: HttpTransport,
+        transport: Transport,
         peers: PeerLog,
         config: Config,
         dns: DnsSeeds,

@@ -12,13 +12,14 @@ from gossip.store import writer_id
 from node.server.inbox import Inbox
 from node.server.local_state import LocalState
 from node.server.pump import Pump
-from node.wire.transport import HttpTransport, wall_ms
+from node.wire.traffic import Traffic
+from node.wire.transport import wall_ms
 
 
 class Views:
-    def __init__(self, local: LocalState, pump: Pump, inbox: Inbox, transport: HttpTransport) -> None:
+    def __init__(self, local: LocalState, pump: Pump, inbox: Inbox, traffic: Traffic) -> None:
         self.local, self.protocol = local, local.protocol
-        self.pump, self.inbox, self.transport = pump, inbox, transport
+        self.pump, self.inbox, self.traffic = pump, inbox, traffic
 
     def members(self) -> list[dict[str, Any]]:
         """Every member as this node sees it, itself included, sorted by id."""
@@ -104,6 +105,6 @@ class Views:
             "undecided": c.undecided,
             "catching_up": self.protocol.bootstrapping,
             "caught_up_from": None if source is None else writer_id(*source),
-            "bytes_sent": self.transport.bytes_sent,
-            "bytes_received": self.transport.bytes_received,
+            "bytes_sent": self.traffic.bytes_sent,
+            "bytes_received": self.traffic.bytes_received,
         }

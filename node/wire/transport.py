@@ -1,12 +1,15 @@
 """Gossip over HTTP: POST one message, decode the answer; errors mapped to the core's
 types here. Peers are reached over kept-alive connections (node.wire.connections), or through
-an injected httpx client (tests route addresses to in-process apps that way)."""
+an injected httpx client (tests route addresses to in-process apps that way).
+
+The seam: the loops that send (node.server.pump) ask only for a `Transport`; what it needs
+comes in explicitly: the codec, a `Signer` (node.server.inbox.Signatures), the `Traffic` it
+counts on (node.wire.traffic), and a `ClockObserver` told the time on each answer."""
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections import Counter
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -17,7 +20,7 @@ from gossip.codec import Codec
 from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
 from gossip.messages import Exchange, Message, Reply, Rumor
 from node.wire.connections import Answer, PeerConnections, ProtocolError
-from node.wire.figures import OFFSET_BUCKETS, Buckets
+from node.wire.traffic import Traffic
 
 GOSSIP_PATH = "/gossip"
 CONTENT_TYPE = "application/json"
@@ -28,7 +31,6 @@ TIME_HEADER = "x-gossip-time"
 # On a refusal: the refusing error's type (ClockSkewRejected, NotAllowed, ...).
 REFUSAL_HEADER = "x-gossip-refusal"
 KINDS: dict[type, str] = {Exchange: "exchange", Reply: "reply", Rumor: "rumor"}
-MAX_PEERS_TRACKED = 1024  # clock offset histograms kept, one per peer address
 
 
 def wall_ms() -> int:
@@ -40,7 +42,19 @@ def peer_time(headers: Mapping[str, str]) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
-class Authenticator(Protocol):
+class Transport(Protocol):
+    """How a node's messages reach its peers."""
+
+    async def send(self, address: str, message: Message) -> Message | None:
+        """The peer's answer (None if it has none); raises PeerError if it fails."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Signer(Protocol):
+    """Signatures on what we send, and the check of those on what we are answered."""
+
     def sign(self, body: bytes) -> dict[str, str]: ...
     def verify(self, headers: Mapping[str, str], body: bytes) -> None: ...
 
@@ -56,33 +70,24 @@ class HttpTransport:
         self,
         codec: Codec,
         client: httpx.AsyncClient | None,
-        auth: Authenticator,
+        signer: Signer,
+        traffic: Traffic,
+        clock: ClockObserver | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.codec = codec
-        self.auth = auth
+        self.signer = signer
+        self.traffic = traffic
+        self.clock = clock  # told the time stamped on each answer
         self.timeout = codec.config.request_timeout
         self.client = client
         self.connections = PeerConnections(tls)
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        # For /metrics: messages and bytes by (kind, "sent" | "received"), served ones
-        # included (SharedState counts those), and each peer's clock offset from ours.
-        self.messages: Counter[tuple[str, str]] = Counter()
-        self.message_bytes: Counter[tuple[str, str]] = Counter()
-        self.offsets: dict[str, Buckets] = {}
-        self.last_offset: dict[str, float] = {}  # seconds the peer's clock is ahead of ours
-        self.clock: ClockObserver | None = None  # told the time stamped on each answer
-
-    def count(self, kind: str, direction: str, size: int) -> None:
-        self.messages[kind, direction] += 1
-        self.message_bytes[kind, direction] += size
 
     async def send(self, address: str, message: Message) -> Message | None:
         """POST one message; the peer's decoded answer, or None if it had none."""
         body = self.codec.encode(message)
         sent_at, sent = wall_ms(), time.monotonic()
-        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(sent_at), **self.auth.sign(body)}
+        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(sent_at), **self.signer.sign(body)}
         try:
             with anyio.fail_after(self.timeout):
                 answer = await self._post(address, body, headers)
@@ -92,11 +97,11 @@ class HttpTransport:
                 httpx.TransportError) as exc:
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         received = time.monotonic()
-        self.bytes_sent += len(body)
-        self.bytes_received += len(answer.body)
-        self.count(KINDS[type(message)], "sent", len(body))
+        traffic = self.traffic
+        traffic.round_trip(len(body), len(answer.body))
+        traffic.count(KINDS[type(message)], "sent", len(body))
         if (their_time := peer_time(answer.headers)) is not None:
-            self._offset(address, their_time - (sent_at + wall_ms()) / 2)
+            traffic.offset(address, their_time - (sent_at + wall_ms()) / 2)
         if answer.status == 204:
             self._clock(address, their_time, received, sent)
             return None
@@ -104,8 +109,8 @@ class HttpTransport:
             self._clock(address, their_time, received, sent)
             text = answer.body[:200].decode("utf-8", "replace")
             raise PeerRefused(address, answer.status, answer.headers.get(REFUSAL_HEADER, ""), text)
-        self.count("reply", "received", len(answer.body))
-        self.auth.verify(answer.headers, answer.body)
+        traffic.count("reply", "received", len(answer.body))
+        self.signer.verify(answer.headers, answer.body)
         reply = self.codec.decode(answer.body)
         # (by the address it advertises: a seed may be known by another name)
         self._clock(reply.sender.address, their_time, received, sent)
@@ -114,19 +119,6 @@ class HttpTransport:
     def _clock(self, address: str, their_time: int | None, received: float, sent: float) -> None:
         if self.clock is not None:
             self.clock.observe(address, their_time, received, sent)
-
-    def _offset(self, address: str, offset_ms: float) -> None:
-        """Take in one estimate of the peer's clock offset (its time at the middle of our
-        round trip, against ours)."""
-        buckets = self.offsets.get(address)
-        if buckets is None:
-            if len(self.offsets) >= MAX_PEERS_TRACKED:
-                oldest = next(iter(self.offsets))
-                del self.offsets[oldest]
-                self.last_offset.pop(oldest, None)
-            buckets = self.offsets[address] = Buckets(OFFSET_BUCKETS)
-        buckets.observe(offset_ms / 1000)
-        self.last_offset[address] = offset_ms / 1000
 
     async def _post(self, address: str, body: bytes, headers: dict[str, str]) -> Answer:
         if self.client is None:
