@@ -33,6 +33,7 @@ from gossip.config import Config
 from gossip.version import __version__
 from simulations import checker, experiments
 from simulations.agreement import CASES, check
+from simulations.check_schedule import Schedule
 from simulations.experiments import FRACTIONS, Setup, Summary, Trial, run_trial, run_trials, summarize
 from simulations.lifecycle import LIFECYCLE
 from simulations.load import Load, run_load
@@ -282,7 +283,7 @@ def _check_one(seed: int) -> checker.Outcome:
 def cmd_check(args: argparse.Namespace) -> int:
     """The randomized fault search: each seed a schedule, its invariants checked."""
     if args.replay:
-        schedule = checker.Schedule.from_json(Path(args.replay).read_text())
+        schedule = Schedule.from_json(Path(args.replay).read_text())
         outcome = checker.run(schedule, trace=args.trace)
         if args.trace:
             print("\n".join(outcome.trace))

@@ -25,7 +25,8 @@ from typing import Any
 from gossip.config import Config
 from gossip.errors import PeerError
 from gossip.messages import Reply
-from simulations.checker import Run, Schedule, Step
+from simulations.check_schedule import Schedule, Step
+from simulations.checker import Run
 from simulations.engine import Simulation
 
 IDS = ("n0", "n1", "n2")
