@@ -138,26 +138,26 @@ def test_each_fault_of_lives_and_hosts_applies_and_replays(kind: str) -> None:
     run.run()
     again = checker.run(Schedule.from_json(schedule.to_json()), trace=True)
     assert list(run.sim.trace) == again.trace and run.figures == again.figures
-    assert [v.kind for v in run.violations] == [v.kind for v in again.violations]
+    assert [v.kind for v in run.ledger.violations] == [v.kind for v in again.violations]
     if kind == "skewed life":  # a life started with its clock off, a later one with it right
-        first = next(i for i, (_, _, offset) in enumerate(run.lives) if offset)
-        node = run.lives[first][0]
-        assert any(n == node and offset == 0 for n, _, offset in run.lives[first:])
+        first = next(i for i, (_, _, offset) in enumerate(run.ledger.lives) if offset)
+        node = run.ledger.lives[first][0]
+        assert any(n == node and offset == 0 for n, _, offset in run.ledger.lives[first:])
     elif kind == "host skew":
         assert max(shared) >= 2
     elif kind == "stale group":  # two nodes restored at once, from snapshots older than their latest
-        stale = [at for at, _, taken, latest in run.restores if taken < latest]
+        stale = [at for at, _, taken, latest in run.ledger.restores if taken < latest]
         assert any(stale.count(at) >= 2 for at in stale)
     elif kind == "recycled ids":
-        assert run.gone and not any(run.sim.nodes[i].up for i in run.gone)
-        joined = [i for i in run.ids if "." in i]
+        assert run.ledger.gone and not any(run.sim.nodes[i].up for i in run.ledger.gone)
+        joined = [i for i in run.player.ids if "." in i]
         assert joined and all(run.sim.nodes[i].up for i in joined)
         # The final check counts them: one that cannot agree makes the run fail.
         run.sim.cut("apart", [joined[-1]])
         run.sim.write(joined[-1], "k0", "only here")
-        assert run._agree(5.0) is None
+        assert run.agree(5.0) is None
     elif kind == "small views":
-        assert run.sim.config.view_size <= 4 < len(run.ids)
+        assert run.sim.config.view_size <= 4 < len(run.player.ids)
     else:
         assert end - start > 2 * schedule.config["reap_after"] and away == [True, True]
 
