@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from gossip.store import Entry
 from simulations.check_schedule import KEYS
-from simulations.engine import SimNode, Simulation
+from simulations.engine import Simulation
+from simulations.simnode import SimNode
 
 Life = tuple[str, int]  # (node id, generation)
 

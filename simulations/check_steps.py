@@ -15,7 +15,8 @@ from functools import partial
 from gossip.counters import window_expiry, window_of, window_slot
 from simulations.check_ledger import Ledger
 from simulations.check_schedule import Step
-from simulations.engine import SimNode, Simulation
+from simulations.engine import Simulation
+from simulations.simnode import SimNode
 
 WINDOW_MS = 2000  # the windowed counters' window
 

@@ -34,8 +34,9 @@ from simulations.check_ledger import Ledger, Violation
 from simulations.check_schedule import MAX_DURATION, Schedule, generate
 from simulations.check_steps import StepPlayer
 from simulations.check_verdict import judge_reads, judge_resets
-from simulations.engine import Simulation, to_us
+from simulations.engine import Simulation
 from simulations.network import NetworkModel
+from simulations.timeline import to_us
 
 SAVE_EVERY = 1.0  # virtual seconds between data-dir snapshots, as node/ does
 SETTLE = 2.0  # virtual seconds the agreement must hold

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gossip.config import Config
-from simulations.engine import SimNode
 from simulations.network import NetworkModel
 from simulations.scenarios import Report, ScenarioFailed, Story
+from simulations.simnode import SimNode
 
 INTERVAL = 0.2  # seconds between rounds
 GRACE = 10.0  # tombstone_grace

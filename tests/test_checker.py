@@ -12,7 +12,7 @@ from gossip.clock import Timestamp
 from gossip.store import Store
 from simulations import checker
 from simulations.check_schedule import Schedule, Step, generate
-from simulations.engine import to_us
+from simulations.timeline import to_us
 
 SHORT = range(0, 24)
 
