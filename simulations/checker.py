@@ -26,7 +26,7 @@ which `gossip-sim check --replay FILE` runs again.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gossip.config import Config
@@ -164,10 +164,3 @@ def shrink(
         if not shrunk:
             chunk //= 2
     return best
-
-
-def seeds(spec: str) -> Iterable[int]:
-    """'0-999' or '3,7,12'."""
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        yield from range(int(lo), int(hi or lo) + 1)
