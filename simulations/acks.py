@@ -1,5 +1,6 @@
 """What the simulated clients saw acknowledged, and which of those writes some node
-lacks: the simulator's own measure of loss (Simulation.lost_acks). The fault checker
+lacks: the simulator's own measure of loss (Simulation.lost_acks), and whether an entry
+holds a write (or beats it). The fault checker
 keeps a finer ledger of what the contract lets go (simulations/check_ledger.py)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gossip.clock import Timestamp
-from gossip.store import JSON
+from gossip.store import JSON, Entry
 from simulations.simnode import SimNode
 
 
@@ -23,6 +24,11 @@ class Ack:
     deleted: bool
     at_us: int
     expires_at: int | None = None
+
+
+def holds(entry: Entry | None, op: Entry) -> bool:
+    """Whether a node holding `entry` for the key holds `op` or something that beats it."""
+    return entry is not None and (entry == op or entry.wins_over(op))
 
 
 def lost_acks(acks: list[Ack], nodes: Iterable[SimNode],

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gossip.store import Entry
+from simulations.acks import holds
 from simulations.check_schedule import KEYS
 from simulations.engine import Simulation
 from simulations.simnode import SimNode
@@ -26,11 +27,6 @@ Life = tuple[str, int]  # (node id, generation)
 class Violation:
     kind: str
     detail: str
-
-
-def holds(entry: Entry | None, op: Entry) -> bool:
-    """Whether a node holding `entry` for the key holds `op` or something that beats it."""
-    return entry is not None and (entry == op or entry.wins_over(op))
 
 
 def show(e: Entry) -> str:

@@ -19,7 +19,7 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry
-from simulations.acks import Ack, lost_acks
+from simulations.acks import Ack, holds, lost_acks
 from simulations.delivery import Delivery, Traffic
 from simulations.network import Network, NetworkModel
 from simulations.simnode import SimNode
@@ -301,8 +301,7 @@ class Simulation:
 
     def holds(self, node: SimNode, key: str, target: Entry) -> bool:
         """Whether the node holds `target` or something that supersedes it."""
-        entry = node.protocol.store.get(key)
-        return entry is not None and (entry == target or entry.wins_over(target))
+        return holds(node.protocol.store.get(key), target)
 
     def converged(self) -> bool:
         """Every up node has the same live state."""

@@ -1,9 +1,9 @@
 """The world that simulations/explore.py searches exhaustively: three real GossipProtocol
 nodes, the exchanges and replies in flight between them (bytes of the real Codec), time
 in coarse ticks, crashes, pauses and restarts (empty, from the latest snapshot, from an
-older one), a partition, and the bookkeeping of what docs/PROTOCOL.md ("What can be lost,
-and when") lets the cluster lose, which is the fault checker's (its ledger,
-simulations/check_ledger.py, its step player and its verdict).
+older one), a partition, and the fault checker's bookkeeping of what docs/PROTOCOL.md
+("What can be lost, and when") lets the cluster lose (simulations/check_ledger.py), with
+its step player (check_steps.py) and its verdict (check_verdict.py).
 
 An event is a tuple of strings, so that a path of events is readable, fits in JSON and
 replays from the initial world: ("write", node, key), ("delete", node, key), ("round",
