@@ -53,8 +53,9 @@ from chaos.ops import Op
 from chaos.setup import Setup
 from gossip.config import Config
 from gossip.store import JSON
-from simulations.engine import Simulation, to_us
+from simulations.engine import Simulation
 from simulations.network import NetworkModel
+from simulations.timeline import to_us
 
 START = 1.0  # seconds a restarted node takes to answer when the history does not say
 STOP = 0.1  # seconds from a clean stop's goodbye to the process's end

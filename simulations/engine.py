@@ -3,84 +3,29 @@
 Every node is a real GossipProtocol with its own RNG (derived from one seed) and its own
 clock offset; every message goes through the real Codec. This module only decides *when*
 things happen and *whether* a message arrives; what a node does is the core's business.
+Here: the nodes and their lives (add, crash, restart, leave), the network's cuts, the
+client API, the rounds, and what the cluster reads; the events run on a Timeline
+(simulations/timeline.py), and messages travel by the Delivery (simulations/delivery.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import partial
 
-from gossip.clock import Timestamp
 from gossip.codec import Codec
 from gossip.config import Config
-from gossip.errors import PeerError
-from gossip.messages import Outgoing, Reply
 from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry
+from simulations.acks import Ack, holds, lost_acks
+from simulations.delivery import Delivery, Traffic
 from simulations.network import Network, NetworkModel
+from simulations.simnode import SimNode
+from simulations.timeline import Timeline, to_us
 
-US = 1_000_000  # virtual time is kept in integer microseconds, so it never drifts
 EPOCH_MS = 1_700_000_000_000  # node clocks read a realistic wall time at virtual time 0
-
-
-def to_us(seconds: float) -> int:
-    return round(seconds * US)
-
-
-@dataclass
-class SimNode:
-    id: str
-    address: str
-    protocol: GossipProtocol
-    offset_ms: int = 0  # this node's clock = virtual time + offset (clock skew)
-    up: bool = True
-    incarnation: int = 0  # bumped on crash: events of an older life are dropped
-
-
-@dataclass(frozen=True)
-class Ack:
-    """A write the simulated client saw acknowledged."""
-
-    key: str
-    value: JSON
-    ts: Timestamp
-    origin: str
-    deleted: bool
-    at_us: int
-    expires_at: int | None = None
-
-
-KINDS = ("exchange", "reply", "rumor")
-
-
-@dataclass
-class Traffic:
-    messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    largest: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))  # bytes of the largest
-    lost: int = 0
-    rejected: int = 0
-    failures: int = 0
-
-    def count(self, kind: str, size: int) -> None:
-        self.messages[kind] += 1
-        self.bytes[kind] += size
-        if size > self.largest[kind]:
-            self.largest[kind] = size
-
-    @property
-    def total_messages(self) -> int:
-        return sum(self.messages.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
 
 Watcher = Callable[[SimNode], None]
 
@@ -117,9 +62,7 @@ class Simulation:
         self.pull = pull
         self.nodes: dict[str, SimNode] = {}
         self._by_address: dict[str, SimNode] = {}
-        self.now_us = 0
-        self._heap: list[tuple[int, int, int, Callable[[], None]]] = []
-        self._seq = 0
+        self.events = Timeline()
         self.traffic = Traffic()
         self.acks: list[Ack] = []
         self.watchers: list[Watcher] = []
@@ -127,50 +70,48 @@ class Simulation:
         self.sent_to: Counter[str] = Counter()
         self.tracing = trace
         self.trace: deque[str] = deque(maxlen=trace_limit)
-        self._timeout_us = to_us(config.request_timeout)
+        self.delivery = Delivery(
+            self.events, self.net, self.codec, self._by_address, node_ms=self.node_ms,
+            changed=self.changed, note=self.note, request_timeout=config.request_timeout,
+            synchronous=synchronous, pull=pull, traffic=self.traffic, sent_to=self.sent_to,
+        )
 
-    # -- time and events ----------------------------------------------------------------
+    # -- time: the timeline's ------------------------------------------------------------
+
+    @property
+    def now_us(self) -> int:
+        return self.events.now_us
+
+    @now_us.setter
+    def now_us(self, value: int) -> None:
+        self.events.now_us = value
 
     @property
     def now(self) -> float:
         """Virtual seconds since the start."""
-        return self.now_us / US
+        return self.events.now
 
     def node_ms(self, node: SimNode) -> int:
         """The node's own wall clock, in ms: virtual time plus its offset."""
-        return EPOCH_MS + self.now_us // 1000 + node.offset_ms
+        return EPOCH_MS + self.events.now_us // 1000 + node.offset_ms
 
     def at(self, when_us: int, action: Callable[[], None], priority: int = 0) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (max(when_us, self.now_us), priority, self._seq, action))
+        self.events.at(when_us, action, priority)
 
     def after(self, seconds: float, action: Callable[[], None], priority: int = 0) -> None:
-        self.at(self.now_us + to_us(seconds), action, priority)
+        self.events.after(seconds, action, priority)
 
     def run_until(self, seconds: float) -> None:
         """Process every event due up to `seconds` of virtual time."""
-        end = to_us(seconds)
-        heap = self._heap
-        while heap and heap[0][0] <= end:
-            when, _, _, action = heapq.heappop(heap)
-            self.now_us = when
-            action()
-        self.now_us = max(self.now_us, end)
+        self.events.run_until(seconds)
 
     def run_for(self, seconds: float) -> None:
-        self.run_until(self.now + seconds)
+        self.events.run_for(seconds)
 
-    def wait_for(
-        self, done: Callable[[], bool], timeout: float, step: float = 0.05
-    ) -> float | None:
+    def wait_for(self, done: Callable[[], bool], timeout: float, step: float = 0.05) -> float | None:
         """Run until `done()` holds (checked every `step` virtual seconds); the virtual
         seconds it took, or None if `timeout` passed first."""
-        start = self.now
-        while not done():
-            if self.now - start >= timeout:
-                return None
-            self.run_for(step)
-        return self.now - start
+        return self.events.wait_for(done, timeout, step)
 
     def note(self, text: str) -> None:
         if self.tracing:
@@ -269,7 +210,7 @@ class Simulation:
         # the goodbyes are sent in it, so their replies still arrive.
         node.incarnation += 1
         for out in node.protocol.leave():
-            self._send_exchange(node, out)
+            self.delivery.send_exchange(node, out)
 
     def status(self, observer: str, member: str) -> str | None:
         """How `observer` sees `member` (alive / suspect / dead / left), None if unknown."""
@@ -313,7 +254,7 @@ class Simulation:
         self.acks.append(Ack(entry.key, entry.value, entry.ts, entry.origin, entry.deleted,
                              self.now_us, entry.expires_at))
         self.note(f"write {node.id}: {entry.key}={entry.value!r} ts={tuple(entry.ts)}")
-        self._changed(node)
+        self.changed(node)
         return entry
 
     def _live(self, node_id: str) -> SimNode:
@@ -347,166 +288,20 @@ class Simulation:
         for watch in self.watchers:  # a round re-judges members and collects tombstones
             watch(node)
         for out in outgoing:
-            self._send_exchange(node, out)
+            self.delivery.send_exchange(node, out)
 
-    # -- messages -------------------------------------------------------------------------
-
-    def _route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
-        """The destination if the message gets through the network, else None."""
-        dst = self._by_address.get(address)
-        if dst is None or not self.net.connected(src.address, address) or self.net.lost(reply):
-            self.traffic.lost += 1
-            return None
-        return dst
-
-    def _send_exchange(self, src: SimNode, out: Outgoing) -> None:
-        data = self.codec.encode(out.message)
-        self.traffic.count("exchange", len(data))
-        self.sent_to[out.address] += 1
-        life, sent = src.incarnation, self.now_us
-        self.note(f"{src.id} -> {out.address} exchange {len(data)}B")
-        dst = self._route(src, out.address)
-        if dst is None:
-            self._fail_at(sent + self._timeout_us, src, life, out.address)
-            return
-        # Synchronous mode: requests without news are answered first (see the class doc).
-        priority = 1 if self.synchronous and out.message.delta else 0  # type: ignore[union-attr]
-        copies = 2 if self.net.duplicated() else 1
-        for copy in range(copies):
-            answer = copy == 0
-            self.after(
-                self.net.delay(),
-                partial(self._deliver_exchange, src, life, dst, data, sent, answer),
-                priority,
-            )
-
-    def _deliver_exchange(self, src: SimNode, life: int, dst: SimNode, data: bytes,
-                          sent: int, answer: bool) -> None:
-        if not dst.up:  # connection refused, noticed after a round trip
-            if answer:
-                self._fail_at(self.now_us + to_us(self.net.delay()), src, life, dst.address)
-            return
-        reply = self._handle(dst, data)
-        if not answer:
-            return  # a duplicated request: its answer goes nowhere
-        if not isinstance(reply, Reply):
-            self._fail_at(self.now_us + to_us(self.net.delay()), src, life, dst.address)
-            return
-        if not self.pull:
-            reply = dataclasses.replace(reply, delta=())
-        rdata = self.codec.encode(reply)
-        self.traffic.count("reply", len(rdata))
-        back = self._route(dst, src.address, reply=True)
-        arrive = self.now_us + to_us(self.net.delay())
-        if back is None or arrive - sent > self._timeout_us:
-            self._fail_at(sent + self._timeout_us, src, life, dst.address)
-            return
-        self.at(arrive, lambda: self._deliver_reply(src, life, dst.address, rdata))
-
-    def _deliver_reply(self, src: SimNode, life: int, address: str, data: bytes) -> None:
-        if not src.up or src.incarnation != life:
-            return
-        try:
-            src.protocol.on_reply(address, self._decode_reply(data), self.node_ms(src))
-        except PeerError as exc:
-            self.traffic.rejected += 1
-            self.note(f"{src.id} rejected reply from {address}: {exc}")
-            src.protocol.on_failure(address)
-            return
-        self._changed(src)
-
-    def _handle(self, dst: SimNode, data: bytes) -> Reply | None:
-        try:
-            reply = dst.protocol.handle(self.codec.decode(data), self.node_ms(dst))
-        except PeerError as exc:
-            self.traffic.rejected += 1
-            self.note(f"{dst.id} rejected a message: {exc}")
-            return None
-        self._changed(dst)
-        return reply
-
-    def _decode_reply(self, data: bytes) -> Reply:
-        message = self.codec.decode(data)
-        if not isinstance(message, Reply):
-            raise TypeError(f"expected a reply, got {type(message).__name__}")
-        return message
-
-    def _fail_at(self, when: int, src: SimNode, life: int, address: str) -> None:
-        def fail() -> None:
-            if src.up and src.incarnation == life:
-                self.traffic.failures += 1
-                self.note(f"{src.id}: exchange with {address} failed")
-                src.protocol.on_failure(address)
-
-        self.at(when, fail)
-
-    def _send_rumors(self, src: SimNode) -> None:
-        """Pushes for the peers with none in flight, as node/ sends them (R21)."""
-        for out in src.protocol.take_rumors():
-            self._push(src, out)
-
-    def _push(self, src: SimNode, out: Outgoing) -> None:
-        """An eager push. It ends when its answer is back (a round trip), or fails (lost:
-        after the request timeout; refused: after a round trip); the core is told
-        (push_ended), as the node tells it, and what waits then leaves."""
-        data = self.codec.encode(out.message)
-        self.traffic.count("rumor", len(data))
-        self.sent_to[out.address] += 1
-        self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
-        life, sent = src.incarnation, self.now_us
-        dst = self._route(src, out.address)
-        if dst is None:
-            self.after(self.config.request_timeout, lambda: self._push_failed(src, life, out))
-            return
-        for copy in range(2 if self.net.duplicated() else 1):
-            answer = copy == 0
-            deliver = partial(self._deliver_rumor, src, life, dst, data, out, sent, answer)
-            self.after(self.net.delay(), deliver)
-
-    def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
-                       sent: int, answer: bool) -> None:
-        if not dst.up:
-            if answer:
-                self.after(self.net.delay(), lambda: self._push_failed(src, life, out))
-            return
-        self._handle(dst, data)
-        if not answer:
-            return
-        back = self._route(dst, src.address, reply=True)
-        arrive = self.now_us + to_us(self.net.delay())
-        if back is None or arrive - sent > self._timeout_us:
-            self.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out))
-        else:
-            self.at(arrive, lambda: self._push_done(src, life, out))
-
-    def _push_done(self, src: SimNode, life: int, out: Outgoing) -> None:
-        if src.incarnation != life:
-            return
-        src.protocol.push_ended(out, delivered=True)
-        if src.up and src.protocol.has_rumors():
-            self._send_rumors(src)
-
-    def _push_failed(self, src: SimNode, life: int, out: Outgoing) -> None:
-        if not src.up or src.incarnation != life:
-            return
-        self.traffic.failures += 1
-        src.protocol.push_ended(out, delivered=False)
-        if src.protocol.has_rumors():
-            self._send_rumors(src)
-
-    def _changed(self, node: SimNode) -> None:
+    def changed(self, node: SimNode) -> None:
         """After a node may have learned something: tell the watchers, relay rumors."""
         for watch in self.watchers:
             watch(node)
         if node.protocol.has_rumors():
-            self._send_rumors(node)
+            self.delivery.send_rumors(node)
 
     # -- reading the cluster ----------------------------------------------------------------
 
     def holds(self, node: SimNode, key: str, target: Entry) -> bool:
         """Whether the node holds `target` or something that supersedes it."""
-        entry = node.protocol.store.get(key)
-        return entry is not None and (entry == target or entry.wins_over(target))
+        return holds(node.protocol.store.get(key), target)
 
     def converged(self) -> bool:
         """Every up node has the same live state."""
@@ -515,20 +310,5 @@ class Simulation:
 
     def lost_acks(self) -> list[tuple[str, Ack]]:
         """(node, write) for each acknowledged write an up node neither holds nor holds
-        something newer for: a write superseded by a later timestamp is not lost, nor
-        is one whose key was last deleted or expired, and collected since."""
-        newest: dict[str, Ack] = {}
-        for ack in self.acks:
-            if ack.key not in newest or (ack.ts, ack.origin) > (newest[ack.key].ts, newest[ack.key].origin):
-                newest[ack.key] = ack
-        lost = []
-        for node in self.up_nodes():
-            for ack in self.acks:
-                entry = node.protocol.store.get(ack.key)
-                last = newest[ack.key]
-                gone = last.deleted or (last.expires_at is not None and last.expires_at <= self.node_ms(node))
-                if entry is None and gone:
-                    continue  # deleted or expired last, and collected since
-                if entry is None or (entry.ts, entry.origin) < (ack.ts, ack.origin):
-                    lost.append((node.id, ack))
-        return lost
+        something newer for (simulations/acks.py)."""
+        return lost_acks(self.acks, self.up_nodes(), self.node_ms)

@@ -11,8 +11,10 @@ from functools import partial
 
 from gossip.config import Config
 from gossip.store import Entry
-from simulations.engine import SimNode, Simulation, to_us
+from simulations.engine import Simulation
 from simulations.network import LossUnit, NetworkModel
+from simulations.simnode import SimNode
+from simulations.timeline import to_us
 
 FRACTIONS = (0.5, 0.99, 1.0)
 

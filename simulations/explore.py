@@ -255,7 +255,7 @@ def glance(world: World) -> str:
         view = "".join(_STATUS.get(p.membership.members[o].status, "?") if o in p.membership.members else "-"
                        for o in IDS if o != node_id)
         boot = " boot" if p.bootstrapping else ""
-        resets = world.ledger.resets.get(node_id, 0)
+        resets = sum(1 for reset, _ in world.ledger.reset_lives if reset == node_id)
         parts.append(f"{node_id}:{' '.join(keys)} [{view}]{boot}{f' reset x{resets}' if resets else ''}")
     return f"t={now // 1000 % 1000:>3}s  " + " | ".join(parts)
 

@@ -94,14 +94,14 @@ def _canon_json(data: bytes) -> bytes:
 
 def fingerprint(world: World) -> bytes:
     """A digest of everything that decides what can happen next and what is judged."""
-    sim, ledger = world.sim, world.ledger
+    sim, ledger, player = world.sim, world.ledger, world.player
     nodes = []
     for node_id in IDS:
         node = sim.nodes[node_id]
         p = node.protocol
         counters = (p.stats.resets, p.stats.dropped_unvouched)
-        saves = tuple(_canon_json(data) for _, data in ledger.saves.get(node_id, []))
-        nodes.append((node.up, ledger._down.get(node_id), world.lives[node_id], counters, saves, _canon(p)))
+        saves = tuple(_canon_json(data) for _, data in player.saves.get(node_id, []))
+        nodes.append((node.up, player.stopped.get(node_id), world.lives[node_id], counters, saves, _canon(p)))
     flights = sorted((world._ident(f), _canon_json(f.data)) for f in world.flights)
     book = (
         sorted((repr(op), i in ledger.losable) for i, op in enumerate(ledger.ops)),

@@ -1,8 +1,9 @@
 """The world that simulations/explore.py searches exhaustively: three real GossipProtocol
 nodes, the exchanges and replies in flight between them (bytes of the real Codec), time
 in coarse ticks, crashes, pauses and restarts (empty, from the latest snapshot, from an
-older one), a partition, and the bookkeeping of what docs/PROTOCOL.md ("What can be lost,
-and when") lets the cluster lose, which is simulations/checker.py's `Run`.
+older one), a partition, and the fault checker's bookkeeping of what docs/PROTOCOL.md
+("What can be lost, and when") lets the cluster lose (simulations/check_ledger.py), with
+its step player (check_steps.py) and its verdict (check_verdict.py).
 
 An event is a tuple of strings, so that a path of events is readable, fits in JSON and
 replays from the initial world: ("write", node, key), ("delete", node, key), ("round",
@@ -17,7 +18,6 @@ a round of every node up, all delivered. Each node runs at most one round a tick
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,10 @@ from typing import Any
 from gossip.config import Config
 from gossip.errors import PeerError
 from gossip.messages import Reply
-from simulations.checker import Run, Schedule, Step
+from simulations.check_ledger import Ledger
+from simulations.check_schedule import Step
+from simulations.check_steps import StepPlayer
+from simulations.check_verdict import judge_reads, judge_resets
 from simulations.engine import Simulation
 
 IDS = ("n0", "n1", "n2")
@@ -84,24 +87,6 @@ class Flight:
         return self.sender if self.kind == "exchange" else self.receiver
 
 
-class Ledger(Run):
-    """The checker's bookkeeping (acknowledged operations, which of them the contract
-    lets go, what each life has held, which lives were forgotten, restored or caught up
-    from which) over a world driven event by event rather than by a schedule."""
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(Schedule(0, len(IDS), dataclasses.asdict(config), {}, (), 0.0, 0.0))
-        self.sim = Simulation(config, seed="explore", synchronous=True)  # no timers: the search drives
-
-    @property
-    def resets(self) -> dict[str, int]:
-        """Resets per node, over all its lives."""
-        counts: dict[str, int] = {}
-        for node_id, _ in self.reset_lives:
-            counts[node_id] = counts.get(node_id, 0) + 1
-        return counts
-
-
 def _show(entry: Any) -> str:
     what = "deleted" if entry.deleted else f"={entry.value!r}"
     return f"{entry.key}{what}@{entry.ts.wall % 100_000}.{entry.ts.counter}/{entry.origin.split('#')[0]}"
@@ -113,8 +98,11 @@ class World:
 
     def __init__(self, config: Config, bounds: Bounds) -> None:
         self.bounds = bounds
-        self.ledger = Ledger(config)
-        self.sim = self.ledger.sim
+        self.sim = Simulation(config, seed="explore", synchronous=True)  # no timers: the search drives
+        # The checker's bookkeeping, and its steps, over a world driven event by event
+        # rather than by a schedule (nothing watches the simulation: the events do).
+        self.ledger = Ledger(self.sim)
+        self.player = StepPlayer(self.sim, self.ledger)
         self.flights: list[Flight] = []
         self.lives = dict.fromkeys(IDS, 1)
         self.ticks = self.ops = self.cuts = 0
@@ -134,11 +122,11 @@ class World:
             self.sim.add_node(node_id, seeds=["n0"])
         self._rounds_until_quiet(10, advance=False)
         if self.bounds.preload:
-            self.ledger.apply(Step(0.0, "write", {"node": "n0", "key": PRELOAD_KEY, "value": 0}))
+            self.player.apply(Step(0.0, "write", {"node": "n0", "key": PRELOAD_KEY, "value": 0}))
             self._rounds_until_quiet(10, advance=False)
         self._tick()
         self._rounds_until_quiet(1, advance=False)
-        self._save_all()
+        self.player.save_all(keep=2)
         self._watch_all()
         if not self.quiet():
             raise RuntimeError("the initial cluster did not form")
@@ -185,10 +173,10 @@ class World:
 
     def apply(self, event: Event) -> None:
         kind, args = event[0], event[1:]
-        ledger = self.ledger
         if kind in ("write", "delete"):
             self.ops += 1
-            ledger.apply(Step(0.0, kind, {"node": args[0], "key": args[1], "value": len(ledger.ops)}))
+            value = len(self.ledger.ops)
+            self.player.apply(Step(0.0, kind, {"node": args[0], "key": args[1], "value": value}))
         elif kind == "round":
             self.rounded.add(args[0])
             self._round(args[0])
@@ -211,10 +199,10 @@ class World:
                         self._drain()
         elif kind in ("crash", "pause"):
             self.lives[args[0]] += 1
-            ledger.apply(Step(0.0, kind, {"node": args[0]}))
+            self.player.apply(Step(0.0, kind, {"node": args[0]}))
         elif kind == "restart":
             self.rounded.discard(args[0])  # a new process: its first round comes when it will
-            ledger.restart(args[0], args[1])
+            self.player.restart(args[0], args[1])
         elif kind == "cut":
             self.cuts += 1
             self.cut = args[0]
@@ -247,11 +235,11 @@ class World:
 
     def _restart_modes(self, node_id: str) -> list[str]:
         node = self.sim.nodes[node_id]
-        if self.ledger._down.get(node_id) == "pause":
+        if self.player.stopped.get(node_id) == "pause":
             return ["pause"]
         if self.sim.node_ms(node) <= node.protocol.membership.me.generation:
             return []  # a new life needs a new generation: the clock must have moved on
-        saves = self.ledger.saves.get(node_id, [])
+        saves = self.player.saves.get(node_id, [])
         stale = len(saves) > 1 and saves[0][1] != saves[-1][1]
         return ["keep", *(["stale"] if stale else []), "empty"]
 
@@ -307,13 +295,7 @@ class World:
         self.flights = []
         self.rounded.clear()
         self.sim.now_us += TICK_MS * 1000
-        self._save_all()
-
-    def _save_all(self) -> None:
-        for node in self.sim.up_nodes():
-            history = self.ledger.saves.setdefault(node.id, [])
-            history.append((self.sim.now, self.sim.save(node.id)))
-            del history[:-2]  # the latest, and one older for a stale restart
+        self.player.save_all(keep=2)  # the latest, and one older for a stale restart
 
     def _drain(self, lost_reply: str | None = None) -> None:
         """Deliver what is in flight, and the replies it brings, in order, at once;
@@ -330,11 +312,11 @@ class World:
     def _watch(self, node_id: str) -> None:
         node = self.sim.nodes[node_id]
         if node.up:
-            self.ledger._watch(node)
+            self.ledger.watch(node)
 
     def _watch_all(self) -> None:
         for node in self.sim.up_nodes():
-            self.ledger._watch(node)
+            self.ledger.watch(node)
 
     # -- heal and settle --------------------------------------------------------------------
 
@@ -364,7 +346,7 @@ class World:
         quiet; then the contract is checked. Violations land in the ledger."""
         self._tick()
         self.cut = None
-        self.ledger.heal()
+        self.player.heal()
         self._watch_all()
         if self.narrate is not None:
             self.narrate("heal: a tick, every link up, every node back (latest snapshot, or resumes)")
@@ -375,5 +357,5 @@ class World:
             rounds = self.bounds.settle_rounds
             self.ledger.violate(kind, f"after {rounds} rounds: {hashes}, catching up: {booting}")
             return
-        self.ledger.check_final()
-        self.ledger.check_resets()
+        judge_reads(self.ledger)
+        judge_resets(self.ledger)

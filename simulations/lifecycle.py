@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from gossip.config import Config
 from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT
-from simulations.engine import SimNode
 from simulations.network import NetworkModel
 from simulations.scenarios import Report, Story
+from simulations.simnode import SimNode
 
 INTERVAL = 0.2  # seconds, as in the real-cluster lifecycle tests
 GRACE = 10.0  # tombstone_grace, short so that a long absence fits in a quick run

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from gossip.config import Config
-from simulations.engine import KINDS, Simulation, to_us
+from simulations.delivery import KINDS
+from simulations.engine import Simulation
 from simulations.network import LossUnit, NetworkModel
+from simulations.timeline import to_us
 
 
 @dataclass(frozen=True)

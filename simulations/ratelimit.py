@@ -13,8 +13,9 @@ from functools import partial
 from gossip.config import Config
 from gossip.counters import Counting, window_of
 from gossip.ratelimit import Rate, admit
-from simulations.engine import EPOCH_MS, Simulation, to_us
+from simulations.engine import EPOCH_MS, Simulation
 from simulations.network import NetworkModel
+from simulations.timeline import to_us
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def run_ratelimit(run: RateLimitRun, seed: int | str = 1) -> list[WindowFigures]
         if admit(counting[node.id], "client", rate, 1, now).allowed:
             window = window_of(now, length)
             admitted[window] = admitted.get(window, 0) + 1
-            sim._changed(node)  # push the count, as the node's write path does
+            sim.changed(node)  # push the count, as the node's write path does
 
     total = round(run.offered * run.period * run.windows)
     for i in range(total):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gossip.config import Config
-from simulations.engine import Ack
+from simulations.acks import Ack
 from simulations.network import NetworkModel
 from simulations.scenarios import Report, Story
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gossip.config import Config
-from simulations.engine import Ack, Simulation
+from simulations.acks import Ack
+from simulations.engine import Simulation
 from simulations.network import NetworkModel
 
 

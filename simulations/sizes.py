@@ -20,8 +20,9 @@ from gossip.config import Config
 from gossip.membership import DEAD, MemberInfo, Membership
 from gossip.protocol import GossipProtocol
 from gossip.store import Entry, writer_id
-from simulations.engine import EPOCH_MS, SimNode, Simulation
+from simulations.engine import EPOCH_MS, Simulation
 from simulations.network import NetworkModel
+from simulations.simnode import SimNode
 
 WRITERS = 10  # nodes taking the light write load: their digests carry 10 writers
 WRITE_EVERY = 5.0  # seconds between writes, cluster-wide

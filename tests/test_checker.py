@@ -11,7 +11,8 @@ import pytest
 from gossip.clock import Timestamp
 from gossip.store import Store
 from simulations import checker
-from simulations.engine import to_us
+from simulations.check_schedule import Schedule, Step, generate
+from simulations.timeline import to_us
 
 SHORT = range(0, 24)
 
@@ -24,15 +25,15 @@ def test_a_short_search_finds_nothing_outside_the_contract(seed: int) -> None:
 
 
 def test_the_search_covers_the_faults_it_claims() -> None:
-    kinds = {step.kind for seed in SHORT for step in checker.generate(seed).steps}
+    kinds = {step.kind for seed in SHORT for step in generate(seed).steps}
     assert kinds >= {"write", "delete", "cut", "block", "loss", "crash", "pause", "leave", "restart", "skew"}
-    modes = {s.args["mode"] for seed in SHORT for s in checker.generate(seed).steps if s.kind == "restart"}
+    modes = {s.args["mode"] for seed in SHORT for s in generate(seed).steps if s.kind == "restart"}
     assert modes >= {"keep", "stale", "empty", "pause"}
 
 
 def test_a_schedule_replays_exactly_from_its_json() -> None:
-    schedule = checker.generate(5)
-    again = checker.Schedule.from_json(schedule.to_json())
+    schedule = generate(5)
+    again = Schedule.from_json(schedule.to_json())
     assert again == schedule
     first, second = checker.run(schedule, trace=True), checker.run(again, trace=True)
     assert first.trace == second.trace and first.figures == second.figures
@@ -53,14 +54,14 @@ def test_a_planted_bug_is_found_shrunk_and_replayed(monkeypatch: pytest.MonkeyPa
     assert not small.ok
     assert small.violations[0].kind == found.violations[0].kind
     assert len(small.schedule.steps) < len(found.schedule.steps)
-    replayed = checker.run(checker.Schedule.from_json(small.schedule.to_json()))
+    replayed = checker.run(Schedule.from_json(small.schedule.to_json()))
     assert [v.kind for v in replayed.violations] == [v.kind for v in small.violations]
 
 
 # -- the faults of whole lives and hosts ------------------------------------------------------
 
 
-def _absences(schedule: checker.Schedule) -> list[tuple[float, float, str, str]]:
+def _absences(schedule: Schedule) -> list[tuple[float, float, str, str]]:
     """(start, end, pause or cut, node or cut name) of each pause and each cut."""
     found: list[tuple[float, float, str, str]] = []
     began: dict[str, tuple[float, str]] = {}
@@ -76,7 +77,7 @@ def _absences(schedule: checker.Schedule) -> list[tuple[float, float, str, str]]
     return found
 
 
-def _has(kind: str, schedule: checker.Schedule) -> bool:
+def _has(kind: str, schedule: Schedule) -> bool:
     steps, config = schedule.steps, schedule.config
     if kind == "skewed life":
         return any(s.kind == "restart" and s.args.get("offset_ms", 0) != 0 for s in steps)
@@ -97,18 +98,18 @@ def _has(kind: str, schedule: checker.Schedule) -> bool:
 NEW_KINDS = ("skewed life", "host skew", "stale group", "recycled ids", "small views", "twice reap")
 
 
-def _first(kind: str) -> checker.Schedule:
+def _first(kind: str) -> Schedule:
     """The first seed whose schedule has a fault of `kind`, among quick ones (few nodes,
     a short run, unless it is lengthened to hold a long absence)."""
     for seed in range(400):
-        schedule = checker.generate(seed)
+        schedule = generate(seed)
         if schedule.nodes <= 6 and (schedule.heal_at < 40 or kind == "twice reap") and _has(kind, schedule):
             return schedule
     raise AssertionError(f"no schedule of seeds 0-399 has a {kind}")
 
 
 def test_the_search_draws_the_faults_of_lives_and_hosts() -> None:
-    schedules = [checker.generate(seed) for seed in range(200)]
+    schedules = [generate(seed) for seed in range(200)]
     for kind in NEW_KINDS:
         assert sum(_has(kind, s) for s in schedules) >= 5, kind
     assert sum(s.nodes >= 7 for s in schedules) >= 20  # larger clusters, for the small views
@@ -135,28 +136,28 @@ def test_each_fault_of_lives_and_hosts_applies_and_replays(kind: str) -> None:
         run.sim.at(to_us(start + 0.01), lambda: absent(what, key))
         run.sim.at(to_us(end - 0.01), lambda: absent(what, key))
     run.run()
-    again = checker.run(checker.Schedule.from_json(schedule.to_json()), trace=True)
+    again = checker.run(Schedule.from_json(schedule.to_json()), trace=True)
     assert list(run.sim.trace) == again.trace and run.figures == again.figures
-    assert [v.kind for v in run.violations] == [v.kind for v in again.violations]
+    assert [v.kind for v in run.ledger.violations] == [v.kind for v in again.violations]
     if kind == "skewed life":  # a life started with its clock off, a later one with it right
-        first = next(i for i, (_, _, offset) in enumerate(run.lives) if offset)
-        node = run.lives[first][0]
-        assert any(n == node and offset == 0 for n, _, offset in run.lives[first:])
+        first = next(i for i, (_, _, offset) in enumerate(run.ledger.lives) if offset)
+        node = run.ledger.lives[first][0]
+        assert any(n == node and offset == 0 for n, _, offset in run.ledger.lives[first:])
     elif kind == "host skew":
         assert max(shared) >= 2
     elif kind == "stale group":  # two nodes restored at once, from snapshots older than their latest
-        stale = [at for at, _, taken, latest in run.restores if taken < latest]
+        stale = [at for at, _, taken, latest in run.ledger.restores if taken < latest]
         assert any(stale.count(at) >= 2 for at in stale)
     elif kind == "recycled ids":
-        assert run.gone and not any(run.sim.nodes[i].up for i in run.gone)
-        joined = [i for i in run.ids if "." in i]
+        assert run.ledger.gone and not any(run.sim.nodes[i].up for i in run.ledger.gone)
+        joined = [i for i in run.player.ids if "." in i]
         assert joined and all(run.sim.nodes[i].up for i in joined)
         # The final check counts them: one that cannot agree makes the run fail.
         run.sim.cut("apart", [joined[-1]])
         run.sim.write(joined[-1], "k0", "only here")
-        assert run._agree(5.0) is None
+        assert run.agree(5.0) is None
     elif kind == "small views":
-        assert run.sim.config.view_size <= 4 < len(run.ids)
+        assert run.sim.config.view_size <= 4 < len(run.player.ids)
     else:
         assert end - start > 2 * schedule.config["reap_after"] and away == [True, True]
 
@@ -167,27 +168,27 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
     config = {"gossip_interval": 0.25, "fanout": 2, "tombstone_grace": 2.0, "reap_after": 4.0,
               "request_timeout": 0.5, "view_size": 3}
     faults = [
-        checker.Step(2.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 8000}),
-        checker.Step(3.0, "crash", {"node": "n1"}),
-        checker.Step(3.5, "restart", {"node": "n1", "mode": "empty", "offset_ms": 8000}),
-        checker.Step(4.0, "crash", {"node": "n2"}),
-        checker.Step(4.2, "crash", {"node": "n3"}),
-        checker.Step(5.0, "pause", {"node": "n0"}),
-        checker.Step(6.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 0}),
-        checker.Step(6.5, "crash", {"node": "n1"}),
-        checker.Step(7.0, "restart", {"node": "n1", "mode": "keep", "offset_ms": 0}),
-        checker.Step(9.0, "restart", {"node": "n2", "mode": "stale", "age": 3.0}),
-        checker.Step(9.0, "restart", {"node": "n3", "mode": "stale", "age": 3.0}),
-        checker.Step(10.0, "recycle", {"node": "n3", "how": "crash", "new_id": "n3.1"}),
-        checker.Step(11.0, "recycle", {"node": "n3", "how": "leave", "new_id": "n3.2"}),
-        checker.Step(12.0, "recycle", {"node": "n3", "how": "leave", "mode": "keep"}),
-        checker.Step(12.2, "recycle", {"node": "n3", "how": "crash", "mode": "empty"}),
-        checker.Step(14.0, "restart", {"node": "n0", "mode": "pause"}),
+        Step(2.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 8000}),
+        Step(3.0, "crash", {"node": "n1"}),
+        Step(3.5, "restart", {"node": "n1", "mode": "empty", "offset_ms": 8000}),
+        Step(4.0, "crash", {"node": "n2"}),
+        Step(4.2, "crash", {"node": "n3"}),
+        Step(5.0, "pause", {"node": "n0"}),
+        Step(6.0, "skew", {"nodes": ["n1", "n2"], "offset_ms": 0}),
+        Step(6.5, "crash", {"node": "n1"}),
+        Step(7.0, "restart", {"node": "n1", "mode": "keep", "offset_ms": 0}),
+        Step(9.0, "restart", {"node": "n2", "mode": "stale", "age": 3.0}),
+        Step(9.0, "restart", {"node": "n3", "mode": "stale", "age": 3.0}),
+        Step(10.0, "recycle", {"node": "n3", "how": "crash", "new_id": "n3.1"}),
+        Step(11.0, "recycle", {"node": "n3", "how": "leave", "new_id": "n3.2"}),
+        Step(12.0, "recycle", {"node": "n3", "how": "leave", "mode": "keep"}),
+        Step(12.2, "recycle", {"node": "n3", "how": "crash", "mode": "empty"}),
+        Step(14.0, "restart", {"node": "n0", "mode": "pause"}),
     ]
-    writes = [checker.Step(1.5 + i, "write", {"node": f"n{i % 4}", "key": f"k{i % 3}", "value": i})
+    writes = [Step(1.5 + i, "write", {"node": f"n{i % 4}", "key": f"k{i % 3}", "value": i})
               for i in range(15)]
     steps = tuple(sorted(faults + writes, key=lambda s: s.at))
-    schedule = checker.Schedule(1, 4, config, {}, steps, heal_at=16.0, agree_within=40.0)
+    schedule = Schedule(1, 4, config, {}, steps, heal_at=16.0, agree_within=40.0)
     for i, step in enumerate(steps):
         if step.kind != "write":
             outcome = checker.run(schedule.without({i}))
@@ -218,5 +219,5 @@ CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 def test_a_schedule_once_failed_holds_the_contract(path: Path) -> None:
     """Each schedule the search once failed on (most of them around catching up, R7d, and the
     lives of R16-R20) now holds the contract."""
-    outcome = checker.run(checker.Schedule.from_json(path.read_text()))
+    outcome = checker.run(Schedule.from_json(path.read_text()))
     assert outcome.ok, outcome.violations

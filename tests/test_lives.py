@@ -8,11 +8,9 @@ ScenarioFailed, naming what went wrong, when the contract is broken.
 
 from __future__ import annotations
 
-from simulations.lives import (
-    away_twice_reap,
+from simulations.lives_forgotten import away_twice_reap, majority_node_reset_after_heal, reset_pair_cold_start
+from simulations.lives_retired import (
     endless_catch_up,
-    majority_node_reset_after_heal,
-    reset_pair_cold_start,
     restored_pair,
     retired_on_one_word,
     wedged_past_writer_cap,

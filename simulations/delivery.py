@@ -1,0 +1,222 @@
+"""How a message travels in the simulator: an exchange and its reply, an eager push and
+its end. Each goes through the real Codec (so sizes are real) and the modelled network
+(simulations/network.py: lost, duplicated, delayed, cut); a failure reaches the core as
+node/ sees one: a lost request or reply after `request_timeout`, a refused one (the
+peer down) after a round trip, an answer slower than the timeout as a timeout. The
+engine (simulations/engine.py) hands it what nodes send; it counts the traffic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from gossip.codec import Codec
+from gossip.errors import PeerError
+from gossip.messages import Outgoing, Reply
+from simulations.network import Network
+from simulations.simnode import SimNode
+from simulations.timeline import Timeline, to_us
+
+KINDS = ("exchange", "reply", "rumor")
+
+
+@dataclass
+class Traffic:
+    messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    largest: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))  # bytes of the largest
+    lost: int = 0
+    rejected: int = 0
+    failures: int = 0
+
+    def count(self, kind: str, size: int) -> None:
+        self.messages[kind] += 1
+        self.bytes[kind] += size
+        if size > self.largest[kind]:
+            self.largest[kind] = size
+
+    @property
+    def total_messages(self) -> int:
+        return sum(self.messages.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+
+class Delivery:
+    """Carries the messages of the nodes in `nodes_at` (by address) on `timeline`.
+
+    `node_ms` reads a node's clock; `changed` is told of a node that took a message (it
+    may have learned something); `note` traces. With `synchronous`, requests that carry
+    no news are answered first (see Simulation); without `pull`, replies carry no delta
+    (push-only)."""
+
+    def __init__(self, timeline: Timeline, net: Network, codec: Codec, nodes_at: dict[str, SimNode], *,
+                 node_ms: Callable[[SimNode], int], changed: Callable[[SimNode], None],
+                 note: Callable[[str], None], request_timeout: float, synchronous: bool, pull: bool,
+                 traffic: Traffic, sent_to: Counter[str]) -> None:
+        self.timeline = timeline
+        self.net = net
+        self.codec = codec
+        self.nodes_at = nodes_at
+        self.node_ms = node_ms
+        self.changed = changed
+        self.note = note
+        self.request_timeout = request_timeout
+        self.synchronous = synchronous
+        self.pull = pull
+        self.traffic = traffic
+        self.sent_to = sent_to  # exchanges and rumors sent to each address
+        self._timeout_us = to_us(request_timeout)
+
+    def _route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
+        """The destination if the message gets through the network, else None."""
+        dst = self.nodes_at.get(address)
+        if dst is None or not self.net.connected(src.address, address) or self.net.lost(reply):
+            self.traffic.lost += 1
+            return None
+        return dst
+
+    # -- exchanges --------------------------------------------------------------------------
+
+    def send_exchange(self, src: SimNode, out: Outgoing) -> None:
+        data = self.codec.encode(out.message)
+        self.traffic.count("exchange", len(data))
+        self.sent_to[out.address] += 1
+        life, sent = src.incarnation, self.timeline.now_us
+        self.note(f"{src.id} -> {out.address} exchange {len(data)}B")
+        dst = self._route(src, out.address)
+        if dst is None:
+            self._fail_at(sent + self._timeout_us, src, life, out.address)
+            return
+        # Synchronous mode: requests without news are answered first (see the class doc).
+        priority = 1 if self.synchronous and out.message.delta else 0  # type: ignore[union-attr]
+        copies = 2 if self.net.duplicated() else 1
+        for copy in range(copies):
+            answer = copy == 0
+            self.timeline.after(
+                self.net.delay(),
+                partial(self._deliver_exchange, src, life, dst, data, sent, answer),
+                priority,
+            )
+
+    def _deliver_exchange(self, src: SimNode, life: int, dst: SimNode, data: bytes,
+                          sent: int, answer: bool) -> None:
+        if not dst.up:  # connection refused, noticed after a round trip
+            if answer:
+                self._fail_at(self.timeline.now_us + to_us(self.net.delay()), src, life, dst.address)
+            return
+        reply = self._handle(dst, data)
+        if not answer:
+            return  # a duplicated request: its answer goes nowhere
+        if not isinstance(reply, Reply):
+            self._fail_at(self.timeline.now_us + to_us(self.net.delay()), src, life, dst.address)
+            return
+        if not self.pull:
+            reply = dataclasses.replace(reply, delta=())
+        rdata = self.codec.encode(reply)
+        self.traffic.count("reply", len(rdata))
+        back = self._route(dst, src.address, reply=True)
+        arrive = self.timeline.now_us + to_us(self.net.delay())
+        if back is None or arrive - sent > self._timeout_us:
+            self._fail_at(sent + self._timeout_us, src, life, dst.address)
+            return
+        self.timeline.at(arrive, lambda: self._deliver_reply(src, life, dst.address, rdata))
+
+    def _deliver_reply(self, src: SimNode, life: int, address: str, data: bytes) -> None:
+        if not src.up or src.incarnation != life:
+            return
+        try:
+            src.protocol.on_reply(address, self._decode_reply(data), self.node_ms(src))
+        except PeerError as exc:
+            self.traffic.rejected += 1
+            self.note(f"{src.id} rejected reply from {address}: {exc}")
+            src.protocol.on_failure(address)
+            return
+        self.changed(src)
+
+    def _handle(self, dst: SimNode, data: bytes) -> Reply | None:
+        try:
+            reply = dst.protocol.handle(self.codec.decode(data), self.node_ms(dst))
+        except PeerError as exc:
+            self.traffic.rejected += 1
+            self.note(f"{dst.id} rejected a message: {exc}")
+            return None
+        self.changed(dst)
+        return reply
+
+    def _decode_reply(self, data: bytes) -> Reply:
+        message = self.codec.decode(data)
+        if not isinstance(message, Reply):
+            raise TypeError(f"expected a reply, got {type(message).__name__}")
+        return message
+
+    def _fail_at(self, when: int, src: SimNode, life: int, address: str) -> None:
+        def fail() -> None:
+            if src.up and src.incarnation == life:
+                self.traffic.failures += 1
+                self.note(f"{src.id}: exchange with {address} failed")
+                src.protocol.on_failure(address)
+
+        self.timeline.at(when, fail)
+
+    # -- eager pushes -----------------------------------------------------------------------
+
+    def send_rumors(self, src: SimNode) -> None:
+        """Pushes for the peers with none in flight, as node/ sends them (R21)."""
+        for out in src.protocol.take_rumors():
+            self._push(src, out)
+
+    def _push(self, src: SimNode, out: Outgoing) -> None:
+        """An eager push. It ends when its answer is back (a round trip), or fails (lost:
+        after the request timeout; refused: after a round trip); the core is told
+        (push_ended), as the node tells it, and what waits then leaves."""
+        data = self.codec.encode(out.message)
+        self.traffic.count("rumor", len(data))
+        self.sent_to[out.address] += 1
+        self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
+        life, sent = src.incarnation, self.timeline.now_us
+        dst = self._route(src, out.address)
+        if dst is None:
+            self.timeline.after(self.request_timeout, lambda: self._push_failed(src, life, out))
+            return
+        for copy in range(2 if self.net.duplicated() else 1):
+            answer = copy == 0
+            deliver = partial(self._deliver_rumor, src, life, dst, data, out, sent, answer)
+            self.timeline.after(self.net.delay(), deliver)
+
+    def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
+                       sent: int, answer: bool) -> None:
+        if not dst.up:
+            if answer:
+                self.timeline.after(self.net.delay(), lambda: self._push_failed(src, life, out))
+            return
+        self._handle(dst, data)
+        if not answer:
+            return
+        back = self._route(dst, src.address, reply=True)
+        arrive = self.timeline.now_us + to_us(self.net.delay())
+        if back is None or arrive - sent > self._timeout_us:
+            self.timeline.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out))
+        else:
+            self.timeline.at(arrive, lambda: self._push_done(src, life, out))
+
+    def _push_done(self, src: SimNode, life: int, out: Outgoing) -> None:
+        if src.incarnation != life:
+            return
+        src.protocol.push_ended(out, delivered=True)
+        if src.up and src.protocol.has_rumors():
+            self.send_rumors(src)
+
+    def _push_failed(self, src: SimNode, life: int, out: Outgoing) -> None:
+        if not src.up or src.incarnation != life:
+            return
+        self.traffic.failures += 1
+        src.protocol.push_ended(out, delivered=False)
+        if src.protocol.has_rumors():
+            self.send_rumors(src)
