@@ -11,6 +11,7 @@ from simulations.lives_watch import (
     Resets,
     agree,
     churn,
+    delete_while_away,
     form_cluster,
     lives_config,
     lives_network,
@@ -75,11 +76,7 @@ def away_twice_reap(seed: int = 1, nodes: int = 5, away: float = 2 * REAP + 25) 
     form_cluster(s, nodes)
     resets = Resets(s)
     away_node = s.ids[-1]
-    s.write("n1", "doomed", "written by n1's first life")
-    s.wait_until(s.sim.converged, 10, "every node holds the key")
-    s.cut("away", [away_node])
-    cut_at = s.sim.now
-    s.sim.delete("n1", "doomed")
+    cut_at = delete_while_away(s, away_node)
     s.wait(1)
     s.crash("n1")
     s.restart("n1", keep_state=False, seeds=["n0"])

@@ -12,6 +12,7 @@ from simulations.lives_watch import (
     DeletedReads,
     Resets,
     agree,
+    delete_while_away,
     form_cluster,
     lives_config,
     lives_network,
@@ -87,11 +88,7 @@ def retired_on_one_word(seed: int = 13, nodes: int = 10, view_size: int = 2, awa
     form_cluster(s, nodes)
     resets = Resets(s)
     away_node = s.ids[-1]
-    s.write("n1", "doomed", "written by n1's first life")
-    s.wait_until(s.sim.converged, 10, "every node holds the key")
-    s.cut("away", [away_node])
-    cut_at = s.sim.now
-    s.sim.delete("n1", "doomed")
+    cut_at = delete_while_away(s, away_node)
     s.write(away_node, f"{away_node}-while-away", "only its own")
     s.wait(1)
     s.crash("n1")

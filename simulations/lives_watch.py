@@ -38,6 +38,17 @@ def form_cluster(s: Story, nodes: int) -> None:
     s.wait(2)
 
 
+def delete_while_away(s: Story, away_node: str) -> float:
+    """n1 writes the key 'doomed', every node takes it, `away_node` is cut off and n1
+    deletes the key: what `away_node` holds is now behind a delete. When the cut began."""
+    s.write("n1", "doomed", "written by n1's first life")
+    s.wait_until(s.sim.converged, 10, "every node holds the key")
+    s.cut("away", [away_node])
+    cut_at = s.sim.now
+    s.sim.delete("n1", "doomed")
+    return cut_at
+
+
 def reads(s: Story, node: SimNode, key: str) -> bool:
     return node.protocol.read(key, s.sim.node_ms(node)) is not None
 
