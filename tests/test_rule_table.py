@@ -35,12 +35,19 @@ def named_tests(cell: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def module_path(module: str) -> Path | None:
+    """The one test module of that name, in whichever folder under tests/, or None."""
+    found = sorted(path.relative_to(ROOT) for path in (ROOT / "tests").rglob(f"{module}.py"))
+    assert len(found) <= 1, f"{module} names several test files: {[str(path) for path in found]}"
+    return found[0] if found else None
+
+
 def source_of(module: str, name: str) -> str | None:
     """A test's source with the comment lines just above it, or None if there is none."""
-    path = ROOT / "tests" / f"{module}.py"
-    if not path.exists():
+    path = module_path(module)
+    if path is None:
         return None
-    source = path.read_text()
+    source = (ROOT / path).read_text()
     lines = source.splitlines()
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
@@ -71,8 +78,8 @@ def test_every_test_named_exists_and_cites_its_rule() -> None:
     for rule, (_, tests) in table().items():
         for module, name in named_tests(tests):
             text = source_of(module, name)
-            assert text is not None, f"{rule}: no test {name} in tests/{module}.py"
-            assert re.search(rf"\b{rule}\b", text), f"{rule}: tests/{module}.py::{name} does not cite it"
+            assert text is not None, f"{rule}: no test {name} in a test file {module}.py under tests/"
+            assert re.search(rf"\b{rule}\b", text), f"{rule}: {module_path(module)}::{name} does not cite it"
 
 
 def _defined_names() -> set[str]:
