@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).resolve().parent.parent / "gossip"
+CORE = Path(__file__).resolve().parents[2] / "gossip"
 
 FORBIDDEN_MODULES = frozenset(
     {

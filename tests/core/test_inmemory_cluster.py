@@ -9,9 +9,9 @@ Each run is reproducible from its seed, which every failure message names.
 from __future__ import annotations
 
 import pytest
-from memnet import MemNet, address_of
 
 from gossip.config import Config
+from tests.memnet import MemNet, address_of
 
 SEEDS = [1, 2, 3, 4, 5]
 NODES = 20

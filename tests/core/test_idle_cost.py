@@ -8,10 +8,10 @@ of two nodes holding 10 keys. `pytest -s` prints both figures.
 from __future__ import annotations
 
 import pytest
-from memnet import MemNet, address_of, entry_count
 
 from gossip.config import Config
 from gossip.messages import Exchange, Reply
+from tests.memnet import MemNet, address_of, entry_count
 
 
 def converged_pair(keys: int, seed: int = 11) -> MemNet:
