@@ -1,7 +1,7 @@
 """Chaos runs replayed against the core in virtual time (chaos/simreplay.py): a failure
 found on real processes as a deterministic test of seconds.
 
-tests/data/chaos-seed0 is a real `python -m chaos --quick --seed 0` run in which a host's
+tests/chaos/data/chaos-seed0 is a real `python -m chaos --quick --seed 0` run in which a host's
 clock ran 4.43 s ahead (beyond max_offset) and its nodes were restarted into the skew and
 out of it; 23 acknowledged writes those nodes took under the skew never reached the other
 four nodes (see its README). Replayed, every acknowledged write must end on every node.
