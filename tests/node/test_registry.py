@@ -22,7 +22,7 @@ from node.server.discovery import process_alive
 from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # -- in process -------------------------------------------------------------------------------
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from polling import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from node.tools.testing import InProcessCluster, UvicornWorkers
+from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LAG = "gossip_replication_lag_seconds_count"
 SENT = {"kind": "exchange", "direction": "sent"}
 MESSAGES, APPLIED = "gossip_messages_total", "gossip_entries_applied_total"

@@ -30,7 +30,7 @@ from node.server.discovery import process_alive
 from node.tools.testing import InProcessCluster, UvicornWorkers
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("SINGLETON_SECONDS", "3"))
 
 member_sets = st.sets(st.text(min_size=1, max_size=12), min_size=1, max_size=12)

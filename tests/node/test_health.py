@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from inprocess import serving
 
 from gossip.config import Config
 from gossip.errors import WritesRefused
@@ -21,6 +20,7 @@ from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 from node.tools.testing import InProcessCluster
 from node.web.app import create_app
+from tests.inprocess import serving
 
 
 async def health(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:

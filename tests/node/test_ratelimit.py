@@ -1,7 +1,7 @@
 """Rate limits: the rule's text, the decision (Hypothesis), resets by marker under any order
 of merges (Hypothesis), the dependency's answers and headers (in-process), and one count
 across `uvicorn --workers 4` for both our dependency and an unchanged slowapi limiter on the
-`limits` storage (real processes; the storage itself: tests/test_limits_storage.py)."""
+`limits` storage (real processes; the storage itself: tests/node/test_limits_storage.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from node.tools.testing import UvicornWorkers, live_members
 from tests.inprocess import serving
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("text", "rate"), [

@@ -27,7 +27,7 @@ from node.server.settings import Settings
 from node.state import SharedState
 from node.tools.testing import UvicornWorkers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def node(name: str) -> SharedState:
