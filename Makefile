@@ -52,7 +52,7 @@ FUZZ_EXAMPLES ?= 1000
 .PHONY: fuzz
 fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLES) examples each
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
-		tests/test_schemathesis.py tests/node/test_fuzz_gossip.py --hypothesis-show-statistics
+		tests/processes/test_schemathesis.py tests/node/test_fuzz_gossip.py --hypothesis-show-statistics
 
 .PHONY: test-limits-peers
 test-limits-peers: $(STAMP)  ## the limits package's and slowapi's own tests against gossip:// (SLOWAPI_TESTS=<checkout> for slowapi's)

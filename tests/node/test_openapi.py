@@ -1,7 +1,7 @@
 """Each node's OpenAPI schema states its own limits (node.web.openapi): the key bounds and body
 size of its Config, not the defaults; and installing it again (a restarted lifespan)
 restates the schema for the new settings instead of stacking on the old one.
-(tests/test_schemathesis.py checks the credentials against live nodes.)"""
+(tests/processes/test_schemathesis.py checks the credentials against live nodes.)"""
 
 from __future__ import annotations
 

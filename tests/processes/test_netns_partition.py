@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import Hosts, available, start_node
-from polling import wait_until
+
+from tests.netns import Hosts, available, start_node
+from tests.polling import wait_until
 
 INTERVAL = 0.2
 

@@ -30,8 +30,9 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
-from polling import wait_until
+
+from tests.netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
+from tests.polling import wait_until
 
 INTERVAL = 0.2
 MAX_OFFSET = 2.0

@@ -42,7 +42,7 @@ from node.tools.testing import UvicornWorkers
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 TOKEN = "schemathesis-token"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Rules the schema states in words only: a request within everything the schema says may
 # still break one, and gets a 422 naming it (positive_data_acceptance takes that answer).
@@ -153,7 +153,8 @@ class Run:
                    "--exclude-path", "/watch", "--generation-database", "none", "--no-color"]
         for name, value in live.headers.items():
             command += ["--header", f"{name}: {value}"]
-        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.test_schemathesis", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.processes.test_schemathesis",
+               "PYTHONPATH": str(ROOT)}
         self.log = cwd / "st.log"
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -27,8 +27,9 @@ from typing import Any
 
 import httpx
 import pytest
-from netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
-from polling import wait_until
+
+from tests.netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
+from tests.polling import wait_until
 
 INTERVAL = 0.2  # the suspicion time is then about 2.3 s
 NETWORK = "10.77.1.0/24"

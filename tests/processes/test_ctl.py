@@ -21,7 +21,7 @@ from node.tools import ctl
 from node.tools.local_cluster import LocalCluster, free_ports
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "ctl-test-token"
 
 

@@ -39,8 +39,6 @@ import dns.exception
 import dns.resolver
 import httpx
 import pytest
-from netns import available, ip, start_node
-from polling import wait_until
 
 from gossip.config import Config
 from gossip.errors import ConfigError
@@ -50,6 +48,8 @@ from node.server.dns_seeds import DnsSeed, DnsSeeds, base_url, parse_seed, repla
 from node.server.settings import Settings
 from node.state import SharedState, wall_ms
 from node.web.app import main
+from tests.netns import available, ip, start_node
+from tests.polling import wait_until
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 NET = "10.78.0"

@@ -15,7 +15,7 @@ import pytest
 
 from node.tools.testing import UvicornWorkers, live_members
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = "examples.pid_app:app"
 
 

@@ -19,7 +19,7 @@ import httpx
 from node.server.discovery import process_alive
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Launcher:
