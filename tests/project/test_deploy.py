@@ -30,7 +30,7 @@ from node.server.settings import Settings
 from node.tools.local_cluster import LocalCluster, free_ports
 from tests.polling import wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 K8S_VERSION = "1.34"
 POD = {"metadata.name": "gossip-0", "metadata.namespace": "shop", "status.podIP": "10.244.1.7"}

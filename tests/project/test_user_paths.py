@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-from tests.test_imports import project_graph
+from tests.project.test_imports import project_graph
 
 USER_PATHS = {
     "node.jobs": "node.recipes.jobs",  # README: node.jobs.current_tick()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # A run that starts a server in a session of its own (as benchmarks.system.Process does)
 # which starts a child of its own, then waits to be stopped; it prints their PIDs.

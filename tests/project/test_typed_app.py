@@ -1,5 +1,5 @@
 """The typed example app's own test, as a user would write it with the package's fixtures
-(tests/test_typed_package.py also checks it with mypy --strict): a note written on one
+(tests/project/test_typed_package.py also checks it with mypy --strict): a note written on one
 node is read on every other, and a value of another shape under a note's key is no note."""
 
 from __future__ import annotations

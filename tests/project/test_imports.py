@@ -14,7 +14,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gossip", "node", "simulations", "chaos", "benchmarks", "scripts")
 # What each layer must not import (a package, and every module under it): the core knows
 # no driver, the drivers no tool. Inside node/, each room imports only the floors below

@@ -13,7 +13,7 @@ from node.tools.testing import UvicornWorkers
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_user_app_flags_and_busy_in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gossip", "node", "simulations")
 CACHE = ROOT / ".mypy_cache" / "typed-package"  # (the dependencies' analysis, kept between runs)
 
@@ -50,7 +50,7 @@ def test_the_typed_example_passes_mypy_strict_against_the_installed_package(
     (user / "examples").mkdir(parents=True)
     (user / "examples" / "__init__.py").touch()
     shutil.copy(ROOT / "examples" / "typed_app.py", user / "examples")
-    shutil.copy(ROOT / "tests" / "test_typed_app.py", user)
+    shutil.copy(ROOT / "tests" / "project" / "test_typed_app.py", user)
     checked = mypy_strict(user, installed)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Success" in checked.stdout
