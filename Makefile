@@ -52,7 +52,7 @@ FUZZ_EXAMPLES ?= 1000
 .PHONY: fuzz
 fuzz: $(STAMP)  ## schemathesis and the gossip-body fuzz harness, $(FUZZ_EXAMPLES) examples each
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
-		tests/test_schemathesis.py tests/test_fuzz_gossip.py --hypothesis-show-statistics
+		tests/processes/test_schemathesis.py tests/node/test_fuzz_gossip.py --hypothesis-show-statistics
 
 .PHONY: test-limits-peers
 test-limits-peers: $(STAMP)  ## the limits package's and slowapi's own tests against gossip:// (SLOWAPI_TESTS=<checkout> for slowapi's)
@@ -61,8 +61,8 @@ test-limits-peers: $(STAMP)  ## the limits package's and slowapi's own tests aga
 
 .PHONY: test-recipes-long
 test-recipes-long: $(STAMP)  ## the recipes with real workers: 20 s of job ticks (make test: 3), SSE cut-off
-	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q tests/test_jobs.py tests/test_watch.py \
-		-k "exactly_one_worker or sse"
+	SINGLETON_SECONDS=20 RECIPES_LONG=1 $(BIN)/python -m pytest -q \
+		tests/node/test_jobs.py tests/node/test_watch.py -k "exactly_one_worker or sse"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

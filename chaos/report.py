@@ -205,7 +205,7 @@ its windows), `result.json` (the row above) and `logs/` (each node's output).
 `python -m chaos --seed N --shrink` drops faults from a failing schedule one at a time
 while it still fails, and prints the smallest schedule found.
 `python -m chaos --quick` plays one fault of each kind within {QUICK.length:.0f} s, like
-the first test in `tests/test_chaos.py`, which `make test` runs.
+the first test in `tests/chaos/test_chaos.py`, which `make test` runs.
 
 `python -m chaos --replay-sim chaos-runs/seed-N` replays a finished run against the same
 core in virtual time (`chaos/simreplay.py`, no root): the same nodes on the same hosts with
@@ -214,7 +214,7 @@ blocks both ways, packet loss as a lossy link into the host, skew and kill -9 as
 suite's restarts, from the last snapshot or empty, a pause as a crash that keeps the
 state), each write and delete of the history applied at its acknowledgment time, then the
 heal and the same checker. A failure on real processes becomes a test of seconds
-(`tests/test_chaos_replay.py` replays one); `--sim-seed` picks the simulator's seed and
+(`tests/chaos/test_chaos_replay.py` replays one); `--sim-seed` picks the simulator's seed and
 `--trace PATH` writes its trace. `python -m chaos --rejudge RUN_DIR...` judges finished
 runs again, once with the kill evidence untimed as it used to be and once with the
 windows, and lists the losses the windows no longer excuse.

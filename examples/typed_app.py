@@ -6,7 +6,7 @@
     curl localhost:8000/get             # the node's routes, from node.router
 
 The package ships py.typed markers, so `mypy --strict` checks this file, and its test
-(tests/test_typed_app.py), against the installed package's hints.
+(tests/project/test_typed_app.py), against the installed package's hints.
 """
 
 from typing import Annotated

@@ -13,7 +13,7 @@ separate process before and during the flood, and the node's RSS growth.
 
     python -m scripts.flood --requests 10000
 
-tests/test_flood.py runs `run_flood` with fewer requests.
+tests/processes/test_flood.py runs `run_flood` with fewer requests.
 """
 
 from scripts.flood.attacks import kinds

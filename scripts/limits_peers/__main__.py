@@ -7,7 +7,7 @@
 - slowapi: its sdist ships no tests, and its source repository is not a package index, so
   they are run only from a checkout given as SLOWAPI_TESTS=<directory holding its tests/>
   (at the pinned version). Without one this part says so and is not run;
-  tests/test_limits_storage.py (in `make test`) runs slowapi apps on both storages instead.
+  tests/node/test_limits_storage.py (in `make test`) runs slowapi apps on both storages instead.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if not source:
             print(f"== slowapi: NOT RUN. slowapi {pinned['slowapi']}'s sdist ships no tests and its "
                   "source repository is not on a package index: set SLOWAPI_TESTS to a checkout of it "
-                  "at that version to run them (tests/test_limits_storage.py runs slowapi apps on "
+                  "at that version to run them (tests/node/test_limits_storage.py runs slowapi apps on "
                   "both storages).")
         else:
             suite = args.work / f"slowapi-{pinned['slowapi']}-tests"
