@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from node.server.settings import Settings
 from node.state import SharedState
-from node.web.app import create_app
+from node.web.app import create_app, shared_state_lifespan
+from node.web.http_basics import StateDep
 
 
 class SetBody(BaseModel):
@@ -78,7 +79,6 @@ async def redis_set(body: SetBody) -> dict[str, Any]:
     return {"key": body.key, "value": body.value}
 
 
-
 def node_async_get() -> FastAPI:
     """The standalone gossip node plus `GET /fast/get`: a user's own `async def` route
     reading the shared state (`state.entry`) and returning a plain dict, as an app that
@@ -94,5 +94,22 @@ def node_async_get() -> FastAPI:
             raise HTTPException(404, "not found")
         return {"key": key, "value": entry.value, "timestamp": [entry.ts.wall, entry.ts.counter],
                 "node": entry.node}
+
+    return app
+
+
+def embedded_state_dep() -> FastAPI:
+    """An app of the user's embedding a node as the README shows (`shared_state_lifespan`,
+    the `StateDep` dependency), with the bare app's `GET /get` reading the shared state
+    instead of a dict. Its node has no gossip listener of its own (nothing reaches it
+    unless GOSSIP_SEEDS names peers): for measuring a request in process."""
+    lifespan = shared_state_lifespan(Settings.parse([]), own_listener=False)
+    app = FastAPI(title="embedded, StateDep", lifespan=lifespan)
+
+    @app.get("/get")
+    async def embedded_get(key: str, state: StateDep) -> dict[str, Any]:
+        if key not in state:
+            raise HTTPException(404, "not found")
+        return {"key": key, "value": state[key]}
 
     return app

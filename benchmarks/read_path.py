@@ -7,10 +7,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from matplotlib import pyplot as plt
 
+from benchmarks import apps
+from benchmarks.asgi_cost import Target, per_request_us
 from benchmarks.redis_server import RedisServer
 from benchmarks.report import Section, ms
 from benchmarks.system import HOST, running, start_cluster, uvicorn_app, wait_http
@@ -71,6 +74,7 @@ def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rou
     p99 = {n: statistics.median(r.p99_ms for r in rs) for n, rs in results.items()}
     bare, node, redis = (rps[n] for n in ("bare FastAPI + dict", "gossip node",
                                           "FastAPI + Redis (redis-py asyncio)"))
+    user = rps["user route reading shared state"]
     section = Section(
         "1. Read path", command,
         f"wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency, {rounds} interleaved rounds (order "
@@ -90,11 +94,20 @@ def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rou
         (f"gossip node >= 1.0x bare app: {node / bare:.2f}x", node / bare >= 1.0),
         (f"gossip node >= 1.5x Redis-backed app: {node / redis:.2f}x", node / redis >= 1.5),
         (f"gossip node p99 below Redis's: {node_p99:.1f} vs {redis_p99:.1f} ms", node_p99 < redis_p99),
+        (f"user route reading shared state >= 0.97x bare app: {user / bare:.2f}x", user / bare >= 0.97),
     ]
+    costs = _request_costs()
+    base = costs["bare FastAPI + dict"]
+    section.notes.append(
+        "In process, one request (the app called through ASGI: no server, socket or wrk; CPU "
+        "microseconds, median of interleaved runs; benchmarks/asgi_cost.py): "
+        + ", ".join(f"{name} {us:.0f} us ({base / us:.2f}x)" for name, us in costs.items())
+        + ". The StateDep route pays FastAPI's resolution of one dependency, as any `Depends` does."
+    )
     lookup = _lookup_cost()
     section.notes.append(
         f"In process, one read: `state.get(key)` {lookup[0]:.2f} us, `dict.get(key)` {lookup[1]:.3f} us "
-        f"({lookup[0] / lookup[1]:.0f}x): a lock, the clock and the expiry check around the dict."
+        f"({lookup[0] / lookup[1]:.0f}x): three calls down to the store's dict, and the expiry check."
     )
     if quick:
         section.notes.append("Quick mode: short runs, expect wide spread.")
@@ -111,6 +124,25 @@ def _section(results: dict[str, list[WrkResult]], quick: bool, seconds: int, rou
     b.set_yticklabels([])
     section.save_plot(fig, out_dir, "read_path.png")
     return section
+
+
+def _request_costs() -> dict[str, float]:
+    """CPU microseconds per request, in process, of the bare app's route, the user route
+    measured above, and the bare app's route reading the shared state through `StateDep`
+    in an app that embeds a node as the README shows."""
+
+    def bare_ready(app: object) -> None:
+        apps._values[KEY] = VALUE
+
+    def node_ready(app: Any) -> None:
+        app.state.shared_state.set(KEY, VALUE)
+
+    query = f"?key={KEY}"
+    return per_request_us({
+        "bare FastAPI + dict": Target(apps.bare, "/get" + query, bare_ready),
+        "user route reading shared state": Target(apps.node_async_get(), "/fast/get" + query, node_ready),
+        "README route taking `StateDep`": Target(apps.embedded_state_dep(), "/get" + query, node_ready),
+    })
 
 
 def _lookup_cost(reads: int = 200_000) -> tuple[float, float]:
