@@ -38,15 +38,19 @@ class NodeRoutes(APIRouter):
     matches as it always does. With `prefixed` (a router an app may include under a
     prefix) the test is whether the path ends like one of them. (Older FastAPI copies an
     included router's routes into the app, never asks this one, and matches as before.)
-    The paths are read once, here: add no routes to it later."""
+    The paths are read again whenever the number of routes changes (one added later)."""
 
     def __init__(self, parts: Iterable[APIRouter], prefixed: bool = False) -> None:
         super().__init__()
         for part in parts:  # each route carries its router's tags, dependencies and route class
             self.routes.extend(part.routes)
-        self._paths = paths_pattern(self.routes, prefixed)
+        self._prefixed = prefixed
+        self._read = -1  # how many routes the test was made from
+        self._paths: Callable[[str], object] | None = None
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if len(self.routes) != self._read:
+            self._paths, self._read = paths_pattern(self.routes, self._prefixed), len(self.routes)
         if scope["type"] == "http" and self._paths is not None and not self._paths(get_route_path(scope)):
             return Match.NONE, {}
         return super().matches(scope)

@@ -24,7 +24,7 @@ from node.web.api import read_router, write_router
 from node.web.app import create_app, shared_state_lifespan
 from node.web.dashboard import dashboard_router
 from node.web.recipes_api import recipes_router
-from node.web.routes import NODE_ROUTERS
+from node.web.routes import NODE_ROUTERS, NodeRoutes
 from tests.inprocess import serving
 
 pytestmark = pytest.mark.anyio
@@ -146,3 +146,18 @@ async def test_an_app_including_node_router_answers_as_with_its_routers_one_by_o
         legacy = one_by_one((read_router, write_router, dashboard_router, recipes_router), prefix)
         legacy.state.shared_state = app.state.shared_state
         assert await answers(app, prefix) == await answers(legacy, prefix)
+
+
+async def test_a_route_added_to_node_routes_later_is_served() -> None:
+    app = FastAPI(lifespan=shared_state_lifespan(SETTINGS, own_listener=False))
+    mine = NodeRoutes((read_router,), prefixed=True)
+    app.include_router(mine)
+    async with serving(app) as client:
+        assert (await client.get("/digest")).status_code == 200
+        assert (await client.get("/extra")).status_code == 404
+
+        @mine.get("/extra")
+        async def extra() -> dict[str, bool]:
+            return {"extra": True}
+
+        assert (await client.get("/extra")).json() == {"extra": True}
