@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.netns import FAKETIME_LIB, Hosts, available, skewed_clock, start_node, stop_node
+from tests.netns import Hosts, skewable_hosts, skewed_clock, start_node, stop_node
 from tests.polling import wait_until
 
 INTERVAL = 0.2  # the suspicion time is then about 2.3 s
@@ -75,11 +75,7 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    if (reason := available()) is not None:
-        pytest.skip(reason)
-    if not FAKETIME_LIB.exists():
-        pytest.skip(f"no {FAKETIME_LIB} (scripts/install-test-deps.sh installs faketime)")
-    with Hosts(count=3) as hosts:
+    with skewable_hosts(3) as hosts:
         fleet = Fleet(hosts, tmp_path_factory.mktemp("netns-health"))
         try:
             yield fleet
