@@ -49,20 +49,12 @@ class Codec:
                       **snapshot_to_wire(snap)})
 
     def decode(self, data: bytes) -> Message:
-        try:
-            body = loads(data)
-        except JSONDecodeError as exc:
-            raise MalformedMessage(f"body is not JSON: {exc}") from exc
-        obj = as_object(body, "message")
+        obj = _json_object(data, "body", "message")
         return Decoder(self.config).message(self._kind(obj), obj)
 
     def decode_snapshot(self, data: bytes) -> Snapshot:
         """A snapshot file, checked like any message (it may be damaged or foreign)."""
-        try:
-            body = loads(data)
-        except JSONDecodeError as exc:
-            raise MalformedMessage(f"snapshot is not JSON: {exc}") from exc
-        obj = as_object(body, "snapshot")
+        obj = _json_object(data, "snapshot", "snapshot")
         if obj.get("v") not in SNAPSHOT_VERSIONS or obj.get("cluster") != self.config.cluster_id:
             raise IncompatibleMessage("snapshot of another protocol version or cluster")
         return Decoder(self.config, max_entries=2**62).snapshot(obj)  # a snapshot holds the whole state
@@ -85,3 +77,12 @@ class Codec:
         if not isinstance(kind, str) or kind not in _KINDS:  # a list or object is unhashable
             raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
         return kind
+
+
+def _json_object(data: bytes, what: str, path: str) -> dict[str, Any]:
+    """The JSON object `data` holds; MalformedMessage, naming `what`, if it holds none."""
+    try:
+        body = loads(data)
+    except JSONDecodeError as exc:
+        raise MalformedMessage(f"{what} is not JSON: {exc}") from exc
+    return as_object(body, path)
