@@ -69,17 +69,13 @@ def holds_for(store: Store, evidence: Behind, node_id: str, lineage: int) -> boo
     return reached(store, writer) < mark
 
 
-def we_reset(
-    mine: Behind | None, theirs: Behind | None, node_id: str, collected: Timestamp, peer: Summary
-) -> bool:
+def we_reset(mine: Behind, theirs: Behind | None, node_id: str, collected: Timestamp, peer: Summary) -> bool:
     """Whether we reset, given the evidence against us (`mine`) and against the peer
     (`theirs`). A life we forgot, back with its old state, is the stale one, whatever
     else it says of us (it may lack nothing but the writers we forgot with it);
     otherwise, if each finds the other behind (or each forgot the other: a split both
     sides of which collected), the one whose newest collection is older resets (ties:
     the lower id)."""
-    if mine is None:
-        return False
     forgot_us = mine.reason == FORGOTTEN
     mutual = theirs is not None and (theirs.reason != FORGOTTEN or forgot_us)
     return theirs is None or (mutual and (collected, node_id) < (peer.collected, peer.sender.id))
