@@ -17,6 +17,7 @@ from gossip.membership import ALIVE, DEAD, SUSPECT, MemberInfo, Membership
 from gossip.probe_messages import ACK, NOTES, PING, PING_REQ, Note, Probe
 from gossip.probes import Prober
 from gossip.suspicion import Suspicion, confirmations_needed, suspicion_bounds_ms, timeout_ms
+from simulations.detection import crash_run
 
 T0 = 1_700_000_000_000
 CONFIG = Config(probe_interval=1.0)
@@ -233,3 +234,16 @@ def test_the_graver_judgement_wins() -> None:
     assert a.membership.members["c"].verdict == ALIVE and a.membership.members["c"].status == DEAD
     a.membership.judge("c", SUSPECT, silent, "a test")
     assert a.membership.members["c"].status == DEAD  # still phi's: the graver
+
+
+# -- in the simulator -------------------------------------------------------------------
+
+
+# R23: at N = 100 and interval 1 s, a crash is seen dead by every other node in under 6 s
+# of virtual time, and no live member is marked suspect or dead meanwhile.
+def test_a_crash_in_100_nodes_is_seen_dead_within_seconds() -> None:
+    run = crash_run(100, seed=1)
+    assert run.undetected == 0 and len(run.detection) == 99
+    assert max(run.detection) < 6.0
+    assert run.marks.dead == 0 and run.marks.suspect == 0  # no live member marked meanwhile
+    assert 1.9 < run.probes_per_node_s < 2.2  # a ping and its ack a second, plus the odd note
