@@ -74,7 +74,7 @@ chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run 
 	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
 
 .PHONY: detect
-detect: $(STAMP)  ## direct probes (R23): a crash seen dead, false marks under loss, pauses and load, at 10, 100 and 1,000 nodes (over an hour)
+detect: $(STAMP)  ## direct probes (R23): a crash seen dead, false marks under loss, pauses and load, at 10, 100 and 1,000 nodes (about 35 minutes)
 	$(BIN)/gossip-sim detect --nodes 10,100,1000
 
 .PHONY: explore
