@@ -73,6 +73,10 @@ chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run 
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
 
+.PHONY: detect
+detect: $(STAMP)  ## direct probes (R23): a crash seen dead, false marks under loss, pauses and load, at 10, 100 and 1,000 nodes (about 35 minutes)
+	$(BIN)/gossip-sim detect --nodes 10,100,1000
+
 .PHONY: explore
 explore: $(STAMP)  ## every interleaving of the lifecycle rules at a small scope, in each grain and with a cut (about 20 CPU minutes) -> out/explore/
 	status=0; for bound in "--grain tick --depth 6" "--grain message --depth 5" "--grain round --depth 4" "--grain round --depth 3 --cuts 1"; do \
