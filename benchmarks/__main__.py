@@ -1,5 +1,6 @@
 """`python -m benchmarks [--quick] [--only PART ...]`: run the benchmarks side by side
-with their baselines and write docs/benchmarks/ (report and plots)."""
+with their baselines and write docs/benchmarks/ (report and plots). The parts in ON_REQUEST
+run only when named with --only (`make bench-probes`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import idle, limits_hit, memory, multihost, propagation, ratelimit, read_path, write_load
+from benchmarks import (
+    idle,
+    limits_hit,
+    memory,
+    multihost,
+    multihost_probes,
+    propagation,
+    ratelimit,
+    read_path,
+    write_load,
+)
 from benchmarks.report import Section, write_report
 from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, leaving_nothing_behind, machine
 
@@ -24,20 +35,23 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "ratelimit": ratelimit.run,
     "multihost": multihost.run,
     "limits": limits_hit.run,
+    "probes": multihost_probes.run,
 }
+ON_REQUEST = {"probes"}  # about 8 minutes of 50 nodes, root: not part of a whole run
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="a reduced run, about 5 minutes")
-    p.add_argument("--only", nargs="+", choices=list(PARTS), default=list(PARTS))
+    whole_run = [part for part in PARTS if part not in ON_REQUEST]
+    p.add_argument("--only", nargs="+", choices=list(PARTS), default=whole_run)
     p.add_argument("--out", type=Path, help="report directory (default docs/benchmarks[/quick])")
     args = p.parse_args(argv)
     ensure_debian_tools({"wrk": "wrk", "redis-server": "redis-server"})
     out = args.out or ROOT / "docs" / "benchmarks" / ("quick" if args.quick else "")
     out.mkdir(parents=True, exist_ok=True)
     command = "make bench-quick" if args.quick else "make bench"
-    if args.only != list(PARTS):
+    if args.only != whole_run:
         command = f"python -m benchmarks {'--quick ' if args.quick else ''}--only {' '.join(args.only)}"
     started = time.monotonic()
     sections = []

@@ -108,7 +108,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                 print(f"  {label}: {r.bytes_per_message:,.0f} B/message, spread median "
                       f"{ms(1000 * statistics.median(r.spread_s))} ms, "
                       f"CPU {statistics.mean(r.cpu):.2f}%", flush=True)
-            results[label].dead_marks = max(results[label].dead_marks, dead_marks(logs).total())
+            results[label].dead_marks = max(results[label].dead_marks, dead_marks(logs, len(nodes)).total())
     return _section(results, count, per_host, writes, idle_s, command)
 
 

@@ -129,10 +129,14 @@ async def sent_by_kind(client: httpx.AsyncClient, nodes: Sequence[Node]) -> tupl
     return messages, size
 
 
-def dead_marks(logs: str) -> Counter[str]:
-    """How many times each member was declared dead, over the logs of `cluster(..., logs)`
-    so far (a node logs each member it finds dead once per finding)."""
+def dead_marks(logs: str, nodes: int) -> Counter[str]:
+    """How many times each member was declared dead, over the logs of the `nodes` nodes of
+    `cluster(..., logs)` so far (a node logs each member it finds dead once per finding).
+    Raises if a log is missing: a count of none would pass for no mark."""
+    paths = list(LOG_DIR.glob(f"{logs}-*.log"))
+    if len(paths) != nodes:
+        raise RuntimeError(f"{len(paths)} logs of {nodes} nodes in {LOG_DIR}: removed during the run?")
     marks: Counter[str] = Counter()
-    for path in LOG_DIR.glob(f"{logs}-*.log"):
+    for path in paths:
         marks.update(_DEAD.findall(path.read_text(errors="replace")))
     return marks
