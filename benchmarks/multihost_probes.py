@@ -33,9 +33,14 @@ CONFIGS: dict[str, list[str]] = {
     "probes every 1 s": ["--probe-interval", "1"],
 }
 LOOK = 0.2  # seconds between one observer's looks at its /members while a crash is awaited
+STOP_LOOK = 0.5  # the same while a node is stopped and started again (a minute of that)
 LOSS_LOOK = 1.0  # the same under packet loss (a minute of it)
 KILL_DEADLINE = 60.0  # phi alone needs about 18 to 26 s at N = 50 with the default view
 STOP_S = 2.0
+# A stop of 2 s is suspected only if a probe of the node starts in its first second (about
+# one a second reach it at any N): about half the time. So the node is stopped again and again.
+STOPS = 5
+STOP_GAP = 8.0  # seconds from a SIGCONT to the next SIGSTOP
 AFTER_S = 10.0  # watched after a stop or the loss ends: a dead mark may come late
 LOSS_PERCENT = 10
 LOSS_CHAIN = "bench_loss"
@@ -58,7 +63,7 @@ class Result:
     probe_bytes_per_node_s: float
     seen_dead_s: list[float]  # per observer that saw the killed node dead
     undetected: int  # observers that had not when the deadline passed
-    stopped_s: float  # how long the stopped node was stopped
+    stopped_s: float  # the longest of its stops
     stop_dead: int  # dead marks of the stopped node (or of anyone alive) while and after it was
     stop_suspect: int
     stop_refuted: int | None  # suspicions of themselves the nodes refuted (probes only)
@@ -161,16 +166,21 @@ async def _measure(hosts: Hosts, nodes: Sequence[Node], logs: str, idle_s: float
         print(f"    {victim.name} killed: seen dead by {sum(t is not None for t in times)} of {len(live)}",
               flush=True)
 
-        # A pause: SIGSTOP for STOP_S, watched throughout and AFTER_S beyond.
+        # Pauses: SIGSTOP for STOP_S, STOPS times, watched throughout and AFTER_S beyond.
         marks0, incarnations0 = dead_marks(logs, len(nodes)), await _incarnations(client, live)
-        watching = asyncio.ensure_future(_watch(client, live, STOP_S + AFTER_S, LOOK, victim.name))
-        _signal(sleeper, signal.SIGSTOP)
-        stopped = time.monotonic()
-        try:
-            await asyncio.sleep(STOP_S)
-        finally:
-            _signal(sleeper, signal.SIGCONT)
-        stopped_s = time.monotonic() - stopped
+        span = STOPS * STOP_S + (STOPS - 1) * STOP_GAP + AFTER_S
+        watching = asyncio.ensure_future(_watch(client, live, span, STOP_LOOK, victim.name))
+        stopped_s = 0.0
+        for stop in range(STOPS):
+            if stop:
+                await asyncio.sleep(STOP_GAP)
+            _signal(sleeper, signal.SIGSTOP)
+            stopped = time.monotonic()
+            try:
+                await asyncio.sleep(STOP_S)
+            finally:
+                _signal(sleeper, signal.SIGCONT)
+            stopped_s = max(stopped_s, time.monotonic() - stopped)
         stop_watch = await watching
         marks1 = dead_marks(logs, len(nodes))
 
@@ -245,15 +255,17 @@ def _section(results: dict[str, Result], count: int, per_host: int, idle_s: floa
         f"cluster, once every node sees all alive: CPU and probe messages sent over {idle_s:.0f} s idle; "
         f"then one node (h2n1) killed with SIGKILL, each other node's /members read every "
         f"{LOOK * 1000:.0f} ms until it shows it dead (time at the answer: to within one read), for "
-        f"{KILL_DEADLINE:.0f} s at most; then another (h3n2) stopped with SIGSTOP for {STOP_S:g} s; then "
+        f"{KILL_DEADLINE:.0f} s at most; then another (h3n2) stopped with SIGSTOP for {STOP_S:g} s, "
+        f"{STOPS} times {STOP_GAP:g} s apart; then "
         f"{LOSS_PERCENT} % of the cluster packets each host receives dropped at random (nftables) for "
         f"{loss_s:.0f} s. Dead marks: lines `member X dead:` in the nodes' logs, or (observer, member) "
         f"pairs /members showed dead, whichever is more, the killed node left out, counted during the "
-        f"fault and {AFTER_S:.0f} s after (stop: /members read every {LOOK * 1000:.0f} ms; loss: every "
+        f"fault and {AFTER_S:.0f} s after (stop: /members read every {STOP_LOOK:g} s; loss: every "
         f"{LOSS_LOOK:g} s); suspect turns: times a member turned suspect in an observer's /members read "
         f"so; refutations: increases of the nodes' own incarnations (R23).",
         ["configuration", "joined in", "idle CPU % per node", "probe msgs/s per node (B/s)",
-         "kill -9: seen dead median / p99 / max s", "not seen dead", "SIGSTOP 2 s: dead marks",
+         "kill -9: seen dead median / p99 / max s", "not seen dead",
+         f"SIGSTOP {STOP_S:g} s x {STOPS}: dead marks",
          "suspect turns (refutations)", f"{LOSS_PERCENT} % loss: false dead marks",
          "suspect turns (refutations)", "live members marked dead, whole run"],
     )
@@ -272,7 +284,8 @@ def _section(results: dict[str, Result], count: int, per_host: int, idle_s: floa
             (f"{label}: a node killed with SIGKILL seen dead by all {n - 1} others within "
              f"{KILL_DEADLINE:.0f} s: {n - 1 - r.undetected} (median {_median(r.seen_dead_s)} s)",
              r.undetected == 0),
-            (f"{label}: a node stopped {r.stopped_s:.1f} s marked dead by nobody: {r.stop_dead} marks",
+            (f"{label}: a node stopped {STOPS} times up to {r.stopped_s:.1f} s marked dead by nobody: "
+             f"{r.stop_dead} marks",
              r.stop_dead == 0),
             (f"{label}: {LOSS_PERCENT} % loss for {loss_s:.0f} s, no live member marked dead: "
              f"{r.loss_dead} marks", r.loss_dead == 0),
