@@ -39,7 +39,7 @@ bench-quick: $(STAMP)  ## the same, reduced (about 5 minutes) -> docs/benchmarks
 	$(BIN)/python -m benchmarks --quick
 
 .PHONY: bench-probes
-bench-probes: $(STAMP)  ## direct probes against phi alone on 50 real nodes over 5 namespace hosts: a kill -9, a 2 s SIGSTOP, 10 % loss (about 8 minutes, root) -> docs/benchmarks/probes/
+bench-probes: $(STAMP)  ## direct probes against phi alone on 50 real nodes over 5 namespace hosts: a kill -9, 2 s SIGSTOPs, 10 % loss (about 7 minutes, root) -> docs/benchmarks/probes/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m benchmarks --only probes

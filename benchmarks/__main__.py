@@ -39,7 +39,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
 }
 # Parts not in a whole run (`make bench`), each with its make target and the folder of
 # docs/benchmarks[/quick] its report goes to when it runs alone.
-ON_REQUEST = {"probes": ("make bench-probes", "probes")}  # about 8 minutes of 50 nodes, root
+ON_REQUEST = {"probes": ("make bench-probes", "probes")}  # about 7 minutes of 50 nodes, root
 
 
 def main(argv: list[str] | None = None) -> int:
