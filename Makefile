@@ -38,6 +38,12 @@ bench-quick: $(STAMP)  ## the same, reduced (about 5 minutes) -> docs/benchmarks
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
+.PHONY: bench-probes
+bench-probes: $(STAMP)  ## direct probes against phi alone on 50 real nodes over 5 namespace hosts: a kill -9, 2 s SIGSTOPs, 10 % loss (about 7 minutes, root) -> docs/benchmarks/probes/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	bash scripts/install-test-deps.sh
+	$(BIN)/python -m benchmarks --only probes
+
 SEEDS ?= 0-9999
 .PHONY: check-long check-theory
 check-long: $(STAMP)  ## the fault search over $(SEEDS), and the routine operations at the defaults
