@@ -36,6 +36,9 @@ async def test_nodes_probe_each_other_and_show_it() -> None:
         others = [m for m in members if not m["self"]]
         assert len(others) == 2 and all(m["probe_verdict"] == "alive" for m in others)
         assert all(p is not None and p.counters.failed == 0 for p in stats)
+        metrics = (await client.get("/metrics")).text
+        assert 'gossip_probe_events_total{event="probes"}' in metrics
+        assert 'gossip_probe_events_total{event="failed"} 0.0' in metrics
         assert (await client.post("/probe", content=b"garbage")).status_code == 400
         wrong = {"v": 3, "cluster": cluster.config.cluster_id, "type": "probe", "kind": "pong"}
         assert (await client.post("/probe", json=wrong)).status_code == 400
@@ -46,3 +49,4 @@ async def test_a_node_that_does_not_probe_refuses_probes() -> None:
     async with InProcessCluster(1, _config(0.0)) as cluster, cluster.http(0) as client:
         answer = await client.post("/probe", content=b"{}")
         assert answer.status_code == 404 and "does not probe" in answer.text
+        assert "gossip_probe_events" not in (await client.get("/metrics")).text
