@@ -38,6 +38,12 @@ bench-quick: $(STAMP)  ## the same, reduced (about 5 minutes) -> docs/benchmarks
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks --quick
 
+.PHONY: bench-probes
+bench-probes: $(STAMP)  ## direct probes against phi alone on 50 real nodes over 5 namespace hosts: a kill -9, 2 s SIGSTOPs, 10 % loss (about 7 minutes, root) -> docs/benchmarks/probes/
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	bash scripts/install-test-deps.sh
+	$(BIN)/python -m benchmarks --only probes
+
 SEEDS ?= 0-9999
 .PHONY: check-long check-theory
 check-long: $(STAMP)  ## the fault search over $(SEEDS), and the routine operations at the defaults
@@ -72,6 +78,10 @@ SEEDS_CHAOS ?= 0-19
 chaos: $(STAMP)  ## real nodes on namespace hosts under seeded faults, each run checked (about 25 minutes, root) -> docs/RELIABILITY.md
 	bash scripts/install-test-deps.sh
 	$(BIN)/python -m chaos --seeds $(SEEDS_CHAOS) --report docs/RELIABILITY.md
+
+.PHONY: detect
+detect: $(STAMP)  ## direct probes (R23): a crash seen dead, false marks under loss, pauses and load, at 10, 100 and 1,000 nodes (about 35 minutes)
+	$(BIN)/gossip-sim detect --nodes 10,100,1000
 
 .PHONY: explore
 explore: $(STAMP)  ## every interleaving of the lifecycle rules at a small scope, in each grain and with a cut (about 20 CPU minutes) -> out/explore/

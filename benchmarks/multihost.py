@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.netns_cluster import Node, cluster, dead_marks, members_seen, sent_by_kind, wait_joined
 from benchmarks.report import Section, ms
-from benchmarks.system import LOG_DIR, cpu_seconds
-from chaos.hosts import CLUSTER_NET, Hosts, available, start_node
+from benchmarks.system import cpu_seconds
+from chaos.hosts import Hosts, available
 from gossip.config import Config
 from node.tools.propagation import percentile
 
-PORT = 7300  # node i of a host listens on PORT + i on the host's addresses
 # The configurations compared, by the node options that make them.
 VIEWS: dict[str, list[str]] = {
     "whole views (before)": ["--view-size", str(Config.max_members_per_message)],
@@ -39,86 +34,6 @@ VIEWS: dict[str, list[str]] = {
 }
 POLL = 0.02  # seconds between one reader's polls while a write spreads
 TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    host: int
-    url: str  # on the admin network: where the benchmark talks to it
-    proc: subprocess.Popen[bytes]
-
-
-@contextlib.contextmanager
-def _cluster(hosts: Hosts, per_host: int, options: Sequence[str], label: str) -> Iterator[list[Node]]:
-    """per_host nodes on each host, seeded by the first node of host 1; stopped by PID."""
-    env = {"GOSSIP_KEY": secrets.token_hex(32)}
-    seed = f"http://{hosts.cluster_ip(1)}:{PORT}"
-    nodes: list[Node] = []
-    LOG_DIR.mkdir(exist_ok=True)
-    try:
-        for host in range(1, hosts.count + 1):
-            for i in range(per_host):
-                name, port = f"h{host}n{i}", PORT + i
-                args = ["--host", "0.0.0.0", "--port", str(port), "--node-id", name,
-                        "--advertise", f"http://{hosts.cluster_ip(host)}:{port}",
-                        "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", f"multihost-{hosts.tag}",
-                        *(["--seeds", seed] if (host, i) != (1, 0) else []), *options]
-                proc = start_node(hosts.ns(host), args, LOG_DIR / f"multihost-{label}-{name}.log", env)
-                nodes.append(Node(name, host, f"http://{hosts.admin_ip(host)}:{port}", proc))
-        yield nodes
-    finally:
-        for n in nodes:
-            if n.proc.poll() is None:
-                n.proc.send_signal(signal.SIGTERM)
-        for n in nodes:
-            try:
-                n.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                n.proc.kill()
-                n.proc.wait(5)
-
-
-async def _all(client: httpx.AsyncClient, nodes: Sequence[Node], path: str,
-               patience: float = 0.0) -> list[httpx.Response | None]:
-    """Every node's answer to GET `path` (None for a node that gave none), asking again
-    for up to `patience` seconds: 50 nodes on 2 cores can be slow to answer."""
-
-    async def one(node: Node) -> httpx.Response | None:
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                return await client.get(node.url + path)
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    return None
-                await asyncio.sleep(0.5)
-
-    return list(await asyncio.gather(*(one(n) for n in nodes)))
-
-
-async def _members_seen(client: httpx.AsyncClient, nodes: Sequence[Node]) -> tuple[int, int]:
-    """The fewest live members any node sees (itself included), and the dead marks shown."""
-    fewest, dead = len(nodes), 0
-    for r in await _all(client, nodes, "/members"):
-        if r is None or r.status_code != 200:
-            return 0, dead
-        statuses = [m["status"] for m in r.json()["members"]]
-        fewest = min(fewest, statuses.count("alive"))
-        dead += statuses.count("dead")
-    return fewest, dead
-
-
-async def _wait_joined(client: httpx.AsyncClient, nodes: Sequence[Node], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        for n in nodes:
-            if n.proc.poll() is not None:
-                raise RuntimeError(f"{n.name} exited with {n.proc.returncode}")
-        if (await _members_seen(client, nodes))[0] == len(nodes):
-            return time.monotonic() - started
-        await asyncio.sleep(1.0)
-    raise TimeoutError(f"the {len(nodes)} nodes did not all see each other within {timeout:.0f} s")
 
 
 async def _spread(client: httpx.AsyncClient, nodes: Sequence[Node], writer: Node) -> float:
@@ -143,19 +58,9 @@ async def _spread(client: httpx.AsyncClient, nodes: Sequence[Node], writer: Node
 
 async def _traffic(client: httpx.AsyncClient, nodes: Sequence[Node]) -> tuple[int, int]:
     """Exchange and reply messages sent by all nodes so far, and their body bytes."""
-    messages = size = 0
-    for r in await _all(client, nodes, "/metrics", patience=30.0):
-        if r is None:
-            raise RuntimeError("a node did not answer /metrics")
-        for family in text_string_to_metric_families(r.text):
-            for sample in family.samples:
-                if sample.labels.get("direction") != "sent" or sample.labels.get("kind") == "rumor":
-                    continue
-                if sample.name == "gossip_messages_total":
-                    messages += int(sample.value)
-                elif sample.name == "gossip_message_bytes_total":
-                    size += int(sample.value)
-    return messages, size
+    messages, size = await sent_by_kind(client, nodes)
+    return (sum(n for kind, n in messages.items() if kind != "rumor"),
+            sum(n for kind, n in size.items() if kind != "rumor"))
 
 
 @dataclass
@@ -171,7 +76,7 @@ class Result:
 async def _measure(nodes: Sequence[Node], writes: int, idle_s: float) -> Result:
     limits = httpx.Limits(max_connections=2 * len(nodes))
     async with httpx.AsyncClient(timeout=5.0, limits=limits) as client:
-        joined = await _wait_joined(client, nodes, timeout=180)
+        joined = await wait_joined(client, nodes, timeout=180)
         spread = [await _spread(client, nodes, nodes[(7 * i) % len(nodes)]) for i in range(writes)]
         await asyncio.sleep(3)  # the writes' exchanges settle
         before, t0 = await _traffic(client, nodes), time.monotonic()
@@ -179,18 +84,12 @@ async def _measure(nodes: Sequence[Node], writes: int, idle_s: float) -> Result:
         await asyncio.sleep(idle_s)
         cpu1, t1 = [cpu_seconds(n.proc.pid) for n in nodes], time.monotonic()
         after = await _traffic(client, nodes)
-        dead = (await _members_seen(client, nodes))[1]
+        dead = (await members_seen(client, nodes))[1]
     sent = after[0] - before[0]
     return Result(
         joined, spread, [(b - a) / (t1 - t0) * 100 for a, b in zip(cpu0, cpu1, strict=True)],
         (after[1] - before[1]) / max(1, sent), sent / len(nodes) / (t1 - t0), dead,
     )
-
-
-def _dead_events(label: str) -> int:
-    """Lines where a node declared another dead, over the run's logs."""
-    return sum(len(re.findall(r"member \S+ dead:", p.read_text(errors="replace")))
-               for p in LOG_DIR.glob(f"multihost-{label}-*.log"))
 
 
 def run(quick: bool, command: str, out_dir: Path) -> Section:
@@ -201,15 +100,15 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
     results: dict[str, Result] = {}
     with Hosts(count) as hosts:
         for number, (label, options) in enumerate(VIEWS.items()):
-            slug = f"views{number}"
-            with _cluster(hosts, per_host, options, slug) as nodes:
+            logs = f"multihost-views{number}"
+            with cluster(hosts, per_host, options, logs) as nodes:
                 print(f"  {label}: {len(nodes)} nodes on {count} hosts", flush=True)
                 results[label] = asyncio.run(_measure(nodes, writes, idle_s))
                 r = results[label]
                 print(f"  {label}: {r.bytes_per_message:,.0f} B/message, spread median "
                       f"{ms(1000 * statistics.median(r.spread_s))} ms, "
                       f"CPU {statistics.mean(r.cpu):.2f}%", flush=True)
-            results[label].dead_marks = max(results[label].dead_marks, _dead_events(slug))
+            results[label].dead_marks = max(results[label].dead_marks, dead_marks(logs, len(nodes)).total())
     return _section(results, count, per_host, writes, idle_s, command)
 
 

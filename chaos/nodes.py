@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.hosts import CLUSTER_NET, Hosts, skewed_clock, start_node, stop_node
+from chaos.setup import Setup
 
 BASE_PORT = 7400
 TOKEN = "chaos-api-token"  # the api token every node requires for writes and /admin
@@ -43,8 +44,7 @@ class Fleet:
     nodes_per_host: int
     workdir: Path
     keys: KeyRing
-    interval: float
-    max_offset: float
+    setup: Setup  # the settings every node starts with
     cluster_id: str = "chaos"
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     skews: dict[int, float] = field(default_factory=dict)  # host -> seconds its clock is off
@@ -84,9 +84,12 @@ class Fleet:
             "--host", "0.0.0.0", "--port", str(n.port), "--node-id", n.name,
             "--advertise", f"http://{self.hosts.cluster_ip(n.host)}:{n.port}", "--seeds", seeds,
             "--allow", f"{CLUSTER_NET}.0/24", "--cluster-id", self.cluster_id,
-            "--interval", str(self.interval), "--max-offset", str(self.max_offset),
+            "--interval", str(self.setup.interval), "--max-offset", str(self.setup.max_offset),
             "--data-dir", str(self.workdir / "data" / name), "--log-level", "warning",
         ]
+        if self.setup.probe_interval:
+            args += ["--probe-interval", str(self.setup.probe_interval),
+                     "--probe-timeout", str(self.setup.probe_timeout)]
         env = {"GOSSIP_KEY": self.keys.primary, "GOSSIP_ACCEPTED_KEYS": ",".join(self.keys.accepted),
                "GOSSIP_API_TOKEN": TOKEN}
         if skew := self.skews.get(n.host, 0.0):

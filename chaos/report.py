@@ -102,7 +102,8 @@ was told.
 
 - **Hosts.** {size.hosts} Linux network namespaces on one bridge (the cluster network,
   10.77.1.0/24), {size.nodes_per_host} nodes on each, {nodes} in all. Gossip runs every
-  {size.interval} s with `--max-offset {size.max_offset}`, signed with a cluster key; writes
+  {size.interval} s with `--max-offset {size.max_offset}` (odd seeds also probe members
+  directly, `--probe-interval {size.interval}`), signed with a cluster key; writes
   need an api token; each node keeps a `--data-dir`. Each host is also on an admin network
   (10.77.2.0/24) that the client and the harness use, so faults never cut them off.
 - **Client.** {size.workers} concurrent workers (asyncio and httpx) send writes, deletes

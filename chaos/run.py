@@ -47,8 +47,9 @@ class Size:
     each_kind_once: bool = False  # one fault of each kind instead of `faults` drawn ones
 
     def setup(self, seed: int) -> Setup:
+        """Odd seeds also probe members directly (R23), at the gossip interval."""
         return Setup(seed=seed, hosts=self.hosts, nodes_per_host=self.nodes_per_host, interval=self.interval,
-                     max_offset=self.max_offset)
+                     max_offset=self.max_offset, probe_interval=self.interval if seed % 2 else 0.0)
 
 
 FULL = Size()
@@ -116,14 +117,15 @@ def run_seed(seed: int, size: Size, out: Path, schedule: Sequence[Fault] | None 
     run_dir.mkdir(parents=True)
     plan = list(schedule) if schedule is not None else schedule_for(seed, size)
     faults.save(plan, run_dir / "schedule.json")
-    size.setup(seed).save(run_dir)
-    print(f"== seed {seed}: {len(plan)} faults over {size.length:.0f} s")
+    setup = size.setup(seed)
+    setup.save(run_dir)
+    probing = f", probes every {setup.probe_interval:g} s" if setup.probe_interval else ""
+    print(f"== seed {seed}: {len(plan)} faults over {size.length:.0f} s{probing}")
     for f in plan:
         print(f"   {f.describe()}")
     with Hosts(count=size.hosts) as hosts:  # the namespace lock is held for this seed only
         started = time.monotonic()
-        fleet = Fleet(hosts, size.nodes_per_host, run_dir, KeyRing(secrets.token_hex(32)), size.interval,
-                      size.max_offset)
+        fleet = Fleet(hosts, size.nodes_per_host, run_dir, KeyRing(secrets.token_hex(32)), setup)
         try:
             result = asyncio.run(Run(fleet, seed, size, plan, run_dir).go())
         finally:

@@ -15,6 +15,7 @@ from gossip.config import Config
 SAVE_EVERY = 1.0  # seconds between a node's snapshots to --data-dir (node/server/pump.py's SAVE_EVERY)
 SAVE_TIME = 0.5  # seconds a snapshot may take to write on a loaded machine, on top of SAVE_EVERY
 FILE = "setup.json"
+PROBE_TIMEOUT = 0.4  # of the probe interval: the rest leaves room for the indirect probes (R23)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Setup:
     nodes_per_host: int = 2
     interval: float = 0.25  # --interval
     max_offset: float = 2.0  # --max-offset
+    probe_interval: float = 0.0  # --probe-interval (R23; 0: off), with --probe-timeout PROBE_TIMEOUT of it
     # The node's defaults for what the suite does not set.
     jitter: float = Config.jitter
     request_timeout: float = Config.request_timeout
@@ -54,6 +56,10 @@ class Setup:
         data directory: the snapshot is written every `save_every` seconds when the state
         changed, and writing it takes up to SAVE_TIME."""
         return self.save_every + SAVE_TIME
+
+    @property
+    def probe_timeout(self) -> float:
+        return round(PROBE_TIMEOUT * self.probe_interval, 3)
 
     def save(self, run_dir: Path) -> None:
         (run_dir / FILE).write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")

@@ -94,7 +94,10 @@ class Replay:
 
     def config(self) -> Config:
         setup = self.setup
-        return Config(cluster_id="chaos", gossip_interval=setup.interval, max_offset=setup.max_offset)
+        config = Config(cluster_id="chaos", gossip_interval=setup.interval, max_offset=setup.max_offset)
+        if setup.probe_interval:
+            config = config.replace(probe_interval=setup.probe_interval, probe_timeout=setup.probe_timeout)
+        return config
 
     # -- the whole replay ---------------------------------------------------------------------
 

@@ -222,15 +222,18 @@ class CatchUp:
         self.doubted = {}
         return dropped
 
-    def take_roster(self, message: Summary, lives: Lives) -> None:
+    def take_roster(self, message: Summary, lives: Lives, store: Store) -> None:
         """A page of the roster from our source: its members went into our membership
-        with the view; the lives it forgot, we treat as forgotten too."""
+        with the view; the lives and writers it forgot, we treat as forgotten too."""
         if message.roster_end is None or self.roster is None:
             return
         for node, life in message.forgotten.items():
             known = lives.forgotten.get(node)
             if known is None or life.generation > known.generation:
                 lives.remember_forgotten(node, life)
+        for writer, horizon in message.forgotten_writers.items():
+            if writer not in store.horizon and store.coverage(writer) == ZERO:
+                store.remember_forgotten_writer(writer, horizon)
         pages = [m.id for m in message.members if m.id != message.sender.id]
         self.roster = None if message.roster_end else max(pages, default=self.roster)
 

@@ -6,7 +6,8 @@ Decoding checks every type and limit; nothing half-checked reaches the protocol.
 This module frames messages and snapshots (version, cluster, type) and checks the frame
 of what comes in; the rest is in the wire modules: the fields as JSON values
 (wire_encode.py), the fields decoded and checked (wire_decode.py), the records they hold
-(wire_records.py) and the checks of single values (wire_checks.py).
+(wire_records.py), the checks of single values (wire_checks.py), and the probe messages of
+direct probes, R23, both ways (wire_probe.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from gossip.config import Config
 from gossip.errors import IncompatibleMessage, MalformedMessage
 from gossip.jsontext import JSONDecodeError, dumps, loads
 from gossip.messages import Exchange, Message, Rumor, Snapshot
+from gossip.probe_messages import Probe
 from gossip.wire_checks import as_object, field
 from gossip.wire_decode import Decoder
 from gossip.wire_encode import groups_to_wire, member_to_wire, snapshot_to_wire, summary_to_wire
+from gossip.wire_probe import probe_from_wire, probe_to_wire
 
 PROTOCOL_VERSION = 3
 SNAPSHOT_VERSIONS = (1, 2, 3)  # snapshots of versions 1 and 2 still load
@@ -48,6 +51,18 @@ class Codec:
         return dumps({"v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "snapshot",
                       **snapshot_to_wire(snap)})
 
+    def encode_probe(self, probe: Probe) -> bytes:
+        """A probe message (R23; wire_probe.py names its fields)."""
+        return dumps({"v": PROTOCOL_VERSION, "cluster": self.config.cluster_id, "type": "probe",
+                      **probe_to_wire(probe)})
+
+    def decode_probe(self, data: bytes) -> Probe:
+        obj = _json_object(data, "body", "message")
+        kind = self._frame(obj)
+        if kind != "probe":
+            raise MalformedMessage(f"type must be 'probe', got {kind!r}")
+        return probe_from_wire(obj)
+
     def decode(self, data: bytes) -> Message:
         obj = _json_object(data, "body", "message")
         return Decoder(self.config).message(self._kind(obj), obj)
@@ -61,6 +76,13 @@ class Codec:
 
     def _kind(self, obj: dict[str, Any]) -> str:
         """The type of a message whose frame is this node's: its protocol version and cluster."""
+        kind = self._frame(obj)
+        if not isinstance(kind, str) or kind not in _KINDS:  # a list or object is unhashable
+            raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
+        return kind
+
+    def _frame(self, obj: dict[str, Any]) -> object:
+        """The type of a message, once its protocol version and cluster are found to be ours."""
         for name in ("v", "cluster", "type"):
             field(obj, name)
         version = obj["v"]
@@ -73,10 +95,7 @@ class Codec:
             raise IncompatibleMessage(
                 f"cluster id {cluster!r}, this node is in {self.config.cluster_id!r}"
             )
-        kind = obj.get("type")
-        if not isinstance(kind, str) or kind not in _KINDS:  # a list or object is unhashable
-            raise MalformedMessage(f"type must be one of {sorted(_KINDS)}, got {kind!r}")
-        return kind
+        return obj.get("type")
 
 
 def _json_object(data: bytes, what: str, path: str) -> dict[str, Any]:

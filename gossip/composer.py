@@ -88,7 +88,7 @@ class Composer:
         sent = {d.origin for d in delta}
         horizon = {w: t for w, t in store.horizon.items()
                    if w in store.watermarks or w in listed or w in sent}
-        members, roster_end, forgotten = self._view_or_roster(request)
+        members, roster_end, forgotten, forgotten_writers = self._view_or_roster(request)
         lives, catchup = self._lives, self._standing.catchup
         return kind(
             self._membership.me, dict(store.watermarks), tuple(members), delta, horizon, listed,
@@ -97,23 +97,29 @@ class Composer:
             catchup is not None, more, behind,
             retired.summary(with_buckets=differ), 0 if lives.own_state else lives.lineage,
             catchup.roster if kind is Exchange and catchup is not None else None, roster_end, forgotten,
+            forgotten_writers,
         )
 
     def _view_or_roster(
         self, request: Summary | None
-    ) -> tuple[list[MemberInfo], bool | None, dict[str, ForgottenLife]]:
+    ) -> tuple[list[MemberInfo], bool | None, dict[str, ForgottenLife], dict[str, Timestamp]]:
         """A view (R13); or, for a node catching up that asks for it, a page of the
-        roster: the members we know with ids after its cursor, and the lives we forgot
-        among them, so that it knows every member before it collects or forgets (R7d)."""
+        roster: the members we know with ids after its cursor, and the lives and writers
+        (the newest of these that fit) we forgot among them, so that it knows every member
+        before it collects or forgets (R7d), and judges as we do (R7c)."""
         membership = self._membership
         if request is None or request.roster is None:
-            return membership.view(self.rng), None, {}
-        after = request.roster
-        page, end = membership.roster_page(after, self.config.max_members_per_message - 1)
+            return membership.view(self.rng), None, {}, {}
+        after, limit = request.roster, self.config.max_members_per_message
+
+        def on_page(name: str) -> bool:
+            return name > after and (last is None or name <= last)
+
+        page, end = membership.roster_page(after, limit - 1)
         last = page[-1].id if page and not end else None
-        forgotten = {i: life for i, life in self._lives.forgotten.items()
-                     if i > after and (last is None or i <= last)}
-        return [membership.me, *page], end, forgotten
+        forgotten = {i: life for i, life in self._lives.forgotten.items() if on_page(i)}
+        writers = [(w, h) for w, h in reversed(self._store.forgotten_writers.items()) if on_page(w)]
+        return [membership.me, *page], end, forgotten, dict(reversed(writers[:limit]))
 
     def delta_for(
         self, peer: Holdings, until_wall: int | None = None

@@ -55,6 +55,29 @@ class Config:
     # lower detects crashes sooner, and mistakes a paused node for a dead one more often.
     # At interval I a crash is detected after about phi_dead / log10(e) * I = 18 I.
     phi_dead: float = 8.0
+    # Direct probes (R23, SWIM with Lifeguard): seconds between probes of one member each,
+    # round-robin; 0 turns probing off and leaves detection to phi (R17). With probes a crash is
+    # seen dead in seconds at any size. Set it alike on every node: a node that does not
+    # probe does not answer probes either, and would be taken for dead.
+    probe_interval: float = 0.0
+    # Seconds to wait for a probe's direct answer before asking others to probe (under
+    # probe_interval: the indirect probes must fit in the rest of the interval).
+    probe_timeout: float = 0.5
+    # Members asked to probe indirectly when the direct probe goes unanswered: more
+    # survives more lossy paths, each costs a few small messages.
+    indirect_probes: int = 3
+    # A suspicion's shortest timeout is suspicion_mult x log10(N) x probe_interval (at least
+    # one log10 step): the time a suspected member has to refute it. Lower detects sooner and
+    # gives a slow member's refutation less time.
+    suspicion_mult: float = 1.0
+    # A suspicion starts at suspicion_max_mult times that shortest timeout and falls to it as
+    # independent confirmations arrive (Lifeguard).
+    suspicion_max_mult: float = 3.0
+    # Confirmations (other members that suspect it) that bring a suspicion to its shortest timeout.
+    suspicion_confirmations: int = 2
+    # Each suspect / alive / dead note is passed on retransmit_mult x log10(N + 1) times
+    # (rounded up) by every node that hears it: higher reaches more nodes despite loss.
+    retransmit_mult: int = 4
     # Heartbeat intervals remembered per member by the detector.
     detector_window: int = 100
     # Chance per round of also gossiping with one dead member, so a recovered node rejoins.
@@ -89,6 +112,7 @@ class Config:
         if not isinstance(self.view_size, int) or self.view_size < 2:
             raise ConfigError("view_size", f"must be a whole number of at least 2 (ourselves and one other), "
                               f"got {self.view_size!r}")
+        self._check_probes()
         if self.phi_suspect > self.phi_dead:
             raise ConfigError("phi_suspect", "must not exceed phi_dead")
         if not 0 <= self.dead_probe_chance <= 1:
@@ -104,6 +128,26 @@ class Config:
                 f"must hold delta_budget_bytes plus {MEMBER_WIRE_BYTES} bytes for each of "
                 f"max_members_per_message members: at least {needed}",
             )
+
+    def _check_probes(self) -> None:
+        for name in ("probe_interval", "probe_timeout", "suspicion_mult", "suspicion_max_mult"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(name, f"must be a number >= 0, got {value!r}")
+        for name in ("indirect_probes", "suspicion_confirmations", "retransmit_mult"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(name, f"must be a whole number >= 0, got {value!r}")
+        if self.probe_interval == 0:
+            return
+        if not 0 < self.probe_timeout < self.probe_interval:
+            raise ConfigError("probe_timeout", "must be above 0 and below probe_interval, which "
+                              "leaves room for the indirect probes")
+        if self.suspicion_mult <= 0 or self.suspicion_max_mult < 1:
+            raise ConfigError("suspicion_max_mult", "suspicion_mult must be above 0 and "
+                              "suspicion_max_mult at least 1")
+        if self.retransmit_mult < 1:
+            raise ConfigError("retransmit_mult", "must be at least 1 with probes on")
 
     @property
     def max_offset_ms(self) -> int:

@@ -13,7 +13,8 @@ from gossip.store import Store
 def snapshot(store: Store, lives: Lives, membership: Membership, clock: HybridClock) -> Snapshot:
     members = tuple(m.info for m in membership.members.values())
     return Snapshot(clock.last, dict(store.watermarks), dict(store.horizon), tuple(store.entries()),
-                    dict(store.retired), dict(lives.forgotten), lives.generation, lives.lineage, members)
+                    dict(store.retired), dict(lives.forgotten), lives.generation, lives.lineage, members,
+                    dict(store.forgotten_writers))
 
 
 def holds_state(snap: Snapshot) -> bool:
@@ -25,7 +26,7 @@ def load(
     snap: Snapshot, store: Store, lives: Lives, membership: Membership, clock: HybridClock, now_ms: int
 ) -> tuple[int, int]:
     """Take in a snapshot's entries, what it held completely, what it had collected and
-    retired, whom it knew, the lives it forgot, and a clock above all it ever wrote.
+    retired, whom it knew, the lives and writers it forgot, and a clock above all it ever wrote.
     Returns the generation of the life that saved it (the newest of ours it shows) and
     the oldest of ours it shows (1 if none)."""
     for entry in snap.entries:
@@ -37,6 +38,8 @@ def load(
         store.retired.set(writer, end)
     for node, life in snap.forgotten.items():
         lives.remember_forgotten(node, life)
+    for writer, horizon in snap.forgotten_writers.items():
+        store.remember_forgotten_writer(writer, horizon)
     membership.merge(list(snap.members), now_ms)
     if snap.clock > clock.last:
         clock.last = snap.clock

@@ -78,6 +78,9 @@ class Member:
     last_heard: int  # local wall ms when its heartbeat last moved
     status: str = ALIVE
     since: int = 0  # local wall ms when the status last changed
+    # The probes' judgement of this life (R23: alive, suspect or dead; alive when probing is
+    # off). The status is the graver of it and phi's (R24).
+    verdict: str = ALIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,12 @@ class MemberEvent:
 
 
 EVENT_OF_STATUS = {ALIVE: "alive_again", SUSPECT: "suspect", DEAD: "dead", LEFT: "left"}
+_SEVERITY = {ALIVE: 0, SUSPECT: 1, DEAD: 2}
+
+
+def worse(a: str, b: str) -> str:
+    """The graver of two judgements (alive < suspect < dead): phi's and the probes' (R24)."""
+    return a if _SEVERITY[a] >= _SEVERITY[b] else b
 
 
 @dataclass
@@ -153,12 +162,18 @@ class Membership:
             if member is not None:
                 picked.append(member.info)
                 told.add(member_id)
-        if self._ids is None:
-            self._ids = list(self.members)
+        ids = self.ids()
         room = size - len(picked)
-        sample = rng.sample(self._ids, min(len(self._ids), room + len(told)))
+        sample = rng.sample(ids, min(len(ids), room + len(told)))
         picked.extend(self.members[i].info for i in sample if i not in told)
         return picked[:size]
+
+    def ids(self) -> list[str]:
+        """The ids of the members we know (a list kept until one comes or goes: a new list
+        object then, so a reader can tell that it changed)."""
+        if self._ids is None:
+            self._ids = list(self.members)
+        return self._ids
 
     def _tell(self, member_id: str) -> None:
         """A member's record changed in a way peers must hear of soon: make it news."""
@@ -204,6 +219,7 @@ class Membership:
                     self._tell(info.id)
                 if info.generation != known.info.generation:
                     known.detector = self._detector()  # a restarted node: a new history
+                    known.verdict = ALIVE  # the probes' judgement was of the old life
                     self._event("restarted", info, f"a new life: generation {info.generation} after "
                                 f"{known.info.generation}", now_ms)
                 if info.address != known.info.address:
@@ -213,15 +229,31 @@ class Membership:
                 continue
             known.detector.heartbeat(now_ms)
             known.last_heard = now_ms
-            self._set(known, LEFT if info.left else ALIVE, now_ms)
+            self._set(known, LEFT if info.left else known.verdict, now_ms)
 
-    def _set(self, member: Member, status: str, now_ms: int, phi: float | None = None) -> None:
+    def judge(self, member_id: str, verdict: str, now_ms: int, reason: str) -> None:
+        """The probes' judgement of a member's current life (R23): its status becomes the
+        graver of this and phi's, at once (R24)."""
+        member = self.members.get(member_id)
+        if member is None or member.verdict == verdict:
+            return
+        member.verdict = verdict
+        if member.status == LEFT:
+            return
+        phi = member.detector.phi(now_ms)
+        by_phi = DEAD if phi >= self.config.phi_dead else SUSPECT if phi >= self.config.phi_suspect else ALIVE
+        self._set(member, worse(by_phi, verdict), now_ms, reason=f"probes: {reason}")
+
+    def _set(self, member: Member, status: str, now_ms: int, phi: float | None = None,
+             reason: str | None = None) -> None:
         if member.status != status:
             was = member.status
             member.status, member.since = status, now_ms
             self._live = None
             if status == LEFT:
                 why = "it said it is leaving"
+            elif reason is not None:
+                why = f"{reason} (was {was})"
             elif phi is not None:
                 why = f"phi {phi:.1f} after {now_ms - member.last_heard} ms without news (was {was})"
             else:
@@ -247,7 +279,10 @@ class Membership:
                 phi = member.detector.phi(now_ms)
                 status = DEAD if phi >= phi_dead else SUSPECT if phi >= phi_suspect else ALIVE
                 if status != member.status:
-                    self._set(member, status, now_ms, phi)
+                    if worse(status, member.verdict) != status:  # the probes judge it graver (R24)
+                        self._set(member, member.verdict, now_ms, reason="probes")
+                    else:
+                        self._set(member, status, now_ms, phi)
         if not judging or not self.has_majority():
             self.majority_since = None
         elif self.majority_since is None:

@@ -72,6 +72,8 @@ class Summary:
     roster: str | None = None  # (exchange) the roster is asked for, from after this id ("": all)
     roster_end: bool | None = None  # (reply) members is a roster page; True: the last one
     forgotten: Mapping[str, ForgottenLife] = field(default_factory=dict)  # (roster page) lives forgotten
+    # (roster page) writers forgotten, with their horizons (R20)
+    forgotten_writers: Mapping[str, Timestamp] = field(default_factory=dict)
 
     @property
     def life_of_state(self) -> int:
@@ -148,3 +150,4 @@ class Snapshot:
     generation: int = 0  # the life that saved it (0: unknown, an older snapshot)
     lineage: int = 0  # the life whose state it continues (0: unknown)
     members: tuple[MemberInfo, ...] = ()  # whom that life knew (R18: collection waits for them)
+    forgotten_writers: Mapping[str, Timestamp] = field(default_factory=dict)  # their horizons (R20)

@@ -30,6 +30,7 @@ from gossip.messages import (
 )
 from gossip.namespaces import is_window_key
 from gossip.peers import PeerBook
+from gossip.probes import probes_if_on
 from gossip.push import Outbox
 from gossip.retired import Holdings
 from gossip.retirement import Retirement
@@ -77,6 +78,8 @@ class GossipProtocol:
         # What our messages carry.
         self.composer = Composer(config, rng, self.store, self.membership, self.lives, self.peers,
                                  self.standing)
+        # Direct probes (R23), or None with probing off: the driver ticks them and hands them messages.
+        self.probes = probes_if_on(config, self.membership, rng, now_ms)
 
     @property
     def generation(self) -> int:

@@ -25,14 +25,16 @@ def against_peer(
     store: Store, peer: Holdings, horizon: Mapping[str, Timestamp], collected: Timestamp
 ) -> tuple[Behind | None, bool]:
     """Whether the peer's state predates our collections: for some writer we collected
-    up to `mark`, it holds (or collected) less. A writer it holds none of at all is
-    evidence only if it knows of no collection that recent (`collected`, the newest it
-    has made, taken on, or passed by forgetting a writer: a node forgets a writer, R20,
-    only with all of it behind it). Returns the evidence, if any, and whether its
-    summary told enough to decide (it may not tell how far it holds a writer of a
-    retired bucket that differs from ours)."""
+    up to `mark`, it holds (or collected) less. That writer may be one we forgot since
+    (R20), of which a node restored from an older snapshot may hold part. A writer it
+    holds none of at all is evidence only if it knows of no collection that recent
+    (`collected`, the newest it has made, taken on, or passed by forgetting a writer: a
+    node forgets a writer, R20, only with all of it behind it). Returns the evidence, if
+    any, and whether its summary told enough to decide (it may not tell how far it holds
+    a writer of a retired bucket that differs from ours)."""
     decided = True
-    for writer, mark in store.horizon.items():
+    forgotten = [(w, m) for w, m in store.forgotten_writers.items() if w not in store.horizon]
+    for writer, mark in (*store.horizon.items(), *forgotten):
         held = peer.mark(writer)
         if held is None:
             decided = False

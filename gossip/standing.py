@@ -74,7 +74,7 @@ class Standing:
         self._intake.deltas(message.delta, now_ms, catching_up=True)
         staleness.take_horizon(store, message.horizon)
         self._retirement.align(message)
-        catchup.take_roster(message, self._lives)
+        catchup.take_roster(message, self._lives, store)
         self._stability.hear(message.sender, peer, message.collected)
         if not catchup.done(store, message, peer, self._membership.seeds, self.collected):
             return

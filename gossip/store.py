@@ -19,6 +19,10 @@ JSON = Any  # any JSON value
 
 Digest = dict[str, Timestamp]  # writer -> the timestamp up to which we hold everything
 WRITER_SEP = "#"
+# Writers forgotten whose horizons a node keeps (R20): the newest, however old. Beyond
+# that, a node restored from a snapshot older than such a writer's forgetting is judged
+# by the other evidence alone (docs/PROTOCOL.md, "Known limits").
+MAX_FORGOTTEN_WRITERS = 4096
 
 
 def writer_id(node_id: str, generation: int) -> str:
@@ -100,6 +104,9 @@ class Store:
         # from (raised through raise_horizon), and the newest of all, which never falls,
         # even when a writer is forgotten.
         self.horizon: Digest = {}
+        # The horizons of writers we forgot (R20), the newest MAX_FORGOTTEN_WRITERS: a peer
+        # that still holds less of one (a node restored from an old snapshot) is behind (R7c).
+        self.forgotten_writers: Digest = {}
         self._collected = ZERO
         # Tombstones and expiring entries by when they become ripe (lazily cleaned), then,
         # once ripe, per writer by ts, waiting until every member holds them.
@@ -278,9 +285,17 @@ class Store:
         end = self.retired.discard(origin)
         if end is not None and end > self._collected:
             self._collected = end
-        self.horizon.pop(origin, None)
+        horizon = self.horizon.pop(origin, None)
+        if horizon is not None:
+            self.remember_forgotten_writer(origin, horizon)
         self._logs.pop(origin, None)
         self._stale.pop(origin, None)
+
+    def remember_forgotten_writer(self, writer: str, horizon: Timestamp) -> None:
+        self.forgotten_writers.pop(writer, None)
+        self.forgotten_writers[writer] = horizon
+        while len(self.forgotten_writers) > MAX_FORGOTTEN_WRITERS:
+            del self.forgotten_writers[next(iter(self.forgotten_writers))]
 
     def live(self, now_ms: int) -> dict[str, Entry]:
         return {k: e for k, e in self._entries.items() if e.is_live(now_ms)}

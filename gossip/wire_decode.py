@@ -72,9 +72,11 @@ class Decoder:
         roster = self.cursor(obj["roster"], "roster") if "roster" in obj else None
         roster_end = as_flag(obj["roster_end"], "roster_end") if "roster_end" in obj else None
         forgotten = self.forgotten(obj, "forgotten", limit=limit) if roster_end is not None else {}
+        forgotten_writers = (self.digest(obj, "forgotten_writers", limit=limit)
+                             if roster_end is not None and "forgotten_writers" in obj else {})
         cls = Exchange if kind == "exchange" else Reply
         return cls(sender, digest, members, delta, horizon, retired, collected, bootstrap, more, behind,
-                   retired_sum, lineage, roster, roster_end, forgotten)
+                   retired_sum, lineage, roster, roster_end, forgotten, forgotten_writers)
 
     def snapshot(self, obj: dict[str, Any]) -> Snapshot:
         """The fields after the frame of a snapshot, of any version codec.SNAPSHOT_VERSIONS lists."""
@@ -96,9 +98,10 @@ class Decoder:
             forgotten = self.forgotten(obj, "forgotten", limit=None)
         members = tuple(member(m, f"members[{i}]")
                         for i, m in enumerate(as_array(obj.get("members", []), "members")))
+        forgotten_writers = self.digest(obj, "forgotten_writers") if "forgotten_writers" in obj else {}
         return Snapshot(as_timestamp(field(obj, "clock"), "clock"), self.digest(obj, "watermarks"), horizon,
                         tuple(entries), retired, forgotten, as_int(obj.get("generation", 0), "generation"),
-                        as_int(obj.get("lineage", 0), "lineage"), members)
+                        as_int(obj.get("lineage", 0), "lineage"), members, forgotten_writers)
 
     def retired_sum(self, raw: object) -> RetiredSummary:
         items = as_array(raw, "rsum")

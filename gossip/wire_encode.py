@@ -95,6 +95,8 @@ def summary_to_wire(message: Summary) -> dict[str, Any]:
     if message.roster_end is not None:
         body["roster_end"] = int(message.roster_end)
         body["forgotten"] = forgotten_to_wire(message.forgotten)
+        if message.forgotten_writers:
+            body["forgotten_writers"] = writers_to_wire(message.forgotten_writers)
     return body
 
 
@@ -106,4 +108,5 @@ def snapshot_to_wire(snap: Snapshot) -> dict[str, Any]:
         "forgotten": forgotten_to_wire(snap.forgotten), "generation": snap.generation,
         "lineage": snap.lineage, "members": [member_to_wire(m) for m in snap.members],
         "entries": [[e.origin, *entry_to_wire(e)] for e in snap.entries],
+        "forgotten_writers": writers_to_wire(snap.forgotten_writers),
     }

@@ -7,6 +7,7 @@ parts that keep it, each in its room:
   DNS seeds, snapshots), sending, acknowledged replication and the goodbye of a leave;
 - node.server.inbox (Inbox, Signatures): whose gossip we take, each message handled,
   signatures;
+- node.server.probing (ProbeLoop): direct probes (R23), with --probe-interval set;
 - node.server.views (Views): members, stats and what /health and /metrics weigh;
 - node.monitoring.health, node.monitoring.metrics and node.recipes.wiring (change
   streams, service registry, jobs), each given the parts it reads.
@@ -46,6 +47,7 @@ from node.server.inbox import Inbox, Signatures
 from node.server.local_state import LocalState, TooFewPeers, refuse_reserved
 from node.server.peerlog import PeerLog
 from node.server.persistence import SnapshotFile
+from node.server.probing import ProbeLoop
 from node.server.pump import COUNTS_EVERY, SAVE_EVERY, Pump, ReplicationTimeout
 from node.server.settings import Settings
 from node.server.views import Views
@@ -136,6 +138,8 @@ class SharedState:
             self._local, self._signatures, self.codec, self.traffic, self.peers, settings.allow
         )
         self.rejected: Counter[str] = self._inbox.rejected  # refused gossip, by error type
+        self._probing = ProbeLoop(self._local, self._signatures, self.codec, self.traffic, self.transport,
+                                  self.rejected)
         self._views = Views(self._local, self._pump, self._inbox, self.traffic)
         # -- health (whether we take writes) and the /metrics registry (its lag histogram
         # follows merges from now on), then change streams, service registry, run-once jobs.
@@ -356,6 +360,11 @@ class SharedState:
         its AuthError) having applied nothing."""
         return self._inbox.receive(body, headers)
 
+    def receive_probe(self, body: bytes, headers: Mapping[str, str]) -> bool:
+        """Handle a peer's probe message (R23); False if this node does not probe. Raises
+        PeerError having applied nothing."""
+        return self._probing.receive(body, headers)
+
     # -- the background loops (node.server.pump) --------------------------------------------
 
     @property
@@ -367,7 +376,8 @@ class SharedState:
         """Gossip until cancelled. Started by the lifespan in its task group."""
         _running.add(self)
         try:
-            await self._pump.run(task_status, self.health.run, self._recipes.tasks.run)
+            probes = [self._probing.run] if self._probing.on else []
+            await self._pump.run(task_status, self.health.run, self._recipes.tasks.run, *probes)
         finally:
             _running.discard(self)
 

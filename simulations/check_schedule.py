@@ -21,7 +21,8 @@ without the grace) and deletes on a few keys, and a schedule of faults:
 
 each absence shorter than the grace period, past it, past `reap_after` (the node is
 forgotten) or past twice that (the run is lengthened to hold it). The steps end by
-`heal_at`; the cluster must agree within `agree_within` after it. A schedule prints as
+`heal_at`; the cluster must agree within `agree_within` after it. In half the seeds the
+nodes also probe each other directly (R23), at the gossip interval. A schedule prints as
 JSON and reads back (`gossip-sim check --replay FILE`), and `without` drops steps (each
 step stands alone, so a start without its end still runs: shrinking relies on it).
 """
@@ -242,4 +243,6 @@ def generate(seed: int) -> Schedule:
     steps = [dataclasses.replace(s, at=round(s.at, 3)) for s in steps if s.at < duration]
     steps.sort(key=lambda s: s.at)
     agree_within = reap + detect + 60
+    if rng.random() < 0.5:  # half the schedules also probe members directly (R23)
+        config.update(probe_interval=interval, probe_timeout=0.4 * interval)
     return Schedule(seed, nodes, config, network, tuple(steps), round(duration, 3), agree_within)

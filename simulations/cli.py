@@ -9,6 +9,7 @@
   gossip-sim load --nodes 100 --rate 20 --loss 0.05
   gossip-sim check --seeds 0-999 --shrink
   gossip-sim routine --at-defaults
+  gossip-sim detect --nodes 10,100,1000
   gossip-sim sizes --probe-nodes 100,1000,10000 --heartbeat-nodes 100,1000
 
 Output on stdout depends only on the arguments and the seed (scale also prints wall time).
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from gossip.version import __version__
-from simulations import cli_convergence, cli_faults, cli_workloads
+from simulations import cli_convergence, cli_detection, cli_faults, cli_workloads
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     cli_workloads.add_ratelimit(sub)
     cli_faults.add_check(sub)
     cli_faults.add_routine(sub)
+    cli_detection.add_detect(sub)
     cli_workloads.add_sizes(sub)
     cli_convergence.add_theory(sub)
     return p

@@ -21,14 +21,16 @@ from simulations.network import Network
 from simulations.simnode import SimNode
 from simulations.timeline import Timeline, to_us
 
-KINDS = ("exchange", "reply", "rumor")
+KINDS = ("exchange", "reply", "rumor")  # gossip's messages
+TRAFFIC_KINDS = (*KINDS, "probe")  # and direct probes' (R23, simulations/probe_delivery.py)
 
 
 @dataclass
 class Traffic:
-    messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    largest: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))  # bytes of the largest
+    messages: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRAFFIC_KINDS, 0))
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRAFFIC_KINDS, 0))
+    # bytes of the largest message of each kind
+    largest: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRAFFIC_KINDS, 0))
     lost: int = 0
     rejected: int = 0
     failures: int = 0
@@ -74,7 +76,7 @@ class Delivery:
         self.sent_to = sent_to  # exchanges and rumors sent to each address
         self._timeout_us = to_us(request_timeout)
 
-    def _route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
+    def route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
         """The destination if the message gets through the network, else None."""
         dst = self.nodes_at.get(address)
         if dst is None or not self.net.connected(src.address, address) or self.net.lost(reply):
@@ -90,7 +92,7 @@ class Delivery:
         self.sent_to[out.address] += 1
         life, sent = src.incarnation, self.timeline.now_us
         self.note(f"{src.id} -> {out.address} exchange {len(data)}B")
-        dst = self._route(src, out.address)
+        dst = self.route(src, out.address)
         if dst is None:
             self._fail_at(sent + self._timeout_us, src, life, out.address)
             return
@@ -100,7 +102,7 @@ class Delivery:
         for copy in range(copies):
             answer = copy == 0
             self.timeline.after(
-                self.net.delay(),
+                self.net.delay() + dst.slow,  # an overloaded receiver handles it late
                 partial(self._deliver_exchange, src, life, dst, data, sent, answer),
                 priority,
             )
@@ -121,7 +123,7 @@ class Delivery:
             reply = dataclasses.replace(reply, delta=())
         rdata = self.codec.encode(reply)
         self.traffic.count("reply", len(rdata))
-        back = self._route(dst, src.address, reply=True)
+        back = self.route(dst, src.address, reply=True)
         arrive = self.timeline.now_us + to_us(self.net.delay())
         if back is None or arrive - sent > self._timeout_us:
             self._fail_at(sent + self._timeout_us, src, life, dst.address)
@@ -181,14 +183,14 @@ class Delivery:
         self.sent_to[out.address] += 1
         self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
         life, sent = src.incarnation, self.timeline.now_us
-        dst = self._route(src, out.address)
+        dst = self.route(src, out.address)
         if dst is None:
             self.timeline.after(self.request_timeout, lambda: self._push_failed(src, life, out))
             return
         for copy in range(2 if self.net.duplicated() else 1):
             answer = copy == 0
             deliver = partial(self._deliver_rumor, src, life, dst, data, out, sent, answer)
-            self.timeline.after(self.net.delay(), deliver)
+            self.timeline.after(self.net.delay() + dst.slow, deliver)
 
     def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
                        sent: int, answer: bool) -> None:
@@ -199,7 +201,7 @@ class Delivery:
         self._handle(dst, data)
         if not answer:
             return
-        back = self._route(dst, src.address, reply=True)
+        back = self.route(dst, src.address, reply=True)
         arrive = self.timeline.now_us + to_us(self.net.delay())
         if back is None or arrive - sent > self._timeout_us:
             self.timeline.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out))

@@ -5,7 +5,8 @@ clock offset; every message goes through the real Codec. This module only decide
 things happen and *whether* a message arrives; what a node does is the core's business.
 Here: the nodes and their lives (add, crash, restart, leave), the network's cuts, the
 client API, the rounds, and what the cluster reads; the events run on a Timeline
-(simulations/timeline.py), and messages travel by the Delivery (simulations/delivery.py).
+(simulations/timeline.py), and messages travel by the Delivery (simulations/delivery.py),
+direct probes' (R23) by the ProbeDelivery (simulations/probe_delivery.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gossip.store import JSON, Entry
 from simulations.acks import Ack, holds, lost_acks
 from simulations.delivery import Delivery, Traffic
 from simulations.network import Network, NetworkModel
+from simulations.probe_delivery import ProbeDelivery
 from simulations.simnode import SimNode
 from simulations.timeline import Timeline, to_us
 
@@ -50,8 +52,12 @@ class Simulation:
         pull: bool = True,
         trace: bool = False,
         trace_limit: int = 2000,
+        rounds: bool = True,
     ) -> None:
         self.config = config
+        # rounds=False runs no gossip rounds (probes alone, R23: for detection runs too large
+        # to gossip in full; phi then sees no heartbeats, so such runs turn it off).
+        self.rounds = rounds
         self.seed = seed
         self.codec = Codec(config)
         model = network or NetworkModel()
@@ -75,6 +81,9 @@ class Simulation:
             changed=self.changed, note=self.note, request_timeout=config.request_timeout,
             synchronous=synchronous, pull=pull, traffic=self.traffic, sent_to=self.sent_to,
         )
+        self.probing = ProbeDelivery(self.events, self.net, self.codec, self.delivery.route,
+                                     node_ms=self.node_ms, changed=self.changed, note=self.note,
+                                     traffic=self.traffic)
 
     # -- time: the timeline's ------------------------------------------------------------
 
@@ -160,8 +169,9 @@ class Simulation:
             node.protocol.membership.merge(infos, self.node_ms(node))
 
     def _start(self, node: SimNode) -> None:
-        if self.synchronous:
-            return  # the ticker starts every round
+        self.probing.schedule(node)
+        if self.synchronous or not self.rounds:
+            return  # the ticker starts every round (or there are none)
         life = node.incarnation
         self.after(node.protocol.first_delay(), lambda: self._round(node, life))
 
@@ -169,6 +179,7 @@ class Simulation:
         node = self.nodes[node_id]
         node.up = False
         node.incarnation += 1
+        node.probe_at = None
         # The ends of its pushes in flight are dropped with the rest of its old life's
         # events: free their peers for a restart that keeps this protocol.
         node.protocol.outbox.forget_in_flight()

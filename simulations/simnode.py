@@ -17,3 +17,5 @@ class SimNode:
     offset_ms: int = 0  # this node's clock = virtual time + offset (clock skew)
     up: bool = True
     incarnation: int = 0  # bumped on crash: events of an older life are dropped
+    probe_at: int | None = None  # virtual us of its next probe tick (R23), if one is scheduled
+    slow: float = 0.0  # seconds each of its handlers waits before it runs (an overloaded node)

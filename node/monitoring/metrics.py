@@ -6,6 +6,7 @@ GET /metrics (node.web.metrics_api) serves it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -106,6 +107,11 @@ class _Collector(Collector):
         for status in (ALIVE, SUSPECT, DEAD, LEFT):
             members.add_metric([status], statuses.get(status, 0))
         yield members
+        if (probes := state.protocol.probes) is not None:
+            events = CounterMetricFamily("gossip_probe_events", PROBES_DOC, labels=["event"])
+            for event in dataclasses.fields(probes.counters):
+                events.add_metric([event.name], getattr(probes.counters, event.name))
+            yield events
         live, dead = state.entry_counts()
         verdict = state.health.last
         for name, doc, value in (
@@ -149,4 +155,6 @@ LAG_DOC = "From a peer's write (its HLC wall time at its origin) to its applicat
 OFFSET_DOC = "How far each peer's clock runs ahead of ours (negative: behind), from the time on its answers."
 AHEAD_DOC = ("How far our clock runs ahead of the cluster's at most (negative: behind); writes get 503 above "
              "max_offset. Absent with no node of another host measured.")
+PROBES_DOC = ("Direct probes (R23), with probing on: probes sent, those that needed others (indirect) or got "
+              "no ack (failed), suspicions of us refuted, suspicions run out here (declared_dead), stalls.")
 HLC_DOC = "How far our hybrid logical clock runs ahead of our wall clock (it adds to the above for writes)."

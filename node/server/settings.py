@@ -166,6 +166,9 @@ class Settings:
             phi_suspect=min(args.phi_suspect, args.phi_dead),
             max_members_per_message=args.members_per_message,
             view_size=args.view_size,
+            probe_interval=args.probe_interval,
+            probe_timeout=args.probe_timeout or min(Config().probe_timeout, 0.4 * args.probe_interval)
+            or Config().probe_timeout,
         )
         lo, _, hi = str(args.port).partition("-")
         return cls(
@@ -260,6 +263,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "with its state (back later, it is reset)", float)
     opt("phi-suspect", local.phi_suspect, "failure detector: suspicion shown as suspect", float)
     opt("phi-dead", local.phi_dead, "failure detector: suspicion declared dead", float)
+    opt("probe-interval", local.probe_interval, "seconds between direct probes of one member each (SWIM "
+        "with Lifeguard: a crash seen dead in seconds at any cluster size); 0: off, phi alone judges. Set "
+        "it alike on every node", float)
+    opt("probe-timeout", 0.0, "seconds a direct probe waits for its ack before others are asked to "
+        f"probe, below --probe-interval (0: {local.probe_timeout:g} s, or 0.4 x --probe-interval if that "
+        "is less)", float)
     opt("view-size", local.view_size, "member records each gossip message carries: this node, news "
         "(joins, restarts, leaves), then a random sample; at --members-per-message, every member", int)
     opt("members-per-message", local.max_members_per_message, "most member records this node accepts in "

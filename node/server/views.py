@@ -22,13 +22,18 @@ class Views:
         self.pump, self.inbox, self.traffic = pump, inbox, traffic
 
     def members(self) -> list[dict[str, Any]]:
-        """Every member as this node sees it, itself included, sorted by id."""
+        """Every member as this node sees it, itself included, sorted by id; with direct
+        probes on (R23), their verdict, incarnations and suspicions too."""
         now = wall_ms()
         with self.local.lock:
-            me = self.protocol.membership.me
-            out = [{"id": me.id, "address": me.address, "status": "left" if me.left else "alive",
-                    "self": True, "generation": me.generation, "heartbeat": me.heartbeat,
-                    "phi": 0.0, "last_heard_ms_ago": 0, "tags": dict(me.tags)}]
+            me, probes = self.protocol.membership.me, self.protocol.probes
+            out: list[dict[str, Any]] = [{
+                "id": me.id, "address": me.address, "status": "left" if me.left else "alive", "self": True,
+                "generation": me.generation, "heartbeat": me.heartbeat, "phi": 0.0, "last_heard_ms_ago": 0,
+                "tags": dict(me.tags),
+            }]
+            if probes is not None:
+                out[0].update(incarnation=probes.incarnation, local_health=probes.health)
             for m in self.protocol.membership.members.values():
                 out.append({
                     "id": m.info.id, "address": m.info.address, "status": m.status, "self": False,
@@ -36,6 +41,8 @@ class Views:
                     "phi": round(m.detector.phi(now), 2), "last_heard_ms_ago": max(0, now - m.last_heard),
                     "tags": dict(m.info.tags),
                 })
+                if probes is not None:
+                    out[-1].update(probes.describe(m.info.id, now))
         return sorted(out, key=lambda m: str(m["id"]))
 
     def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]:

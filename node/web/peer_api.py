@@ -1,6 +1,7 @@
-"""The peers' route, POST /gossip: a coded message in, a coded reply out, each signed
-when the cluster signs (node.server.inbox takes it in). Not in the OpenAPI schema: it is for
-peers only, from the `allow` networks."""
+"""The peers' routes: POST /gossip, a coded message in, a coded reply out, each signed
+when the cluster signs (node.server.inbox takes it in); and POST /probe, direct probes
+(R23, node.server.probing), one-way. Not in the OpenAPI schema: they are for peers only,
+from the `allow` networks."""
 
 from __future__ import annotations
 
@@ -55,5 +56,28 @@ def _refuse(state: SharedState, host: str, status: int, reason: str, detail: str
 
 
 gossip_router.add_route("/gossip", receive_gossip, methods=["POST"], include_in_schema=False)
+
+
+async def receive_probe(request: Request) -> Response:
+    """Direct probes (R23, for peers only, from the `allow` networks): a coded probe
+    message in, a bare 204 out (answers go back as probe messages of their own); 404 on
+    a node that does not probe."""
+    state = state_of(request)
+    host = request.client.host if request.client else ""
+    if not state.allows(host):
+        problem = f"probes from {host or 'an unknown address'} are not allowed"
+        raise _refuse(state, host, 403, "NotAllowed", problem)
+    body = await read_limited(request, state.config.max_body_bytes)
+    try:
+        probing = state.receive_probe(body, request.headers)
+    except PeerError as exc:
+        status, what = _refusal(exc)
+        raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
+    if not probing:
+        raise HTTPException(404, "this node does not probe (--probe-interval 0)")
+    return Response(status_code=204, headers={TIME_HEADER: str(wall_ms())})
+
+
+gossip_router.add_route("/probe", receive_probe, methods=["POST"], include_in_schema=False)
 
 

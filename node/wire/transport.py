@@ -4,7 +4,8 @@ an injected httpx client (tests route addresses to in-process apps that way).
 
 The seam: the loops that send (node.server.pump) ask only for a `Transport`; what it needs
 comes in explicitly: the codec, a `Signer` (node.server.inbox.Signatures), the `Traffic` it
-counts on (node.wire.traffic), and a `ClockObserver` told the time on each answer."""
+counts on (node.wire.traffic), and a `ClockObserver` told the time on each answer. Direct
+probes (R23, node.server.probing) go by the same `Transport`."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import httpx
 from gossip.codec import Codec
 from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
 from gossip.messages import Exchange, Message, Reply, Rumor
+from gossip.probe_messages import Probe
 from node.wire.connections import Answer, PeerConnections, ProtocolError
 from node.wire.traffic import Traffic
 
 GOSSIP_PATH = "/gossip"
+PROBE_PATH = "/probe"  # direct probes (R23): one-way messages, answered with a bare 204
 CONTENT_TYPE = "application/json"
 # The sender's wall time in ms, on every request and every answer (a signed message's
 # signature covers it): what peers' clock offsets are estimated from (node.server.clockcheck).
@@ -47,6 +50,11 @@ class Transport(Protocol):
 
     async def send(self, address: str, message: Message) -> Message | None:
         """The peer's answer (None if it has none); raises PeerError if it fails."""
+        ...
+
+    async def send_probe(self, address: str, probe: Probe) -> bool:
+        """A probe message (R23), one-way: whether it got through; never raises for a
+        peer's failure."""
         ...
 
     async def aclose(self) -> None: ...
@@ -116,14 +124,30 @@ class HttpTransport:
         self._clock(reply.sender.address, their_time, received, sent)
         return reply
 
+    async def send_probe(self, address: str, probe: Probe) -> bool:
+        """POST one probe message (one-way: the answer is a bare 204). Whether it got
+        through; a probe that did not is as good as lost, which the probes allow for."""
+        body = self.codec.encode_probe(probe)
+        headers = {"content-type": CONTENT_TYPE, TIME_HEADER: str(wall_ms()), **self.signer.sign(body)}
+        try:
+            with anyio.fail_after(self.timeout):
+                answer = await self._post(address, body, headers, PROBE_PATH)
+        except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
+                httpx.TransportError):
+            return False
+        self.traffic.bytes_sent += len(body)
+        self.traffic.count("probe", "sent", len(body))
+        return answer.status == 204
+
     def _clock(self, address: str, their_time: int | None, received: float, sent: float) -> None:
         if self.clock is not None:
             self.clock.observe(address, their_time, received, sent)
 
-    async def _post(self, address: str, body: bytes, headers: dict[str, str]) -> Answer:
+    async def _post(self, address: str, body: bytes, headers: dict[str, str],
+                    path: str = GOSSIP_PATH) -> Answer:
         if self.client is None:
-            return await self.connections.post(address, GOSSIP_PATH, body, headers)
-        response = await self.client.post(address + GOSSIP_PATH, content=body, headers=headers)
+            return await self.connections.post(address, path, body, headers)
+        response = await self.client.post(address + path, content=body, headers=headers)
         headers = {name.lower(): value for name, value in response.headers.items()}
         return Answer(response.status_code, headers, response.content)
 

@@ -117,6 +117,7 @@ def summaries_of(draw: st.DrawFn, kind: type[Exchange] | type[Reply]) -> Exchang
         draw(timestamps), draw(st.booleans()), draw(st.booleans()), draw(st.none() | evidence),
         draw(retired_sums()), draw(ints), draw(st.none() | st.just("") | names), roster_end,
         {} if roster_end is None else draw(lives),
+        {} if roster_end is None else draw(writer_maps),
     )
 
 

@@ -211,7 +211,9 @@ def test_a_fault_cut_short_by_shrinking_still_runs() -> None:
 # (twice) and 3955 (reset), nodes catching up, cut off, that took pushes: their watermarks
 # vouched for writes they later dropped, or had lost to their own newer ones, so nodes
 # that caught up from them kept stale values, or never got the dropped ones again; and a
-# node that founded the cluster anew while a member it could not answer spoke to it.
+# node that founded the cluster anew while a member it could not answer spoke to it; 705
+# (probing), a node restored from a snapshot older than the forgetting of a writer handed
+# part of that writer back to a node that had forgotten it, which another node then reset.
 CASES = sorted((Path(__file__).parent / "data" / "check-cases").glob("*.json"))
 
 
