@@ -58,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != whole_run:
         command = f"python -m benchmarks {'--quick ' if args.quick else ''}--only {' '.join(args.only)}"
     started = time.monotonic()
-    sections = []
+    sections, took = [], []
     with leaving_nothing_behind():  # whatever stops the run: Ctrl-C, SIGTERM, a timeout
         for name in args.only:
             print(f"== {name}", flush=True)
+            part_started = time.monotonic()
             sections.append(PARTS[name](args.quick, command, out))
+            took.append(f"{name} {time.monotonic() - part_started:.0f} s")
+            print(f"== {took[-1]}", flush=True)
     on_request = ", ".join(
         f"`{target}` ([report]({os.path.relpath(ROOT / 'docs' / 'benchmarks' / folder / 'README.md', out)}))"
         for target, folder in ON_REQUEST.values()
@@ -70,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     preamble = (
         f"# Benchmarks{' (quick mode)' if args.quick else ''}\n\n"
         f"Made by `{command}` on {machine()}, {time.strftime('%Y-%m-%d')}, in "
-        f"{time.monotonic() - started:.0f} s. The machine's 2 cores were shared with other "
-        "work (colleagues' tests and simulations) while this ran, so figures are noisy: each "
-        "baseline runs in the same run as its subject, interleaved with it, and the ratios "
+        f"{time.monotonic() - started:.0f} s ({', '.join(took)}). The machine's 2 cores were "
+        "shared with other work (colleagues' tests and simulations) while this ran, so figures "
+        "are noisy: each baseline runs in the same run as its subject, interleaved with it, and the ratios "
         "are the figures to read. Everything runs on 127.0.0.1 (the many-hosts parts on network "
         "namespaces of this machine); load generators share the "
         "cores with the servers. What limits each missed goal, with profiles "
