@@ -11,7 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import idle, limits_hit, memory, multihost, propagation, ratelimit, read_path, write_load
+from benchmarks import (
+    apply_cost,
+    idle,
+    limits_hit,
+    memory,
+    multihost,
+    propagation,
+    ratelimit,
+    read_path,
+    write_load,
+)
 from benchmarks.report import Section, write_report
 from benchmarks.system import LOG_DIR, ROOT, ensure_debian_tools, leaving_nothing_behind, machine
 
@@ -21,6 +31,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "idle": idle.run,
     "writes": write_load.run,
     "memory": memory.run,
+    "apply": apply_cost.run,
     "ratelimit": ratelimit.run,
     "multihost": multihost.run,
     "limits": limits_hit.run,
