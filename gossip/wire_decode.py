@@ -167,7 +167,7 @@ class Decoder:
         config = self.config
         parsed = tuple(fast_entry(origin, e, config) or entry(origin, e, f"{path} entries[{i}]", config)
                        for i, e in enumerate(items))
-        if any(not base < e.ts <= upto for e in parsed):
+        if any(not base < e.stamp <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
         return WriterDelta(origin, base, upto, parsed, final)
 

@@ -60,7 +60,7 @@ def fast_entry(origin: str, raw: object, config: Config) -> Entry | None:
             check_value(value, config)
         except CallerError:
             return None
-    return Entry(key, value, Timestamp(wall, counter), origin, deleted == 1, expires)
+    return Entry(key, value, (wall, counter), origin, deleted == 1, expires)
 
 
 def rumor_item(raw: object, path: str, config: Config) -> RumorItem:
@@ -85,7 +85,7 @@ def fast_rumor_item(raw: object, config: Config) -> RumorItem | None:
         return None
     item = fast_entry(origin, raw[3:], config)
     prev = Timestamp(prev_wall, prev_counter)
-    return RumorItem(item, prev) if item is not None and prev < item.ts else None
+    return RumorItem(item, prev) if item is not None and prev < item.stamp else None
 
 
 def member(raw: object, path: str) -> MemberInfo:
