@@ -1,6 +1,7 @@
 """An entry on its own (gossip/entry.py): a small immutable value whose timestamp is kept
 as two numbers, and which behaves as the frozen record it replaces: equal, hashed, shown,
-pickled and copied by its fields; the LWW order on (ts, origin)."""
+pickled and copied by its fields; the LWW order on (ts, origin); writer ids shared, not
+copied, when decoded."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import sys
 import pytest
 
 from gossip.clock import Timestamp
+from gossip.codec import Codec
+from gossip.config import Config
 from gossip.entry import Entry
+from gossip.membership import MemberInfo
+from gossip.messages import Rumor, RumorGroup, RumorItem
 
 TS = Timestamp(1_765_000_000_123, 7)
 
@@ -76,3 +81,16 @@ def test_it_is_smaller_than_the_record_it_replaces() -> None:
     entry = make()
     assert not hasattr(entry, "__dict__")
     assert sys.getsizeof(entry) <= 16 + 8 * 7 + 16
+
+
+def test_decoded_entries_share_their_writer_id() -> None:
+    """A node holds one entry per key: the writer id of each, decoded from a message, is
+    one string shared by all (interned), not a copy per entry."""
+    codec = Codec(Config())
+    sender = MemberInfo("n1", "http://n1", 5, 0)
+    items = tuple(RumorItem(make(key=f"k{i}", ts=Timestamp(10, i + 1)), Timestamp(10, i)) for i in range(3))
+    first, second = (codec.decode(codec.encode(Rumor(sender, (RumorGroup((), items),)))) for _ in range(2))
+    assert isinstance(first, Rumor) and isinstance(second, Rumor)
+    origins = [item.entry.origin for item in (*first.items, *second.items)]
+    assert origins == ["n1#5"] * 6
+    assert all(origin is origins[0] for origin in origins)
