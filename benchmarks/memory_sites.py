@@ -18,6 +18,7 @@ value strings themselves are the data, counted apart.
 from __future__ import annotations
 
 import gc
+import linecache
 import sys
 import tracemalloc
 from collections import Counter
@@ -37,11 +38,13 @@ Sites = dict[str, tuple[float, float]]  # site -> (bytes per key, blocks per key
 
 
 def _site(trace: tracemalloc.Traceback) -> str:
-    """The innermost frame in the repository's code (gossip/, node/), else the innermost."""
+    """The innermost frame in the repository's code (gossip/, node/), with its line, else
+    the innermost."""
     for frame in reversed(trace):
         path = Path(frame.filename)
         if path.is_relative_to(ROOT) and path.parts[len(ROOT.parts)] in ("gossip", "node"):
-            return f"{path.relative_to(ROOT)}:{frame.lineno}"
+            line = linecache.getline(frame.filename, frame.lineno).strip()
+            return f"{path.relative_to(ROOT)}:{frame.lineno} `{line[:60]}`"
     if trace[-1].filename == __file__:
         return "the key and value strings (the data)"
     return f"{Path(trace[-1].filename).name}:{trace[-1].lineno}"
