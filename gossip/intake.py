@@ -75,7 +75,10 @@ class Intake:
     def apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
         """Merge an incoming entry. False only if it is refused as possibly stale: then
         the caller must not count it as held (no watermark moves past it)."""
-        ts = entry.ts
+        return self._apply(entry, entry.ts, now_ms, pushed)
+
+    def _apply(self, entry: Entry, ts: Timestamp, now_ms: int, pushed: bool) -> bool:
+        """apply(), given the entry's timestamp (an entry builds it anew when asked)."""
         self._clock.observe(ts, now_ms)
         if self._store.get(entry.key) is None:
             if ts <= self._store.coverage(entry.origin):
@@ -124,9 +127,11 @@ class Intake:
         return store.get(entry.key) is None and store.coverage(entry.origin) < entry.stamp <= store.collected
 
     def _apply_pushed(self, item: RumorItem, now_ms: int) -> bool:
-        if not self.apply(item.entry, now_ms, pushed=True):
+        entry = item.entry
+        ts = entry.ts
+        if not self._apply(entry, ts, now_ms, pushed=True):
             return False
-        self._store.advance(item.entry.origin, item.prev, item.entry.ts)
+        self._store.advance(entry.origin, item.prev, ts)
         return True
 
     def hold(self, item: RumorItem) -> None:

@@ -103,7 +103,7 @@ class Store:
         if (at := self._ripe_at(entry)) is not None:
             heapq.heappush(self._mortal, (at, next(self._pushed), entry))
         log = self._logs.setdefault(entry.origin, [])
-        if not log or log[-1].stamp < entry.stamp:
+        if not log or (log[-1].wall, log[-1].counter) < (entry.wall, entry.counter):
             log.append(entry)  # the usual case: a writer's entries arrive in ts order
         else:
             insort(log, entry, key=_stamp)
