@@ -23,7 +23,9 @@ What that gives, and what it does not:
 - Around a change of members (a node joining, or one paused and back), two nodes may
   briefly disagree on the owner: a tick may run twice (the record prevents it only if it
   arrived in time) or be missed.
-- During a partition each side has its own owner, so each side runs the job.
+- During a partition each side has its own owner, so each side runs the job (from the
+  tick in whose period one side finds the other dead: the cut-off owner ran it, and the
+  other side, which cannot see its record, runs it late).
 - A node with seeds that has met no member yet runs no jobs.
 - A job that raises is logged and runs again at the next tick; a job that outlasts its
   period skips the ticks it overran. Clocks more than a tick apart break the agreement.
