@@ -30,7 +30,7 @@ bench-propagation: $(STAMP)  ## time for a write to reach all nodes, eager push 
 	$(BIN)/python -m scripts.bench_propagation --nodes 10 --writes 60
 
 .PHONY: bench bench-quick
-bench: $(STAMP)  ## read path, propagation, idle cost, write load, memory vs baselines -> docs/benchmarks/
+bench: $(STAMP)  ## read path, propagation, idle cost, write load, memory, apply cost vs baselines -> docs/benchmarks/
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks
 

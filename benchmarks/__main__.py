@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import (
+    apply_cost,
     idle,
     limits_hit,
     memory,
@@ -32,6 +33,7 @@ PARTS: dict[str, Callable[[bool, str, Path], Section]] = {
     "idle": idle.run,
     "writes": write_load.run,
     "memory": memory.run,
+    "apply": apply_cost.run,
     "ratelimit": ratelimit.run,
     "multihost": multihost.run,
     "limits": limits_hit.run,

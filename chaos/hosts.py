@@ -72,11 +72,12 @@ def remove_leftovers() -> None:
 
 
 def start_node(ns: str, args: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
-               wrapper: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+               wrapper: Sequence[str] = (), module: str = "node") -> subprocess.Popen[bytes]:
     """`python -m node ARGS` inside the namespace `ns` (under `wrapper`, such as faketime),
     in a session of its own so that it and its children are signalled together, its output
-    added to `log`. The caller stops it by its PID."""
-    argv = ["ip", "netns", "exec", ns, *wrapper, sys.executable, "-m", "node", *args]
+    added to `log`. The caller stops it by its PID. `module` runs another module instead
+    (`uvicorn`, for an app that embeds a node)."""
+    argv = ["ip", "netns", "exec", ns, *wrapper, sys.executable, "-m", module, *args]
     with open(log, "ab") as out:
         return subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

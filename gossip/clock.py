@@ -3,7 +3,7 @@ exceed every timestamp seen, and stay close to wall time. Wall time is passed in
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from gossip.errors import ClockSkewRejected
 
@@ -16,6 +16,13 @@ class Timestamp(NamedTuple):
 
 
 ZERO = Timestamp(0, 0)
+
+
+class Stamped(Protocol):
+    """What has a timestamp's wall time: a Timestamp, an entry."""
+
+    @property
+    def wall(self) -> int: ...
 
 
 class HybridClock:
@@ -31,8 +38,8 @@ class HybridClock:
             self.last = Timestamp(self.last.wall, self.last.counter + 1)
         return self.last
 
-    def check(self, remote: Timestamp, wall_ms: int) -> None:
-        """Refuse a remote timestamp too far ahead of our wall clock."""
+    def check(self, remote: Stamped, wall_ms: int) -> None:
+        """Refuse a remote timestamp (or an entry's) too far ahead of our wall clock."""
         if remote.wall > wall_ms + self.max_offset_ms:
             raise ClockSkewRejected(
                 f"timestamp {remote.wall} ms is {remote.wall - wall_ms} ms ahead of local "

@@ -53,9 +53,9 @@ def cut(
         cut = budget <= 0
         young = False
         for entry in store.newer_than(origin, base):
-            if entry.ts > mine:
+            if entry.stamp > mine:
                 break  # held, but not yet covered by our own watermark
-            if until_wall is not None and entry.ts.wall > until_wall:
+            if until_wall is not None and entry.wall > until_wall:
                 young = True
                 break
             size = entry_size(entry)

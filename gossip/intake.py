@@ -40,7 +40,7 @@ class Intake:
         check = self._clock.check
         if isinstance(message, Rumor):
             for item in message.items:
-                check(item.entry.ts, now_ms)
+                check(item.entry, now_ms)
             return
         for stamps in (message.digest, message.horizon, message.retired):
             for ts in stamps.values():
@@ -75,9 +75,13 @@ class Intake:
     def apply(self, entry: Entry, now_ms: int, pushed: bool = False) -> bool:
         """Merge an incoming entry. False only if it is refused as possibly stale: then
         the caller must not count it as held (no watermark moves past it)."""
-        self._clock.observe(entry.ts, now_ms)
+        return self._apply(entry, entry.ts, now_ms, pushed)
+
+    def _apply(self, entry: Entry, ts: Timestamp, now_ms: int, pushed: bool) -> bool:
+        """apply(), given the entry's timestamp (an entry builds it anew when asked)."""
+        self._clock.observe(ts, now_ms)
         if self._store.get(entry.key) is None:
-            if entry.ts <= self._store.coverage(entry.origin):
+            if ts <= self._store.coverage(entry.origin):
                 # We held this writer's history past it, and the key is gone: something
                 # newer replaced it, and has been collected since (R7b).
                 self.stats.refused_superseded += 1
@@ -120,12 +124,14 @@ class Intake:
     def stale_push(self, entry: Entry) -> bool:
         """A pushed entry too old to be news, for a key we do not hold (R7b)."""
         store = self._store
-        return store.get(entry.key) is None and store.coverage(entry.origin) < entry.ts <= store.collected
+        return store.get(entry.key) is None and store.coverage(entry.origin) < entry.stamp <= store.collected
 
     def _apply_pushed(self, item: RumorItem, now_ms: int) -> bool:
-        if not self.apply(item.entry, now_ms, pushed=True):
+        entry = item.entry
+        ts = entry.ts
+        if not self._apply(entry, ts, now_ms, pushed=True):
             return False
-        self._store.advance(item.entry.origin, item.prev, item.entry.ts)
+        self._store.advance(entry.origin, item.prev, ts)
         return True
 
     def hold(self, item: RumorItem) -> None:

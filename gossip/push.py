@@ -44,7 +44,7 @@ def coalesce(items: list[RumorItem]) -> list[RumorItem]:
     dropped one now follows what that one followed: a receiver holding the writer's
     history up to there holds, once the batch is applied, all of it up to each item (a
     dropped entry is beaten by a later one of the same batch)."""
-    items = sorted(items, key=lambda i: i.entry.ts)
+    items = sorted(items, key=lambda i: i.entry.stamp)
     newest = {(i.entry.origin, i.entry.key): i for i in items}
     bridged: dict[tuple[str, Timestamp], Timestamp] = {}  # (writer, dropped ts) -> its prev
     out = []

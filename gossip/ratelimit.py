@@ -122,8 +122,8 @@ def epoch_name(name: str, read: Callable[[str], Entry | None]) -> str:
     gives the live entry of a key): `name` itself if never reset, else `name@<wall>.<n>`,
     the newest marker's timestamp."""
     reset, clear = read(RESET), read(CLEAR + name)
-    newest = reset if clear is None or (reset is not None and reset.ts > clear.ts) else clear
-    return name if newest is None else f"{name}@{newest.ts.wall}.{newest.ts.counter}"
+    newest = reset if clear is None or (reset is not None and reset.stamp > clear.stamp) else clear
+    return name if newest is None else f"{name}@{newest.wall}.{newest.counter}"
 
 
 def clear_ttl(length_ms: int) -> float:

@@ -15,9 +15,11 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar, overload
 
 from gossip.clock import ZERO, Timestamp
 
+_T = TypeVar("_T")
 BUCKETS = 16  # buckets of the retired set; a bucket that differs is listed whole
 
 
@@ -79,6 +81,18 @@ class RetiredSet(Mapping[str, Timestamp]):
 
     def __contains__(self, writer: object) -> bool:
         return writer in self._ends
+
+    @overload
+    def get(self, writer: str, /) -> Timestamp | None: ...
+    @overload
+    def get(self, writer: str, /, default: Timestamp) -> Timestamp: ...
+    @overload
+    def get(self, writer: str, /, default: _T) -> Timestamp | _T: ...
+
+    def get(self, writer: str, /, default: object = None) -> object:
+        # (Mapping's own get goes through a KeyError for every writer not retired: that
+        # is nearly every entry merged, twice each)
+        return self._ends.get(writer, default)
 
     def set(self, writer: str, end: Timestamp) -> None:
         self.discard(writer)

@@ -1,5 +1,5 @@
-"""Last-writer-wins entries, the per-writer log that deltas are read from, and the
-watermarks that digests are made of. Rules: docs/PROTOCOL.md."""
+"""Last-writer-wins entries (gossip/entry.py) by key, the per-writer log that deltas are
+read from, and the watermarks that digests are made of. Rules: docs/PROTOCOL.md."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ import heapq
 import itertools
 from bisect import bisect_right, insort
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 from gossip.clock import ZERO, Timestamp
+from gossip.entry import JSON as JSON
+from gossip.entry import WRITER_SEP as WRITER_SEP
+from gossip.entry import Entry as Entry
 from gossip.jsontext import canonical
 from gossip.retired import RetiredSet
 
-JSON = Any  # any JSON value
-
 Digest = dict[str, Timestamp]  # writer -> the timestamp up to which we hold everything
-WRITER_SEP = "#"
 # Writers forgotten whose horizons a node keeps (R20): the newest, however old. Beyond
 # that, a node restored from a snapshot older than such a writer's forgetting is judged
 # by the other evidence alone (docs/PROTOCOL.md, "Known limits").
@@ -29,48 +27,13 @@ def writer_id(node_id: str, generation: int) -> str:
     return f"{node_id}{WRITER_SEP}{generation}"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    key: str
-    value: JSON  # None for a tombstone
-    ts: Timestamp
-    origin: str  # the writer: "<node id>#<generation>", one per life of a node
-    deleted: bool = False
-    expires_at: int | None = None  # wall ms; the entry reads as absent from then on
-
-    @property
-    def node(self) -> str:
-        """The id of the node that wrote it."""
-        return self.origin.rpartition(WRITER_SEP)[0] or self.origin
-
-    @property
-    def mortal_at(self) -> int | None:
-        """Wall ms after which, plus the grace period, the entry may be collected:
-        tombstones and entries with an expiry; None for the others."""
-        if self.deleted:
-            return self.ts.wall
-        if self.expires_at is not None:
-            return max(self.ts.wall, self.expires_at)
-        return None
-
-    def wins_over(self, other: Entry) -> bool:
-        """The LWW order: (ts, origin), then a fixed tie-break on content, so that even
-        two different entries with equal (ts, origin) merge the same way everywhere."""
-        if (self.ts, self.origin) != (other.ts, other.origin):
-            return (self.ts, self.origin) > (other.ts, other.origin)
-        return _content(self) > _content(other)
-
-    def is_live(self, now_ms: int) -> bool:
-        return not self.deleted and (self.expires_at is None or now_ms < self.expires_at)
+def _stamp(entry: Entry) -> tuple[int, int]:
+    return (entry.wall, entry.counter)
 
 
-def _ts(entry: Entry) -> Timestamp:
-    return entry.ts
-
-
-def _content(entry: Entry) -> tuple[bool, str, int]:
-    value = canonical(entry.value).decode()
-    return (entry.deleted, value, -1 if entry.expires_at is None else entry.expires_at)
+def _plain(ts: Timestamp) -> tuple[int, int]:
+    """The same object, typed as the entries' stamps are (for bisect against them)."""
+    return ts
 
 
 class Store:
@@ -140,10 +103,10 @@ class Store:
         if (at := self._ripe_at(entry)) is not None:
             heapq.heappush(self._mortal, (at, next(self._pushed), entry))
         log = self._logs.setdefault(entry.origin, [])
-        if not log or log[-1].ts < entry.ts:
+        if not log or (log[-1].wall, log[-1].counter) < (entry.wall, entry.counter):
             log.append(entry)  # the usual case: a writer's entries arrive in ts order
         else:
-            insort(log, entry, key=_ts)
+            insort(log, entry, key=_stamp)
         for listener in self.listeners:
             listener(entry)
         return True
@@ -215,7 +178,7 @@ class Store:
         """Whether some entry we hold is no newer than `mark`: a delete of another writer's
         at `mark` may have superseded it, since a tie on the timestamp breaks on the
         origin (a scan: for rare checks)."""
-        return any(entry.ts <= mark for entry in self._entries.values())
+        return any(entry.stamp <= mark for entry in self._entries.values())
 
     def raise_horizon(self, writer: str, mark: Timestamp) -> None:
         if mark > self.horizon.get(writer, ZERO):
@@ -229,8 +192,8 @@ class Store:
 
     def newer_than(self, origin: str, since: Timestamp) -> Iterator[Entry]:
         """The entries we hold written by `origin` with ts > since, in ts order."""
-        log = self._logs.get(origin, [])
-        for i in range(bisect_right(log, since, key=_ts), len(log)):
+        log, after = self._logs.get(origin, []), _plain(since)
+        for i in range(bisect_right(log, after, key=_stamp), len(log)):
             entry = log[i]
             if self._entries.get(entry.key) is entry:  # not overwritten since
                 yield entry
@@ -239,7 +202,7 @@ class Store:
         """The newest timestamp at or before `ts` in `origin`'s history as we know it
         (ZERO if none): a point a peer's watermark for it can stand at."""
         log = self._logs.get(origin, [])
-        i = bisect_right(log, ts, key=_ts)
+        i = bisect_right(log, _plain(ts), key=_stamp)
         return log[i - 1].ts if i else ZERO
 
     def holds_any(self, origin: str) -> bool:
@@ -309,7 +272,7 @@ def state_hash(live: dict[str, Entry]) -> tuple[str, int]:
     digest = hashlib.sha256()
     for key in sorted(live):
         e = live[key]
-        record = [key, e.value, e.ts.wall, e.ts.counter, e.origin, e.expires_at]
+        record = [key, e.value, e.wall, e.counter, e.origin, e.expires_at]
         digest.update(canonical(record))
         digest.update(b"\n")
     return digest.hexdigest(), len(live)

@@ -31,6 +31,7 @@ from gossip.wire_checks import (
     as_object,
     as_text,
     as_timestamp,
+    as_writer,
     field,
 )
 from gossip.wire_records import entry, fast_entry, fast_rumor_item, member, rumor_item
@@ -85,7 +86,7 @@ class Decoder:
             item = as_array(raw, f"entries[{i}]")
             if not item:
                 raise MalformedMessage(f"entries[{i}] is empty")
-            origin = as_text(item[0], f"entries[{i}] origin")
+            origin = as_writer(item[0], f"entries[{i}] origin")
             entries.append(entry(origin, item[1:], f"entries[{i}]", self.config))
         retired = self.digest(obj, "retired") if "retired" in obj else {}
         horizon = self.digest(obj, "horizon")
@@ -161,13 +162,13 @@ class Decoder:
             raise MalformedMessage(f"{path} must have 4 items, or 5 with the final flag, got {len(fields)}")
         origin, base, upto, entries = fields[:4]
         final = len(fields) == 5 and as_flag(fields[4], f"{path} final")
-        origin = as_text(origin, f"{path} origin")
+        origin = as_writer(origin, f"{path} origin")
         base, upto = as_timestamp(base, f"{path} base"), as_timestamp(upto, f"{path} upto")
         items = self.count(as_array(entries, f"{path} entries"))
         config = self.config
         parsed = tuple(fast_entry(origin, e, config) or entry(origin, e, f"{path} entries[{i}]", config)
                        for i, e in enumerate(items))
-        if any(not base < e.ts <= upto for e in parsed):
+        if any(not base < e.stamp <= upto for e in parsed):
             raise MalformedMessage(f"{path}: entry timestamps must lie in (base, upto]")
         return WriterDelta(origin, base, upto, parsed, final)
 

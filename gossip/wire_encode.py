@@ -19,7 +19,7 @@ from gossip.store import Entry
 
 
 def entry_to_wire(e: Entry) -> list[Any]:
-    return [e.key, e.value, e.ts.wall, e.ts.counter, int(e.deleted), e.expires_at]
+    return [e.key, e.value, e.wall, e.counter, int(e.deleted), e.expires_at]
 
 
 def entry_size(e: Entry) -> int:

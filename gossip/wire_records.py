@@ -8,6 +8,8 @@ field-by-field checks, which name what is wrong.
 
 from __future__ import annotations
 
+import sys
+
 from gossip.clock import Timestamp
 from gossip.config import Config
 from gossip.errors import CallerError, MalformedMessage
@@ -16,7 +18,17 @@ from gossip.limits import check_key, check_value
 from gossip.membership import MemberInfo, Tags, tags_problem
 from gossip.messages import RumorItem
 from gossip.store import Entry
-from gossip.wire_checks import MAX_INT, as_array, as_flag, as_int, as_items, as_object, as_text, as_timestamp
+from gossip.wire_checks import (
+    MAX_INT,
+    as_array,
+    as_flag,
+    as_int,
+    as_items,
+    as_object,
+    as_text,
+    as_timestamp,
+    as_writer,
+)
 
 _PARSED_SCALARS = frozenset({int, float, bool, type(None)})  # valid as parsed (see fast_entry)
 
@@ -60,7 +72,7 @@ def fast_entry(origin: str, raw: object, config: Config) -> Entry | None:
             check_value(value, config)
         except CallerError:
             return None
-    return Entry(key, value, Timestamp(wall, counter), origin, deleted == 1, expires)
+    return Entry(key, value, (wall, counter), origin, deleted == 1, expires)
 
 
 def rumor_item(raw: object, path: str, config: Config) -> RumorItem:
@@ -68,7 +80,7 @@ def rumor_item(raw: object, path: str, config: Config) -> RumorItem:
     fields = as_array(raw, path)
     if len(fields) != 9:
         raise MalformedMessage(f"{path}: expected 9 fields, got {len(fields)}")
-    origin = as_text(fields[0], f"{path} origin")
+    origin = as_writer(fields[0], f"{path} origin")
     prev = as_timestamp(fields[1:3], f"{path} prev")
     item = entry(origin, fields[3:], path, config)
     if not prev < item.ts:
@@ -83,9 +95,9 @@ def fast_rumor_item(raw: object, config: Config) -> RumorItem | None:
     if not (type(origin) is str and 0 < len(origin) <= 256 and type(prev_wall) is int
             and type(prev_counter) is int and 0 <= prev_wall < MAX_INT and 0 <= prev_counter < MAX_INT):
         return None
-    item = fast_entry(origin, raw[3:], config)
+    item = fast_entry(sys.intern(origin), raw[3:], config)  # (interned: see as_writer)
     prev = Timestamp(prev_wall, prev_counter)
-    return RumorItem(item, prev) if item is not None and prev < item.ts else None
+    return RumorItem(item, prev) if item is not None and prev < item.stamp else None
 
 
 def member(raw: object, path: str) -> MemberInfo:

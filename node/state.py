@@ -21,10 +21,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 from anyio.abc import TaskStatus
 
 from gossip.auth import KeyRing
@@ -53,6 +52,9 @@ from node.server.settings import Settings
 from node.server.views import Views
 from node.wire.traffic import Traffic
 from node.wire.transport import HttpTransport, Transport, wall_ms
+
+if TYPE_CHECKING:
+    import httpx  # (an injected client's, for tests: a node on its own never loads httpx)
 
 # (imported by name from here: the errors of aset(), the saver's period, the clock)
 __all__ = ["COUNTS_EVERY", "SAVE_EVERY", "ReplicationTimeout", "SharedState", "TooFewPeers", "running_state",

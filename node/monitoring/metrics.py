@@ -62,7 +62,7 @@ class NodeMetrics:
         """A peer's write applied here: how long after it was made (its HLC wall time at its
         origin; 0 if the clocks disagree the other way). Our own writes are not counted."""
         if not entry.origin.startswith(self._own):
-            self.lag.observe(max(0.0, (wall_ms() - entry.ts.wall) / 1000))
+            self.lag.observe(max(0.0, (wall_ms() - entry.wall) / 1000))
 
 
 class _Collector(Collector):

@@ -13,12 +13,19 @@ shows done already.
 What that gives, and what it does not:
 - In a healthy cluster whose members agree on who is up, each tick runs on exactly one node.
 - When the owner leaves, the others see it gone at once and the next tick runs elsewhere.
-  When it dies, the ticks until it is found dead (failure detection, about 18 gossip
-  intervals) are missed; then another node runs them.
+  When it dies, the ticks until it is found dead are missed: failure detection, 2 to 5 s
+  on a few nodes with direct probes every second (R23), about 18 gossip intervals with
+  phi alone. A member seen suspect still owns its jobs, so a false suspicion (a node
+  slow for a moment) does not run them twice. Whoever owns the job in the dead owner's
+  place takes over the tick in whose period it finds the owner gone, at once (it looks
+  every LATE_CHECK_MS), if no record shows that tick done: the tick runs late rather than
+  a period later.
 - Around a change of members (a node joining, or one paused and back), two nodes may
   briefly disagree on the owner: a tick may run twice (the record prevents it only if it
   arrived in time) or be missed.
-- During a partition each side has its own owner, so each side runs the job.
+- During a partition each side has its own owner, so each side runs the job (from the
+  tick in whose period one side finds the other dead: the cut-off owner ran it, and the
+  other side, which cannot see its record, runs it late).
 - A node with seeds that has met no member yet runs no jobs.
 - A job that raises is logged and runs again at the next tick; a job that outlasts its
   period skips the ticks it overran. Clocks more than a tick apart break the agreement.
@@ -50,6 +57,9 @@ PREFIX = RESERVED + "job/"
 Job = Callable[[], Awaitable[None]]
 
 _tick: ContextVar[int] = ContextVar("tick")
+# How often a node that does not own a tick looks, during the tick's period, whether the
+# owner has been found dead or gone (then it may take the tick over: Jobs._owns).
+LATE_CHECK_MS = 100
 
 
 def current_tick() -> int:
@@ -122,21 +132,44 @@ class Jobs:
         return tick if type(tick) is int else -1
 
     async def _loop(self, job: _Singleton) -> None:
+        tick = _now_ms() // job.every_ms + 1
         while True:
-            now = time.time_ns() // 1_000_000
-            tick = now // job.every_ms + 1
-            await anyio.sleep((tick * job.every_ms - now) / 1000)
-            if self.owner(job.name) != self._local.id or self.last_tick(job.name) >= tick:
-                continue
-            try:
-                self._local.write_reserved(self.key(job.name), {"tick": tick, "node": self._local.id})
-            except GossipError as exc:
-                log.warning("%s: job %r: could not record tick %d: %s", self._local.id, job.name, tick, exc)
-            token = _tick.set(tick)
-            try:
-                await job.run()
-            except Exception:
-                log.exception("%s: job %r failed at tick %d; it runs again next tick", self._local.id,
-                              job.name, tick)
-            finally:
-                _tick.reset(token)
+            await anyio.sleep(max(0, tick * job.every_ms - _now_ms()) / 1000)
+            if await self._owns(job, tick) and self.last_tick(job.name) < tick:
+                await self._run(job, tick)
+                tick = _now_ms() // job.every_ms + 1  # (a run outlasting its period skips those it overran)
+            else:  # the next tick; after a stall (the process stopped), the one of the period we are in
+                tick = max(tick + 1, _now_ms() // job.every_ms)
+
+    async def _owns(self, job: _Singleton, tick: int) -> bool:
+        """Whether this node runs `tick`: it is the owner at the tick, or it becomes the
+        owner because the tick's owner is found dead or gone before the tick's period ends
+        (that owner most likely died before the tick, so the tick was never run: it runs
+        late rather than a period later)."""
+        owner, end = self.owner(job.name), (tick + 1) * job.every_ms
+        while owner is not None and owner != self._local.id:
+            left = end - _now_ms()
+            if left <= 0:
+                return False
+            await anyio.sleep(min(LATE_CHECK_MS, left) / 1000)
+            if self._views.gone(owner):
+                owner = self.owner(job.name)
+        return owner is not None
+
+    async def _run(self, job: _Singleton, tick: int) -> None:
+        try:
+            self._local.write_reserved(self.key(job.name), {"tick": tick, "node": self._local.id})
+        except GossipError as exc:
+            log.warning("%s: job %r: could not record tick %d: %s", self._local.id, job.name, tick, exc)
+        token = _tick.set(tick)
+        try:
+            await job.run()
+        except Exception:
+            log.exception("%s: job %r failed at tick %d; it runs again next tick", self._local.id,
+                          job.name, tick)
+        finally:
+            _tick.reset(token)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -8,6 +8,9 @@ The node looks its DNS seeds up before it starts (a node whose names give only i
 founds the cluster) and then again now and then. A name's latest answer replaces its
 last one, so the addresses of pods long gone do not pile up; a name whose lookup fails
 keeps its last answer, and /health names it until it resolves again.
+
+dnspython is imported on the first lookup: a node without DNS seeds never loads it (some
+2.4 MB of its memory).
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
-import dns.asyncresolver
-import dns.exception
-import dns.rdtypes.IN.SRV
 
 from gossip.errors import ConfigError
 
+if TYPE_CHECKING:
+    from dns.asyncresolver import Resolver
+
 PREFIX = "dns:"
 SRV_PREFIX = "_gossip._tcp."
-Resolver = dns.asyncresolver.Resolver
 LOOKUP_TIMEOUT = 5.0  # seconds one name's lookup may take, all its queries together
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 log = logging.getLogger("gossip.dns")
@@ -133,6 +136,9 @@ def replace_derived(
 
 async def lookup(seed: DnsSeed, resolver: Resolver, timeout: float) -> list[tuple[str, int]]:
     """(address, port) of each node `seed` names; LookupFailed with the DNS error."""
+    import dns.exception
+    import dns.rdtypes.IN.SRV
+
     try:
         if seed.port is not None:
             return [(a, seed.port) for a in await _addresses(resolver, seed.name, timeout)]
@@ -182,8 +188,11 @@ class DnsSeeds:
 
     async def resolve(self) -> None:
         """Look every name up once (together), and log what changed."""
+        import dns.asyncresolver
+        import dns.exception
+
         try:
-            resolver = Resolver()  # reads /etc/resolv.conf (again: it may change)
+            resolver = dns.asyncresolver.Resolver()  # reads /etc/resolv.conf (again: it may change)
         except (dns.exception.DNSException, OSError) as exc:
             self.failed = {seed: f"no DNS resolver: {exc}" for seed in self.seeds}
             return

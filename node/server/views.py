@@ -69,6 +69,16 @@ class Views:
                 gone.add(membership.me.id)
         return gone
 
+    def gone(self, member_id: str) -> bool:
+        """Whether this node sees the member dead or left, or knows it no more (forgotten);
+        of itself, whether it left."""
+        with self.local.lock:
+            membership = self.protocol.membership
+            if member_id == membership.me.id:
+                return membership.me.left
+            member = membership.members.get(member_id)
+            return member is None or member.status in (DEAD, LEFT)
+
     def serving(self) -> list[str] | None:
         """The ids of this node and of the members it sees alive or suspect; None while it
         has met no member yet (it has seeds to join through) or has left."""

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 from fastapi import FastAPI
 
 from gossip.errors import ConfigError
@@ -20,6 +20,9 @@ from node.state import SharedState
 from node.web import listener, openapi
 from node.web.hotpaths import HotPaths
 from node.web.routes import NODE_ROUTERS, NodeRoutes
+
+if TYPE_CHECKING:
+    import httpx  # (an injected client's, for tests: a node on its own never loads httpx)
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 log = logging.getLogger("gossip.node")

@@ -12,10 +12,9 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
-import httpx
 
 from gossip.codec import Codec
 from gossip.errors import PeerRefused, PeerTimeout, PeerUnreachable
@@ -23,6 +22,9 @@ from gossip.messages import Exchange, Message, Reply, Rumor
 from gossip.probe_messages import Probe
 from node.wire.connections import Answer, PeerConnections, ProtocolError
 from node.wire.traffic import Traffic
+
+if TYPE_CHECKING:
+    import httpx  # (imported with an injected client only: a node on its own never loads it)
 
 GOSSIP_PATH = "/gossip"
 PROBE_PATH = "/probe"  # direct probes (R23): one-way messages, answered with a bare 204
@@ -101,8 +103,7 @@ class HttpTransport:
                 answer = await self._post(address, body, headers)
         except TimeoutError as exc:
             raise PeerTimeout(address, f"no answer within {self.timeout} s") from exc
-        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
-                httpx.TransportError) as exc:
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError) as exc:
             raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         received = time.monotonic()
         traffic = self.traffic
@@ -133,7 +134,7 @@ class HttpTransport:
             with anyio.fail_after(self.timeout):
                 answer = await self._post(address, body, headers, PROBE_PATH)
         except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError, ProtocolError,
-                httpx.TransportError):
+                PeerUnreachable):
             return False
         self.traffic.bytes_sent += len(body)
         self.traffic.count("probe", "sent", len(body))
@@ -147,7 +148,12 @@ class HttpTransport:
                     path: str = GOSSIP_PATH) -> Answer:
         if self.client is None:
             return await self.connections.post(address, path, body, headers)
-        response = await self.client.post(address + path, content=body, headers=headers)
+        import httpx
+
+        try:
+            response = await self.client.post(address + path, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise PeerUnreachable(address, f"{type(exc).__name__}: {exc}") from exc
         headers = {name.lower(): value for name, value in response.headers.items()}
         return Answer(response.status_code, headers, response.content)
 

@@ -89,3 +89,11 @@ def test_a_listing_that_does_not_add_up_to_its_bucket_tells_nothing_of_absent_wr
     assert holdings.mark("w19#1") is None  # and the rest of that bucket unknown
     assert holdings.mark("z#1") == ZERO  # another bucket, empty on both sides: known absent
     assert not holdings.complete
+
+
+def test_a_retired_set_answers_get_as_a_mapping_does() -> None:
+    retired = RetiredSet()
+    retired.set("w#1", Timestamp(3, 0))
+    assert retired.get("w#1") == Timestamp(3, 0) and retired.get("w#2") is None
+    assert retired.get("w#2", Timestamp(0, 0)) == Timestamp(0, 0)
+    assert retired.get("w#1", None) == Timestamp(3, 0)

@@ -1,5 +1,6 @@
 """Run-once jobs (node/recipes/jobs.py): the rendezvous owner is a function of the member set alone;
-a job runs on one node per tick; bad registrations are refused naming the problem; and,
+a job runs on one node per tick, and the tick in whose period its owner is found dead runs
+late on another; bad registrations are refused naming the problem; and,
 with real workers, each tick runs on exactly one worker, and another takes over when the
 owner is killed (after failure detection) or leaves (at once).
 
@@ -128,6 +129,38 @@ async def test_each_tick_runs_on_one_node_and_a_cut_owner_is_replaced() -> None:
                 await anyio.sleep(0.05)
         # ... and the owner, cut off, runs it too: each side of a partition runs the job
         assert any(owner in nodes for tick, nodes in runs.items() if tick > cut_at)
+        cluster.heal(owner)
+
+
+@pytest.mark.anyio
+async def test_the_tick_whose_owner_is_found_dead_during_it_runs_late_elsewhere() -> None:
+    """The owner cut off just before a tick: the others still count it at the tick, find it
+    dead during the tick's period, and the new owner runs that tick then, late, not a
+    period later."""
+    every = 3.0  # long enough for phi to find the owner dead within the period (about 1 s)
+    runs: dict[int, list[tuple[int, float]]] = defaultdict(list)  # tick -> (node, wall time) runs
+    async with InProcessCluster(3) as cluster:
+        with anyio.fail_after(10):
+            while any(len(s.members()) < 3 for s in cluster.states):
+                await anyio.sleep(0.05)
+        for i, state in enumerate(cluster.states):
+
+            async def job(i: int = i) -> None:
+                runs[current_tick()].append((i, time.time()))
+
+            state.singleton("late", every=every)(job)
+        owner = cluster.names.index(rendezvous_owner("late", cluster.names))
+        tick = int(time.time() // every) + 1
+        if tick * every - time.time() < 0.5:
+            tick += 1
+        await anyio.sleep(tick * every - 0.3 - time.time())
+        cluster.cut(owner)  # 0.3 s before the tick: phi is far from dead by then
+        with anyio.fail_after(every + 10):
+            while not any(i != owner for t, done in runs.items() if t >= tick for i, _ in done):
+                await anyio.sleep(0.05)
+        late = [(i, at) for i, at in runs[tick] if i != owner]
+        assert len(late) == 1, dict(runs)  # the tick itself, on one of the others
+        assert tick * every + 0.1 < late[0][1] < (tick + 1) * every, (late, tick * every)
         cluster.heal(owner)
 
 
