@@ -195,6 +195,14 @@ class Membership:
         expected = self.heartbeat_interval_ms()
         return PhiAccrual(self.config.detector_window, expected, expected * (1 - self.config.jitter))
 
+    def new_record(self, info: MemberInfo, now_ms: int) -> Member:
+        """The record of a member first heard of now."""
+        return Member(info, self._detector(), now_ms, since=now_ms)
+
+    def forget_derived(self) -> None:
+        """A member came or went: the lists derived from `members` are made again."""
+        self._live = self._ids = self._addresses = None
+
     def merge(self, infos: list[MemberInfo], now_ms: int) -> None:
         for info in infos:
             if info.id == self.me.id:
@@ -208,8 +216,8 @@ class Membership:
                 del self.reaped[info.id]
             known = self.members.get(info.id)
             if known is None:
-                known = self.members[info.id] = Member(info, self._detector(), now_ms, since=now_ms)
-                self._live = self._ids = self._addresses = None
+                known = self.members[info.id] = self.new_record(info, now_ms)
+                self.forget_derived()
                 self._event("joined", info, f"first heard of (generation {info.generation})", now_ms)
                 self._tell(info.id)
             elif info.newer_than(known.info):
@@ -302,7 +310,7 @@ class Membership:
             self._event("reaped", member.info, why, now_ms)
             del self.members[member.info.id]
             self.news.pop(member.info.id, None)
-            self._live = self._ids = self._addresses = None
+            self.forget_derived()
             self.reaped[member.info.id] = (member.info, now_ms)
             if member.status == LEFT:  # a seed that said goodbye is no longer a seed
                 self.seeds = tuple(a for a in self.seeds if a != member.info.address)

@@ -95,7 +95,10 @@ def _cluster(nodes: int, seed: int, name: str, rounds: bool, loss: float = 0.0) 
     network = NetworkModel(latency=0.002, latency_tail=0.001, loss=loss)
     sim = Simulation(detect_config(rounds), network, f"{seed}:detect:{name}:{nodes}", rounds=rounds)
     sim.add_nodes(nodes)
-    sim.introduce_all()
+    if rounds:
+        sim.introduce_all()
+    else:  # probes alone read few records: make only those (N = 10,000 would need 10^8)
+        sim.introduce_all_shared()
     return sim
 
 
