@@ -49,7 +49,7 @@ def _window(cluster: LocalCluster, seconds: float) -> tuple[list[float], list[fl
 
 
 def run(quick: bool, command: str, out_dir: Path) -> Section:
-    seconds = 10.0 if quick else 30.0
+    seconds = 6.0 if quick else 30.0
     value = "v" * 100
     results: dict[int, tuple[list[float], list[float], str]] = {}
     cluster = start_cluster(NODES, interval=INTERVAL)
@@ -59,7 +59,7 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
             asyncio.run(fill(cluster.ports[0], keys - loaded, value, start=loaded))
             loaded = keys
             asyncio.run(converge(cluster.ports, keys))
-            time.sleep(2 * INTERVAL * 5)  # let deltas and digests settle
+            time.sleep(INTERVAL * (5 if quick else 10))  # let deltas and digests settle
             results[keys] = _window(cluster, seconds)
             print(f"  idle {keys} keys: {statistics.mean(results[keys][0]):.2f}% of a core, "
                   f"{statistics.mean(results[keys][1]):.0f} B/s per node", flush=True)

@@ -94,7 +94,7 @@ async def _measure(nodes: Sequence[Node], writes: int, idle_s: float) -> Result:
 
 def run(quick: bool, command: str, out_dir: Path) -> Section:
     count, per_host = (3, 4) if quick else (5, 10)
-    writes, idle_s = (5, 10.0) if quick else (20, 30.0)
+    writes, idle_s = (3, 6.0) if quick else (20, 30.0)
     if (reason := available()) is not None:
         raise RuntimeError(f"the many-hosts benchmark needs network namespaces: {reason}")
     results: dict[str, Result] = {}

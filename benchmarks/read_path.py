@@ -27,7 +27,7 @@ CONNECTIONS = 32
 
 
 def run(quick: bool, command: str, out_dir: Path) -> Section:
-    seconds, rounds = (3, 3) if quick else (10, 5)
+    seconds, rounds = (3, 2) if quick else (10, 5)
     cluster = start_cluster(NODES)
     redis = RedisServer()
     bare_port, redis_port, mounted_port = free_ports(3)
