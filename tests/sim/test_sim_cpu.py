@@ -4,6 +4,7 @@ queue at its receiver; and with the model off nothing changes."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,7 @@ from gossip.config import Config
 from gossip.messages import Outgoing
 from simulations.cpu import CpuModel, Cpus
 from simulations.engine import Simulation
+from simulations.load import Load, run_load
 from simulations.network import NetworkModel
 from simulations.timeline import Timeline
 
@@ -99,3 +101,23 @@ def test_a_second_push_to_a_node_is_answered_after_both_are_served() -> None:
     lat = round(LATENCY * 1e6)
     assert sorted(ends) == [("n0", "n1", 2 * lat + serve), ("n0", "n2", 2 * lat + serve),
                             ("n2", "n0", 2 * lat + serve), ("n2", "n1", 2 * lat + 2 * serve)]
+
+
+def test_a_cpu_model_without_cores_changes_nothing() -> None:
+    load = Load(nodes=6, rate=40, seconds=3, interval=0.2, warmup=1, latency=0.002, latency_tail=0.001)
+    plain = run_load(load, seed=3)
+    coreless = CpuModel(per_message=0.01, per_entry=0.01, per_write=0.01)
+    idle = run_load(dataclasses.replace(load, cpu=coreless), seed=3)
+    assert idle == plain
+    assert plain.cpu == 0 and plain.writes == 3 * 40
+
+
+def test_under_a_closed_loop_the_cpu_sets_the_write_rate() -> None:
+    """Writers that wait for their answers: the cluster takes what its cores allow."""
+    cpu = CpuModel(per_message=0.0005, per_entry=0.00001, per_send=0.0002, per_write=0.001, cores=2)
+    load = Load(nodes=4, rate=0, seconds=2, keys=10**9, interval=0.2, warmup=1, latency=0.0001,
+                cpu=cpu, clients=4)
+    cost = run_load(load, seed=1)
+    assert cost.cpu == pytest.approx(2 / 4, rel=0.05)  # every core busy all the time
+    assert cost.writes < 2 * 2 / cpu.per_write  # fewer than if writes had the cores to themselves
+    assert cost.converged
