@@ -11,10 +11,13 @@ more of them than there are cores (processor sharing: the cores are shared evenl
 the nodes with work, as the OS shares them among runnable processes, in the limit of
 short time slices). What the piece does happens when it ends. The pieces and costs:
 
-- serving a request (an exchange or a push) of k entries: per_message + per_entry * k;
-  the core handles it, and its answer leaves, when that ends;
-- sending a message: per_send / 2 before it leaves, and per_send / 2 + per_entry * k
-  to read its answer (k: the entries of a reply; a push's answer has none);
+- serving a push of k entries: per_message + per_entry * k; the core handles it, and its
+  answer leaves, when that ends;
+- serving an exchange whose delta holds k entries: per_message + per_summary +
+  per_delta_entry * k (a summary's digest, view and reply are more work than a push,
+  and an entry of a delta less than a pushed one, which is checked and passed on);
+- sending a message: per_send / 2 before it leaves, and per_send / 2 to read its answer,
+  plus per_summary + per_delta_entry * k for a reply whose delta holds k entries;
 - a client's write (POST /set): per_write; it is applied and answered when that ends.
 
 Direct probes (R23) are not charged. scripts/cpu_costs.py measures the costs on a real
@@ -26,33 +29,43 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from gossip.messages import Message, Reply, Rumor, Summary
 from simulations.timeline import US, Timeline
 
 
 @dataclass(frozen=True)
 class CpuModel:
-    per_message: float = 0.0  # seconds of CPU to serve a request, besides its entries
-    per_entry: float = 0.0  # and per entry it carries (decode, apply)
+    per_message: float = 0.0  # seconds of CPU to serve a request (HTTP, signature, a push's handling)
+    per_entry: float = 0.0  # and per entry of a push (decode, apply, relay)
+    per_summary: float = 0.0  # more to serve an exchange, or to read a reply (digest, view)
+    per_delta_entry: float = 0.0  # per entry of an exchange's or a reply's delta
     per_send: float = 0.0  # to send a message and read its answer (half each)
     per_write: float = 0.0  # to take a client's write
     cores: float = 0.0  # the machine's, shared by every node; 0: CPU time is not modelled
 
     def __post_init__(self) -> None:
-        for name in ("per_message", "per_entry", "per_send", "per_write", "cores"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"cpu field {name!r} must be >= 0")
+        for f in fields(self):
+            if getattr(self, f.name) < 0:
+                raise ValueError(f"cpu field {f.name!r} must be >= 0")
 
     @property
     def on(self) -> bool:
         return self.cores > 0
 
-    def serve(self, entries: int) -> float:
-        return self.per_message + self.per_entry * entries
+    def serve(self, message: Message) -> float:
+        """Serving a request: handling it and making the answer."""
+        if isinstance(message, Rumor):
+            return self.per_message + self.per_entry * sum(len(group.items) for group in message.groups)
+        return self.per_message + self._summary(message)
 
-    def answer(self, entries: int) -> float:
-        return self.per_send / 2 + self.per_entry * entries
+    def answer(self, reply: Reply | None) -> float:
+        """Reading the answer to a message sent (None: a push's, with nothing in it)."""
+        return self.per_send / 2 + (0.0 if reply is None else self._summary(reply))
+
+    def _summary(self, summary: Summary) -> float:
+        return self.per_summary + self.per_delta_entry * sum(len(d.entries) for d in summary.delta)
 
 
 class Cpus:
@@ -62,7 +75,7 @@ class Cpus:
     def __init__(self, model: CpuModel, timeline: Timeline) -> None:
         self.model, self.timeline = model, timeline
         self.queues: dict[str, deque[_Piece]] = {}  # address -> its work, the head running
-        self.used: dict[str, float] = {}  # address -> CPU seconds of work given to it
+        self.used: dict[str, float] = {}  # address -> CPU seconds of work it has done
         self._updated = 0  # virtual us up to which the heads' progress is counted
         self._version = 0  # of the one pending completion event; older ones are void
 
@@ -77,8 +90,7 @@ class Cpus:
             action()
             return
         self._advance()
-        self.queues.setdefault(address, deque()).append(_Piece(cost, action))
-        self.used[address] = self.used.get(address, 0.0) + cost
+        self.queues.setdefault(address, deque()).append(_Piece(cost, cost, action))
         self._schedule()
 
     def forget(self, address: str) -> None:
@@ -87,7 +99,7 @@ class Cpus:
         if self.model.on and self.queues.get(address):
             self._advance()
             for piece in self.queues[address]:
-                piece.left = 0.0
+                piece.cost, piece.left = piece.cost - max(0.0, piece.left), 0.0  # what it did
             self._schedule()
 
     def _share(self) -> float:
@@ -119,14 +131,16 @@ class Cpus:
             return
         self._advance()
         within = self._share() / US  # less than a us of work left: done
-        queues = self.queues.values()
-        done = [queue.popleft().action for queue in queues if queue and queue[0].left <= within]
+        done = [(a, q.popleft()) for a, q in self.queues.items() if q and q[0].left <= within]
+        for address, piece in done:
+            self.used[address] = self.used.get(address, 0.0) + piece.cost - max(0.0, piece.left)
         self._schedule()
-        for action in done:
-            action()
+        for _, piece in done:
+            piece.action()
 
 
 @dataclass
 class _Piece:
-    left: float  # CPU seconds still to do
+    cost: float  # CPU seconds
+    left: float  # still to do
     action: Callable[[], None]

@@ -18,7 +18,7 @@ from functools import partial
 
 from gossip.codec import Codec
 from gossip.errors import PeerError
-from gossip.messages import Message, Outgoing, Reply, Rumor, Summary
+from gossip.messages import Message, Outgoing, Reply
 from simulations.cpu import Cpus
 from simulations.network import Network
 from simulations.simnode import SimNode
@@ -147,7 +147,7 @@ class Delivery:
             self._fail_at(sent + self._timeout_us, src, life, dst.address)
             return
         read = partial(self._deliver_reply, src, life, dst.address, rdata)
-        cost = self.cpus.model.answer(_entries(reply))
+        cost = self.cpus.model.answer(reply)
         self.timeline.at(arrive, partial(self.cpus.run, src.address, cost, read))
 
     def _deliver_reply(self, src: SimNode, life: int, address: str, data: bytes) -> None:
@@ -239,7 +239,7 @@ class Delivery:
             self.timeline.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out, taken))
         else:
             done = partial(self._push_done, src, life, out, taken)
-            self.timeline.at(arrive, partial(self.cpus.run, src.address, self.cpus.model.answer(0), done))
+            self.timeline.at(arrive, partial(self.cpus.run, src.address, self.cpus.model.answer(None), done))
 
     def _push_done(self, src: SimNode, life: int, out: Outgoing, taken: int) -> None:
         if src.incarnation != life:
@@ -274,13 +274,4 @@ class Delivery:
         if not dst.up:
             refused()
         else:
-            self.cpus.run(dst.address, self.cpus.model.serve(_entries(message)), serve)
-
-
-def _entries(message: Message) -> int:
-    """The entries a message carries (what its receiver decodes and applies one by one)."""
-    if isinstance(message, Rumor):
-        return sum(len(group.items) for group in message.groups)
-    if isinstance(message, Summary):
-        return sum(len(delta.entries) for delta in message.delta)
-    return 0
+            self.cpus.run(dst.address, self.cpus.model.serve(message), serve)

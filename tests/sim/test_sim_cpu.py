@@ -9,8 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from gossip.clock import ZERO, Timestamp
 from gossip.config import Config
-from gossip.messages import Outgoing
+from gossip.membership import MemberInfo
+from gossip.messages import Exchange, Outgoing, Reply, Rumor, RumorGroup, RumorItem, WriterDelta
+from gossip.store import Entry
 from simulations.cpu import CpuModel, Cpus
 from simulations.engine import Simulation
 from simulations.load import Load, run_load
@@ -34,9 +37,8 @@ def _runs(cpus: Cpus, timeline: Timeline, work: list[tuple[float, str, float]]) 
 
 def test_a_nodes_work_waits_for_its_earlier_work() -> None:
     timeline = Timeline()
-    cpus = Cpus(CpuModel(per_message=0.010, per_entry=0.001, cores=4), timeline)
-    model = cpus.model
-    work = [(0.0, "b", model.serve(5)), (0.0, "b", model.serve(10)), (0.0, "c", model.serve(0))]
+    cpus = Cpus(CpuModel(cores=4), timeline)
+    work = [(0.0, "b", 0.015), (0.0, "b", 0.020), (0.0, "c", 0.010)]
     ended = _runs(cpus, timeline, work)
     assert ended == {0: 15_000, 1: 35_000, 2: 10_000}  # b's second after both; c's alongside
 
@@ -48,6 +50,18 @@ def test_nodes_share_the_cores_while_more_of_them_are_busy() -> None:
     ended = _runs(cpus, timeline, [(0, "a", 0.010), (0.005, "b", 0.010), (0.030, "a", 0.010)])
     assert ended == {0: 15_000, 1: 20_000, 2: 40_000}
     assert cpus.used == pytest.approx({"a": 0.020, "b": 0.010})
+
+
+def test_what_a_message_costs_its_receiver_and_its_answer_its_sender() -> None:
+    cpu = CpuModel(per_message=0.1, per_entry=0.01, per_summary=0.2, per_delta_entry=0.001, per_send=0.04)
+    me = MemberInfo("n0", "sim://n0", 1, 0)
+    entries = tuple(Entry(f"k{i}", i, Timestamp(i + 1, 0), "n0") for i in range(3))
+    delta = (WriterDelta("n0", ZERO, entries[-1].ts, entries),)
+    rumor = Rumor(me, (RumorGroup((), tuple(RumorItem(e, ZERO) for e in entries)),))
+    assert cpu.serve(rumor) == pytest.approx(0.1 + 3 * 0.01)
+    assert cpu.serve(Exchange(me, {}, (me,), delta)) == pytest.approx(0.1 + 0.2 + 3 * 0.001)
+    assert cpu.answer(Reply(me, {}, (me,), delta)) == pytest.approx(0.02 + 0.2 + 3 * 0.001)
+    assert cpu.answer(None) == pytest.approx(0.02)  # a push's answer
 
 
 def test_off_runs_the_work_at_once() -> None:
@@ -83,8 +97,8 @@ def test_a_push_takes_the_senders_and_the_receivers_time_and_grows_with_its_batc
     for i in range(21):  # the first leaves at once, alone; the 20 others wait for it, together
         sim.write("n0", f"k{i}", i)
     sim.run_for(1)
-    one = cpu.per_send + 2 * LATENCY + cpu.serve(1)
-    twenty = cpu.per_send + 2 * LATENCY + cpu.serve(20)
+    one = cpu.per_send + 2 * LATENCY + cpu.per_message + cpu.per_entry
+    twenty = cpu.per_send + 2 * LATENCY + cpu.per_message + 20 * cpu.per_entry
     assert ends == [("n0", "n1", round(one * 1e6)), ("n0", "n1", round((one + twenty) * 1e6))]
     assert sim.traffic.pushes_ended == 2
     assert sim.traffic.push_seconds == pytest.approx(one + twenty, abs=1e-6)
@@ -97,7 +111,7 @@ def test_a_second_push_to_a_node_is_answered_after_both_are_served() -> None:
     sim.write("n0", "a", 1)  # pushed to n1 and n2
     sim.write("n2", "c", 2)  # to n0 and n1, which serves it after n0's
     sim.run_for(1)
-    serve = round(cpu.serve(1) * 1e6)
+    serve = round((cpu.per_message + cpu.per_entry) * 1e6)
     lat = round(LATENCY * 1e6)
     assert sorted(ends) == [("n0", "n1", 2 * lat + serve), ("n0", "n2", 2 * lat + serve),
                             ("n2", "n0", 2 * lat + serve), ("n2", "n1", 2 * lat + 2 * serve)]
