@@ -26,7 +26,6 @@ from simulations.cpu import CpuModel, Cpus
 from simulations.delivery import Delivery, Traffic
 from simulations.network import Network, NetworkModel
 from simulations.probe_delivery import ProbeDelivery
-from simulations.roster import share_roster
 from simulations.simnode import SimNode
 from simulations.timeline import Timeline, to_us
 
@@ -157,12 +156,6 @@ class Simulation:
 
     def add_nodes(self, count: int, **kwargs: object) -> list[SimNode]:
         return [self.add_node(**kwargs) for _ in range(count)]  # type: ignore[arg-type]
-
-    def introduce_all_shared(self) -> None:
-        """`introduce_all`, with the records made only as the core reads them
-        (simulations/roster.py): for probes alone at sizes whose N^2 records do not fit."""
-        nodes = list(self.nodes.values())
-        share_roster([n.protocol.membership for n in nodes], [self.node_ms(n) for n in nodes])
 
     def introduce_some(self, count: int) -> None:
         """Tell every node about `count` random others (a sparse start, for very large
