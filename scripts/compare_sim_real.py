@@ -30,8 +30,10 @@ and the measured latency.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import random
+import re
 import secrets
 import statistics
 import sys
@@ -52,6 +54,8 @@ from gossip.messages import Exchange
 from node.tools.local_cluster import LocalCluster
 from node.tools.propagation import percentile, spread_times
 from node.wire.transport import CONTENT_TYPE, GOSSIP_PATH
+from scripts.cpu_costs import MEASURED, CpuWatch, describe, measure_costs
+from simulations.cpu import CpuModel
 from simulations.experiments import Setup, run_trial
 from simulations.load import Load, run_load
 
@@ -59,6 +63,10 @@ TOLERANCE = 0.30  # the simulator's median must be within 30% of the measured on
 IN_FLIGHT = 64  # writes awaiting an answer, at most
 COUNTED = ("rumors_received", "pushes_sent", "push_seconds")  # /stats: pushes received, ended, their time
 LOAD_TOLERANCE = 0.15  # and its pushes per write under a load within 15%
+KINDS = ("exchange", "reply", "rumor")
+BYTES_RECEIVED = re.compile(r'gossip_message_bytes_total\{direction="received",kind="(\w+)"\} (\S+)')
+LOOPBACK = 0.00005  # one-way seconds over the loopback, with the CPU modelled (its time is the model's)
+CONNECTIONS, WRK_VALUE_BYTES = 4, 32  # per wrk, and the values it writes (benchmarks/write_load.py, set.lua)
 
 
 @dataclass
@@ -145,6 +153,9 @@ class LoadRun:
     pushes: int  # rumor messages received, all nodes together
     sent: int  # pushes the nodes ended (delivered or not)
     push_seconds: float  # their total time from sending to the answer, as the nodes saw it
+    node_cores: float = 0.0  # cores the nodes used, together, on average (from /proc)
+    machine_cores: float = 0.0  # and the whole machine, every process included
+    received: dict[str, float] = field(default_factory=dict)  # gossip bytes received by kind
 
     @property
     def per_write(self) -> float:
@@ -175,9 +186,11 @@ async def load_run(cluster: LocalCluster, rate: float, seconds: float, seed: int
 
         async def totals() -> list[float]:
             stats = [(await client.get("/stats")).json() for client in clients]
-            return [sum(float(s[name]) for s in stats) for name in COUNTED]
+            texts = [(await client.get("/metrics")).text for client in clients]
+            return [sum(float(s[name]) for s in stats) for name in COUNTED] + received(texts)
 
         before, acked = await totals(), 0
+        watch = CpuWatch([p.pid for p in cluster.procs.values()])
 
         async def one(i: int) -> None:
             nonlocal acked, last_ack
@@ -197,10 +210,12 @@ async def load_run(cluster: LocalCluster, rate: float, seconds: float, seed: int
                 await anyio.sleep(max(0.0, started + i / rate - time.perf_counter()))
                 await in_flight.acquire()
                 tg.start_soon(one, i)
+        cores = watch.stop()
         await anyio.sleep(1.0)  # the last pushes land
         after = await totals()
-    pushes, sent, push_seconds = (a - b for a, b in zip(after, before, strict=True))
-    return LoadRun(acked, last_ack - started, int(pushes), int(sent), push_seconds)
+    pushes, sent, push_seconds, *kinds = (a - b for a, b in zip(after, before, strict=True))
+    return LoadRun(acked, last_ack - started, int(pushes), int(sent), push_seconds, *cores,
+                   dict(zip(KINDS, kinds, strict=True)))
 
 
 def saturating_run(cluster: LocalCluster, seconds: float) -> LoadRun:
@@ -212,37 +227,64 @@ def saturating_run(cluster: LocalCluster, seconds: float) -> LoadRun:
 
     def totals() -> list[float]:
         stats = [httpx.get(url + "/stats", timeout=10).json() for url in cluster.urls]
-        return [sum(float(s[name]) for s in stats) for name in COUNTED]
+        texts = [httpx.get(url + "/metrics", timeout=10).text for url in cluster.urls]
+        return [sum(float(s[name]) for s in stats) for name in COUNTED] + received(texts)
 
     before = totals()
+    watch = CpuWatch([p.pid for p in cluster.procs.values()])
     taken = load(cluster.ports, seconds, "compare")
+    cores = watch.stop()
     time.sleep(1.0)  # the last pushes land
-    pushes, sent, push_seconds = (a - b for a, b in zip(totals(), before, strict=True))
-    return LoadRun(taken.accepted, seconds, int(pushes), int(sent), push_seconds)
+    pushes, sent, push_seconds, *kinds = (a - b for a, b in zip(totals(), before, strict=True))
+    return LoadRun(taken.accepted, seconds, int(pushes), int(sent), push_seconds, *cores,
+                   dict(zip(KINDS, kinds, strict=True)))
+
+
+def received(metrics: Sequence[str]) -> list[float]:
+    """Gossip bytes received, by kind (KINDS), all nodes together, from their /metrics."""
+    total = dict.fromkeys(KINDS, 0.0)
+    for text in metrics:
+        for kind, value in BYTES_RECEIVED.findall(text):
+            if kind in total:
+                total[kind] += float(value)
+    return list(total.values())
 
 
 def compare_load(nodes: int, rate: float | None, seconds: float, interval: float, fanout: int,
-                 seed: int) -> bool:
+                 seed: int, cpu: CpuModel) -> bool:
     """Pushes per write, real and simulated, under `rate` writes/s offered (None: as many
     as one wrk per node gets through). Batching depends on how long a push takes (what
-    waits for a peer leaves when its push ends), and on this machine that is mostly CPU
-    queueing under the load, which the simulator does not model: so it is given the push
-    round trip the nodes measured themselves, as its latency (one way = half), and the
-    write rate the cluster really took, which on a saturated machine is below the offered
-    one."""
+    waits for a peer leaves when its push ends), and on this machine that is mostly the
+    time it waits for a CPU. Two predictions: the simulator's CPU model (simulations/cpu.py)
+    with the costs measured by scripts/cpu_costs.py, the loopback's latency, and the
+    writes as the load sent them (paced at the rate the cluster took; under wrk, writers
+    that wait for their answers, so the rate is the simulator's own); and, as before it,
+    no CPU but the push round trip the nodes measured as the latency (one way = half) at
+    the rate the cluster took. The first must agree within 15 %."""
     with LocalCluster(nodes, interval=interval, fanout=fanout) as cluster:
         real = anyio.run(load_run, cluster, rate, seconds, seed) if rate else saturating_run(cluster, seconds)
     load = Load(nodes=nodes, rate=real.rate, seconds=real.seconds, keys=10**9, interval=interval,
                 latency=real.push_rtt / 2)
-    cost = run_load(load, seed)
-    sim = cost.messages["rumor"] * nodes / real.rate
+    held = run_load(load, seed).per_write(nodes, real.seconds)
+    clients, value_bytes = (0, load.value_bytes) if rate else (CONNECTIONS, WRK_VALUE_BYTES)
+    as_sent = dataclasses.replace(load, latency=LOOPBACK, cpu=cpu, clients=clients, value_bytes=value_bytes)
+    timed = run_load(as_sent, seed)
+    sim = timed.per_write(nodes, real.seconds)
+    scale = nodes * real.seconds / 1000  # kB per node and second -> MB in all
+    carried = " ".join(f"{k} {real.received[k] / 1e6:.1f}/{timed.kilobytes[k] * scale:.1f}" for k in KINDS)
     ratio = sim / real.per_write
     within = abs(ratio - 1) <= LOAD_TOLERANCE
     offered = f"{rate:g} writes/s offered" if rate else "one wrk per node"
     print(f"N={nodes} load {offered} for {seconds:g} s: {real.acked} acked in "
           f"{real.seconds:.1f} s ({real.rate:.0f}/s); push round trip "
-          f"{real.push_rtt * 1000:.1f} ms (mean, as the nodes saw it); pushes per write real "
-          f"{real.per_write:.2f}, sim {sim:.2f} ({ratio:.2f})  within 15%: {'yes' if within else 'NO'}",
+          f"{real.push_rtt * 1000:.1f} ms (mean, as the nodes saw it); nodes used "
+          f"{real.node_cores:.2f} cores (the machine {real.machine_cores:.2f}); pushes per write "
+          f"{real.per_write:.2f}\n"
+          f"  sim, round trip held at that mean, no CPU: {held:.2f} ({held / real.per_write:.2f})\n"
+          f"  sim, CPU modelled ({cpu.cores:g} cores): {timed.writes / real.seconds:.0f} writes/s, push "
+          f"round trip {timed.push_seconds * 1000:.1f} ms, nodes used {timed.cpu * nodes:.2f} cores; "
+          f"pushes per write {sim:.2f} ({ratio:.2f})  within 15%: {'yes' if within else 'NO'}\n"
+          f"  MB received, real/sim (CPU modelled): {carried}",
           flush=True)
     return within
 
@@ -260,10 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--saturate", action="store_true",
                    help="compare pushes per write under one wrk per node (make bench's write load)")
     p.add_argument("--seconds", type=float, default=10.0, help="with --load or --saturate: how long")
+    p.add_argument("--calibrate", action="store_true",
+                   help="with --load or --saturate: measure the CPU costs first (scripts/cpu_costs.py, "
+                        "about 30 s) instead of using those measured before")
     args = p.parse_args(argv)
     if args.load or args.saturate:
         rate = None if args.saturate else args.load
-        ok = all([compare_load(n, rate, args.seconds, args.interval, args.fanout, args.seed)
+        cpu = measure_costs() if args.calibrate else MEASURED
+        print(f"# CPU costs: {describe(cpu)}", flush=True)
+        ok = all([compare_load(n, rate, args.seconds, args.interval, args.fanout, args.seed, cpu)
                   for n in args.nodes])
         return 0 if ok else 2
     print(f"# sim vs real: interval {args.interval} s, fanout {args.fanout}, eager push off, "

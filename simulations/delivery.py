@@ -2,8 +2,10 @@
 its end. Each goes through the real Codec (so sizes are real) and the modelled network
 (simulations/network.py: lost, duplicated, delayed, cut); a failure reaches the core as
 node/ sees one: a lost request or reply after `request_timeout`, a refused one (the
-peer down) after a round trip, an answer slower than the timeout as a timeout. The
-engine (simulations/engine.py) hands it what nodes send; it counts the traffic.
+peer down) after a round trip, an answer slower than the timeout as a timeout. With the
+CPU modelled (simulations/cpu.py), sending, serving and reading an answer each wait
+their turn on the node's CPU and take their time. The engine (simulations/engine.py)
+hands it what nodes send; it counts the traffic.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from functools import partial
 
 from gossip.codec import Codec
 from gossip.errors import PeerError
-from gossip.messages import Outgoing, Reply
+from gossip.messages import Message, Outgoing, Reply
+from simulations.cpu import Cpus
 from simulations.network import Network
 from simulations.simnode import SimNode
 from simulations.timeline import Timeline, to_us
@@ -34,6 +37,8 @@ class Traffic:
     lost: int = 0
     rejected: int = 0
     failures: int = 0
+    pushes_ended: int = 0  # eager pushes answered or failed
+    push_seconds: float = 0.0  # their total time from being taken to their end
 
     def count(self, kind: str, size: int) -> None:
         self.messages[kind] += 1
@@ -61,7 +66,7 @@ class Delivery:
     def __init__(self, timeline: Timeline, net: Network, codec: Codec, nodes_at: dict[str, SimNode], *,
                  node_ms: Callable[[SimNode], int], changed: Callable[[SimNode], None],
                  note: Callable[[str], None], request_timeout: float, synchronous: bool, pull: bool,
-                 traffic: Traffic, sent_to: Counter[str]) -> None:
+                 traffic: Traffic, sent_to: Counter[str], cpus: Cpus) -> None:
         self.timeline = timeline
         self.net = net
         self.codec = codec
@@ -74,6 +79,7 @@ class Delivery:
         self.pull = pull
         self.traffic = traffic
         self.sent_to = sent_to  # exchanges and rumors sent to each address
+        self.cpus = cpus
         self._timeout_us = to_us(request_timeout)
 
     def route(self, src: SimNode, address: str, reply: bool = False) -> SimNode | None:
@@ -87,10 +93,15 @@ class Delivery:
     # -- exchanges --------------------------------------------------------------------------
 
     def send_exchange(self, src: SimNode, out: Outgoing) -> None:
+        self._sending(src, partial(self._send_exchange, src, src.incarnation, out))
+
+    def _send_exchange(self, src: SimNode, life: int, out: Outgoing) -> None:
+        if src.incarnation != life:
+            return  # stopped before it left
         data = self.codec.encode(out.message)
         self.traffic.count("exchange", len(data))
         self.sent_to[out.address] += 1
-        life, sent = src.incarnation, self.timeline.now_us
+        sent = self.timeline.now_us
         self.note(f"{src.id} -> {out.address} exchange {len(data)}B")
         dst = self.route(src, out.address)
         if dst is None:
@@ -101,17 +112,24 @@ class Delivery:
         copies = 2 if self.net.duplicated() else 1
         for copy in range(copies):
             answer = copy == 0
+            serve = partial(self._serve_exchange, src, life, dst, data, sent, answer)
+            refused = partial(self._refused, src, life, dst, answer)
             self.timeline.after(
                 self.net.delay() + dst.slow,  # an overloaded receiver handles it late
-                partial(self._deliver_exchange, src, life, dst, data, sent, answer),
+                partial(self._arrive, dst, out.message, serve, refused),
                 priority,
             )
 
-    def _deliver_exchange(self, src: SimNode, life: int, dst: SimNode, data: bytes,
-                          sent: int, answer: bool) -> None:
-        if not dst.up:  # connection refused, noticed after a round trip
-            if answer:
-                self._fail_at(self.timeline.now_us + to_us(self.net.delay()), src, life, dst.address)
+    def _refused(self, src: SimNode, life: int, dst: SimNode, answer: bool) -> None:
+        """An exchange reached a node that is down: connection refused, noticed after a
+        round trip."""
+        if answer:
+            self._fail_at(self.timeline.now_us + to_us(self.net.delay()), src, life, dst.address)
+
+    def _serve_exchange(self, src: SimNode, life: int, dst: SimNode, data: bytes,
+                        sent: int, answer: bool) -> None:
+        if not dst.up:
+            self._refused(src, life, dst, answer)
             return
         reply = self._handle(dst, data)
         if not answer:
@@ -128,7 +146,9 @@ class Delivery:
         if back is None or arrive - sent > self._timeout_us:
             self._fail_at(sent + self._timeout_us, src, life, dst.address)
             return
-        self.timeline.at(arrive, lambda: self._deliver_reply(src, life, dst.address, rdata))
+        read = partial(self._deliver_reply, src, life, dst.address, rdata)
+        cost = self.cpus.model.answer(reply)
+        self.timeline.at(arrive, partial(self.cpus.run, src.address, cost, read))
 
     def _deliver_reply(self, src: SimNode, life: int, address: str, data: bytes) -> None:
         if not src.up or src.incarnation != life:
@@ -178,25 +198,37 @@ class Delivery:
         """An eager push. It ends when its answer is back (a round trip), or fails (lost:
         after the request timeout; refused: after a round trip); the core is told
         (push_ended), as the node tells it, and what waits then leaves."""
+        taken = self.timeline.now_us
+        self._sending(src, partial(self._send_push, src, src.incarnation, out, taken))
+
+    def _send_push(self, src: SimNode, life: int, out: Outgoing, taken: int) -> None:
+        if src.incarnation != life:
+            return  # stopped before it left (the crash forgot the pushes in flight)
         data = self.codec.encode(out.message)
         self.traffic.count("rumor", len(data))
         self.sent_to[out.address] += 1
         self.note(f"{src.id} -> {out.address} rumor {len(data)}B")
-        life, sent = src.incarnation, self.timeline.now_us
+        sent = self.timeline.now_us
         dst = self.route(src, out.address)
         if dst is None:
-            self.timeline.after(self.request_timeout, lambda: self._push_failed(src, life, out))
+            self.timeline.after(self.request_timeout, lambda: self._push_failed(src, life, out, taken))
             return
         for copy in range(2 if self.net.duplicated() else 1):
             answer = copy == 0
-            deliver = partial(self._deliver_rumor, src, life, dst, data, out, sent, answer)
-            self.timeline.after(self.net.delay() + dst.slow, deliver)
+            serve = partial(self._serve_rumor, src, life, dst, data, out, (taken, sent), answer)
+            refused = partial(self._rumor_refused, src, life, out, taken, answer)
+            arrive = partial(self._arrive, dst, out.message, serve, refused)
+            self.timeline.after(self.net.delay() + dst.slow, arrive)
 
-    def _deliver_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
-                       sent: int, answer: bool) -> None:
+    def _rumor_refused(self, src: SimNode, life: int, out: Outgoing, taken: int, answer: bool) -> None:
+        if answer:
+            self.timeline.after(self.net.delay(), lambda: self._push_failed(src, life, out, taken))
+
+    def _serve_rumor(self, src: SimNode, life: int, dst: SimNode, data: bytes, out: Outgoing,
+                     times: tuple[int, int], answer: bool) -> None:
+        taken, sent = times
         if not dst.up:
-            if answer:
-                self.timeline.after(self.net.delay(), lambda: self._push_failed(src, life, out))
+            self._rumor_refused(src, life, out, taken, answer)
             return
         self._handle(dst, data)
         if not answer:
@@ -204,21 +236,42 @@ class Delivery:
         back = self.route(dst, src.address, reply=True)
         arrive = self.timeline.now_us + to_us(self.net.delay())
         if back is None or arrive - sent > self._timeout_us:
-            self.timeline.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out))
+            self.timeline.at(sent + self._timeout_us, lambda: self._push_failed(src, life, out, taken))
         else:
-            self.timeline.at(arrive, lambda: self._push_done(src, life, out))
+            done = partial(self._push_done, src, life, out, taken)
+            self.timeline.at(arrive, partial(self.cpus.run, src.address, self.cpus.model.answer(None), done))
 
-    def _push_done(self, src: SimNode, life: int, out: Outgoing) -> None:
+    def _push_done(self, src: SimNode, life: int, out: Outgoing, taken: int) -> None:
         if src.incarnation != life:
             return
+        self._push_ended(taken)
         src.protocol.push_ended(out, delivered=True)
         if src.up and src.protocol.has_rumors():
             self.send_rumors(src)
 
-    def _push_failed(self, src: SimNode, life: int, out: Outgoing) -> None:
+    def _push_failed(self, src: SimNode, life: int, out: Outgoing, taken: int) -> None:
         if not src.up or src.incarnation != life:
             return
+        self._push_ended(taken)
         self.traffic.failures += 1
         src.protocol.push_ended(out, delivered=False)
         if src.protocol.has_rumors():
             self.send_rumors(src)
+
+    def _push_ended(self, taken: int) -> None:
+        self.traffic.pushes_ended += 1
+        self.traffic.push_seconds += (self.timeline.now_us - taken) / 1e6
+
+    # -- the nodes' CPU (simulations/cpu.py) --------------------------------------------------
+
+    def _sending(self, src: SimNode, send: Callable[[], None]) -> None:
+        """`send` once the sender has done its part of sending (at once, CPU not modelled)."""
+        self.cpus.run(src.address, self.cpus.model.per_send / 2, send)
+
+    def _arrive(self, dst: SimNode, message: Message, serve: Callable[[], None],
+                refused: Callable[[], None]) -> None:
+        """A request reaches `dst`: refused if it is down, else served in its turn."""
+        if not dst.up:
+            refused()
+        else:
+            self.cpus.run(dst.address, self.cpus.model.serve(message), serve)

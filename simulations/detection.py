@@ -30,6 +30,7 @@ from gossip.membership import DEAD, SUSPECT
 from gossip.suspicion import suspicion_bounds_ms
 from simulations.engine import Simulation
 from simulations.network import NetworkModel
+from simulations.roster import introduce_all_shared
 from simulations.simnode import SimNode
 
 WARM_UP = 10.0  # seconds before the crash
@@ -98,7 +99,7 @@ def _cluster(nodes: int, seed: int, name: str, rounds: bool, loss: float = 0.0) 
     if rounds:
         sim.introduce_all()
     else:  # probes alone read few records: make only those (N = 10,000 would need 10^8)
-        sim.introduce_all_shared()
+        introduce_all_shared(sim)
     return sim
 
 

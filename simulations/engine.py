@@ -6,7 +6,8 @@ things happen and *whether* a message arrives; what a node does is the core's bu
 Here: the nodes and their lives (add, crash, restart, leave), the network's cuts, the
 client API, the rounds, and what the cluster reads; the events run on a Timeline
 (simulations/timeline.py), and messages travel by the Delivery (simulations/delivery.py),
-direct probes' (R23) by the ProbeDelivery (simulations/probe_delivery.py).
+direct probes' (R23) by the ProbeDelivery (simulations/probe_delivery.py). The nodes'
+CPU time is modelled only if a CpuModel is given (simulations/cpu.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from gossip.config import Config
 from gossip.protocol import GossipProtocol
 from gossip.store import JSON, Entry
 from simulations.acks import Ack, holds, lost_acks
+from simulations.cpu import CpuModel, Cpus
 from simulations.delivery import Delivery, Traffic
 from simulations.network import Network, NetworkModel
 from simulations.probe_delivery import ProbeDelivery
-from simulations.roster import share_roster
 from simulations.simnode import SimNode
 from simulations.timeline import Timeline, to_us
 
@@ -40,7 +41,8 @@ class Simulation:
     instant each interval and all messages land within the round (fixed latency, and a
     node answers the requests that carry no news before those that do, so nothing
     learned in a round is passed on in the same round). pull=False strips the delta off
-    every reply, which turns the real push-pull exchange into push-only.
+    every reply, which turns the real push-pull exchange into push-only. `cpu`: the
+    nodes' CPU time (simulations/cpu.py); none by default, messages are handled on arrival.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Simulation:
         trace: bool = False,
         trace_limit: int = 2000,
         rounds: bool = True,
+        cpu: CpuModel | None = None,
     ) -> None:
         self.config = config
         # rounds=False runs no gossip rounds (probes alone, R23: for detection runs too large
@@ -70,6 +73,7 @@ class Simulation:
         self.nodes: dict[str, SimNode] = {}
         self._by_address: dict[str, SimNode] = {}
         self.events = Timeline()
+        self.cpus = Cpus(cpu or CpuModel(), self.events)
         self.traffic = Traffic()
         self.acks: list[Ack] = []
         self.watchers: list[Watcher] = []
@@ -80,7 +84,7 @@ class Simulation:
         self.delivery = Delivery(
             self.events, self.net, self.codec, self._by_address, node_ms=self.node_ms,
             changed=self.changed, note=self.note, request_timeout=config.request_timeout,
-            synchronous=synchronous, pull=pull, traffic=self.traffic, sent_to=self.sent_to,
+            synchronous=synchronous, pull=pull, traffic=self.traffic, sent_to=self.sent_to, cpus=self.cpus,
         )
         self.probing = ProbeDelivery(self.events, self.net, self.codec, self.delivery.route,
                                      node_ms=self.node_ms, changed=self.changed, note=self.note,
@@ -153,12 +157,6 @@ class Simulation:
     def add_nodes(self, count: int, **kwargs: object) -> list[SimNode]:
         return [self.add_node(**kwargs) for _ in range(count)]  # type: ignore[arg-type]
 
-    def introduce_all_shared(self) -> None:
-        """`introduce_all`, with the records made only as the core reads them
-        (simulations/roster.py): for probes alone at sizes whose N^2 records do not fit."""
-        nodes = list(self.nodes.values())
-        share_roster([n.protocol.membership for n in nodes], [self.node_ms(n) for n in nodes])
-
     def introduce_some(self, count: int) -> None:
         """Tell every node about `count` random others (a sparse start, for very large
         clusters where a full member table per node would need N^2 memory); gossip's
@@ -187,6 +185,7 @@ class Simulation:
         node.up = False
         node.incarnation += 1
         node.probe_at = None
+        self.cpus.forget(node.address)
         # The ends of its pushes in flight are dropped with the rest of its old life's
         # events: free their peers for a restart that keeps this protocol.
         node.protocol.outbox.forget_in_flight()

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gossip.membership import Member, MemberInfo, Membership
+from simulations.engine import Simulation
 
 
 class SharedRoster(dict[str, Member]):
@@ -84,10 +85,12 @@ class SharedRoster(dict[str, Member]):
         return [(key, self[key]) for key in self]
 
 
-def share_roster(memberships: list[Membership], now_ms: list[int]) -> None:
-    """Introduce every node to every other (as `Simulation.introduce_all` does) through
-    one shared list: each node's members become a `SharedRoster` over it."""
-    everyone = {m.me.id: m.me for m in memberships}
-    for membership, since in zip(memberships, now_ms, strict=True):
-        membership.members = SharedRoster(everyone, membership, since)
+def introduce_all_shared(sim: Simulation) -> None:
+    """`Simulation.introduce_all` through one shared list: each node's members become a
+    `SharedRoster` over it, its records made only as the core reads them."""
+    nodes = list(sim.nodes.values())
+    everyone = {n.protocol.membership.me.id: n.protocol.membership.me for n in nodes}
+    for node in nodes:
+        membership = node.protocol.membership
+        membership.members = SharedRoster(everyone, membership, sim.node_ms(node))
         membership.forget_derived()

@@ -8,6 +8,7 @@ import dataclasses
 from simulations import detection
 from simulations.engine import Simulation
 from simulations.network import NetworkModel
+from simulations.roster import introduce_all_shared
 
 NODES = 200
 
@@ -17,7 +18,7 @@ def crash_figures(shared: bool, nodes: int = NODES) -> tuple[object, ...]:
                      f"roster:{nodes}", rounds=False)
     sim.add_nodes(nodes)
     if shared:
-        sim.introduce_all_shared()
+        introduce_all_shared(sim)
     else:
         sim.introduce_all()
     sim.run_for(5.0)
