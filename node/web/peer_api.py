@@ -5,6 +5,9 @@ from the `allow` networks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from gossip.auth import AuthError, ReplayError
@@ -14,26 +17,35 @@ from node.web.http_basics import read_limited, state_of
 from node.wire.transport import REFUSAL_HEADER, TIME_HEADER, wall_ms
 
 gossip_router = APIRouter(tags=["gossip"])
+T = TypeVar("T")
 
 
 async def receive_gossip(request: Request) -> Response:
     """Peer exchange (for peers only, from the `allow` networks): a coded message in, a
     coded reply out. A plain route, with no dependency to resolve: it is the hot path."""
     state = state_of(request)
-    host = request.client.host if request.client else ""
-    if not state.allows(host):
-        problem = f"gossip from {host or 'an unknown address'} is not allowed"
-        raise _refuse(state, host, 403, "NotAllowed", problem)
-    body = await read_limited(request, state.config.max_body_bytes)
-    try:
-        reply = state.receive(body, request.headers)
-    except PeerError as exc:
-        status, what = _refusal(exc)
-        raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
+    reply = await _from_peer(request, state, "gossip", state.receive)
     if reply is None:
         return Response(status_code=204, headers={TIME_HEADER: str(wall_ms())})  # our time, on every answer
     headers = {TIME_HEADER: str(wall_ms()), **state.sign(reply)}  # our time: the peer estimates our offset
     return Response(reply, media_type="application/json", headers=headers)
+
+
+async def _from_peer(
+    request: Request, state: SharedState, what: str, receive: Callable[[bytes, Mapping[str, str]], T]
+) -> T:
+    """A peer's coded message, handed to `receive`: only from the `allow` networks and
+    within the body limit, else refused, as is one `receive` finds at fault."""
+    host = request.client.host if request.client else ""
+    if not state.allows(host):
+        problem = f"{what} from {host or 'an unknown address'} is not allowed"
+        raise _refuse(state, host, 403, "NotAllowed", problem)
+    body = await read_limited(request, state.config.max_body_bytes)
+    try:
+        return receive(body, request.headers)
+    except PeerError as exc:
+        status, problem = _refusal(exc)
+        raise _refuse(state, host, status, type(exc).__name__, f"{problem}: {exc}") from exc
 
 
 def _refusal(exc: PeerError) -> tuple[int, str]:
@@ -63,16 +75,7 @@ async def receive_probe(request: Request) -> Response:
     message in, a bare 204 out (answers go back as probe messages of their own); 404 on
     a node that does not probe."""
     state = state_of(request)
-    host = request.client.host if request.client else ""
-    if not state.allows(host):
-        problem = f"probes from {host or 'an unknown address'} are not allowed"
-        raise _refuse(state, host, 403, "NotAllowed", problem)
-    body = await read_limited(request, state.config.max_body_bytes)
-    try:
-        probing = state.receive_probe(body, request.headers)
-    except PeerError as exc:
-        status, what = _refusal(exc)
-        raise _refuse(state, host, status, type(exc).__name__, f"{what}: {exc}") from exc
+    probing = await _from_peer(request, state, "probes", state.receive_probe)
     if not probing:
         raise HTTPException(404, "this node does not probe (--probe-interval 0)")
     return Response(status_code=204, headers={TIME_HEADER: str(wall_ms())})
