@@ -9,8 +9,9 @@ import random
 from dataclasses import replace
 
 from gossip.clock import Timestamp
-from gossip.membership import LEFT, MAX_FORGOTTEN, Membership
+from gossip.membership import LEFT, Membership
 from gossip.messages import FORGOTTEN, Behind, ForgottenLife
+from gossip.remembered import remember_newest
 from gossip.store import WRITER_SEP, writer_id
 
 
@@ -87,11 +88,7 @@ class Lives:
         return Behind(FORGOTTEN, node, Timestamp(forgotten.generation, 0))
 
     def remember_forgotten(self, node: str, life: ForgottenLife) -> None:
-        forgotten = self.forgotten
-        forgotten.pop(node, None)
-        forgotten[node] = life
-        while len(forgotten) > MAX_FORGOTTEN:
-            del forgotten[next(iter(forgotten))]
+        remember_newest(self.forgotten, node, life)
 
     def ended(self, writer: str, for_good: bool = False) -> bool:
         """Whether `writer`'s life is over: its node started a newer life, left, or was

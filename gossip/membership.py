@@ -14,6 +14,7 @@ from gossip.config import Config
 from gossip.failure import PhiAccrual
 from gossip.jsontext import dumps
 from gossip.limits import is_text
+from gossip.remembered import MAX_FORGOTTEN
 
 ALIVE, SUSPECT, DEAD, LEFT = "alive", "suspect", "dead", "left"
 
@@ -29,10 +30,6 @@ def news_sends(members: int) -> int:
     Demers et al.): ln N + 3 leaves under one node in twenty. The random sample reaches
     any it misses."""
     return math.ceil(math.log(members)) + 3 if members > 1 else 1
-
-# Forgotten members remembered (their newest record, so older gossip of them is ignored):
-# the newest this many, however long ago (a life away for longer is judged afresh).
-MAX_FORGOTTEN = 4096
 
 # Node tags (key/value metadata a node carries in its member record, fixed for its life):
 # at most MAX_TAGS, keys of 1 to 64 characters, values of at most 256, and at most

@@ -14,13 +14,10 @@ from gossip.entry import JSON as JSON
 from gossip.entry import WRITER_SEP as WRITER_SEP
 from gossip.entry import Entry as Entry
 from gossip.jsontext import canonical
+from gossip.remembered import remember_newest
 from gossip.retired import RetiredSet
 
 Digest = dict[str, Timestamp]  # writer -> the timestamp up to which we hold everything
-# Writers forgotten whose horizons a node keeps (R20): the newest, however old. Beyond
-# that, a node restored from a snapshot older than such a writer's forgetting is judged
-# by the other evidence alone (docs/PROTOCOL.md, "Known limits").
-MAX_FORGOTTEN_WRITERS = 4096
 
 
 def writer_id(node_id: str, generation: int) -> str:
@@ -67,7 +64,7 @@ class Store:
         # from (raised through raise_horizon), and the newest of all, which never falls,
         # even when a writer is forgotten.
         self.horizon: Digest = {}
-        # The horizons of writers we forgot (R20), the newest MAX_FORGOTTEN_WRITERS: a peer
+        # The horizons of writers we forgot (R20), the newest MAX_FORGOTTEN: a peer
         # that still holds less of one (a node restored from an old snapshot) is behind (R7c).
         self.forgotten_writers: Digest = {}
         self._collected = ZERO
@@ -255,10 +252,7 @@ class Store:
         self._stale.pop(origin, None)
 
     def remember_forgotten_writer(self, writer: str, horizon: Timestamp) -> None:
-        self.forgotten_writers.pop(writer, None)
-        self.forgotten_writers[writer] = horizon
-        while len(self.forgotten_writers) > MAX_FORGOTTEN_WRITERS:
-            del self.forgotten_writers[next(iter(self.forgotten_writers))]
+        remember_newest(self.forgotten_writers, writer, horizon)
 
     def live(self, now_ms: int) -> dict[str, Entry]:
         return {k: e for k, e in self._entries.items() if e.is_live(now_ms)}

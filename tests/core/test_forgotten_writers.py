@@ -12,9 +12,10 @@ from gossip.codec import Codec
 from gossip.config import Config
 from gossip.messages import HORIZON, Behind, Exchange, Reply
 from gossip.protocol import GossipProtocol
+from gossip.remembered import MAX_FORGOTTEN
 from gossip.retired import Holdings, RetiredSet
 from gossip.staleness import against_peer
-from gossip.store import MAX_FORGOTTEN_WRITERS, Store
+from gossip.store import Store
 
 T0 = 1_700_000_000_000
 W = "gone#1"
@@ -54,10 +55,10 @@ def test_a_peer_holding_part_of_a_forgotten_writer_is_behind() -> None:
 
 def test_the_record_is_bounded_newest_kept() -> None:
     store = Store()
-    for i in range(MAX_FORGOTTEN_WRITERS + 5):
+    for i in range(MAX_FORGOTTEN + 5):
         store.remember_forgotten_writer(f"w{i}#1", ts(i))
-    assert len(store.forgotten_writers) == MAX_FORGOTTEN_WRITERS
-    newest = f"w{MAX_FORGOTTEN_WRITERS + 4}#1"
+    assert len(store.forgotten_writers) == MAX_FORGOTTEN
+    newest = f"w{MAX_FORGOTTEN + 4}#1"
     assert "w0#1" not in store.forgotten_writers and newest in store.forgotten_writers
 
 
