@@ -7,6 +7,7 @@ find (gossip/protocol.py, `_take_summary`)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 from gossip.clock import ZERO, Timestamp
@@ -33,8 +34,8 @@ def against_peer(
     any, and whether its summary told enough to decide (it may not tell how far it holds
     a writer of a retired bucket that differs from ours)."""
     decided = True
-    forgotten = [(w, m) for w, m in store.forgotten_writers.items() if w not in store.horizon]
-    for writer, mark in (*store.horizon.items(), *forgotten):
+    forgotten = ((w, m) for w, m in store.forgotten_writers.items() if w not in store.horizon)
+    for writer, mark in itertools.chain(store.horizon.items(), forgotten):  # (lazily: each summary)
         held = peer.mark(writer)
         if held is None:
             decided = False
