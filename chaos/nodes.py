@@ -41,7 +41,6 @@ class KeyRing:
 @dataclass
 class Fleet:
     hosts: Hosts
-    nodes_per_host: int
     workdir: Path
     keys: KeyRing
     setup: Setup  # the settings every node starts with
@@ -53,7 +52,7 @@ class Fleet:
 
     @property
     def nodes(self) -> list[NodeSpec]:
-        per = self.nodes_per_host
+        per = self.setup.nodes_per_host
         return [NodeSpec(f"n{(h - 1) * per + i}", h, BASE_PORT + i)
                 for h in range(1, self.hosts.count + 1) for i in range(1, per + 1)]
 

@@ -125,7 +125,7 @@ def run_seed(seed: int, size: Size, out: Path, schedule: Sequence[Fault] | None 
         print(f"   {f.describe()}")
     with Hosts(count=size.hosts) as hosts:  # the namespace lock is held for this seed only
         started = time.monotonic()
-        fleet = Fleet(hosts, size.nodes_per_host, run_dir, KeyRing(secrets.token_hex(32)), setup)
+        fleet = Fleet(hosts, run_dir, KeyRing(secrets.token_hex(32)), setup)
         try:
             result = asyncio.run(Run(fleet, seed, size, plan, run_dir).go())
         finally:
