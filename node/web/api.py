@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from gossip.config import Config
 from gossip.errors import CallerError, WritesRefused
@@ -28,6 +28,7 @@ from node.web.http_basics import (
     authorize,
     errors,
     json_response,
+    read_limited,
     reader,
     state_of,
     writer,
@@ -144,6 +145,22 @@ async def set_value(body: SetBody, request: Request) -> Response:
     except WritesRefused as exc:
         raise HTTPException(503, str(exc)) from exc
     return json_response(entry_json(entry))
+
+
+async def set_value_hot(request: Request) -> Response | bytes | None:
+    """POST /set as node.web.hotpaths serves it, for a JSON body SetBody takes as it is:
+    its guard, then the route. Any other request is left to FastAPI, which answers it
+    with its own errors in its own order: None if the body is unread, else the body read."""
+    media_type = request.headers.get("content-type", "").partition(";")[0]  # none: FastAPI refuses it
+    if media_type.strip().lower() != "application/json":
+        return None
+    raw = await read_limited(request, state_of(request).config.max_body_bytes)
+    try:
+        body = SetBody.model_validate_json(raw)
+    except ValidationError:
+        return raw
+    authorize(request, Access.WRITE)
+    return await set_value(body, request)
 
 
 @read_router.get("/get", response_model=EntryOut | AllValues, responses=errors(404), dependencies=_reads)
