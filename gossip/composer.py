@@ -35,10 +35,10 @@ class Composer:
         self._peers = peers
         self._standing = standing  # (catching up, we say so, and send no delta of ours)
 
-    def exchange(self, address: str, guess: Mapping[str, Timestamp], fresh: int | None) -> Exchange:
+    def exchange(self, address: str, guess: Mapping[str, Timestamp], now_ms: int) -> Exchange:
         """A round's Exchange for `address`: with what it lacks (by its last summary, else
-        by `guess`), written before wall time `fresh`; or with the evidence that it is
-        behind us and nothing else."""
+        by `guess`), less what a push may still be carrying to it; or with the evidence
+        that it is behind us and nothing else."""
         behind = self._peers.behind.get(address)
         member = self._membership.by_address(address)
         catchup = self._standing.catchup
@@ -48,8 +48,9 @@ class Composer:
             # Nothing of ours for a peer that must reset first (our delta could make its
             # stale state look current); a catching-up node's deltas are not taken (R7d).
             return self.summary(Exchange, (), behind=behind, to=address)
-        peer = self._peers.holdings.get(address) or Holdings.guessed(guess, self._store.retired)
-        delta, more = self.delta_for(peer, fresh)
+        known = self._peers.holdings.get(address)
+        peer = known or Holdings.guessed(guess, self._store.retired)
+        delta, more = self.delta_for(peer, self.unpushed(self._peers.heard_ms[address] if known else now_ms))
         return self.summary(Exchange, delta, more=more, to=address)
 
     def replication(self, address: str) -> Outgoing:
@@ -120,6 +121,16 @@ class Composer:
         forgotten = {i: life for i, life in self._lives.forgotten.items() if on_page(i)}
         writers = [(w, h) for w, h in reversed(self._store.forgotten_writers.items()) if on_page(w)]
         return [membership.me, *page], end, forgotten, dict(reversed(writers[:limit]))
+
+    def unpushed(self, heard_ms: int) -> int | None:
+        """With eager push on, an Exchange leaves to the push the writes it may still be
+        carrying, so that exchanges repair what pushes missed instead of sending everything
+        twice (R12): those written after this wall time, one interval before the peer's
+        summary we judge by was heard (`heard_ms`: a digest heard a while ago is judged as
+        of then, and what came by push since is not sent again). None with eager push off."""
+        if not self.config.eager_push:
+            return None
+        return heard_ms - int(self.config.gossip_interval * 1000)
 
     def delta_for(
         self, peer: Holdings, until_wall: int | None = None

@@ -15,6 +15,7 @@ from gossip.retired import Holdings, RetiredSummary
 class PeerBook:
     def __init__(self) -> None:
         self.holdings: dict[str, Holdings] = {}  # by each peer's last summary: digest and retired set
+        self.heard_ms: dict[str, int] = {}  # when each of those summaries came
         self.retired: dict[str, RetiredSummary] = {}  # each peer's last retired-set summary
         # The last digests we heard, from any peer: part of our guess at what a peer whose
         # own summary we do not know holds (see deltas.guess).
@@ -36,9 +37,10 @@ class PeerBook:
         if newest > self.cluster_time:
             self.cluster_time = newest
 
-    def holds(self, address: str, holdings: Holdings, digest: Mapping[str, Timestamp]) -> None:
-        """A peer found current: what it holds, by its summary."""
+    def holds(self, address: str, holdings: Holdings, digest: Mapping[str, Timestamp], now_ms: int) -> None:
+        """A peer found current: what it holds, by its summary, heard at `now_ms`."""
         self.holdings[address] = holdings
+        self.heard_ms[address] = now_ms
         self.recent_digests.append(digest)
 
     def is_behind(self, address: str, evidence: Behind) -> None:
@@ -50,6 +52,7 @@ class PeerBook:
     def clear(self) -> None:
         """At a reset (the cluster's time and collections stay known)."""
         self.holdings.clear()
+        self.heard_ms.clear()
         self.retired.clear()
         self.recent_digests.clear()
         self.behind.clear()

@@ -176,9 +176,6 @@ class GossipProtocol:
         self._let_go(now_ms)
         self.membership.beat()
         self.outbox.new_tree()  # for our writes of this round
-        # With eager push on, writes younger than one interval are left to the push, so
-        # that an exchange repairs what it missed instead of sending everything twice.
-        fresh = now_ms - int(self.config.gossip_interval * 1000) if self.config.eager_push else None
         seeking = self.catchup if self.phase is Phase.SEEKING else None
         if seeking is not None and seeking.wait_round(self.membership.seeds, self.id, self.collected):
             self.standing.found(seeking, now_ms)  # (a round without a source: we may found anew)
@@ -187,7 +184,7 @@ class GossipProtocol:
         # Once a round, for the peers whose digest we do not know:
         size = len(self.membership.members) + 1
         guess = deltas.guess(self.store, self.config, size, self.peers.recent_digests, now_ms)
-        return [Outgoing(a, self.composer.exchange(a, guess, fresh)) for a in peers]
+        return [Outgoing(a, self.composer.exchange(a, guess, now_ms)) for a in peers]
 
     def leave(self) -> list[Outgoing]:
         """Say goodbye: mark ourselves as left and tell every live peer, so they stop
@@ -208,7 +205,7 @@ class GossipProtocol:
         self.stats.exchanges_served += 1
         if behind is not None:  # it could bring deleted keys back: take nothing, tell it
             return self.composer.summary(Reply, behind=behind, request=message)
-        self.peers.holds(message.sender.address, peer, message.digest)
+        self.peers.holds(message.sender.address, peer, message.digest, now_ms)
         if self.bootstrapping and not message.bootstrap:
             return self.composer.summary(Reply, request=message)  # our deltas are not taken yet (R7d)
         delta, more = self.composer.delta_for(peer)
@@ -219,7 +216,7 @@ class GossipProtocol:
         if behind is not None:
             self.peers.is_behind(address, behind)
         else:
-            self.peers.holds(address, peer, reply.digest)
+            self.peers.holds(address, peer, reply.digest, now_ms)
 
     def on_failure(self, address: str) -> None:
         """An exchange with `address` failed (timeout, refused, refusal)."""

@@ -52,6 +52,22 @@ def test_with_eager_push_the_push_carries_the_news_and_exchanges_only_repair() -
     assert keys_sent(p, T0 + 3000) == {peer.address: {"fresh"} for peer in PEERS}
 
 
+def test_with_eager_push_a_digest_is_judged_as_of_when_it_was_heard() -> None:
+    """R12: of the writes a peer's digest lacks, an Exchange sends those made at least an
+    interval before that digest came; the later ones a push may have carried since, and
+    the peer's next summary tells whether it did."""
+    p = node(eager_push=True)
+    early = p.write("early", 1, T0)
+    late = p.write("late", 2, T0 + 1000)
+    holder = PEERS[0]
+    reply_from(p, holder, {}, T0 + 1500)  # it lacks both, as of T0 + 1.5 s
+    assert keys_sent(p, T0 + 5000)[holder.address] == {"early"}  # not "late": a push may carry it
+    reply_from(p, holder, {early.origin: early.ts}, T0 + 5500)  # the push did not
+    assert keys_sent(p, T0 + 6000)[holder.address] == {"late"}
+    reply_from(p, holder, {late.origin: late.ts}, T0 + 6500)
+    assert keys_sent(p, T0 + 7000)[holder.address] == set()
+
+
 def test_old_writes_are_not_news() -> None:
     p = node()
     p.write("old", 1, T0)
