@@ -4,7 +4,7 @@ last-writer-wins (docs/PROTOCOL.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from gossip.clock import Timestamp
 from gossip.jsontext import canonical
@@ -14,33 +14,33 @@ JSON = Any  # any JSON value
 WRITER_SEP = "#"  # in a writer id: "<node id>#<generation>"
 
 
-@dataclass(frozen=True, slots=True, init=False, repr=False)
+@dataclass(slots=True, init=False, repr=False, unsafe_hash=True)
 class Entry:
-    """One version of a key; immutable. A node holds one per key, so it is kept small: the
-    timestamp as its two numbers rather than a Timestamp (a tuple, 56 bytes more per
+    """One version of a key; immutable: its fields are Final, so the type checker refuses
+    any assignment outside __init__ (a frozen dataclass enforces it at run time, but costs
+    five times as much to build, each field set through object.__setattr__: a node builds
+    one per entry it receives). A node holds one per key, so it is kept small:
+    the timestamp as its two numbers rather than a Timestamp (a tuple, 56 bytes more per
     entry), which `ts` builds when asked; `stamp` is the same as a plain tuple, cheaper, for
     the comparisons on the hot paths. Built with a timestamp, shown with it."""
 
-    key: str
-    value: JSON  # None for a tombstone
-    wall: int  # the timestamp: Timestamp(wall, counter)
-    counter: int
-    origin: str  # the writer: "<node id>#<generation>", one per life of a node
-    deleted: bool
-    expires_at: int | None  # wall ms; the entry reads as absent from then on
+    key: Final[str]
+    value: Final[JSON]  # None for a tombstone
+    wall: Final[int]  # the timestamp: Timestamp(wall, counter)
+    counter: Final[int]
+    origin: Final[str]  # the writer: "<node id>#<generation>", one per life of a node
+    deleted: Final[bool]
+    expires_at: Final[int | None]  # wall ms; the entry reads as absent from then on
 
     def __init__(self, key: str, value: JSON, ts: tuple[int, int], origin: str, deleted: bool = False,
                  expires_at: int | None = None) -> None:
         """`ts`: a Timestamp, or the same as a plain tuple."""
-        wall, counter = ts
-        init = object.__setattr__  # (frozen)
-        init(self, "key", key)
-        init(self, "value", value)
-        init(self, "wall", wall)
-        init(self, "counter", counter)
-        init(self, "origin", origin)
-        init(self, "deleted", deleted)
-        init(self, "expires_at", expires_at)
+        self.key = key
+        self.value = value
+        self.wall, self.counter = ts
+        self.origin = origin
+        self.deleted = deleted
+        self.expires_at = expires_at
 
     @property
     def ts(self) -> Timestamp:
