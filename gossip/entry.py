@@ -11,7 +11,8 @@ from gossip.jsontext import canonical
 
 JSON = Any  # any JSON value
 
-WRITER_SEP = "#"  # in a writer id: "<node id>#<generation>"
+WRITER_SEP = "#"
+_new_tuple = tuple.__new__  # in a writer id: "<node id>#<generation>"
 
 
 @dataclass(slots=True, init=False, repr=False, unsafe_hash=True)
@@ -44,7 +45,7 @@ class Entry:
 
     @property
     def ts(self) -> Timestamp:
-        return Timestamp(self.wall, self.counter)
+        return _new_tuple(Timestamp, (self.wall, self.counter))  # (Timestamp(), less its Python frame)
 
     @property
     def stamp(self) -> tuple[int, int]:

@@ -113,7 +113,7 @@ class Intake:
                 elif origin in broken:
                     if not self.apply(item.entry, now_ms, pushed=True):
                         continue
-                elif coverage >= item.prev or item.entry.ts <= coverage:
+                elif coverage >= item.prev or item.entry.stamp <= coverage:
                     self._apply_pushed(item, now_ms)
                     self.drain(origin, now_ms)
                 else:  # an earlier write of its writer has not reached us yet (R15)
