@@ -210,6 +210,10 @@ class Counting:
         self.tally = Tally()
         self.tally.follow(protocol.store)
         self._unwritten: dict[str, WindowId] = {}  # own slot key -> its window, counted but not written
+        # Our slot's key in each window counted in lately, for the writer `_keys_of` (a key
+        # is spelled out once per window, not on every count).
+        self._own_keys: dict[WindowId, str] = {}
+        self._keys_of = ""
 
     def counts(self) -> Tally:
         tally = self.tally
@@ -245,20 +249,27 @@ class Counting:
         slots = tally.windows.get(wid)
         if slots is None:  # (a name already counted was checked then)
             self.check_name(name)
-        key = f"{WINDOW}{length_ms}/{window}/{name}/{writer}"  # window_slot()
+        if writer is not self._keys_of or len(self._own_keys) >= 4096:
+            self._own_keys, self._keys_of = {}, writer
+        key = self._own_keys.get(wid)
+        if key is None:
+            key = self._own_keys[wid] = window_slot(name, length_ms, window, writer)
+        totals = tally.window_totals
         if defer and slots is not None:  # (Tally.count_own, inlined: a window already counted in)
             slots[key] = slots.get(key, 0) + amount
-            tally.window_totals[wid] += amount
-            self._unwritten[key] = wid
-        elif defer:
-            tally.count_own(wid, key, amount)
+            current = totals[wid] = totals[wid] + amount
             self._unwritten[key] = wid
         else:
-            mine = tally.own_window(name, length_ms, window, writer) + amount
-            self._unwritten.pop(key, None)
-            self._write_slot(key, wid, mine, now_ms)
-        totals = tally.window_totals
-        return _new(WindowCount, (totals.get(wid, 0), totals.get((name, length_ms, window - 1), 0),
+            if defer:
+                tally.count_own(wid, key, amount)
+                self._unwritten[key] = wid
+            else:
+                mine = tally.own_window(name, length_ms, window, writer) + amount
+                self._unwritten.pop(key, None)
+                self._write_slot(key, wid, mine, now_ms)
+            totals = tally.window_totals  # (as the write left it)
+            current = totals.get(wid, 0)
+        return _new(WindowCount, (current, totals.get((name, length_ms, window - 1), 0),
                                   length_ms, now_ms - window * length_ms))
 
     @property
