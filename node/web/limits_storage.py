@@ -140,7 +140,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         units = amount * UNIT if type(amount) is int and amount >= 0 else _units(amount)
         held = state.protocol.store.get  # (_epoch(), inlined)
         name = key if held(RESET) is None and held(CLEAR + key) is None else epoch_name(key, state.entry)
-        count = state.incr_window(name, self._length(key, expiry), units).current
+        count = state.incr_window(name, self._parsed.get(key) or self._length(key, expiry), units).current
         return count // UNIT if count % UNIT == 0 else count / UNIT  # (_requests(), inlined: the hot path)
 
     def get(self, key: str) -> float:  # type: ignore[override]
