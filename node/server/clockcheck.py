@@ -295,7 +295,9 @@ class ClockCheck:
         On every write: the numbers first, cheaply; the words only for a refusal."""
         if self.accept_anyway:
             return None
-        host_lows = self._summary()
+        # (unchanged since it was built, the summary is read without the lock: it is replaced
+        # whole, never changed in place; a lone node's every write comes this way)
+        host_lows = self._summary() if self._changed else self._host_lows
         if host_lows:
             wall = self._wall_ms()
             base = wall - self._monotonic() * 1000  # our own host's value, in the same terms

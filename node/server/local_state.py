@@ -126,7 +126,9 @@ class LocalState:
 
     def incr_window(self, key: str, period: float, amount: int = 1) -> WindowCount:
         length = period_ms(period)
-        self.check_writes()
+        refusal = self.clockcheck.refusal()  # (check_writes(), inlined: every `limits` hit comes here)
+        if refusal is not None:
+            raise WritesRefused(refusal)
         defer = self.deferring
         with self.lock:
             clean = not self.counting.unwritten

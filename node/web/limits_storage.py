@@ -138,12 +138,14 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def incr(self, key: str, expiry: float, amount: float = 1) -> float:  # type: ignore[override]
         state = self.state
         units = amount * UNIT if type(amount) is int and amount >= 0 else _units(amount)
-        count = state.incr_window(epoch_name(key, state.entry), self._length(key, expiry), units).current
+        held = state.protocol.store.get  # (_epoch(), inlined)
+        name = key if held(RESET) is None and held(CLEAR + key) is None else epoch_name(key, state.entry)
+        count = state.incr_window(name, self._parsed.get(key) or self._length(key, expiry), units).current
         return count // UNIT if count % UNIT == 0 else count / UNIT  # (_requests(), inlined: the hot path)
 
     def get(self, key: str) -> float:  # type: ignore[override]
         state = self.state
-        return _requests(state.window_count(epoch_name(key, state.entry), self._length(key)).current)
+        return _requests(state.window_count(_epoch(state, key), self._length(key)).current)
 
     def get_expiry(self, key: str) -> float:
         """When the current window ends (windows are aligned to wall time: it is the same
@@ -179,13 +181,13 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         rate = self._rates.get((limit, expiry))
         if rate is None:
             rate = self._rates.setdefault((limit, expiry), Rate(limit * UNIT, expiry, whole=UNIT))
-        return state.admit(epoch_name(key, state.entry), rate, _units(amount)).allowed
+        return state.admit(_epoch(state, key), rate, _units(amount)).allowed
 
     def get_sliding_window(  # type: ignore[override]
         self, key: str, expiry: int
     ) -> tuple[float, float, float, float]:
         state = self.state
-        seen = state.window_count(epoch_name(key, state.entry), expiry)
+        seen = state.window_count(_epoch(state, key), expiry)
         left = seen.resets_in_ms / 1000
         previous, current = _requests(seen.previous), _requests(seen.current)
         return previous, (left if seen.previous else 0.0), current, left + expiry
@@ -217,7 +219,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def _is_current(self, state: SharedState, name: str) -> bool:
         """Whether counter `name` holds a `limits` key's hits since its newest reset."""
         base = name.partition("@")[0]
-        return _limits_length(base) is not None and epoch_name(base, state.entry) == name
+        return _limits_length(base) is not None and _epoch(state, base) == name
 
 
 @contextmanager
@@ -234,6 +236,16 @@ def app_limiter_bound(app: Any, state: SharedState) -> Iterator[None]:
     finally:
         for storage in storages:
             storage.unbind(state)
+
+
+def _epoch(state: SharedState, key: str) -> str:
+    """The counter of limit `key` since its newest reset (gossip/ratelimit.py, epoch_name).
+    Markers are rare: while the store holds neither (not even expired), that is `key`
+    itself, seen in two dict reads without building the entries' liveness."""
+    held = state.protocol.store.get
+    if held(RESET) is None and held(CLEAR + key) is None:
+        return key
+    return epoch_name(key, state.entry)
 
 
 def _limits_length(key: str) -> float | None:

@@ -202,5 +202,21 @@ def test_deferred_counts_count_at_once_and_are_written_once_per_flush() -> None:
     assert a.flush(30_000) == 0  # (the window expired at 20 s: nothing left to spread)
 
 
+def test_a_new_life_counts_in_a_slot_of_its_own_in_the_same_window() -> None:
+    """A node that starts a new life keeping its state (a new writer, R16) counts the rest of
+    a window, deferred or not, in the new writer's slot, never in the earlier life's."""
+    a = Counting(protocol("a"))
+    a.add_in_window("ip", 10_000, 3, 1_000, defer=True)
+    first = a.protocol.writer
+    a.protocol.lives.new(2_000)
+    assert a.protocol.writer != first
+    assert a.add_in_window("ip", 10_000, 4, 2_100, defer=True).current == 7
+    assert a.add_in_window("ip", 10_000, 5, 2_200).current == 12
+    assert a.flush(2_300) == 0  # (the earlier life's deferred count is let go: see flush())
+    slots = {e.origin: e.value for e in a.protocol.store.entries() if e.key.startswith(WINDOW)}
+    assert slots == {a.protocol.writer: 9}
+    assert a.tally.own_window("ip", 10_000, 0, a.protocol.writer) == 9
+
+
 def protocol(name: str) -> GossipProtocol:
     return GossipProtocol(Config.for_tests(), name, f"http://{name}", random.Random(name), 0)
