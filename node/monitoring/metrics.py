@@ -2,51 +2,19 @@
 (SharedState.stats(), the protocol's counters, the traffic's and the peer log's) when
 scraped, so the paths that feed them gain nothing. One registry per node: several nodes may
 run in one process. The replication lag histogram follows the store's merges.
-GET /metrics (node.web.metrics_api) serves it."""
+GET /metrics (node.web.metrics_api) serves it; the rendering (node.monitoring.prometheus_text,
+with prometheus_client) is loaded on the first scrape."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections import Counter
-from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from gossip.membership import ALIVE, DEAD, LEFT, SUSPECT
-from gossip.protocol import GossipProtocol
 from gossip.store import WRITER_SEP, Entry
-from gossip.version import __version__
-from node.monitoring.health import HealthWatch
-from node.server.clockcheck import ClockCheck
-from node.server.peerlog import PeerLog
 from node.wire.figures import LAG_BUCKETS, Buckets
-from node.wire.traffic import Traffic
 from node.wire.transport import wall_ms
 
-
-class Measured(Protocol):
-    """What the metrics read of a node (node.state.SharedState is one)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def protocol(self) -> GossipProtocol: ...  # (its store tells of each merge)
-    @property
-    def traffic(self) -> Traffic: ...
-    @property
-    def peers(self) -> PeerLog: ...
-    @property
-    def health(self) -> HealthWatch: ...
-    @property
-    def clockcheck(self) -> ClockCheck: ...
-    @property
-    def write_refusal(self) -> str | None: ...
-    def stats(self) -> dict[str, Any]: ...
-    def cluster_view(self) -> tuple[tuple[str, ...], Counter[str]]: ...
-    def entry_counts(self) -> tuple[int, int]: ...
+if TYPE_CHECKING:
+    from node.monitoring.prometheus_text import Exposition, Measured
 
 
 class NodeMetrics:
@@ -54,9 +22,8 @@ class NodeMetrics:
         self.state = state
         self.lag = Buckets(LAG_BUCKETS)
         self._own = state.id + WRITER_SEP
+        self._exposition: Exposition | None = None
         state.protocol.store.listeners.append(self._merged)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(state, self))
 
     def _merged(self, entry: Entry) -> None:
         """A peer's write applied here: how long after it was made (its HLC wall time at its
@@ -64,97 +31,10 @@ class NodeMetrics:
         if not entry.origin.startswith(self._own):
             self.lag.observe(max(0.0, (wall_ms() - entry.wall) / 1000))
 
+    def render(self) -> tuple[bytes, str]:
+        """The metrics in the Prometheus text format, and its content type."""
+        if self._exposition is None:
+            from node.monitoring.prometheus_text import Exposition
 
-class _Collector(Collector):
-    def __init__(self, state: Measured, metrics: NodeMetrics) -> None:
-        self.state, self.metrics = state, metrics
-
-    def collect(self) -> Iterator[Metric]:
-        state, traffic, peers = self.state, self.state.traffic, self.state.peers
-        stats = state.stats()
-        info = GaugeMetricFamily(
-            "gossip_node_info", "This node's id and version.", labels=["node", "version"]
-        )
-        info.add_metric([state.id, __version__], 1)
-        yield info
-        for name, key, doc in COUNTERS:
-            yield CounterMetricFamily(name, doc, value=stats[key])
-        by_kind = ["kind", "direction"]
-        messages = CounterMetricFamily(
-            "gossip_messages", "Gossip messages by kind and direction.", labels=by_kind
-        )
-        sizes = CounterMetricFamily(
-            "gossip_message_bytes", "Gossip body bytes by kind and direction.", labels=by_kind
-        )
-        for (kind, direction), n in sorted(traffic.messages.items()):
-            messages.add_metric([kind, direction], n)
-            sizes.add_metric([kind, direction], traffic.message_bytes[kind, direction])
-        yield from (messages, sizes)
-        failures = CounterMetricFamily("gossip_exchange_failures", FAILURES_DOC, labels=["peer", "reason"])
-        for (peer, kind), n in sorted(peers.failures.items()):
-            failures.add_metric([peer, kind], n)
-        refusals = CounterMetricFamily("gossip_refusals", REFUSALS_DOC, labels=["peer", "status", "reason"])
-        for (peer, code, reason), n in sorted(peers.refusals.items()):
-            refusals.add_metric([peer, str(code), reason], n)
-        rejected = CounterMetricFamily(
-            "gossip_rejected", "Peers' gossip we refused, by reason.", labels=["reason"]
-        )
-        for reason, n in sorted(stats["rejected_by_reason"].items()):
-            rejected.add_metric([reason], n)
-        yield from (failures, refusals, rejected)
-        _, statuses = state.cluster_view()
-        members = GaugeMetricFamily("gossip_members", "Other members known, by status.", labels=["status"])
-        for status in (ALIVE, SUSPECT, DEAD, LEFT):
-            members.add_metric([status], statuses.get(status, 0))
-        yield members
-        if (probes := state.protocol.probes) is not None:
-            events = CounterMetricFamily("gossip_probe_events", PROBES_DOC, labels=["event"])
-            for event in dataclasses.fields(probes.counters):
-                events.add_metric([event.name], getattr(probes.counters, event.name))
-            yield events
-        live, dead = state.entry_counts()
-        verdict = state.health.last
-        for name, doc, value in (
-            ("gossip_keys", "Live keys held (the project's own included).", live),
-            ("gossip_tombstones", "Deleted or expired entries held until collected.", dead),
-            ("gossip_catching_up", "1 while the node catches up from a peer.", int(stats["catching_up"])),
-            (
-                "gossip_healthy",
-                "1 when /health answers 200 (last assessed).",
-                int(verdict is None or verdict.ok),
-            ),
-            ("gossip_accepting_writes", "0 while writes get 503.", int(state.write_refusal is None)),
-        ):
-            yield GaugeMetricFamily(name, doc, value=value)
-        lag = HistogramMetricFamily("gossip_replication_lag_seconds", LAG_DOC)
-        lag.add_metric([], self.metrics.lag.cumulative(), self.metrics.lag.sum)
-        offsets = HistogramMetricFamily("gossip_clock_offset_seconds", OFFSET_DOC, labels=["peer"])
-        last = GaugeMetricFamily(
-            "gossip_clock_offset_last_seconds", "The latest such estimate.", labels=["peer"]
-        )
-        for peer, buckets in sorted(traffic.offsets.items()):
-            offsets.add_metric([peer], buckets.cumulative(), buckets.sum)
-            last.add_metric([peer], traffic.last_offset[peer])
-        yield from (lag, offsets, last)
-        clock = state.clockcheck.judge()  # (node.server.clockcheck: what writes are judged by)
-        if clock.ahead is not None:
-            yield GaugeMetricFamily("gossip_clock_ahead_seconds", AHEAD_DOC, value=clock.ahead)
-        yield GaugeMetricFamily("gossip_hlc_lead_seconds", HLC_DOC, value=clock.hlc_lead)
-
-
-COUNTERS = (
-    ("gossip_rounds", "rounds", "Gossip rounds started."),
-    ("gossip_entries_applied", "entries_applied", "Entries from peers applied here."),
-    ("gossip_collected", "collected", "Tombstones and expired entries dropped once every member held them."),
-    ("gossip_resets", "resets", "Times our state predated the cluster's collections and was dropped."),
-    ("gossip_pushes", "pushes_sent", "Eager pushes of new writes to a peer, delivered or not."),
-)
-FAILURES_DOC = "Our messages that failed, by peer and reason (refused, timeout, unreachable, bad answer)."
-REFUSALS_DOC = "Our messages a peer refused, by peer, HTTP status and the reason it gave."
-LAG_DOC = "From a peer's write (its HLC wall time at its origin) to its application here."
-OFFSET_DOC = "How far each peer's clock runs ahead of ours (negative: behind), from the time on its answers."
-AHEAD_DOC = ("How far our clock runs ahead of the cluster's at most (negative: behind); writes get 503 above "
-             "max_offset. Absent with no node of another host measured.")
-PROBES_DOC = ("Direct probes (R23), with probing on: probes sent, those that needed others (indirect) or got "
-              "no ack (failed), suspicions of us refuted, suspicions run out here (declared_dead), stalls.")
-HLC_DOC = "How far our hybrid logical clock runs ahead of our wall clock (it adds to the above for writes)."
+            self._exposition = Exposition(self.state, self.lag)
+        return self._exposition.render()

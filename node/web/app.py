@@ -20,6 +20,7 @@ from node.server.settings import Settings
 from node.state import SharedState
 from node.web import listener, openapi
 from node.web.hotpaths import HotPaths
+from node.web.lazy_websockets import websocket_protocol
 from node.web.routes import NODE_ROUTERS, NodeRoutes
 
 if TYPE_CHECKING:
@@ -151,5 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         app, host=settings.host, port=settings.port,
         log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        ws=websocket_protocol(),  # the WebSocket library loads on the first upgrade request
         **settings.server_tls(),  # type: ignore[arg-type]
     )

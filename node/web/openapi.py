@@ -4,7 +4,8 @@ FastAPI builds one schema from the routes, the same whatever the settings. This 
 restates the parts the settings decide: the bearer credential, declared on an operation
 (with its 401) only where the node asks for it (no api token: nowhere; a token: writes and
 admin routes; with protect_reads, reads too); the 403 of admin routes on a node without
-a token; and the limits taken from the node's Config (key length, value size, body size).
+a token; the limits taken from the node's Config (key length, value size, body size); and
+the content type of /metrics, which the Prometheus library, loaded on demand, decides.
 
 `install(app, settings)` makes `app.openapi()` (and so /openapi.json and /docs) answer
 with that schema. The standalone node installs it when it is built, and
@@ -26,6 +27,7 @@ from fastapi.routing import APIRoute
 from node.server.settings import Settings
 from node.web.api import delete_value, key_schema, set_value, value_schema
 from node.web.http_basics import Access, ErrorOut, Guard, LimitedRoute, needs_token
+from node.web.metrics_api import declare_content_type, metrics
 
 Schema = dict[str, Any]
 SCHEME = "apiToken"
@@ -90,6 +92,8 @@ def restate(schema: Schema, app: FastAPI, settings: Settings) -> Schema:
                 _declare_body_limit(operation, settings.config.max_body_bytes)
             if route.endpoint in _KEYED:
                 _declare_key_limits(schema, operation, settings)
+            if route.endpoint is metrics:
+                declare_content_type(operation)
     schemes = components.setdefault("securitySchemes", {})
     if guarded:
         schemes[SCHEME] = {"type": "http", "scheme": "bearer",

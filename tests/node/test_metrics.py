@@ -1,9 +1,13 @@
 """GET /metrics: Prometheus text that prometheus_client's own parser reads, one registry per
-node, figures that move with the traffic; and under `uvicorn --workers N` each worker's own
-gossip listener serves that worker's figures (real processes, real HTTP)."""
+node, figures that move with the traffic; the library loaded on the first scrape, not
+before, and the schema stating the content type of the answer; and under
+`uvicorn --workers N` each worker's own gossip listener serves that worker's figures (real
+processes, real HTTP)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,3 +117,25 @@ def test_each_worker_serves_its_own_metrics_on_its_gossip_listener() -> None:
         for pid, found in after.items():
             assert value(found, "gossip_members", status="alive") == 1
             assert value(found, MESSAGES, **SENT) > value(before[pid], MESSAGES, **SENT)
+
+
+def test_the_library_loads_on_the_first_scrape_and_the_schema_names_its_content_type() -> None:
+    """A node nobody scrapes carries no prometheus_client (a fresh interpreter: this one has
+    it already); its OpenAPI schema states the content type a scrape answers with."""
+    probe = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from node.server.settings import Settings\n"
+        "from node.web.app import create_app\n"
+        "with TestClient(create_app(Settings(node_id='n', discovery_dir='off'))) as client:\n"
+        "    client.get('/get', params={'key': 'k'})\n"
+        "    assert 'prometheus_client' not in sys.modules, 'loaded before a scrape'\n"
+        "    answer = client.get('/metrics')\n"
+        "    assert answer.status_code == 200 and 'prometheus_client' in sys.modules\n"
+        "    from prometheus_client import CONTENT_TYPE_LATEST\n"
+        "    assert answer.headers['content-type'] == CONTENT_TYPE_LATEST, answer.headers\n"
+        "    operation = client.get('/openapi.json').json()['paths']['/metrics']['get']\n"
+        "    assert list(operation['responses']['200']['content']) == [CONTENT_TYPE_LATEST], operation\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr

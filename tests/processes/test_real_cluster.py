@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -82,6 +83,28 @@ async def test_delete_on_one_node_reads_404_everywhere(cluster: LocalCluster) ->
         r = await client.post(cluster.urls[3] + "/delete", json={"key": "doomed"})
         assert r.status_code == 200
         await await_until(lambda: everywhere(404), what="the delete to reach every node")
+
+
+async def test_a_websocket_library_is_loaded_by_the_first_upgrade_request(cluster: LocalCluster) -> None:
+    """The standalone node hands uvicorn a stand-in for its WebSocket protocol
+    (node.web.lazy_websockets): no WebSocket library in the process until an upgrade request
+    comes, which is then turned down as uvicorn's own choice does (no WebSocket route: 403)."""
+    pid, port = cluster.pids[-1], cluster.ports[-1]
+
+    def loaded() -> bool:  # (its compiled speedups are mapped once `websockets` is imported)
+        return "/websockets/" in Path(f"/proc/{pid}/maps").read_text()
+
+    assert not loaded()
+    request = (b"GET /ws HTTP/1.1\r\nHost: node\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    answer = b""
+    with anyio.fail_after(10):
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(request)
+            while b"\r\n\r\n" not in answer:
+                answer += await stream.receive()
+    assert answer.startswith(b"HTTP/1.1 403 "), answer
+    assert loaded()
 
 
 async def test_eager_push_off_still_converges() -> None:
