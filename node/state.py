@@ -260,11 +260,13 @@ class SharedState:
         """The fleet-wide total of counter `key` as this node knows it (0 if never counted)."""
         return self._local.count(key)
 
-    def incr_window(self, key: str, period: float, amount: int = 1) -> WindowCount:
+    def incr_window(self, key: str, period: float, amount: int = 1, quiet_from: int | None = None
+                    ) -> WindowCount:
         """Count `amount` in the current window of `period` seconds (windows aligned to wall
         time on every node) of the counter `key`; this and the previous window's totals.
-        Old windows expire by themselves."""
-        return self._local.incr_window(key, period, amount)
+        Old windows expire by themselves. Counts made at or past `quiet_from` (a limit, past
+        which they change no decision) spread with the next counts, or within an interval."""
+        return self._local.incr_window(key, period, amount, quiet_from)
 
     def window_count(self, key: str, period: float) -> WindowCount:
         """The current and previous window's totals of the windowed counter `key`."""

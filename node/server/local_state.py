@@ -45,6 +45,7 @@ class LocalState:
         # While the node's loops run, windowed counts are deferred: the flusher writes them
         # into their slots (see Counting), woken once for them all.
         self.deferring = False
+        self._flush_asked = False  # the flusher is woken for the counts unwritten (under the lock)
 
     @property
     def id(self) -> str:
@@ -124,18 +125,23 @@ class LocalState:
         with self.lock:
             return self.counting.total(key)
 
-    def incr_window(self, key: str, period: float, amount: int = 1) -> WindowCount:
+    def incr_window(self, key: str, period: float, amount: int = 1, quiet_from: int | None = None
+                    ) -> WindowCount:
+        """(SharedState.incr_window.) `quiet_from`: a window total past which counts change
+        no decision (a fixed window's limit); those are written with the next counts, or
+        within an interval, instead of waking the flusher."""
         length = period_ms(period)
         refusal = self.clockcheck.refusal()  # (check_writes(), inlined: every `limits` hit comes here)
         if refusal is not None:
             raise WritesRefused(refusal)
         defer = self.deferring
         with self.lock:
-            clean = not self.counting.unwritten
             counted = self.counting.add_in_window(key, length, amount, wall_ms(), defer)
+            urgent = quiet_from is None or counted.current - amount < quiet_from
+            flush = defer and urgent and self._ask_flush()
         if not defer:
             self.wake.pusher()
-        elif clean:
+        elif flush:
             self.wake.flusher()
         return counted
 
@@ -147,13 +153,19 @@ class LocalState:
     def admit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         defer = self.deferring
         with self.lock:
-            clean = not self.counting.unwritten
             decision = admit(self.counting, key, rate, cost, wall_ms(), defer)
+            flush = decision.allowed and defer and self._ask_flush()
         if decision.allowed and not defer:
             self.wake.pusher()
-        elif decision.allowed and clean:
+        elif flush:
             self.wake.flusher()
         return decision
+
+    def _ask_flush(self) -> bool:
+        """Whether to wake the flusher for a count just deferred: once for all those it
+        will write (under the lock)."""
+        asked, self._flush_asked = self._flush_asked, True
+        return not asked
 
     def window_names(self) -> list[str]:
         with self.lock:
@@ -163,6 +175,7 @@ class LocalState:
         """Write the deferred windowed counts into their slots (the pusher sends them)."""
         with self.lock:
             self.counting.flush(wall_ms())
+            self._flush_asked = False
 
     # -- what the core tells us -------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from node.wire.transport import wall_ms
 
 URI = "gossip://"
 UNIT = 1000  # counted units per request: costs count in thousandths of a request
+NEVER = 2**63  # a limit no count reaches
 
 
 class GossipStorageError(RuntimeError):
@@ -88,6 +89,9 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         self._rates: dict[tuple[int, int], Rate] = {}
         self._lengths: dict[str, float] = {}  # window lengths of keys not in the `limits` form
         self._parsed: dict[str, float] = {}  # window lengths read from keys, lately hit
+        # The limits (in units) read from the same keys: a fixed window's hits past its limit
+        # (`limits` counts refused hits too) change no decision, and need not spread at once.
+        self._limits: dict[str, int] = {}
 
     # -- which node ---------------------------------------------------------------------
 
@@ -140,7 +144,8 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         units = amount * UNIT if type(amount) is int and amount >= 0 else _units(amount)
         held = state.protocol.store.get  # (_epoch(), inlined)
         name = key if held(RESET) is None and held(CLEAR + key) is None else epoch_name(key, state.entry)
-        count = state.incr_window(name, self._parsed.get(key) or self._length(key, expiry), units).current
+        length = self._parsed.get(key) or self._length(key, expiry)
+        count = state.incr_window(name, length, units, self._limits.get(key) or self._limit(key)).current
         return count // UNIT if count % UNIT == 0 else count / UNIT  # (_requests(), inlined: the hot path)
 
     def get(self, key: str) -> float:  # type: ignore[override]
@@ -198,6 +203,17 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         self.clear(key)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _limit(self, key: str) -> int:
+        """The limit, in units, of the key `limits` builds ('.../<amount>/<multiples>/<granularity>');
+        for any other key, one no count reaches."""
+        parts = key.rsplit("/", 3)
+        limited = len(parts) == 4 and parts[1].isdigit() and _limits_length(key) is not None
+        limit = int(parts[1]) * UNIT if limited else NEVER
+        if len(self._limits) >= 10_000:
+            self._limits.clear()  # (a cache, of the keys hit lately)
+        self._limits[key] = limit
+        return limit
 
     def _length(self, key: str, told: float | None = None) -> float:
         """A window's length (s): from the key `limits` builds ('.../<multiples>/<granularity>'),

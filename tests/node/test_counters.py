@@ -218,5 +218,27 @@ def test_a_new_life_counts_in_a_slot_of_its_own_in_the_same_window() -> None:
     assert a.tally.own_window("ip", 10_000, 0, a.protocol.writer) == 9
 
 
+def test_counts_past_a_limit_wake_no_flusher_and_go_with_the_next_writes() -> None:
+    """A fixed window's hits past its limit (`limits` counts refused hits too) change no
+    decision: they wake no flusher (a wake every 2 ms, each a push to every peer, cost
+    slowapi's requests milliseconds), and are written with the next counts or round."""
+    state = node("q")
+    local = state._local
+    local.deferring = True  # (as while the node's loops run)
+    woken: list[str] = []
+    local.wake.flusher = lambda: woken.append("flusher")  # type: ignore[method-assign]
+    state.incr_window("ip", 10, 2, quiet_from=3)
+    state.incr_window("ip", 10, 1, quiet_from=3)  # (the flusher, woken, has not flushed yet)
+    assert woken == ["flusher"]
+    local.flush_counts()
+    assert state.incr_window("ip", 10, 1, quiet_from=3).current == 4  # past the limit: no wake
+    assert woken == ["flusher"] and local.counting.unwritten == 1
+    state.incr_window("other", 10, 1, quiet_from=3)  # under its limit: wakes, and takes the first along
+    assert woken == ["flusher", "flusher"]
+    local.flush_counts()
+    assert local.counting.unwritten == 0
+    assert sum(e.value for e in own_entries(state) if "/ip/" in e.key) == 4
+
+
 def protocol(name: str) -> GossipProtocol:
     return GossipProtocol(Config.for_tests(), name, f"http://{name}", random.Random(name), 0)
