@@ -1,8 +1,9 @@
 """Part 6, rate-limit overshoot: an app under `uvicorn --workers 4` limiting one client key
 to L = 500 requests per 10 s window, offered a steady 1,000 requests/s through the shared
-port for 5 windows, with four limiters side by side in one run: ours (node.RateLimit over
-the shared state), slowapi with its default in-memory storage (each worker counts alone),
-slowapi on the `limits` Redis storage (exact: one count in a redis-server), and none. Per
+port for 5 windows, with five limiters side by side in one run: ours (node.RateLimit over
+the shared state), slowapi on our `limits` storage (`gossip://`, a node in each worker),
+slowapi with its default in-memory storage (each worker counts alone), slowapi on the
+`limits` Redis storage (exact: one count in a redis-server), and none. Per
 window: admitted / L and the overshoot; per limiter: the latency it adds to a request.
 Then ours again across two "hosts" (two uvicorn commands joined by a seed), and at 10
 times the offered rate. Beside each of ours, the simulator's prediction (gossip-sim
@@ -38,6 +39,8 @@ CONNECTIONS = 32  # kept alive, spread over the workers by the kernel
 APP = "benchmarks.ratelimit_app:app"
 GOAL_RATIO = 1.05  # admitted / L, in every window
 GOAL_LATENCY_SHARE = 0.1  # our added latency, as a share of the Redis limiter's
+GOAL_SLOWAPI_ADDED_MS = 1.5  # slowapi on gossip://: latency added, at most
+GOAL_SERVED = 0.99  # slowapi on gossip://: the share of the offered rate answered, at least
 
 
 @dataclass
@@ -108,15 +111,15 @@ def plain_workers(limiter: str, redis_url: str = "") -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def gossip_hosts(hosts: int, workers: int) -> Iterator[list[UvicornWorkers]]:
-    """`hosts` uvicorn commands of `workers` workers running ours, one cluster: each host
-    has a host directory of its own, and the later ones a seed in the first."""
+def gossip_hosts(hosts: int, workers: int, limiter: str = "ours") -> Iterator[list[UvicornWorkers]]:
+    """`hosts` uvicorn commands of `workers` workers running `limiter` on their nodes, one
+    cluster: each host has a host directory of its own, and the later ones a seed in the first."""
     cluster = f"ratelimit-{uuid.uuid4().hex[:8]}"
     started: list[UvicornWorkers] = []
     try:
         for h in range(hosts):
             # (the library's default interval, as users run it; the tests' workers use 0.1 s)
-            env = {**_env("ours"), "GOSSIP_CLUSTER_ID": cluster,
+            env = {**_env(limiter), "GOSSIP_CLUSTER_ID": cluster,
                    "GOSSIP_INTERVAL": str(Config.gossip_interval)}
             if started:
                 env["GOSSIP_SEEDS"] = ",".join(started[0].workers().values())
@@ -148,8 +151,8 @@ def _push_rtt_ms(addresses: list[str]) -> float | None:
     return sum(s["push_seconds"] for s in stats) / pushes * 1000 if pushes else None
 
 
-def run_ours(name: str, hosts: int, workers: int, rate: float, windows: int) -> Run:
-    with gossip_hosts(hosts, workers) as started:
+def run_ours(name: str, hosts: int, workers: int, rate: float, windows: int, limiter: str = "ours") -> Run:
+    with gossip_hosts(hosts, workers, limiter) as started:
         ports = [host.port for host in started]
         admitted, achieved, latencies = asyncio.run(offer(ports, rate, windows))
         rtt = _push_rtt_ms([a for host in started for a in host.workers().values()])
@@ -177,6 +180,8 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
     try:
         none = run_baseline("none", windows)
         ours = run_ours("ours, 1 host x 4 workers", 1, 4, OFFERED, windows)
+        theirs = run_ours("slowapi on gossip://, 1 host x 4 workers", 1, 4, OFFERED, windows,
+                          limiter="slowapi-gossip")
         memory = run_baseline("slowapi-memory", windows)
         exact = run_baseline("slowapi-redis", windows, redis.url)
     finally:
@@ -193,7 +198,8 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
          "mean latency ms", "added ms", "predicted admitted / L (sim)"],
     )
     base = none.mean_ms
-    for r, sim_nodes in ((ours, 4), (two_hosts, 4), (tenfold, 4), (memory, 0), (exact, 0), (none, 0)):
+    rows = ((ours, 4), (two_hosts, 4), (tenfold, 4), (theirs, 0), (memory, 0), (exact, 0), (none, 0))
+    for r, sim_nodes in rows:
         if r is None:
             continue
         ratios = [a / LIMIT for a in r.windows]
@@ -203,11 +209,18 @@ def run(quick: bool, command: str, out_dir: Path) -> Section:
                              f"{r.mean_ms:.2f}", f"{r.mean_ms - base:+.2f}", pred])
     worst = max(a / LIMIT for a in ours.windows + two_hosts.windows)
     ours_added, redis_added = ours.mean_ms - base, exact.mean_ms - base
+    theirs_worst, theirs_added = max(a / LIMIT for a in theirs.windows), theirs.mean_ms - base
     section.goals = [
         (f"ours: admitted / L <= {GOAL_RATIO} in every window (1 and 2 hosts): worst {worst:.3f}",
          worst <= GOAL_RATIO),
         (f"ours adds at most a tenth of the Redis limiter's latency: {ours_added:+.2f} ms vs "
          f"{redis_added:+.2f} ms", redis_added > 0 and ours_added <= GOAL_LATENCY_SHARE * redis_added),
+        (f"slowapi on gossip://: admitted / L <= {GOAL_RATIO} in every window: worst {theirs_worst:.3f}",
+         theirs_worst <= GOAL_RATIO),
+        (f"slowapi on gossip://: adds at most {GOAL_SLOWAPI_ADDED_MS} ms: {theirs_added:+.2f} ms "
+         f"(slowapi on Redis {redis_added:+.2f} ms)", theirs_added <= GOAL_SLOWAPI_ADDED_MS),
+        (f"slowapi on gossip://: every offered request answered: {theirs.offered:.0f} of {OFFERED:.0f}/s",
+         theirs.offered >= GOAL_SERVED * OFFERED),
     ]
     section.notes.append(
         f"Push round trip the workers measured: {ours.push_rtt_ms or 0:.1f} ms (one host), "

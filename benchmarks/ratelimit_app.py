@@ -3,6 +3,8 @@
 - ours: node.RateLimit over the shared state (every worker and host counts together);
 - slowapi-memory: slowapi with its default in-memory storage (each worker counts alone);
 - slowapi-redis: slowapi on the `limits` Redis storage at BENCH_REDIS (exact, one count);
+- slowapi-gossip: slowapi on `node.limits_storage.URI`, the node's `limits` storage, as the
+  README tells a slowapi user to switch (every worker and host counts together);
 - none: no limiter.
 
 BENCH_RATE is the limit (default "500/10 seconds")."""
@@ -16,18 +18,21 @@ from fastapi import Depends, FastAPI, Request
 from slowapi import Limiter, _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
 
+import node.limits_storage
 from node import RateLimit, shared_state_lifespan
 
 LIMITER = os.environ.get("BENCH_LIMITER", "none")
 RATE = os.environ.get("BENCH_RATE", "500/10 seconds")
-STORAGE = {"slowapi-memory": "memory://", "slowapi-redis": os.environ.get("BENCH_REDIS", "")}
+STORAGE = {"slowapi-memory": "memory://", "slowapi-redis": os.environ.get("BENCH_REDIS", ""),
+           "slowapi-gossip": node.limits_storage.URI}
+NODE = LIMITER in ("ours", "slowapi-gossip")  # a node in every worker
 
 
 def one_client(request: Request) -> str:
     return "client"
 
 
-app = FastAPI(lifespan=shared_state_lifespan() if LIMITER == "ours" else None)
+app = FastAPI(lifespan=shared_state_lifespan() if NODE else None)
 
 
 @app.get("/ready")
@@ -59,4 +64,5 @@ elif LIMITER == "none":
         return {"ok": True}
 
 else:
-    raise SystemExit(f"BENCH_LIMITER={LIMITER!r}: expected ours, slowapi-memory, slowapi-redis or none")
+    raise SystemExit(f"BENCH_LIMITER={LIMITER!r}: expected ours, slowapi-memory, slowapi-redis, "
+                     "slowapi-gossip or none")
