@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     preamble = (
         f"# Benchmarks{' (quick mode)' if args.quick else ''}\n\n"
         f"Made by `{command}` on {machine()}, {time.strftime('%Y-%m-%d')}, in "
-        f"{time.monotonic() - started:.0f} s ({', '.join(took)}). The machine's 2 cores were "
-        "shared with other work (colleagues' tests and simulations) while this ran, so figures "
+        f"{time.monotonic() - started:.0f} s ({', '.join(took)}). The machine's 2 cores may be "
+        "shared with other work (each part gives the load average at its start), so figures "
         "are noisy: each baseline runs in the same run as its subject, interleaved with it, and the ratios "
         "are the figures to read. Everything runs on 127.0.0.1 (the many-hosts parts on network "
         "namespaces of this machine); load generators share the "
