@@ -18,13 +18,13 @@ from fastapi import Depends, FastAPI, Request
 from slowapi import Limiter, _rate_limit_exceeded_handler
 from slowapi.errors import RateLimitExceeded
 
-import node.limits_storage
 from node import RateLimit, shared_state_lifespan
+from node.web.limits_storage import URI as GOSSIP_URI
 
 LIMITER = os.environ.get("BENCH_LIMITER", "none")
 RATE = os.environ.get("BENCH_RATE", "500/10 seconds")
 STORAGE = {"slowapi-memory": "memory://", "slowapi-redis": os.environ.get("BENCH_REDIS", ""),
-           "slowapi-gossip": node.limits_storage.URI}
+           "slowapi-gossip": GOSSIP_URI}
 NODE = LIMITER in ("ours", "slowapi-gossip")  # a node in every worker
 
 
