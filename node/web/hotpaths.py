@@ -11,7 +11,7 @@ schema, an app that embeds the routers and every other method or path go through
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -31,11 +31,13 @@ HOT: dict[tuple[str, str], Endpoint] = {
 
 
 class HotPaths:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: Iterable[tuple[str, str]] = tuple(HOT)) -> None:
+        """`routes`: those of HOT that the app declares (every one, in the node's own app)."""
         self.app = app
+        self.hot = {route: HOT[route] for route in routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = HOT.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        endpoint = self.hot.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
         if endpoint is None:
             await self.app(scope, receive, send)
             return

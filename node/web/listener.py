@@ -68,7 +68,7 @@ def listener_app(state: SharedState) -> FastAPI:
     app.include_router(metrics_router)  # each worker's own figures
     openapi.install(app)  # its /openapi.json states what this node asks of callers
     app.add_exception_handler(405, openapi.method_not_allowed)
-    app.add_middleware(HotPaths)
+    app.add_middleware(HotPaths, routes=[("GET", "/get"), ("POST", "/gossip")])  # (its routers have no /set)
     return app
 
 

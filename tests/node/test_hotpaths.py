@@ -93,6 +93,18 @@ async def test_hot_paths_answer_as_the_routes_do(protect_reads: bool, gossip_key
                     assert a.headers.get(name) == b.headers.get(name), (method, url, name)
 
 
+async def test_the_embedded_listener_takes_only_the_hot_paths_it_declares() -> None:
+    """A worker's gossip listener has no /set: the hot path must not serve one either."""
+    app = create_app(Settings(node_id="hot", config=CONFIG, discovery_dir="off"))
+    async with serving(app):
+        listener = listener_app(app.state.shared_state)
+        transport = httpx.ASGITransport(app=listener)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            assert (await client.post("/set", json={"key": "k", "value": 1})).status_code in (404, 405)
+            assert (await client.get("/get", params={"key": "k"})).status_code == 404  # served, and absent
+        assert app.state.shared_state.get("k") is None
+
+
 def test_the_embedded_listener_takes_the_hot_paths_too() -> None:
     class Stub:  # listener_app only stores the state
         id = "stub"
