@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from limits.limits import GRANULARITIES
 from limits.storage import SlidingWindowCounterSupport, Storage
@@ -52,7 +52,6 @@ from node.wire.transport import wall_ms
 
 URI = "gossip://"
 UNIT = 1000  # counted units per request: costs count in thousandths of a request
-NEVER = 2**63  # a limit no count reaches
 
 
 class GossipStorageError(RuntimeError):
@@ -88,10 +87,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         self._state = state
         self._rates: dict[tuple[int, int], Rate] = {}
         self._lengths: dict[str, float] = {}  # window lengths of keys not in the `limits` form
-        self._parsed: dict[str, float] = {}  # window lengths read from keys, lately hit
-        # The limits (in units) read from the same keys: a fixed window's hits past its limit
-        # (`limits` counts refused hits too) change no decision, and need not spread at once.
-        self._limits: dict[str, int] = {}
+        self._parsed: dict[str, LimitsKey] = {}  # what keys in the `limits` form say, lately hit
 
     # -- which node ---------------------------------------------------------------------
 
@@ -142,10 +138,10 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def incr(self, key: str, expiry: float, amount: float = 1) -> float:  # type: ignore[override]
         state = self.state
         units = amount * UNIT if type(amount) is int and amount >= 0 else _units(amount)
-        held = state.protocol.store.get  # (_epoch(), inlined)
-        name = key if held(RESET) is None and held(CLEAR + key) is None else epoch_name(key, state.entry)
-        length = self._parsed.get(key) or self._length(key, expiry)
-        count = state.incr_window(name, length, units, self._limits.get(key) or self._limit(key)).current
+        # A fixed window's hits past its limit (`limits` counts refused hits too) change no
+        # decision: they need not spread at once.
+        window = self._parse(key) or LimitsKey(self._length(key, expiry), None)
+        count = state.incr_window(_epoch(state, key), window.length, units, window.limit).current
         return count // UNIT if count % UNIT == 0 else count / UNIT  # (_requests(), inlined: the hot path)
 
     def get(self, key: str) -> float:  # type: ignore[override]
@@ -198,33 +194,28 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
         return previous, (left if seen.previous else 0.0), current, left + expiry
 
     def clear_sliding_window(self, key: str, expiry: int) -> None:
-        if _limits_length(key) is None:
+        if _limits_key(key) is None:
             self._lengths.setdefault(key, expiry)
         self.clear(key)
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _limit(self, key: str) -> int:
-        """The limit, in units, of the key `limits` builds ('.../<amount>/<multiples>/<granularity>');
-        for any other key, one no count reaches."""
-        parts = key.rsplit("/", 3)
-        limited = len(parts) == 4 and parts[1].isdigit() and _limits_length(key) is not None
-        limit = int(parts[1]) * UNIT if limited else NEVER
-        if len(self._limits) >= 10_000:
-            self._limits.clear()  # (a cache, of the keys hit lately)
-        self._limits[key] = limit
-        return limit
+    def _parse(self, key: str) -> LimitsKey | None:
+        """What a key in the form `limits` builds says (remembered for the keys hit lately);
+        None for any other key."""
+        parsed = self._parsed.get(key)
+        if parsed is None and (parsed := _limits_key(key)) is not None:
+            if len(self._parsed) >= 10_000:
+                self._parsed.clear()  # (a cache, of the keys hit lately)
+            self._parsed[key] = parsed
+        return parsed
 
     def _length(self, key: str, told: float | None = None) -> float:
         """A window's length (s): from the key `limits` builds ('.../<multiples>/<granularity>'),
         else as incr() was told."""
-        length = self._parsed.get(key)
-        if length is None and (length := _limits_length(key)) is not None:
-            if len(self._parsed) >= 10_000:
-                self._parsed.clear()  # (a cache, of the keys hit lately)
-            self._parsed[key] = length
-        if length is not None:
-            return length
+        parsed = self._parse(key)
+        if parsed is not None:
+            return parsed.length
         if told is not None:
             self._lengths[key] = told
             return told
@@ -235,7 +226,7 @@ class GossipStorage(Storage, SlidingWindowCounterSupport, TimestampedSlidingWind
     def _is_current(self, state: SharedState, name: str) -> bool:
         """Whether counter `name` holds a `limits` key's hits since its newest reset."""
         base = name.partition("@")[0]
-        return _limits_length(base) is not None and _epoch(state, base) == name
+        return _limits_key(base) is not None and _epoch(state, base) == name
 
 
 @contextmanager
@@ -264,11 +255,20 @@ def _epoch(state: SharedState, key: str) -> str:
     return epoch_name(key, state.entry)
 
 
-def _limits_length(key: str) -> float | None:
-    parts = key.rsplit("/", 2)
-    if len(parts) == 3 and parts[1].isdigit() and (granularity := GRANULARITIES.get(parts[2])) is not None:
-        return int(parts[1]) * granularity.GRANULARITY.seconds
-    return None
+class LimitsKey(NamedTuple):
+    """What a key in the form `limits` builds ('.../<amount>/<multiples>/<granularity>') says."""
+
+    length: float  # the window, in seconds
+    limit: int | None  # in counted units (None if the amount is not a plain number)
+
+
+def _limits_key(key: str) -> LimitsKey | None:
+    parts = key.rsplit("/", 3)
+    if len(parts) < 3 or not parts[-2].isdigit() or (granularity := GRANULARITIES.get(parts[-1])) is None:
+        return None
+    amount = parts[-3] if len(parts) == 4 else ""
+    return LimitsKey(int(parts[-2]) * granularity.GRANULARITY.seconds,
+                     int(amount) * UNIT if amount.isdigit() else None)
 
 
 def _units(amount: float) -> int:

@@ -62,6 +62,25 @@ def test_the_strategies_count_in_the_shared_state(state: SharedState, strategy: 
     wait_until(lambda: written() == counted * 1000, timeout=5, what="the counts written", detail=written)
 
 
+def test_a_limits_key_hands_its_limit_on_and_any_other_key_none(
+    state: SharedState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixed window's hits past its limit need not spread at once (SharedState.incr_window's
+    quiet_from): the storage reads the limit from the key `limits` builds; other keys have none."""
+    told: list[object] = []
+    real = state.incr_window
+
+    def incr_window(*args: Any) -> Any:
+        told.append(args[3])
+        return real(*args)
+
+    monkeypatch.setattr(state, "incr_window", incr_window)
+    storage = GossipStorage(state=state)
+    assert FixedWindowRateLimiter(storage).hit(RateLimitItemPerDay(3), "alice")
+    storage.incr("a key of our own", 10)
+    assert told == [3 * 1000, None]
+
+
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_a_cost_above_the_limit_is_refused(state: SharedState, strategy: str) -> None:
     limiter = STRATEGIES[strategy](GossipStorage(state=state))
