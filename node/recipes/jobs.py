@@ -17,7 +17,7 @@ What that gives, and what it does not:
   on a few nodes with direct probes every second (R23), about 18 gossip intervals with
   phi alone. A member seen suspect still owns its jobs, so a false suspicion (a node
   slow for a moment) does not run them twice. Whoever owns the job in the dead owner's
-  place takes over the tick in whose period it finds the owner gone, at once (it looks
+  place takes over the tick in whose period it finds the owner dead, at once (it looks
   every LATE_CHECK_MS), if no record shows that tick done: the tick runs late rather than
   a period later.
 - Around a change of members (a node joining, or one paused and back), two nodes may
@@ -58,7 +58,8 @@ Job = Callable[[], Awaitable[None]]
 
 _tick: ContextVar[int] = ContextVar("tick")
 # How often a node that does not own a tick looks, during the tick's period, whether the
-# owner has been found dead or gone (then it may take the tick over: Jobs._owns).
+# owner has been found dead (then it may take the tick over: Jobs._owns). Not one that left:
+# its goodbye may arrive before the record of the tick it ran just before it left.
 LATE_CHECK_MS = 100
 
 
@@ -143,7 +144,7 @@ class Jobs:
 
     async def _owns(self, job: _Singleton, tick: int) -> bool:
         """Whether this node runs `tick`: it is the owner at the tick, or it becomes the
-        owner because the tick's owner is found dead or gone before the tick's period ends
+        owner because the tick's owner is found dead before the tick's period ends
         (that owner most likely died before the tick, so the tick was never run: it runs
         late rather than a period later)."""
         owner, end = self.owner(job.name), (tick + 1) * job.every_ms
@@ -152,7 +153,7 @@ class Jobs:
             if left <= 0:
                 return False
             await anyio.sleep(min(LATE_CHECK_MS, left) / 1000)
-            if self._views.gone(owner):
+            if self._views.found_dead(owner):
                 owner = self.owner(job.name)
         return owner is not None
 

@@ -69,15 +69,12 @@ class Views:
                 gone.add(membership.me.id)
         return gone
 
-    def gone(self, member_id: str) -> bool:
-        """Whether this node sees the member dead or left, or knows it no more (forgotten);
-        of itself, whether it left."""
+    def found_dead(self, member_id: str) -> bool:
+        """Whether this node sees the member dead, or knows it no more (forgotten). Not one
+        that left: it said goodbye, and its last writes may come after that, by another path."""
         with self.local.lock:
-            membership = self.protocol.membership
-            if member_id == membership.me.id:
-                return membership.me.left
-            member = membership.members.get(member_id)
-            return member is None or member.status in (DEAD, LEFT)
+            member = self.protocol.membership.members.get(member_id)
+            return member is None or member.status == DEAD
 
     def serving(self) -> list[str] | None:
         """The ids of this node and of the members it sees alive or suspect; None while it
