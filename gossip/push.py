@@ -69,6 +69,10 @@ class Outbox:
         self._in_flight: dict[str, Outgoing] = {}  # by peer: the push on its way to it
         self._tree: list[Branch] | None = None  # for our own writes: drawn at the first of a round
 
+    def idle(self) -> bool:
+        """Whether nothing waits to be pushed and no push is in flight."""
+        return not self._queued and not self._in_flight
+
     def ready(self) -> bool:
         """Whether `take` has a push to give: items wait for a peer with none in flight."""
         return any(head not in self._in_flight for head in self._queued)

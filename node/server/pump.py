@@ -34,6 +34,7 @@ SAVE_EVERY = 1.0  # seconds between snapshots to --data-dir, when the state chan
 # Deferred windowed counts (rate limits) are written at once after a quiet spell, then at most
 # this often (s): a stream of hits, from threads above all, wakes the loop that often, not per hit.
 COUNTS_EVERY = 0.002
+LEAVE_POLL = 0.005  # seconds between looks, before a goodbye, at whether our pushes have ended
 
 Task = Callable[[], Coroutine[Any, Any, None]]
 
@@ -140,7 +141,13 @@ class Pump:
         await self._send_all(outgoing)
 
     async def leave(self, timeout: float) -> None:
-        """Tell every live peer we are leaving (they show us as left, not dead)."""
+        """Tell every live peer we are leaving (they show us as left, not dead), once the
+        pushes under way have ended (half the timeout at most): a peer that took our goodbye
+        before our last writes could take us for gone before it knows what we last did (the
+        record of a job's tick we ran, say: it would run it again)."""
+        with anyio.move_on_after(timeout / 2):
+            while not self.protocol.outbox.idle():
+                await anyio.sleep(LEAVE_POLL)
         with self.local.lock:
             outgoing = self.protocol.leave()
         with anyio.move_on_after(timeout):
